@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The kernel/user boundary of headertap: every byte layout shared by the BPF
+ * programs (headertap.bpf.c), the loader (loader.c) and the TypeScript decoder
+ * (src/source/layout.ts). Only fixed-width types, explicit padding, sizes
+ * checked with _Static_assert. test/unit/layout.test.ts compares this file with
+ * layout.ts through bpf/layout.c: change both or the test fails.
+ *
+ * Event kinds, sources, directions and counter indices are append-only: never
+ * renumber, recordings (--record) and older agents depend on them.
+ */
+#ifndef __HEADERTAP_H
+#define __HEADERTAP_H
+
+/* Largest prefix of one syscall's buffer copied into an event. A power of two
+ * (the BPF side masks with it). Headers longer than this in a single syscall
+ * are reported as truncated, never guessed. */
+#define HT_MAX_DATA 16384
+
+#define HT_COMM_LEN 16
+#define HT_ADDR_LEN 16 /* IPv6, or IPv4 as ::ffff:a.b.c.d */
+
+/* Filter table sizes (const volatile arrays set by the loader before load). */
+#define HT_MAX_FILTER_PIDS 16
+#define HT_MAX_FILTER_COMMS 8
+#define HT_MAX_FILTER_PORTS 16
+#define HT_MAX_SELF_PIDS 8
+
+/* First byte of every frame: what the event is. */
+#define HT_EV_DATA 1   /* bytes moved by a socket syscall (struct ht_data_event) */
+#define HT_EV_CLOSE 2  /* a socket seen before reached TCP_CLOSE (struct ht_close_event) */
+#define HT_EV_READY 64 /* loader: programs attached (struct ht_ready_event) */
+#define HT_EV_STATS 65 /* loader: counter totals, once a second (struct ht_stats_event) */
+
+/* ht_data_event.direction, from the observed process's point of view. */
+#define HT_DIR_EGRESS 1  /* the process sent these bytes */
+#define HT_DIR_INGRESS 2 /* the process received these bytes */
+
+/* ht_data_event.source: the call that moved the bytes. */
+#define HT_SRC_WRITE 1
+#define HT_SRC_WRITEV 2
+#define HT_SRC_SENDTO 3
+#define HT_SRC_SENDMSG 4
+#define HT_SRC_READ 5
+#define HT_SRC_READV 6
+#define HT_SRC_RECVFROM 7
+#define HT_SRC_RECVMSG 8
+
+/* Counter indices in the per-CPU ht_counters map; the loader sums CPUs. */
+#define HT_CNT_DATA_EVENTS 0  /* data events written to the ring buffer */
+#define HT_CNT_CLOSE_EVENTS 1 /* close events written to the ring buffer */
+#define HT_CNT_RINGBUF_LOST 2 /* events dropped because the ring buffer was full */
+#define HT_CNT_TRUNCATED 3    /* data events whose copy is shorter than the call moved */
+#define HT_CNT_COPY_FAILED 4  /* user memory could not be read (event sent without bytes) */
+#define HT_CNT_SELF_SKIPPED 5 /* syscalls skipped as headertap's own traffic */
+#define HT_CNT_MAX 8
+
+/*
+ * One syscall's worth of socket bytes. `seq` is the TCP sequence number of the
+ * first byte (write_seq/copied_seq), so user space sees exactly which bytes it
+ * missed: sendfile()d bodies, lost events and the copy limit all show up as a
+ * jump, never as silently glued-together streams.
+ */
+struct ht_data_event {
+	__u8 kind;      /* HT_EV_DATA */
+	__u8 direction; /* HT_DIR_* */
+	__u8 source;    /* HT_SRC_* */
+	__u8 family;    /* AF_INET (2) or AF_INET6 (10): the socket's own family */
+	__u32 tgid;     /* process id */
+	__u32 tid;      /* thread id */
+	__s32 fd;
+	__u64 sock_id;  /* opaque, unique among live sockets, < 2^52 (exact in a JS number) */
+	__u64 ts_ns;    /* CLOCK_MONOTONIC: syscall entry for egress, exit for ingress */
+	__u32 seq;      /* TCP sequence number of buf[0]; wraps at 2^32 */
+	__u32 msg_size; /* bytes the call moved (its return value) */
+	__u32 buf_size; /* bytes copied into buf: <= msg_size and <= HT_MAX_DATA */
+	__u16 lport;    /* local port, host byte order */
+	__u16 rport;    /* remote port, host byte order */
+	__u8 laddr[HT_ADDR_LEN];
+	__u8 raddr[HT_ADDR_LEN];
+	char comm[HT_COMM_LEN]; /* the process's name (thread group leader's comm) */
+	__u32 flags;            /* reserved, 0 */
+	__u32 _pad0;
+	__u8 buf[HT_MAX_DATA]; /* only buf_size bytes travel */
+};
+#define HT_DATA_HEADER_SIZE 104 /* offsetof(struct ht_data_event, buf) */
+
+struct ht_close_event {
+	__u8 kind; /* HT_EV_CLOSE */
+	__u8 _pad0[7];
+	__u64 sock_id;
+	__u64 ts_ns;
+};
+
+/* Written by the loader (not the kernel) once every program is attached. */
+struct ht_ready_event {
+	__u8 kind;    /* HT_EV_READY */
+	__u8 version; /* HT_LAYOUT_VERSION */
+	__u16 _pad0;
+	__u32 loader_pid;
+	__s64 realtime_offset_ns; /* CLOCK_REALTIME - CLOCK_MONOTONIC */
+	__u32 max_data;           /* bytes copied per syscall at most */
+	__u32 ringbuf_bytes;
+	__u32 ncpus;
+	__u32 _pad1;
+};
+
+/* Written by the loader once a second and at exit: totals since start. */
+struct ht_stats_event {
+	__u8 kind; /* HT_EV_STATS */
+	__u8 _pad0[7];
+	__s64 realtime_offset_ns; /* refreshed, follows clock adjustments */
+	__u64 counters[HT_CNT_MAX];
+};
+
+#define HT_LAYOUT_VERSION 1
+
+/* An address:port of one of headertap's own sockets (key of ht_self_endpoints). */
+struct ht_endpoint {
+	__u8 addr[HT_ADDR_LEN];
+	__u16 port;
+	__u16 _pad0;
+};
+
+_Static_assert(sizeof(struct ht_data_event) == HT_DATA_HEADER_SIZE + HT_MAX_DATA,
+	       "ht_data_event has hidden padding");
+_Static_assert(sizeof(struct ht_close_event) == 24, "ht_close_event has hidden padding");
+_Static_assert(sizeof(struct ht_ready_event) == 32, "ht_ready_event has hidden padding");
+_Static_assert(sizeof(struct ht_stats_event) == 16 + 8 * HT_CNT_MAX,
+	       "ht_stats_event has hidden padding");
+_Static_assert(sizeof(struct ht_endpoint) == 20, "ht_endpoint has hidden padding");
+
+#endif /* __HEADERTAP_H */

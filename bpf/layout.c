@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Prints headertap.h's layout as JSON: every struct field's offset and size
+ * and every constant. test/unit/layout.test.ts compares it with
+ * src/source/layout.ts, so the two cannot drift apart silently.
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <linux/types.h>
+#include "headertap.h"
+
+#define FIELD(s, f)                                                                          \
+	printf("%s\"%s\":[%zu,%zu]", first++ ? "," : "", #f, offsetof(struct s, f),           \
+	       sizeof(((struct s *)0)->f))
+#define CONST(c) printf(",\"%s\":%lld", #c, (long long)(c))
+
+int main(void)
+{
+	int first;
+
+	printf("{\"structs\":{");
+	first = 0;
+	printf("\"ht_data_event\":{\"size\":%zu,\"fields\":{", sizeof(struct ht_data_event));
+	FIELD(ht_data_event, kind);
+	FIELD(ht_data_event, direction);
+	FIELD(ht_data_event, source);
+	FIELD(ht_data_event, family);
+	FIELD(ht_data_event, tgid);
+	FIELD(ht_data_event, tid);
+	FIELD(ht_data_event, fd);
+	FIELD(ht_data_event, sock_id);
+	FIELD(ht_data_event, ts_ns);
+	FIELD(ht_data_event, seq);
+	FIELD(ht_data_event, msg_size);
+	FIELD(ht_data_event, buf_size);
+	FIELD(ht_data_event, lport);
+	FIELD(ht_data_event, rport);
+	FIELD(ht_data_event, laddr);
+	FIELD(ht_data_event, raddr);
+	FIELD(ht_data_event, comm);
+	FIELD(ht_data_event, flags);
+	FIELD(ht_data_event, buf);
+	first = 0;
+	printf("}},\"ht_close_event\":{\"size\":%zu,\"fields\":{", sizeof(struct ht_close_event));
+	FIELD(ht_close_event, kind);
+	FIELD(ht_close_event, sock_id);
+	FIELD(ht_close_event, ts_ns);
+	first = 0;
+	printf("}},\"ht_ready_event\":{\"size\":%zu,\"fields\":{", sizeof(struct ht_ready_event));
+	FIELD(ht_ready_event, kind);
+	FIELD(ht_ready_event, version);
+	FIELD(ht_ready_event, loader_pid);
+	FIELD(ht_ready_event, realtime_offset_ns);
+	FIELD(ht_ready_event, max_data);
+	FIELD(ht_ready_event, ringbuf_bytes);
+	FIELD(ht_ready_event, ncpus);
+	first = 0;
+	printf("}},\"ht_stats_event\":{\"size\":%zu,\"fields\":{", sizeof(struct ht_stats_event));
+	FIELD(ht_stats_event, kind);
+	FIELD(ht_stats_event, realtime_offset_ns);
+	FIELD(ht_stats_event, counters);
+	printf("}}},\"constants\":{\"HT_MAX_DATA\":%d", HT_MAX_DATA);
+	CONST(HT_DATA_HEADER_SIZE);
+	CONST(HT_COMM_LEN);
+	CONST(HT_ADDR_LEN);
+	CONST(HT_LAYOUT_VERSION);
+	CONST(HT_EV_DATA);
+	CONST(HT_EV_CLOSE);
+	CONST(HT_EV_READY);
+	CONST(HT_EV_STATS);
+	CONST(HT_DIR_EGRESS);
+	CONST(HT_DIR_INGRESS);
+	CONST(HT_SRC_WRITE);
+	CONST(HT_SRC_WRITEV);
+	CONST(HT_SRC_SENDTO);
+	CONST(HT_SRC_SENDMSG);
+	CONST(HT_SRC_READ);
+	CONST(HT_SRC_READV);
+	CONST(HT_SRC_RECVFROM);
+	CONST(HT_SRC_RECVMSG);
+	CONST(HT_CNT_DATA_EVENTS);
+	CONST(HT_CNT_CLOSE_EVENTS);
+	CONST(HT_CNT_RINGBUF_LOST);
+	CONST(HT_CNT_TRUNCATED);
+	CONST(HT_CNT_COPY_FAILED);
+	CONST(HT_CNT_SELF_SKIPPED);
+	CONST(HT_CNT_MAX);
+	printf("}}\n");
+	return 0;
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Connection end, from sock:inet_sock_set_state (a stable tracepoint, no
+ * kprobes). Sockets reach TCP_CLOSE before they are freed, so user space
+ * drops a connection's state before its socket address can be reused.
+ */
+#ifndef __HT_LIFECYCLE_BPF_H
+#define __HT_LIFECYCLE_BPF_H
+
+SEC("tracepoint/sock/inet_sock_set_state")
+int ht_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	struct sock *sk = (struct sock *)ctx->skaddr;
+	__u64 skp = (__u64)sk;
+	struct ht_close_event ev = {};
+	struct ht_endpoint local = {};
+	__u8 raddr[HT_ADDR_LEN];
+	__u64 *owner;
+
+	if (ctx->protocol != IPPROTO_TCP || ctx->newstate != TCP_CLOSE)
+		return 0;
+
+	/* One of our own sockets closing: forget its endpoint, so a later
+	 * connection reusing that port is not mistaken for our traffic. */
+	ht_sk_addrs(sk, local.addr, raddr);
+	local.port = ctx->sport;
+	owner = bpf_map_lookup_elem(&ht_self_endpoints, &local);
+	if (owner && *owner == skp)
+		bpf_map_delete_elem(&ht_self_endpoints, &local);
+
+	if (!bpf_map_lookup_elem(&ht_seen_socks, &skp))
+		return 0;
+	bpf_map_delete_elem(&ht_seen_socks, &skp);
+	ev.kind = HT_EV_CLOSE;
+	ev.sock_id = ht_sock_id(sk);
+	ev.ts_ns = bpf_ktime_get_ns();
+	if (bpf_ringbuf_output(&ht_events, &ev, sizeof(ev), 0)) {
+		ht_count(HT_CNT_RINGBUF_LOST);
+		return 0;
+	}
+	ht_count(HT_CNT_CLOSE_EVENTS);
+	return 0;
+}
+
+#endif /* __HT_LIFECYCLE_BPF_H */

@@ -1,0 +1,397 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * headertap-loader: loads and attaches headertap's BPF programs and streams
+ * their events to stdout as frames: a 4-byte little-endian length, then the
+ * event exactly as headertap.h lays it out. Loader-made frames (ready, stats)
+ * use the same framing. It exits when stdin reaches end of file (its parent,
+ * the agent, went away or asked it to stop), on SIGINT/SIGTERM, or when stdout
+ * closes.
+ *
+ * Errors are one line on stderr, "headertap-loader: <step>: <cause>; <fix>",
+ * exit status 2 for environment problems the user can fix, 1 otherwise.
+ */
+#define _GNU_SOURCE /* F_SETPIPE_SZ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mount.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "headertap.h"
+#include "headertap.skel.h"
+
+#define EXIT_ENV 2
+#define STATS_INTERVAL_NS 1000000000ULL
+
+static struct env {
+	__u32 pids[HT_MAX_FILTER_PIDS];
+	int n_pids;
+	char comms[HT_MAX_FILTER_COMMS][HT_COMM_LEN];
+	int n_comms;
+	__u16 ports[HT_MAX_FILTER_PORTS];
+	int n_ports;
+	__u32 self[HT_MAX_SELF_PIDS];
+	int n_self;
+	unsigned long ringbuf_kb;
+	unsigned long copy_bytes;
+	bool verbose;
+} env = {
+	.ringbuf_kb = 16384,
+	.copy_bytes = HT_MAX_DATA,
+};
+
+static volatile sig_atomic_t exiting;
+static bool stdout_broken;
+
+static const char usage[] =
+	"Usage: headertap-loader [OPTION]...\n"
+	"Load headertap's eBPF programs and stream framed events on stdout.\n"
+	"Normally started by `headertap run`, not by hand.\n"
+	"\n"
+	"  --pid N          capture only process N (repeatable, up to 16)\n"
+	"  --comm NAME      capture only processes named NAME (repeatable, up to 8)\n"
+	"  --port N         capture only connections with N at either end (repeatable, up to 16)\n"
+	"  --self-pid N     never capture process N nor its peers (repeatable, up to 8)\n"
+	"  --ringbuf-kb N   ring buffer size in KiB, a power of two >= 64 (default 16384)\n"
+	"  --copy-bytes N   bytes copied per syscall, 1..16384 (default 16384)\n"
+	"  --verbose        print libbpf's messages\n"
+	"  --help           show this help\n";
+
+static void die(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("headertap-loader: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(code);
+}
+
+static unsigned long parse_num(const char *flag, const char *arg, unsigned long min,
+			       unsigned long max)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(arg, &end, 10);
+	if (errno || end == arg || *end || arg[0] == '-' || v < min || v > max)
+		die(EXIT_ENV, "invalid %s '%s': expected an integer from %lu to %lu", flag, arg,
+		    min, max);
+	return v;
+}
+
+enum { OPT_PID = 1, OPT_COMM, OPT_PORT, OPT_SELF, OPT_RINGBUF, OPT_COPY, OPT_VERBOSE, OPT_HELP };
+
+static void parse_args(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "pid", required_argument, NULL, OPT_PID },
+		{ "comm", required_argument, NULL, OPT_COMM },
+		{ "port", required_argument, NULL, OPT_PORT },
+		{ "self-pid", required_argument, NULL, OPT_SELF },
+		{ "ringbuf-kb", required_argument, NULL, OPT_RINGBUF },
+		{ "copy-bytes", required_argument, NULL, OPT_COPY },
+		{ "verbose", no_argument, NULL, OPT_VERBOSE },
+		{ "help", no_argument, NULL, OPT_HELP },
+		{},
+	};
+	int opt;
+
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case OPT_PID:
+			if (env.n_pids == HT_MAX_FILTER_PIDS)
+				die(EXIT_ENV, "too many --pid filters (at most %d)", HT_MAX_FILTER_PIDS);
+			env.pids[env.n_pids++] = parse_num("--pid", optarg, 1, INT_MAX);
+			break;
+		case OPT_COMM:
+			if (env.n_comms == HT_MAX_FILTER_COMMS)
+				die(EXIT_ENV, "too many --comm filters (at most %d)", HT_MAX_FILTER_COMMS);
+			if (!optarg[0] || strlen(optarg) >= HT_COMM_LEN)
+				die(EXIT_ENV, "invalid --comm '%s': expected 1 to %d characters", optarg,
+				    HT_COMM_LEN - 1);
+			strncpy(env.comms[env.n_comms++], optarg, HT_COMM_LEN - 1);
+			break;
+		case OPT_PORT:
+			if (env.n_ports == HT_MAX_FILTER_PORTS)
+				die(EXIT_ENV, "too many --port filters (at most %d)", HT_MAX_FILTER_PORTS);
+			env.ports[env.n_ports++] = parse_num("--port", optarg, 1, 65535);
+			break;
+		case OPT_SELF:
+			if (env.n_self == HT_MAX_SELF_PIDS - 1) /* one slot kept for the loader */
+				die(EXIT_ENV, "too many --self-pid values (at most %d)",
+				    HT_MAX_SELF_PIDS - 1);
+			env.self[env.n_self++] = parse_num("--self-pid", optarg, 1, INT_MAX);
+			break;
+		case OPT_RINGBUF:
+			env.ringbuf_kb = parse_num("--ringbuf-kb", optarg, 64, 1UL << 22);
+			if (env.ringbuf_kb & (env.ringbuf_kb - 1))
+				die(EXIT_ENV, "invalid --ringbuf-kb '%s': expected a power of two", optarg);
+			break;
+		case OPT_COPY:
+			env.copy_bytes = parse_num("--copy-bytes", optarg, 1, HT_MAX_DATA);
+			break;
+		case OPT_VERBOSE:
+			env.verbose = true;
+			break;
+		case OPT_HELP:
+			fputs(usage, stdout);
+			exit(0);
+		default:
+			die(EXIT_ENV, "unknown option '%s'; see --help", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		die(EXIT_ENV, "unexpected argument '%s'; see --help", argv[optind]);
+}
+
+static int libbpf_print_fn(enum libbpf_print_level level, const char *format, va_list args)
+{
+	if (level == LIBBPF_DEBUG && !env.verbose)
+		return 0;
+	if (level == LIBBPF_INFO && !env.verbose)
+		return 0;
+	return vfprintf(stderr, format, args);
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	exiting = 1;
+}
+
+static __s64 realtime_offset_ns(void)
+{
+	struct timespec rt, mono;
+
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	clock_gettime(CLOCK_REALTIME, &rt);
+	return ((__s64)rt.tv_sec - mono.tv_sec) * 1000000000LL + (rt.tv_nsec - mono.tv_nsec);
+}
+
+static __u64 now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/* One frame: 4-byte little-endian length, then the bytes. Buffered. */
+static void write_frame(const void *data, __u32 len)
+{
+	__u8 hdr[4] = { len & 0xff, (len >> 8) & 0xff, (len >> 16) & 0xff, len >> 24 };
+
+	if (stdout_broken)
+		return;
+	if (fwrite(hdr, sizeof(hdr), 1, stdout) != 1 || fwrite(data, len, 1, stdout) != 1) {
+		stdout_broken = true;
+		exiting = 1;
+	}
+}
+
+static int on_event(void *ctx, void *data, size_t len)
+{
+	(void)ctx;
+	write_frame(data, len);
+	return stdout_broken ? -EPIPE : 0;
+}
+
+static void emit_stats(struct headertap_bpf *skel, int ncpus)
+{
+	struct ht_stats_event st = { .kind = HT_EV_STATS };
+	int fd = bpf_map__fd(skel->maps.ht_counters);
+	__u64 *vals = calloc(ncpus, sizeof(__u64));
+
+	if (!vals)
+		return;
+	for (__u32 i = 0; i < HT_CNT_MAX; i++) {
+		if (bpf_map_lookup_elem(fd, &i, vals))
+			continue;
+		for (int c = 0; c < ncpus; c++)
+			st.counters[i] += vals[c];
+	}
+	free(vals);
+	st.realtime_offset_ns = realtime_offset_ns();
+	write_frame(&st, sizeof(st));
+}
+
+/* libbpf attaches tracepoints through tracefs; mount it when nobody has. */
+static void ensure_tracefs(void)
+{
+	struct stat st;
+
+	if (!stat("/sys/kernel/tracing/events/syscalls", &st) ||
+	    !stat("/sys/kernel/debug/tracing/events/syscalls", &st))
+		return;
+	if (mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, NULL) && errno != EBUSY)
+		die(EXIT_ENV,
+		    "cannot mount tracefs at /sys/kernel/tracing: %s; mount it with "
+		    "`mount -t tracefs tracefs /sys/kernel/tracing` or run as root",
+		    strerror(errno));
+	if (stat("/sys/kernel/tracing/events/syscalls", &st))
+		die(EXIT_ENV,
+		    "kernel has no syscall tracepoints (/sys/kernel/tracing/events/syscalls "
+		    "missing); headertap needs CONFIG_FTRACE_SYSCALLS=y");
+}
+
+static void check_kernel(void)
+{
+	if (access("/sys/kernel/btf/vmlinux", R_OK))
+		die(EXIT_ENV,
+		    "kernel has no BTF (/sys/kernel/btf/vmlinux: %s); headertap needs a kernel "
+		    "built with CONFIG_DEBUG_INFO_BTF=y (Debian 11+, Ubuntu 20.10+ have it)",
+		    strerror(errno));
+	if (!libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL))
+		die(EXIT_ENV, "kernel has no BPF ring buffer; headertap needs Linux 5.8 or newer");
+}
+
+static void set_filters(struct headertap_bpf *skel)
+{
+	struct headertap_bpf__rodata *ro = skel->rodata;
+	__u64 key = 0;
+
+	for (int i = 0; i < env.n_pids; i++)
+		ro->targ_tgids[i] = env.pids[i];
+	ro->n_targ_tgids = env.n_pids;
+	for (int i = 0; i < env.n_comms; i++)
+		memcpy((char *)ro->targ_comms[i], env.comms[i], HT_COMM_LEN);
+	ro->n_targ_comms = env.n_comms;
+	for (int i = 0; i < env.n_ports; i++)
+		ro->targ_ports[i] = env.ports[i];
+	ro->n_targ_ports = env.n_ports;
+	env.self[env.n_self++] = getpid();
+	for (int i = 0; i < env.n_self; i++)
+		ro->self_tgids[i] = env.self[i];
+	ro->n_self_tgids = env.n_self;
+	ro->copy_limit = env.copy_bytes;
+	if (getrandom(&key, sizeof(key), 0) != sizeof(key))
+		key = now_ns() * 0x9E3779B97F4A7C15ULL;
+	ro->sock_id_key = key;
+}
+
+static const char *load_fix(int err)
+{
+	if (err == -EPERM || err == -EACCES)
+		return "run as root, or grant CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE";
+	if (err == -E2BIG || err == -ENOMEM)
+		return "lower --ringbuf-kb or raise the locked-memory limit (ulimit -l)";
+	return "run with --verbose for the verifier log and report it";
+}
+
+int main(int argc, char **argv)
+{
+	struct headertap_bpf *skel;
+	struct ring_buffer *rb = NULL;
+	struct ht_ready_event ready = { .kind = HT_EV_READY, .version = HT_LAYOUT_VERSION };
+	struct epoll_event ev = { .events = EPOLLIN }, evs[2];
+	int ncpus, epfd, err;
+	__u64 next_stats;
+	char drain[256];
+
+	parse_args(argc, argv);
+	libbpf_set_print(libbpf_print_fn);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+
+	check_kernel();
+	ensure_tracefs();
+
+	ncpus = libbpf_num_possible_cpus();
+	if (ncpus <= 0)
+		die(1, "cannot count CPUs: %s", strerror(-ncpus));
+
+	skel = headertap_bpf__open();
+	if (!skel)
+		die(1, "opening the BPF object failed: %s", strerror(errno));
+	set_filters(skel);
+	bpf_map__set_max_entries(skel->maps.ht_events, env.ringbuf_kb * 1024);
+	bpf_map__set_max_entries(skel->maps.ht_scratch, ncpus);
+
+	err = headertap_bpf__load(skel);
+	if (err)
+		die(EXIT_ENV, "loading the BPF programs failed: %s; %s", strerror(-err),
+		    load_fix(err));
+	err = headertap_bpf__attach(skel);
+	if (err)
+		die(EXIT_ENV, "attaching to the syscall/sock tracepoints failed: %s; %s",
+		    strerror(-err), load_fix(err));
+
+	rb = ring_buffer__new(bpf_map__fd(skel->maps.ht_events), on_event, NULL, NULL);
+	if (!rb)
+		die(1, "creating the ring buffer reader failed: %s", strerror(errno));
+
+	/* Fewer, larger pipe writes; the agent reads in big chunks. */
+	fcntl(STDOUT_FILENO, F_SETPIPE_SZ, 1 << 20);
+	setvbuf(stdout, NULL, _IOFBF, 1 << 20);
+
+	epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (epfd < 0)
+		die(1, "epoll_create1: %s", strerror(errno));
+	ev.data.fd = ring_buffer__epoll_fd(rb);
+	epoll_ctl(epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
+	ev.data.fd = STDIN_FILENO;
+	if (epoll_ctl(epfd, EPOLL_CTL_ADD, STDIN_FILENO, &ev))
+		ev.data.fd = -1; /* stdin is a regular file or /dev/null: rely on signals */
+
+	ready.loader_pid = getpid();
+	ready.realtime_offset_ns = realtime_offset_ns();
+	ready.max_data = env.copy_bytes;
+	ready.ringbuf_bytes = env.ringbuf_kb * 1024;
+	ready.ncpus = ncpus;
+	write_frame(&ready, sizeof(ready));
+	fflush(stdout);
+
+	next_stats = now_ns() + STATS_INTERVAL_NS;
+	while (!exiting) {
+		int n = epoll_wait(epfd, evs, 2, 200 /* ms */);
+
+		if (n < 0 && errno != EINTR)
+			die(1, "epoll_wait: %s", strerror(errno));
+		for (int i = 0; i < n; i++) {
+			if (evs[i].data.fd != STDIN_FILENO)
+				continue;
+			if (read(STDIN_FILENO, drain, sizeof(drain)) <= 0)
+				exiting = 1; /* parent closed our stdin: stop */
+		}
+		err = ring_buffer__consume(rb);
+		if (err < 0 && err != -EINTR && !stdout_broken)
+			die(1, "reading the ring buffer failed: %s", strerror(-err));
+		if (now_ns() >= next_stats) {
+			emit_stats(skel, ncpus);
+			next_stats += STATS_INTERVAL_NS;
+		}
+		if (fflush(stdout)) {
+			stdout_broken = true;
+			exiting = 1;
+		}
+	}
+
+	/* Detach first, then drain what the programs wrote before detaching. */
+	headertap_bpf__detach(skel);
+	if (!stdout_broken) {
+		ring_buffer__consume(rb);
+		emit_stats(skel, ncpus);
+		fflush(stdout);
+	}
+	ring_buffer__free(rb);
+	headertap_bpf__destroy(skel);
+	return 0;
+}

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Maps and read-only filters shared by every headertap probe. */
+#ifndef __HT_MAPS_BPF_H
+#define __HT_MAPS_BPF_H
+
+/*
+ * Filters, set by the loader through skel->rodata between open and load. A
+ * count of zero means "off", so unfiltered capture costs one branch each.
+ */
+const volatile __u32 targ_tgids[HT_MAX_FILTER_PIDS] = {};
+const volatile __u32 n_targ_tgids = 0;
+const volatile char targ_comms[HT_MAX_FILTER_COMMS][HT_COMM_LEN] = {};
+const volatile __u32 n_targ_comms = 0;
+const volatile __u16 targ_ports[HT_MAX_FILTER_PORTS] = {};
+const volatile __u32 n_targ_ports = 0;
+/* headertap's own processes (agent, loader): never captured, see ht_self_endpoints. */
+const volatile __u32 self_tgids[HT_MAX_SELF_PIDS] = {};
+const volatile __u32 n_self_tgids = 0;
+/* Bytes copied per syscall at most (<= HT_MAX_DATA). */
+const volatile __u32 copy_limit = HT_MAX_DATA;
+/* Random key mixed into socket ids so kernel addresses never leave the loader. */
+const volatile __u64 sock_id_key = 0;
+
+/* Events to user space. Size set by the loader (--ringbuf-kb). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20);
+} ht_events SEC(".maps");
+
+/* HT_CNT_* counters, per CPU so probes never contend; the loader sums them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, HT_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} ht_counters SEC(".maps");
+
+/* A syscall between its enter and exit tracepoints. */
+struct ht_active_io {
+	struct sock *sk;
+	const void *buf;          /* write/read/sendto/recvfrom buffer, or NULL */
+	const struct iovec *iov;  /* writev/readv/sendmsg/recvmsg vector, or NULL */
+	__u64 iovcnt;
+	__u64 enter_ns;
+	__s32 fd;
+	__u8 source;    /* HT_SRC_* */
+	__u8 direction; /* HT_DIR_* */
+	__u8 _pad0[2];
+};
+
+/* thread id -> the socket syscall it is in. Entries live for one syscall; the
+ * size bounds how many threads can be inside one at the same time. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct ht_active_io);
+} ht_active_io SEC(".maps");
+
+/* thread id -> fd of a connect() by one of headertap's own threads. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __s32);
+} ht_self_connect SEC(".maps");
+
+/*
+ * Local address:port of headertap's own TCP sockets -> the struct sock that
+ * registered it. A socket of another process whose *peer* is in here is the
+ * far end of headertap's own traffic (a collector or receiver on this host
+ * reading our exports) and is not captured. LRU: stale entries age out.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct ht_endpoint);
+	__type(value, __u64);
+} ht_self_endpoints SEC(".maps");
+
+/* struct sock pointers that produced data events -> 1, so a close event is
+ * sent only for sockets user space knows. LRU: bounded under connection floods
+ * (user space also evicts idle connections). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u8);
+} ht_seen_socks SEC(".maps");
+
+/*
+ * Where data events are built before bpf_ringbuf_output(): they are too big
+ * for the 512-byte stack, and building them here lets only the copied bytes
+ * travel. One slot per CPU (the loader sizes it; per-CPU arrays cap values at
+ * 32 KiB). The slack after buf keeps every masked copy inside the value, so
+ * the verifier can prove bounds without knowing off + len <= HT_MAX_DATA.
+ */
+struct ht_data_scratch {
+	struct ht_data_event ev;
+	__u8 slack[2 * HT_MAX_DATA];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1); /* the loader sets it to the number of possible CPUs */
+	__type(key, __u32);
+	__type(value, struct ht_data_scratch);
+} ht_scratch SEC(".maps");
+
+static __always_inline void ht_count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&ht_counters, &idx);
+
+	if (v)
+		*v += 1;
+}
+
+#endif /* __HT_MAPS_BPF_H */

@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Process filters, and from a file descriptor to its TCP socket and 4-tuple.
+ *
+ * The socket is found through the task's fd table at syscall time, not by
+ * tracking connect()/accept(): that works for connections opened before the
+ * agent started and needs no kprobes (which this project may not rely on).
+ */
+#ifndef __HT_SOCK_BPF_H
+#define __HT_SOCK_BPF_H
+
+#define HT_AF_INET 2
+#define HT_AF_INET6 10
+#define HT_SOCK_STREAM 1
+#define HT_S_IFMT 00170000
+#define HT_S_IFSOCK 0140000
+
+static __always_inline bool ht_is_self(__u32 tgid)
+{
+	for (__u32 i = 0; i < HT_MAX_SELF_PIDS; i++) {
+		if (i >= n_self_tgids)
+			break;
+		if (self_tgids[i] == tgid)
+			return true;
+	}
+	return false;
+}
+
+static __always_inline bool ht_comm_eq(const char *a, const volatile char *b)
+{
+	for (int i = 0; i < HT_COMM_LEN; i++) {
+		if (a[i] != b[i])
+			return false;
+		if (a[i] == '\0')
+			return true;
+	}
+	return true;
+}
+
+/* The process name as /proc/PID/comm shows it: the thread group leader's. */
+static __always_inline void ht_process_comm(char comm[HT_COMM_LEN])
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+	BPF_CORE_READ_STR_INTO((char(*)[HT_COMM_LEN])comm, task, group_leader, comm);
+}
+
+/* --pid and --comm: cheap checks every probe makes first. */
+static __always_inline bool ht_process_wanted(__u32 tgid)
+{
+	if (n_targ_tgids) {
+		bool hit = false;
+
+		for (__u32 i = 0; i < HT_MAX_FILTER_PIDS; i++) {
+			if (i >= n_targ_tgids)
+				break;
+			if (targ_tgids[i] == tgid) {
+				hit = true;
+				break;
+			}
+		}
+		if (!hit)
+			return false;
+	}
+	if (n_targ_comms) {
+		char comm[HT_COMM_LEN] = {};
+
+		ht_process_comm(comm);
+		for (__u32 i = 0; i < HT_MAX_FILTER_COMMS; i++) {
+			if (i >= n_targ_comms)
+				break;
+			if (ht_comm_eq(comm, targ_comms[i]))
+				return true;
+		}
+		return false;
+	}
+	return true;
+}
+
+/* --port: either end of the connection. */
+static __always_inline bool ht_ports_wanted(__u16 lport, __u16 rport)
+{
+	if (!n_targ_ports)
+		return true;
+	for (__u32 i = 0; i < HT_MAX_FILTER_PORTS; i++) {
+		if (i >= n_targ_ports)
+			break;
+		if (targ_ports[i] == lport || targ_ports[i] == rport)
+			return true;
+	}
+	return false;
+}
+
+/* The connected TCP (IPv4/IPv6) socket behind fd in the current task, or NULL. */
+static __always_inline struct sock *ht_tcp_sock_of_fd(int fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *file = NULL;
+	struct socket *sock;
+	struct sock *sk;
+	__u16 family;
+
+	if (!fdt || fd < 0 || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return NULL;
+	if ((BPF_CORE_READ(file, f_inode, i_mode) & HT_S_IFMT) != HT_S_IFSOCK)
+		return NULL;
+	sock = BPF_CORE_READ(file, private_data);
+	if (!sock || BPF_CORE_READ(sock, type) != HT_SOCK_STREAM)
+		return NULL;
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return NULL;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != HT_AF_INET && family != HT_AF_INET6)
+		return NULL;
+	/* sk_protocol was a bitfield before 5.6; the probed read handles both. */
+	if (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) != IPPROTO_TCP)
+		return NULL;
+	return sk;
+}
+
+static __always_inline __u16 ht_sk_lport(struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_num);
+}
+
+static __always_inline __u16 ht_sk_rport(struct sock *sk)
+{
+	return bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+}
+
+/* Local and remote addresses, IPv4 as ::ffff:a.b.c.d. */
+static __always_inline void ht_sk_addrs(struct sock *sk, __u8 laddr[HT_ADDR_LEN],
+					__u8 raddr[HT_ADDR_LEN])
+{
+	if (BPF_CORE_READ(sk, __sk_common.skc_family) == HT_AF_INET) {
+		__builtin_memset(laddr, 0, HT_ADDR_LEN);
+		__builtin_memset(raddr, 0, HT_ADDR_LEN);
+		laddr[10] = laddr[11] = 0xff;
+		raddr[10] = raddr[11] = 0xff;
+		BPF_CORE_READ_INTO((__u32 *)&laddr[12], sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO((__u32 *)&raddr[12], sk, __sk_common.skc_daddr);
+	} else {
+		BPF_CORE_READ_INTO((struct in6_addr *)laddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO((struct in6_addr *)raddr, sk, __sk_common.skc_v6_daddr);
+	}
+}
+
+/* Remember one of headertap's own sockets by its local address:port. */
+static __always_inline void ht_register_self_sock(struct sock *sk)
+{
+	struct ht_endpoint local = {};
+	__u8 raddr[HT_ADDR_LEN];
+	__u64 skp = (__u64)sk;
+
+	ht_sk_addrs(sk, local.addr, raddr);
+	local.port = ht_sk_lport(sk);
+	if (local.port)
+		bpf_map_update_elem(&ht_self_endpoints, &local, &skp, BPF_ANY);
+}
+
+/* Is the remote end of this socket one of headertap's own sockets? */
+static __always_inline bool ht_peer_is_self(const __u8 raddr[HT_ADDR_LEN], __u16 rport)
+{
+	struct ht_endpoint peer = {};
+
+	__builtin_memcpy(peer.addr, raddr, HT_ADDR_LEN);
+	peer.port = rport;
+	return bpf_map_lookup_elem(&ht_self_endpoints, &peer) != NULL;
+}
+
+/* A stable opaque id: the socket address mixed with a random key by an
+ * invertible multiply, cut to 52 bits so JavaScript numbers hold it exactly. */
+static __always_inline __u64 ht_sock_id(struct sock *sk)
+{
+	return (((__u64)sk ^ sock_id_key) * 0x9E3779B97F4A7C15ULL) >> 12;
+}
+
+#endif /* __HT_SOCK_BPF_H */

@@ -1,0 +1,286 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Socket data on syscalls:* tracepoints. Enter checks the filters and stores
+ * the arguments by thread id; exit acts only on success and always deletes.
+ * Reads are copied at exit (the buffer is filled then); writes are copied at
+ * exit too, once the return value says how many bytes the socket took.
+ */
+#ifndef __HT_SYSCALLS_BPF_H
+#define __HT_SYSCALLS_BPF_H
+
+#define HT_MAX_IOV 16 /* vector entries copied per call; the rest count as missing bytes */
+#define HT_MSG_PEEK 2
+
+static __always_inline int ht_enter_io(int fd, const void *buf, const struct iovec *iov,
+				       __u64 iovcnt, __u8 source, __u8 direction)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32, tid = (__u32)id;
+	struct ht_active_io io = {};
+	struct sock *sk;
+
+	if (ht_is_self(tgid)) {
+		sk = ht_tcp_sock_of_fd(fd);
+		if (sk) {
+			ht_register_self_sock(sk);
+			ht_count(HT_CNT_SELF_SKIPPED);
+		}
+		return 0;
+	}
+	if (!ht_process_wanted(tgid))
+		return 0;
+	sk = ht_tcp_sock_of_fd(fd);
+	if (!sk || !ht_ports_wanted(ht_sk_lport(sk), ht_sk_rport(sk)))
+		return 0;
+
+	io.sk = sk;
+	io.buf = buf;
+	io.iov = iov;
+	io.iovcnt = iovcnt;
+	io.enter_ns = bpf_ktime_get_ns();
+	io.fd = fd;
+	io.source = source;
+	io.direction = direction;
+	bpf_map_update_elem(&ht_active_io, &tid, &io, BPF_ANY);
+	return 0;
+}
+
+/* Copy up to `limit` of the `total` bytes a vector call moved into dst. */
+static __always_inline __u32 ht_copy_iov(__u8 *dst, const struct iovec *iov, __u64 iovcnt,
+					 __u32 total, __u32 limit, bool *failed)
+{
+	__u32 off = 0;
+
+	for (int i = 0; i < HT_MAX_IOV; i++) {
+		struct iovec v;
+		__u32 n;
+
+		if (i >= iovcnt || off >= total || off >= limit)
+			break;
+		if (bpf_probe_read_user(&v, sizeof(v), &iov[i])) {
+			*failed = true;
+			break;
+		}
+		n = v.iov_len < total - off ? v.iov_len : total - off;
+		if (n > limit - off)
+			n = limit - off;
+		/* Masks are no-ops here (off < limit <= HT_MAX_DATA); they let the
+		 * verifier see the copy stays inside buf + slack. */
+		if (bpf_probe_read_user(&dst[off & (HT_MAX_DATA - 1)], n & (2 * HT_MAX_DATA - 1),
+					v.iov_base)) {
+			*failed = true;
+			break;
+		}
+		off += n;
+	}
+	return off;
+}
+
+static __always_inline void ht_emit_data(struct ht_active_io *io, __u64 id, long ret)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct ht_data_scratch *s = bpf_map_lookup_elem(&ht_scratch, &cpu);
+	struct ht_data_event *ev;
+	struct sock *sk = io->sk;
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+	__u32 total = ret > 0xffffffffL ? 0xffffffffU : (__u32)ret;
+	__u32 limit = copy_limit < HT_MAX_DATA ? copy_limit : HT_MAX_DATA;
+	bool failed = false;
+	__u32 n = 0;
+	__u64 skp = (__u64)sk;
+	__u8 one = 1;
+
+	if (!s)
+		return;
+	ev = &s->ev;
+	ht_sk_addrs(sk, ev->laddr, ev->raddr);
+	ev->lport = ht_sk_lport(sk);
+	ev->rport = ht_sk_rport(sk);
+	if (ht_peer_is_self(ev->raddr, ev->rport)) {
+		ht_count(HT_CNT_SELF_SKIPPED);
+		return;
+	}
+
+	ev->kind = HT_EV_DATA;
+	ev->direction = io->direction;
+	ev->source = io->source;
+	ev->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	ev->tgid = id >> 32;
+	ev->tid = (__u32)id;
+	ev->fd = io->fd;
+	ev->sock_id = ht_sock_id(sk);
+	ev->flags = 0;
+	ev->_pad0 = 0;
+	if (io->direction == HT_DIR_EGRESS) {
+		ev->ts_ns = io->enter_ns;
+		ev->seq = BPF_CORE_READ(tp, write_seq) - total;
+	} else {
+		ev->ts_ns = bpf_ktime_get_ns();
+		ev->seq = BPF_CORE_READ(tp, copied_seq) - total;
+	}
+	ev->msg_size = total;
+	ht_process_comm(ev->comm);
+
+	if (io->buf) {
+		n = total < limit ? total : limit;
+		if (bpf_probe_read_user(ev->buf, n & (2 * HT_MAX_DATA - 1), io->buf)) {
+			failed = true;
+			n = 0;
+		}
+	} else {
+		n = ht_copy_iov(ev->buf, io->iov, io->iovcnt, total, limit, &failed);
+	}
+	n &= 2 * HT_MAX_DATA - 1;
+	ev->buf_size = n;
+	if (failed)
+		ht_count(HT_CNT_COPY_FAILED);
+	else if (n < total)
+		ht_count(HT_CNT_TRUNCATED);
+
+	if (bpf_ringbuf_output(&ht_events, ev, HT_DATA_HEADER_SIZE + n, 0)) {
+		ht_count(HT_CNT_RINGBUF_LOST);
+		return;
+	}
+	ht_count(HT_CNT_DATA_EVENTS);
+	if (!bpf_map_lookup_elem(&ht_seen_socks, &skp))
+		bpf_map_update_elem(&ht_seen_socks, &skp, &one, BPF_ANY);
+}
+
+static __always_inline int ht_exit_io(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
+	struct ht_active_io *io = bpf_map_lookup_elem(&ht_active_io, &tid);
+
+	if (!io)
+		return 0;
+	if (ret > 0)
+		ht_emit_data(io, id, ret);
+	bpf_map_delete_elem(&ht_active_io, &tid);
+	return 0;
+}
+
+/* sendmsg/recvmsg: the vector lives in a user_msghdr. */
+static __always_inline int ht_enter_msg(int fd, const struct user_msghdr *umsg, __u8 source,
+					__u8 direction)
+{
+	struct user_msghdr msg;
+
+	if (bpf_probe_read_user(&msg, sizeof(msg), umsg))
+		return 0;
+	return ht_enter_io(fd, NULL, msg.msg_iov, msg.msg_iovlen, source, direction);
+}
+
+SEC("tracepoint/syscalls/sys_enter_write")
+int ht_enter_write(struct trace_event_raw_sys_enter *ctx)
+{
+	return ht_enter_io(ctx->args[0], (const void *)ctx->args[1], NULL, 0, HT_SRC_WRITE,
+			   HT_DIR_EGRESS);
+}
+
+SEC("tracepoint/syscalls/sys_enter_writev")
+int ht_enter_writev(struct trace_event_raw_sys_enter *ctx)
+{
+	return ht_enter_io(ctx->args[0], NULL, (const struct iovec *)ctx->args[1], ctx->args[2],
+			   HT_SRC_WRITEV, HT_DIR_EGRESS);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendto")
+int ht_enter_sendto(struct trace_event_raw_sys_enter *ctx)
+{
+	return ht_enter_io(ctx->args[0], (const void *)ctx->args[1], NULL, 0, HT_SRC_SENDTO,
+			   HT_DIR_EGRESS);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendmsg")
+int ht_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	return ht_enter_msg(ctx->args[0], (const struct user_msghdr *)ctx->args[1], HT_SRC_SENDMSG,
+			    HT_DIR_EGRESS);
+}
+
+SEC("tracepoint/syscalls/sys_enter_read")
+int ht_enter_read(struct trace_event_raw_sys_enter *ctx)
+{
+	return ht_enter_io(ctx->args[0], (const void *)ctx->args[1], NULL, 0, HT_SRC_READ,
+			   HT_DIR_INGRESS);
+}
+
+SEC("tracepoint/syscalls/sys_enter_readv")
+int ht_enter_readv(struct trace_event_raw_sys_enter *ctx)
+{
+	return ht_enter_io(ctx->args[0], NULL, (const struct iovec *)ctx->args[1], ctx->args[2],
+			   HT_SRC_READV, HT_DIR_INGRESS);
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvfrom")
+int ht_enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
+{
+	/* MSG_PEEK leaves the bytes queued: they are captured by the real read. */
+	if (ctx->args[3] & HT_MSG_PEEK)
+		return 0;
+	return ht_enter_io(ctx->args[0], (const void *)ctx->args[1], NULL, 0, HT_SRC_RECVFROM,
+			   HT_DIR_INGRESS);
+}
+
+SEC("tracepoint/syscalls/sys_enter_recvmsg")
+int ht_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	if (ctx->args[2] & HT_MSG_PEEK)
+		return 0;
+	return ht_enter_msg(ctx->args[0], (const struct user_msghdr *)ctx->args[1], HT_SRC_RECVMSG,
+			    HT_DIR_INGRESS);
+}
+
+/* One exit handler per syscall: each tracepoint needs its own program. */
+#define HT_EXIT_PROG(name)                                                                   \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                          \
+	int ht_exit_##name(struct trace_event_raw_sys_exit *ctx)                            \
+	{                                                                                    \
+		return ht_exit_io(ctx->ret);                                                 \
+	}
+
+HT_EXIT_PROG(write)
+HT_EXIT_PROG(writev)
+HT_EXIT_PROG(sendto)
+HT_EXIT_PROG(sendmsg)
+HT_EXIT_PROG(read)
+HT_EXIT_PROG(readv)
+HT_EXIT_PROG(recvfrom)
+HT_EXIT_PROG(recvmsg)
+
+/*
+ * headertap's own connect(): register the local port as soon as the kernel
+ * picked it, before a local collector can accept and answer on the other end.
+ */
+SEC("tracepoint/syscalls/sys_enter_connect")
+int ht_enter_connect(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
+	__s32 fd = ctx->args[0];
+
+	if (!ht_is_self(id >> 32))
+		return 0;
+	bpf_map_update_elem(&ht_self_connect, &tid, &fd, BPF_ANY);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int ht_exit_connect(struct trace_event_raw_sys_exit *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__s32 *fd = bpf_map_lookup_elem(&ht_self_connect, &tid);
+	struct sock *sk;
+
+	if (!fd)
+		return 0;
+	/* Non-blocking connect returns -EINPROGRESS with the port already bound. */
+	sk = ht_tcp_sock_of_fd(*fd);
+	if (sk)
+		ht_register_self_sock(sk);
+	bpf_map_delete_elem(&ht_self_connect, &tid);
+	return 0;
+}
+
+#endif /* __HT_SYSCALLS_BPF_H */
