@@ -1,0 +1,125 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { LoaderError } from '../common/errors';
+import type { Log } from '../common/log';
+import { decodeFrame } from './decode';
+import { FrameReader } from './frames';
+import type { EventSource, SourceCounters, SourceEnd } from './source';
+import type { ReadyEvent, SourceEvent } from './types';
+
+export interface LoaderOptions {
+  /** Path of the headertap-loader binary. */
+  path: string;
+  pids?: readonly number[];
+  comms?: readonly string[];
+  ports?: readonly number[];
+  /** Processes never captured (the agent itself; the loader adds its own pid). */
+  selfPids?: readonly number[];
+  ringbufKb?: number;
+  copyBytes?: number;
+  verbose?: boolean;
+  log: Log;
+  /** Receives the loader's raw output, frame headers included (--record). */
+  tap?: (chunk: Buffer) => void;
+  /** How long stop() waits for the loader before killing it. */
+  stopTimeoutMs?: number;
+}
+
+/** The loader's exit status for problems the user can fix (see loader.c). */
+const EXIT_ENVIRONMENT = 2;
+
+export function loaderArgs(o: LoaderOptions): string[] {
+  const args: string[] = [];
+  for (const p of o.pids ?? []) args.push('--pid', String(p));
+  for (const c of o.comms ?? []) args.push('--comm', c);
+  for (const p of o.ports ?? []) args.push('--port', String(p));
+  for (const p of o.selfPids ?? []) args.push('--self-pid', String(p));
+  if (o.ringbufKb !== undefined) args.push('--ringbuf-kb', String(o.ringbufKb));
+  if (o.copyBytes !== undefined) args.push('--copy-bytes', String(o.copyBytes));
+  if (o.verbose) args.push('--verbose');
+  return args;
+}
+
+/**
+ * Runs headertap-loader and decodes its stdout into events. The loader stops
+ * when its stdin closes, so the agent dying for any reason stops capture too.
+ */
+export class LoaderSource implements EventSource {
+  readonly counters: SourceCounters = { frames: 0, bytes: 0, decodeErrors: 0 };
+  readonly ended: Promise<SourceEnd>;
+  private _resolveEnded!: (end: SourceEnd) => void;
+  private _child?: ChildProcessWithoutNullStreams;
+  private _stopping = false;
+  private _lastStderr = '';
+
+  constructor(private readonly _opts: LoaderOptions) {
+    this.ended = new Promise((resolve) => (this._resolveEnded = resolve));
+  }
+
+  start(handler: (event: SourceEvent) => void): Promise<ReadyEvent> {
+    const o = this._opts;
+    const child = spawn(o.path, loaderArgs(o), { stdio: ['pipe', 'pipe', 'pipe'] });
+    this._child = child;
+    const reader = new FrameReader();
+    let ready: ReadyEvent | undefined;
+
+    return new Promise<ReadyEvent>((resolve, reject) => {
+      const onFrame = (frame: Buffer) => {
+        this.counters.frames++;
+        const ev = decodeFrame(frame);
+        if (typeof ev === 'string') {
+          this.counters.decodeErrors++;
+          return;
+        }
+        if (ev.kind === 'ready' && !ready) {
+          ready = ev;
+          resolve(ev);
+        }
+        handler(ev);
+      };
+      child.stdout.on('data', (chunk: Buffer) => {
+        this.counters.bytes += chunk.length;
+        o.tap?.(chunk);
+        if (!reader.push(chunk, onFrame)) {
+          this.counters.decodeErrors++;
+          o.log.warn('loader output is corrupt (frame larger than 1 MiB); restarting is needed');
+          child.kill('SIGTERM');
+        }
+      });
+      createInterface({ input: child.stderr }).on('line', (line) => {
+        if (!line.trim()) return;
+        this._lastStderr = line.replace(/^headertap-loader: /, '');
+        o.log.debug(`loader: ${line}`);
+      });
+      child.stdin.on('error', () => {}); // EPIPE when the loader already exited
+      child.on('error', (err) => {
+        const msg = `cannot start the eBPF loader ${o.path}: ${err.message}; run \`npm run build\``;
+        reject(new LoaderError(msg, null));
+        this._resolveEnded({ reason: 'failed', message: msg });
+      });
+      child.on('close', (code, signal) => {
+        if (this._stopping) {
+          this._resolveEnded({ reason: 'stopped' });
+          return;
+        }
+        const cause = this._lastStderr || (signal ? `killed by ${signal}` : `exited with status ${code}`);
+        if (!ready) {
+          const err = new LoaderError(cause, code);
+          if (code === EXIT_ENVIRONMENT) err.name = 'EnvironmentLoaderError';
+          reject(err);
+        }
+        this._resolveEnded({ reason: 'failed', message: `eBPF loader stopped: ${cause}` });
+      });
+    });
+  }
+
+  async stop(): Promise<void> {
+    const child = this._child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    this._stopping = true;
+    child.stdin.end();
+    const timer = setTimeout(() => child.kill('SIGKILL'), this._opts.stopTimeoutMs ?? 5000);
+    await this.ended;
+    clearTimeout(timer);
+  }
+}
