@@ -1,0 +1,15 @@
+export type {
+  ConnectionInfo,
+  Endpoint,
+  HeaderList,
+  HttpExchange,
+  HttpMessageHead,
+  HttpRequestHead,
+  HttpResponseHead,
+  Role,
+  TruncationReason,
+  UnansweredReason,
+} from './types';
+export { Http1StreamParser, parseStartLine, parseContentLength, decodeHeaderText } from './parse';
+export type { ParseProblem, ParserSink, ParserOptions } from './parse';
+export { ConnectionTracker, type HttpCounters, type TrackerOptions } from './stitcher';

@@ -1,0 +1,473 @@
+import { isUtf8 } from 'node:buffer';
+import type { HeaderList, HttpMessageHead, TruncationReason } from './types';
+
+/**
+ * An incremental HTTP/1.x parser for one direction of one connection, built
+ * for an observer: it is fed whatever the kernel captured, so it must
+ *  - start anywhere (the agent may join mid-connection) and resync after
+ *    garbage by looking for the next start line;
+ *  - accept gaps: bytes it knows exist but never saw (a sendfile()d body, the
+ *    per-syscall copy limit, lost events), skipping them inside bodies and
+ *    resyncing when they hit a head;
+ *  - find the next message on keep-alive and pipelined connections by skipping
+ *    bodies (Content-Length, chunked, until close);
+ *  - never throw and never hold more than a bounded amount of memory.
+ * Only heads are kept; body bytes are counted and dropped.
+ *
+ * Why not llhttp: it stops at the first error and cannot resume mid-stream or
+ * skip bytes it was never given, which is this parser's normal day.
+ */
+
+/** A parse problem, counted by the caller; the parser itself just resyncs. */
+export type ParseProblem =
+  /** a line where a start line should be was not one */
+  | 'invalid_start_line'
+  /** a message's length could not be determined (bad Content-Length, TE) */
+  | 'invalid_framing'
+  /** a chunked body was malformed */
+  | 'invalid_chunk'
+  /** bytes were missing where the parser needed them; it resynced */
+  | 'gap_resync'
+  /** a head grew past the hard limit without ending */
+  | 'head_overflow';
+
+export interface ParserSink {
+  message(head: HttpMessageHead): void;
+  problem(kind: ParseProblem): void;
+}
+
+export interface ParserOptions {
+  /** Bytes of start line + headers kept per message; more is marked truncated. */
+  maxHeaderBytes: number;
+  /**
+   * The method of the request the next response answers, if known: a response
+   * to HEAD has no body, and a 2xx to CONNECT starts a tunnel.
+   */
+  requestMethod?: () => string | undefined;
+}
+
+const enum State {
+  /** Lost: look at each line for a start line. */
+  Seek,
+  /** At a message boundary: the next line must be a start line. */
+  StartLine,
+  Headers,
+  BodyLength,
+  ChunkSize,
+  ChunkData,
+  ChunkDataEnd,
+  Trailers,
+  /** Response body delimited by the connection's end. */
+  UntilClose,
+  /** Not HTTP/1 any more (101 Switching Protocols, CONNECT). */
+  Tunnel,
+}
+
+const LF = 0x0a;
+const CR = 0x0d;
+/** Longest start line considered; real ones are far shorter. */
+const MAX_START_LINE = 8192;
+/** A chunk-size line longer than this is malformed. */
+const MAX_CHUNK_LINE = 1024;
+/** A head still going after this many bytes is abandoned (its start was kept). */
+const HEAD_HARD_LIMIT = 1 << 20;
+
+const REQUEST_LINE = /^([A-Z][A-Z0-9_-]{0,31}) (\S{1,8000}) HTTP\/(1\.[01])$/;
+const STATUS_LINE = /^HTTP\/(1\.[01]) ([1-9]\d\d)(?: (.*))?$/;
+/** RFC 9110 token characters, for header names. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+type StartLine =
+  | { kind: 'request'; method: string; target: string; version: string }
+  | { kind: 'response'; status: number; reason: string; version: string };
+
+/** A start line (without CRLF) to its parts, or undefined when it is not one. */
+export function parseStartLine(line: string): StartLine | undefined {
+  if (line.startsWith('HTTP/')) {
+    const m = STATUS_LINE.exec(line);
+    return m ? { kind: 'response', version: m[1], status: Number(m[2]), reason: m[3] ?? '' } : undefined;
+  }
+  const m = REQUEST_LINE.exec(line);
+  return m ? { kind: 'request', method: m[1], target: m[2], version: m[3] } : undefined;
+}
+
+/** Methods recognised when a request line is found glued to the end of other bytes. */
+const RESYNC_METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'OPTIONS', 'PATCH', 'CONNECT', 'TRACE'];
+
+/**
+ * While lost, a start line may follow other bytes on the same line: a body
+ * that did not end with a newline, then the next message. Finds a start line
+ * that is a suffix of the line (requests only with a well-known method, to
+ * keep false positives from body text rare).
+ */
+export function findStartLine(line: string): StartLine | undefined {
+  const whole = parseStartLine(line);
+  if (whole) return whole;
+  for (let i = line.indexOf('HTTP/1.', 1); i > 0; i = line.indexOf('HTTP/1.', i + 1)) {
+    const status = parseStartLine(line.slice(i));
+    if (status?.kind === 'response') return status;
+  }
+  if (!/ HTTP\/1\.[01]$/.test(line)) return undefined;
+  const targetSpace = line.lastIndexOf(' ', line.length - 10);
+  if (targetSpace <= 0) return undefined;
+  for (const method of RESYNC_METHODS) {
+    const start = targetSpace - method.length;
+    if (start > 0 && line.startsWith(method, start)) {
+      const req = parseStartLine(line.slice(start));
+      if (req?.kind === 'request') return req;
+    }
+  }
+  return undefined;
+}
+
+/** Header bytes as text: UTF-8 when valid, else Latin-1 (lossless, never mangled). */
+export function decodeHeaderText(buf: Buffer): string {
+  return isUtf8(buf) ? buf.toString('utf8') : buf.toString('latin1');
+}
+
+function isOws(c: number): boolean {
+  return c === 0x20 || c === 0x09;
+}
+
+/** Content-Length values (repeated or comma-joined) that all agree, else undefined. */
+export function parseContentLength(values: readonly string[]): number | undefined {
+  let result: number | undefined;
+  for (const v of values) {
+    for (const part of v.split(',')) {
+      const s = part.trim();
+      if (!/^\d{1,15}$/.test(s)) return undefined;
+      const n = Number(s);
+      if (result !== undefined && result !== n) return undefined;
+      result = n;
+    }
+  }
+  return result;
+}
+
+/** True when chunked is the last transfer coding. */
+function isChunkedLast(values: readonly string[]): boolean {
+  const codings = values.join(',').split(',');
+  return codings[codings.length - 1].trim().toLowerCase() === 'chunked';
+}
+
+interface MessageInProgress {
+  start: StartLine;
+  headers: HeaderList;
+  headBytes: number;
+  truncated?: TruncationReason;
+  startNs: number;
+  contentLength: string[];
+  transferEncoding: string[];
+}
+
+export class Http1StreamParser {
+  private _state = State.Seek;
+  /** Pieces of the current line not yet ended by LF. */
+  private _line: Buffer[] = [];
+  private _lineLength = 0;
+  /** The current line is too long: drop bytes until its LF. */
+  private _discardLine = false;
+  private _lineStartNs = 0;
+  private _msg?: MessageInProgress;
+  /** Body bytes (or chunk bytes) still to skip. */
+  private _remaining = 0;
+  private _nowNs = 0;
+
+  constructor(
+    private readonly _sink: ParserSink,
+    private readonly _opts: ParserOptions,
+  ) {}
+
+  /** Captured bytes, contiguous with whatever came before (or after a gap()). */
+  push(data: Buffer, tsNs: number): void {
+    this._nowNs = tsNs;
+    let pos = 0;
+    while (pos < data.length) {
+      switch (this._state) {
+        case State.BodyLength:
+        case State.ChunkData: {
+          const n = Math.min(this._remaining, data.length - pos);
+          pos += n;
+          this._remaining -= n;
+          if (this._remaining === 0) this._endOfBodyPart();
+          break;
+        }
+        case State.UntilClose:
+        case State.Tunnel:
+          return;
+        default: {
+          const lf = data.indexOf(LF, pos);
+          const end = lf < 0 ? data.length : lf;
+          this._appendLine(data, pos, end);
+          if (lf < 0) return;
+          pos = lf + 1;
+          this._takeLine();
+        }
+      }
+    }
+  }
+
+  /** `bytes` bytes exist here that were never captured. */
+  gap(bytes: number): void {
+    if (bytes <= 0) return;
+    switch (this._state) {
+      case State.BodyLength:
+      case State.ChunkData:
+        if (bytes <= this._remaining) {
+          this._remaining -= bytes;
+          if (this._remaining === 0) this._endOfBodyPart();
+          return;
+        }
+        break;
+      case State.UntilClose:
+      case State.Tunnel:
+        return;
+      case State.Seek:
+        this._resetLine();
+        return;
+      case State.Headers:
+        // The rest of this head is gone: report what we have, then resync.
+        this._finishTruncated('capture_gap');
+        break;
+      default:
+        break;
+    }
+    this._sink.problem('gap_resync');
+    this._seek();
+  }
+
+  /** The connection ended. A response delimited by close ends here too. */
+  end(): void {
+    if (this._state === State.Headers) this._finishTruncated('connection_closed');
+    this._seek();
+  }
+
+  /** Forget everything and look for the next start line (e.g. bytes went backwards). */
+  reset(): void {
+    this._msg = undefined;
+    this._seek();
+  }
+
+  private _seek(): void {
+    this._state = State.Seek;
+    this._msg = undefined;
+    this._remaining = 0;
+    this._resetLine();
+  }
+
+  private _resetLine(): void {
+    this._line = [];
+    this._lineLength = 0;
+    this._discardLine = false;
+  }
+
+  /** The longest line the current state keeps before discarding. */
+  private _lineLimit(): number {
+    switch (this._state) {
+      case State.Headers:
+      case State.Trailers:
+        return this._opts.maxHeaderBytes;
+      case State.ChunkSize:
+      case State.ChunkDataEnd:
+        return MAX_CHUNK_LINE;
+      default:
+        return MAX_START_LINE;
+    }
+  }
+
+  private _appendLine(data: Buffer, from: number, to: number): void {
+    if (this._lineLength === 0 && !this._discardLine) this._lineStartNs = this._nowNs;
+    const n = to - from;
+    if (this._msg) {
+      this._msg.headBytes += n;
+      if (this._msg.headBytes > HEAD_HARD_LIMIT) {
+        this._sink.problem('head_overflow');
+        this._finishTruncated('header_limit');
+        this._seek();
+        return;
+      }
+    }
+    if (this._discardLine || n === 0) return;
+    if (this._lineLength + n > this._lineLimit()) {
+      this._discardLine = true;
+      this._line = [];
+      return;
+    }
+    this._line.push(data.subarray(from, to));
+    this._lineLength += n;
+  }
+
+  /** The current line ended (LF seen): act on it. */
+  private _takeLine(): void {
+    const discarded = this._discardLine;
+    const rawLength = this._lineLength + 1; // with its LF
+    let line = this._line.length === 1 ? this._line[0] : Buffer.concat(this._line, this._lineLength);
+    if (line.length > 0 && line[line.length - 1] === CR) line = line.subarray(0, line.length - 1);
+    this._resetLine();
+    if (this._msg) this._msg.headBytes += 1; // the LF
+
+    switch (this._state) {
+      case State.Seek:
+      case State.StartLine:
+        if (!discarded) this._onStartLine(line, rawLength);
+        else if (this._state === State.StartLine) this._invalidStartLine();
+        return;
+      case State.Headers:
+        if (discarded) return this._markTruncated('header_limit');
+        return line.length === 0 ? this._onHeadEnd() : this._onHeaderLine(line);
+      case State.ChunkSize:
+        return discarded ? this._invalid('invalid_chunk') : this._onChunkSize(line);
+      case State.ChunkDataEnd:
+        if (discarded || line.length !== 0) return this._invalid('invalid_chunk');
+        this._state = State.ChunkSize;
+        return;
+      case State.Trailers:
+        if (!discarded && line.length === 0) this._state = State.StartLine;
+        return;
+      default:
+        return;
+    }
+  }
+
+  private _onStartLine(line: Buffer, rawLength: number): void {
+    if (line.length === 0) return; // empty lines between messages are allowed
+    const text = line.toString('latin1');
+    const start = this._state === State.Seek ? findStartLine(text) : parseStartLine(text);
+    if (!start) {
+      if (this._state === State.StartLine) this._invalidStartLine();
+      return;
+    }
+    this._msg = {
+      start,
+      headers: [],
+      headBytes: rawLength,
+      startNs: this._lineStartNs,
+      contentLength: [],
+      transferEncoding: [],
+    };
+    this._state = State.Headers;
+  }
+
+  private _invalidStartLine(): void {
+    this._sink.problem('invalid_start_line');
+    this._state = State.Seek;
+  }
+
+  private _invalid(kind: ParseProblem): void {
+    this._sink.problem(kind);
+    this._seek();
+  }
+
+  private _markTruncated(reason: TruncationReason): void {
+    if (this._msg && !this._msg.truncated) this._msg.truncated = reason;
+  }
+
+  private _onHeaderLine(line: Buffer): void {
+    const msg = this._msg!;
+    if (isOws(line[0])) {
+      // obs-fold: a continuation of the previous header's value.
+      if (msg.headers.length === 0) return this._markTruncated('malformed_header');
+      if (msg.truncated === 'header_limit') return;
+      const last = msg.headers.length - 1;
+      msg.headers[last] = `${msg.headers[last]} ${decodeHeaderText(trimOws(line))}`;
+      return;
+    }
+    const colon = line.indexOf(0x3a);
+    const name = colon > 0 ? line.toString('latin1', 0, colon) : '';
+    if (!TOKEN.test(name)) return this._markTruncated('malformed_header');
+    const lower = name.toLowerCase();
+    const value = decodeHeaderText(trimOws(line.subarray(colon + 1)));
+    // Framing headers are read even past the limit: the next message depends on them.
+    if (lower === 'content-length') msg.contentLength.push(value);
+    else if (lower === 'transfer-encoding') msg.transferEncoding.push(value);
+    if (msg.headBytes > this._opts.maxHeaderBytes) return this._markTruncated('header_limit');
+    msg.headers.push(lower, value);
+  }
+
+  private _buildHead(msg: MessageInProgress): HttpMessageHead {
+    const base = {
+      version: msg.start.version,
+      headers: msg.headers,
+      headBytes: msg.headBytes,
+      startNs: msg.startNs,
+      endNs: this._nowNs,
+      ...(msg.truncated ? { truncated: msg.truncated } : {}),
+    };
+    return msg.start.kind === 'request'
+      ? { kind: 'request', method: msg.start.method, target: msg.start.target, ...base }
+      : { kind: 'response', status: msg.start.status, reason: msg.start.reason, ...base };
+  }
+
+  /** Report a head that will not end normally, then resync. */
+  private _finishTruncated(reason: TruncationReason): void {
+    const msg = this._msg;
+    if (!msg) return;
+    this._markTruncated(reason);
+    this._msg = undefined;
+    this._sink.message(this._buildHead(msg));
+  }
+
+  private _onHeadEnd(): void {
+    const msg = this._msg!;
+    this._msg = undefined;
+    const head = this._buildHead(msg);
+    const next = this._framing(msg);
+    // 1xx other than 101 are interim: the final response follows on its own.
+    const interim = head.kind === 'response' && head.status < 200 && head.status !== 101;
+    if (!interim) this._sink.message(head);
+    if (next === 'invalid') return this._invalid('invalid_framing');
+    this._state = next;
+    if (next === State.BodyLength && this._remaining === 0) this._state = State.StartLine;
+  }
+
+  /** RFC 9112 §6.3: how the body after this head is delimited. */
+  private _framing(msg: MessageInProgress): State | 'invalid' {
+    const te = msg.transferEncoding;
+    const cl = msg.contentLength;
+    if (msg.start.kind === 'request') {
+      if (te.length) return isChunkedLast(te) ? State.ChunkSize : 'invalid';
+      if (cl.length) return this._bodyLength(cl) ?? 'invalid';
+      return State.StartLine;
+    }
+    const status = msg.start.status;
+    const method = this._opts.requestMethod?.();
+    if (status === 101) return State.Tunnel;
+    if (method === 'CONNECT' && status >= 200 && status < 300) return State.Tunnel;
+    if (method === 'HEAD' || status < 200 || status === 204 || status === 304) return State.StartLine;
+    if (te.length) return isChunkedLast(te) ? State.ChunkSize : State.UntilClose;
+    if (cl.length) return this._bodyLength(cl) ?? 'invalid';
+    return State.UntilClose;
+  }
+
+  private _bodyLength(values: readonly string[]): State | undefined {
+    const n = parseContentLength(values);
+    if (n === undefined) return undefined;
+    this._remaining = n;
+    return State.BodyLength;
+  }
+
+  private _onChunkSize(line: Buffer): void {
+    const text = line.toString('latin1');
+    const m = /^([0-9a-fA-F]{1,13})[ \t]*(?:;.*)?$/.exec(text);
+    if (!m) return this._invalid('invalid_chunk');
+    const size = parseInt(m[1], 16);
+    if (size === 0) {
+      this._state = State.Trailers;
+      return;
+    }
+    this._remaining = size;
+    this._state = State.ChunkData;
+  }
+
+  private _endOfBodyPart(): void {
+    this._state = this._state === State.ChunkData ? State.ChunkDataEnd : State.StartLine;
+  }
+}
+
+function trimOws(buf: Buffer): Buffer {
+  let s = 0;
+  let e = buf.length;
+  while (s < e && isOws(buf[s])) s++;
+  while (e > s && isOws(buf[e - 1])) e--;
+  return buf.subarray(s, e);
+}
