@@ -1,0 +1,197 @@
+import type { HrTime, SpanContext } from '@opentelemetry/api';
+import { SeverityNumber, type LogAttributes } from '@opentelemetry/api-logs';
+import {
+  ATTR_CLIENT_ADDRESS,
+  ATTR_CLIENT_PORT,
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_REQUEST_METHOD_ORIGINAL,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_NETWORK_LOCAL_ADDRESS,
+  ATTR_NETWORK_LOCAL_PORT,
+  ATTR_NETWORK_PEER_ADDRESS,
+  ATTR_NETWORK_PEER_PORT,
+  ATTR_NETWORK_PROTOCOL_NAME,
+  ATTR_NETWORK_PROTOCOL_VERSION,
+  ATTR_NETWORK_TRANSPORT,
+  ATTR_NETWORK_TYPE,
+  ATTR_SERVER_ADDRESS,
+  ATTR_SERVER_PORT,
+  ATTR_URL_PATH,
+  ATTR_URL_QUERY,
+  ATTR_URL_SCHEME,
+  ATTR_USER_AGENT_ORIGINAL,
+} from '@opentelemetry/semantic-conventions';
+import type { Endpoint, HeaderList, HttpExchange, HttpMessageHead } from '../http';
+import type { ProcessInfo } from '../workload';
+import { HeaderAction, REDACTED, type HeaderRules } from './headers';
+import { extractSpanContext } from './trace-context';
+
+/** Incubating semantic conventions, copied as the package recommends. */
+export const ATTR_PROCESS_PID = 'process.pid';
+export const ATTR_PROCESS_EXECUTABLE_NAME = 'process.executable.name';
+export const ATTR_CONTAINER_ID = 'container.id';
+
+/** headertap's own attributes (DESIGN.md, log-record contract). */
+export const ATTR_HT_ROLE = 'headertap.role';
+export const ATTR_HT_DURATION_NS = 'headertap.duration_ns';
+export const ATTR_HT_TRUNCATED = 'headertap.truncated';
+export const ATTR_HT_TRUNCATED_REASON = 'headertap.truncated_reason';
+export const ATTR_HT_UNANSWERED_REASON = 'headertap.unanswered_reason';
+
+export const EVENT_NAME = 'headertap.http.exchange';
+
+/** One log record's worth of fields, ready for Logger.emit(). */
+export interface ExchangeRecord {
+  eventName: string;
+  timestamp: HrTime;
+  severityNumber: SeverityNumber;
+  severityText: string;
+  body: string;
+  attributes: LogAttributes;
+  spanContext?: SpanContext;
+}
+
+export interface MapperOptions {
+  rules: HeaderRules;
+  /** CLOCK_MONOTONIC ns to wall-clock time. */
+  toHrTime(monoNs: number): HrTime;
+  /** Facts about the observing process. */
+  processInfo(pid: number, comm: string): ProcessInfo;
+}
+
+/** Methods semantic conventions name; others are reported as _OTHER. */
+const KNOWN_METHODS = new Set(['CONNECT', 'DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT', 'QUERY', 'TRACE']);
+
+interface Target {
+  path?: string;
+  query?: string;
+  /** host[:port] from an absolute-form or authority-form target. */
+  authority?: string;
+}
+
+/** The request-target's parts; userinfo in absolute URLs is never kept. */
+export function splitTarget(target: string, method: string): Target {
+  if (method === 'CONNECT') return { authority: target };
+  if (target === '*') return { path: '*' };
+  let rest = target;
+  let authority: string | undefined;
+  const abs = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/([^/?#]*)/.exec(target);
+  if (abs) {
+    const at = abs[1].lastIndexOf('@');
+    authority = at >= 0 ? abs[1].slice(at + 1) : abs[1];
+    rest = target.slice(abs[0].length) || '/';
+  }
+  const hash = rest.indexOf('#');
+  if (hash >= 0) rest = rest.slice(0, hash);
+  const q = rest.indexOf('?');
+  const path = q >= 0 ? rest.slice(0, q) : rest;
+  const query = q >= 0 ? rest.slice(q + 1) : undefined;
+  return { path, ...(query ? { query } : {}), ...(authority ? { authority } : {}) };
+}
+
+/** "host", "host:port", "[v6]" or "[v6]:port" to its parts. */
+export function splitAuthority(authority: string): { host: string; port?: number } | undefined {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+)(?::(\d{1,5}))?$/.exec(authority.trim());
+  if (!m) return undefined;
+  const host = m[1].startsWith('[') ? m[1].slice(1, -1) : m[1];
+  const port = m[2] !== undefined ? Number(m[2]) : undefined;
+  return port !== undefined && port <= 65535 ? { host, port } : { host };
+}
+
+function firstValue(headers: HeaderList, name: string): string | undefined {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i] === name) return headers[i + 1];
+  return undefined;
+}
+
+/**
+ * Maps exchanges to the log-record contract in DESIGN.md: semantic-convention
+ * attributes, header attributes after capture/redaction rules, trace context
+ * from the request headers, severity from the outcome.
+ */
+export class ExchangeMapper {
+  constructor(private readonly _opts: MapperOptions) {}
+
+  map(ex: HttpExchange): ExchangeRecord {
+    const { request: req, response: res, connection: conn } = ex;
+    const rules = this._opts.rules;
+    const attrs: LogAttributes = {};
+
+    const method = KNOWN_METHODS.has(req.method) ? req.method : '_OTHER';
+    attrs[ATTR_HTTP_REQUEST_METHOD] = method;
+    if (method === '_OTHER') attrs[ATTR_HTTP_REQUEST_METHOD_ORIGINAL] = req.method;
+    const target = splitTarget(req.target, req.method);
+    if (target.path !== undefined) attrs[ATTR_URL_PATH] = target.path;
+    if (target.query !== undefined) attrs[ATTR_URL_QUERY] = target.query;
+    attrs[ATTR_URL_SCHEME] = conn.tls ? 'https' : 'http';
+    attrs[ATTR_NETWORK_PROTOCOL_NAME] = 'http';
+    attrs[ATTR_NETWORK_PROTOCOL_VERSION] = req.version;
+    if (res) attrs[ATTR_HTTP_RESPONSE_STATUS_CODE] = res.status;
+
+    // The server end of the socket is the local one for a server, the remote one for a client.
+    const serverEnd: Endpoint = ex.role === 'server' ? conn.local : conn.remote;
+    const clientEnd: Endpoint = ex.role === 'server' ? conn.remote : conn.local;
+    const hostHeader = rules.isRedacted('host') ? undefined : firstValue(req.headers, 'host');
+    const authority = splitAuthority(target.authority ?? hostHeader ?? '');
+    attrs[ATTR_SERVER_ADDRESS] = authority?.host ?? serverEnd.address;
+    attrs[ATTR_SERVER_PORT] = authority?.port ?? serverEnd.port;
+    attrs[ATTR_CLIENT_ADDRESS] = clientEnd.address;
+    attrs[ATTR_CLIENT_PORT] = clientEnd.port;
+    attrs[ATTR_NETWORK_PEER_ADDRESS] = conn.remote.address;
+    attrs[ATTR_NETWORK_PEER_PORT] = conn.remote.port;
+    attrs[ATTR_NETWORK_LOCAL_ADDRESS] = conn.local.address;
+    attrs[ATTR_NETWORK_LOCAL_PORT] = conn.local.port;
+    attrs[ATTR_NETWORK_TRANSPORT] = 'tcp';
+    attrs[ATTR_NETWORK_TYPE] = conn.networkType;
+    const ua = firstValue(req.headers, 'user-agent');
+    if (ua !== undefined) attrs[ATTR_USER_AGENT_ORIGINAL] = rules.isRedacted('user-agent') ? REDACTED : ua;
+
+    const proc = this._opts.processInfo(conn.pid, conn.comm);
+    attrs[ATTR_PROCESS_PID] = conn.pid;
+    attrs[ATTR_PROCESS_EXECUTABLE_NAME] = proc.executableName;
+    if (proc.containerId) attrs[ATTR_CONTAINER_ID] = proc.containerId;
+
+    attrs[ATTR_HT_ROLE] = ex.role;
+    if (res) attrs[ATTR_HT_DURATION_NS] = Math.max(0, res.endNs - req.startNs);
+    const truncated = req.truncated ?? res?.truncated;
+    if (truncated) {
+      attrs[ATTR_HT_TRUNCATED] = true;
+      attrs[ATTR_HT_TRUNCATED_REASON] = truncated;
+    }
+    if (ex.unanswered) attrs[ATTR_HT_UNANSWERED_REASON] = ex.unanswered;
+
+    this._addHeaders(attrs, 'http.request.header.', req);
+    if (res) this._addHeaders(attrs, 'http.response.header.', res);
+
+    const [severityNumber, severityText] = severity(res?.status);
+    const spanContext = extractSpanContext(req.headers);
+    return {
+      eventName: EVENT_NAME,
+      timestamp: this._opts.toHrTime(req.startNs),
+      severityNumber,
+      severityText,
+      body: `${req.method} ${target.path ?? target.authority ?? ''} -> ${res ? res.status : 'no response'}`,
+      attributes: attrs,
+      ...(spanContext ? { spanContext } : {}),
+    };
+  }
+
+  private _addHeaders(attrs: LogAttributes, prefix: string, head: HttpMessageHead): void {
+    const h = head.headers;
+    const rules = this._opts.rules;
+    for (let i = 0; i < h.length; i += 2) {
+      const action = rules.action(h[i]);
+      if (action === HeaderAction.Drop) continue;
+      const key = prefix + h[i];
+      const value = action === HeaderAction.Redact ? REDACTED : h[i + 1];
+      const list = attrs[key] as string[] | undefined;
+      if (list) list.push(value);
+      else attrs[key] = [value];
+    }
+  }
+}
+
+function severity(status: number | undefined): [SeverityNumber, string] {
+  if (status === undefined || status >= 500) return [SeverityNumber.ERROR, 'ERROR'];
+  if (status >= 400) return [SeverityNumber.WARN, 'WARN'];
+  return [SeverityNumber.INFO, 'INFO'];
+}

@@ -1,0 +1,114 @@
+import * as path from 'node:path';
+import protobuf from 'protobufjs';
+import { formatUnixNano, type FlatRecord, type FlatValue } from '../common/flat-record';
+import { PROTO_DIR } from '../common/paths';
+
+const SERVICE_PROTO = 'opentelemetry/proto/collector/logs/v1/logs_service.proto';
+
+let cached: { request: protobuf.Type; response: protobuf.Type } | undefined;
+
+/** The OTLP logs request/response types, from proto/ (loaded once). */
+export function logsTypes(): { request: protobuf.Type; response: protobuf.Type } {
+  if (!cached) {
+    const root = new protobuf.Root();
+    root.resolvePath = (_origin, target) => path.join(PROTO_DIR, target);
+    root.loadSync(SERVICE_PROTO, { keepCase: true });
+    cached = {
+      request: root.lookupType('opentelemetry.proto.collector.logs.v1.ExportLogsServiceRequest'),
+      response: root.lookupType('opentelemetry.proto.collector.logs.v1.ExportLogsServiceResponse'),
+    };
+  }
+  return cached;
+}
+
+/* The decoded message, as protobufjs's toObject() gives it (keepCase, longs as strings). */
+interface AnyValue {
+  string_value?: string;
+  bool_value?: boolean;
+  int_value?: string;
+  double_value?: number;
+  array_value?: { values?: AnyValue[] };
+  kvlist_value?: { values?: KeyValue[] };
+  bytes_value?: Buffer;
+}
+interface KeyValue {
+  key: string;
+  value?: AnyValue;
+}
+interface LogRecordMsg {
+  time_unix_nano?: string;
+  observed_time_unix_nano?: string;
+  severity_number?: number;
+  severity_text?: string;
+  body?: AnyValue;
+  attributes?: KeyValue[];
+  dropped_attributes_count?: number;
+  flags?: number;
+  trace_id?: Buffer;
+  span_id?: Buffer;
+  event_name?: string;
+}
+interface ExportRequest {
+  resource_logs?: {
+    resource?: { attributes?: KeyValue[] };
+    scope_logs?: { scope?: { name?: string; version?: string }; log_records?: LogRecordMsg[] }[];
+  }[];
+}
+
+function anyValue(v: AnyValue | undefined): FlatValue {
+  if (!v) return null;
+  if (v.string_value !== undefined) return v.string_value;
+  if (v.bool_value !== undefined) return v.bool_value;
+  if (v.int_value !== undefined) {
+    const n = Number(v.int_value);
+    return Number.isSafeInteger(n) ? n : v.int_value;
+  }
+  if (v.double_value !== undefined) return v.double_value;
+  if (v.array_value !== undefined) return (v.array_value.values ?? []).map(anyValue);
+  if (v.kvlist_value !== undefined) return keyValues(v.kvlist_value.values);
+  if (v.bytes_value !== undefined) return Buffer.from(v.bytes_value).toString('base64');
+  return null;
+}
+
+function keyValues(kvs: KeyValue[] | undefined): Record<string, FlatValue> {
+  const out: Record<string, FlatValue> = {};
+  for (const kv of kvs ?? []) out[kv.key] = anyValue(kv.value);
+  return out;
+}
+
+function hex(b: Buffer | undefined): string | undefined {
+  return b && b.length ? Buffer.from(b).toString('hex') : undefined;
+}
+
+/** Decodes an ExportLogsServiceRequest to printable records; throws on malformed bytes. */
+export function decodeLogsRequest(bytes: Uint8Array): FlatRecord[] {
+  const { request } = logsTypes();
+  const msg = request.toObject(request.decode(bytes), { longs: String, bytes: Buffer, defaults: false }) as ExportRequest;
+  const out: FlatRecord[] = [];
+  for (const rl of msg.resource_logs ?? []) {
+    const resource = keyValues(rl.resource?.attributes);
+    for (const sl of rl.scope_logs ?? []) {
+      const scope = sl.scope?.name !== undefined ? { name: sl.scope.name, ...(sl.scope.version ? { version: sl.scope.version } : {}) } : undefined;
+      for (const r of sl.log_records ?? []) {
+        const traceId = hex(r.trace_id);
+        out.push({
+          time: formatUnixNano(BigInt(r.time_unix_nano ?? '0')),
+          ...(r.observed_time_unix_nano ? { observed_time: formatUnixNano(BigInt(r.observed_time_unix_nano)) } : {}),
+          ...(r.severity_text !== undefined ? { severity_text: r.severity_text } : {}),
+          ...(r.severity_number !== undefined ? { severity_number: r.severity_number } : {}),
+          ...(r.event_name ? { event_name: r.event_name } : {}),
+          body: anyValue(r.body),
+          ...(traceId ? { trace_id: traceId, span_id: hex(r.span_id) ?? '', trace_flags: (r.flags ?? 0) & 0xff } : {}),
+          resource,
+          ...(scope ? { scope } : {}),
+          attributes: keyValues(r.attributes),
+          ...(r.dropped_attributes_count ? { dropped_attributes_count: r.dropped_attributes_count } : {}),
+        });
+      }
+    }
+  }
+  return out;
+}
+
+/** An empty ExportLogsServiceResponse: full success. */
+export const EMPTY_RESPONSE = Buffer.alloc(0);

@@ -1,0 +1,1 @@
+export { ProcessInfoCache, containerIdFromCgroup, hostProcFs, type ProcessInfo, type ProcFs } from './process-info';

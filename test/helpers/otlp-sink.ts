@@ -1,0 +1,60 @@
+/**
+ * A real OTLP receiver for tests: the embedded receiver (@grpc/grpc-js server
+ * and OTLP/HTTP endpoint) keeping every request's raw protobuf bytes and its
+ * decoded records, with a wait for the records a test expects.
+ */
+import type { FlatRecord } from '../../src/common/flat-record';
+import { OtlpReceiver, type ReceivedBatch } from '../../src/receiver';
+
+export interface OtlpSink {
+  /** http://host:port to export to (gRPC) or the OTLP/HTTP base URL. */
+  endpoint: string;
+  grpcPort?: number;
+  httpPort?: number;
+  batches: ReceivedBatch[];
+  records(): FlatRecord[];
+  /** Resolves with all records once `done(records)` holds; rejects after timeoutMs. */
+  waitFor(done: (records: FlatRecord[]) => boolean, timeoutMs?: number, what?: string): Promise<FlatRecord[]>;
+  stop(): Promise<void>;
+}
+
+export async function startOtlpSink(transport: 'grpc' | 'http' = 'grpc', host = '127.0.0.1'): Promise<OtlpSink> {
+  const batches: ReceivedBatch[] = [];
+  let wake = () => {};
+  const receiver = new OtlpReceiver({
+    ...(transport === 'grpc' ? { grpcListen: `${host}:0` } : { httpListen: `${host}:0` }),
+    onBatch: (b) => {
+      batches.push(b);
+      wake();
+    },
+  });
+  const bound = await receiver.start();
+  const addr = (transport === 'grpc' ? bound.grpc : bound.http)!;
+  const port = Number(addr.slice(addr.lastIndexOf(':') + 1));
+  const records = () => batches.flatMap((b) => b.records);
+  return {
+    endpoint: `http://${addr}`,
+    ...(transport === 'grpc' ? { grpcPort: port } : { httpPort: port }),
+    batches,
+    records,
+    waitFor(done, timeoutMs = 15000, what = 'expected records') {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          if (done(records())) {
+            clearTimeout(timer);
+            wake = () => {};
+            resolve(records());
+          }
+        };
+        const timer = setTimeout(() => {
+          wake = () => {};
+          const got = records().map((r) => `${String(r.attributes['headertap.role'])} ${String(r.body)}`);
+          reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; received ${got.length}: ${got.join(' | ')}`));
+        }, timeoutMs);
+        wake = check;
+        check();
+      });
+    },
+    stop: () => receiver.stop(),
+  };
+}

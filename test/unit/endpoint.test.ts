@@ -1,0 +1,46 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { UsageError } from '../../src/common/errors';
+import { resolveExportTarget } from '../../src/otel';
+
+describe('resolveExportTarget', () => {
+  it('defaults to OTLP/gRPC on localhost:4317, and :4318/v1/logs for http/protobuf', () => {
+    assert.deepEqual(resolveExportTarget({}, {}), { protocol: 'grpc', url: 'http://localhost:4317' });
+    assert.deepEqual(resolveExportTarget({ protocol: 'http/protobuf' }, {}), {
+      protocol: 'http/protobuf',
+      url: 'http://localhost:4318/v1/logs',
+    });
+  });
+
+  it('treats --endpoint as a base URL: /v1/logs is appended for HTTP only', () => {
+    assert.equal(resolveExportTarget({ endpoint: 'http://c:4317' }, {}).url, 'http://c:4317');
+    assert.equal(resolveExportTarget({ endpoint: 'https://c/otlp/', protocol: 'http/protobuf' }, {}).url, 'https://c/otlp/v1/logs');
+  });
+
+  it('reads the OTEL_EXPORTER_OTLP_* environment with signal-specific precedence, flags winning', () => {
+    const env = {
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://base:4318',
+    };
+    assert.deepEqual(resolveExportTarget({}, env), { protocol: 'http/protobuf', url: 'http://base:4318/v1/logs' });
+    const logs = { ...env, OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: 'http://logs:9999/custom', OTEL_EXPORTER_OTLP_LOGS_PROTOCOL: 'grpc' };
+    assert.deepEqual(resolveExportTarget({}, logs), { protocol: 'grpc', url: 'http://logs:9999/custom' });
+    assert.deepEqual(resolveExportTarget({ endpoint: 'http://flag:4317', protocol: 'grpc' }, logs), {
+      protocol: 'grpc',
+      url: 'http://flag:4317',
+    });
+  });
+
+  it('rejects bad endpoints and protocols with a message naming the source and the fix', () => {
+    const cases: [Parameters<typeof resolveExportTarget>, RegExp][] = [
+      [[{ endpoint: 'collector:4317' }, {}], /--endpoint 'collector:4317' has scheme 'collector'; use http:\/\//],
+      [[{ endpoint: 'not a url' }, {}], /--endpoint 'not a url' is not a URL; use http:\/\/HOST:PORT/],
+      [[{ endpoint: 'ftp://x:1' }, {}], /scheme 'ftp'/],
+      [[{ protocol: 'http/json' }, {}], /--protocol 'http\/json' is not a supported protocol \(http\/json is not supported\); use grpc or http\/protobuf/],
+      [[{}, { OTEL_EXPORTER_OTLP_ENDPOINT: '::bad' }], /OTEL_EXPORTER_OTLP_ENDPOINT '::bad' is not a URL/],
+    ];
+    for (const [args, re] of cases) {
+      assert.throws(() => resolveExportTarget(...args), (e: unknown) => e instanceof UsageError && re.test(e.message));
+    }
+  });
+});

@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { SeverityNumber } from '@opentelemetry/api-logs';
+import { silentLog } from '../../src/common/log';
+import { LogPipeline, resolveExportTarget, type ExchangeRecord } from '../../src/otel';
+import { startOtlpSink } from '../helpers/otlp-sink';
+
+function record(i: number): ExchangeRecord {
+  return {
+    eventName: 'headertap.http.exchange',
+    timestamp: [1_700_000_000, i],
+    severityNumber: SeverityNumber.INFO,
+    severityText: 'INFO',
+    body: `GET /r${i} -> 200`,
+    attributes: { 'url.path': `/r${i}`, 'http.request.header.x-i': [String(i)] },
+    spanContext: { traceId: 'a'.repeat(32), spanId: 'b'.repeat(16), traceFlags: 1, isRemote: true },
+  };
+}
+
+describe('LogPipeline (real OTLP exporters to a real receiver, no root)', () => {
+  for (const transport of ['grpc', 'http'] as const) {
+    it(`delivers every record over ${transport === 'grpc' ? 'OTLP/gRPC' : 'OTLP/HTTP protobuf'} and counts them`, async () => {
+      const sink = await startOtlpSink(transport);
+      after(() => sink.stop());
+      const target = resolveExportTarget({ endpoint: sink.endpoint, protocol: transport === 'grpc' ? 'grpc' : 'http/protobuf' }, {});
+      const lines: string[] = [];
+      const p = new LogPipeline({ target, serviceName: 'ht-test', version: '9.9.9', log: silentLog, console: (l) => lines.push(l) });
+      for (let i = 0; i < 5000; i++) p.emit(record(i));
+      await p.shutdown();
+      const got = sink.records();
+      assert.equal(got.length, 5000);
+      assert.deepEqual(p.counters, { emitted: 5000, exported: 5000, failed: 0, failedExports: 0 });
+      assert.equal(p.unaccounted, 0);
+      const r = got.find((x) => x.body === 'GET /r42 -> 200')!;
+      assert.equal(r.event_name, 'headertap.http.exchange');
+      assert.equal(r.trace_id, 'a'.repeat(32));
+      assert.equal(r.resource['service.name'], 'ht-test');
+      assert.equal(r.resource['service.version'], '9.9.9');
+      assert.deepEqual(r.attributes['http.request.header.x-i'], ['42']);
+      assert.equal(lines.length, 5000, '--console printed every record');
+      assert.deepEqual(JSON.parse(lines[42]).attributes, r.attributes, 'console JSON equals what the collector got');
+    });
+  }
+
+  it('counts records lost when the collector is unreachable', async () => {
+    const target = resolveExportTarget({ endpoint: 'http://127.0.0.1:9' }, {}); // discard port: nothing listens
+    const warnings: string[] = [];
+    const p = new LogPipeline({
+      target,
+      serviceName: 't',
+      version: '0',
+      log: { ...silentLog, warn: (m) => warnings.push(m) },
+      batch: { exportTimeoutMillis: 3000 },
+    });
+    for (let i = 0; i < 10; i++) p.emit(record(i));
+    await p.shutdown();
+    assert.equal(p.counters.exported, 0);
+    assert.equal(p.counters.failed, 10);
+    assert.match(warnings[0], /export to http:\/\/127\.0\.0\.1:9 failed, 10 records lost/);
+  });
+});
