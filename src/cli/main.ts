@@ -1,0 +1,135 @@
+import { Command, CommanderError, Option } from 'commander';
+import { HeadertapError } from '../common/errors';
+import { RUN_OPTIONS, camel, resolveRunOptions } from './options';
+import { processIO, type CliIO } from './output';
+import { runReceiver } from './receive';
+import { runAgent } from './run';
+import { VERSION } from './version';
+
+/** Exit status for bad input of any kind (flags, config, environment). */
+export const EXIT_USAGE = 2;
+
+const RUN_EPILOG = `
+Records: one OpenTelemetry log record per HTTP request/response, with every
+header as http.request.header.<name> / http.response.header.<name> and the
+W3C traceparent as the record's trace and span id. Values of redacted headers
+are [REDACTED].
+
+Environment: OTEL_EXPORTER_OTLP_[LOGS_]ENDPOINT, _PROTOCOL, _HEADERS,
+_COMPRESSION, _TIMEOUT, _CERTIFICATE, _CLIENT_KEY, _CLIENT_CERTIFICATE are
+honored as in every OpenTelemetry SDK; flags win.
+
+Needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE) and a kernel with
+BTF. Prints a line starting with "headertap ready" once capturing; on SIGINT or
+SIGTERM it stops, exports what is pending, prints totals and exits 0.
+
+Examples:
+  headertap run --embedded-receiver            print what crosses the wire
+  headertap run --endpoint http://collector:4317 --port 8080
+  headertap run --config /etc/headertap.yaml   same keys as the flags
+`;
+
+const RECEIVE_EPILOG = `
+A minimal OTLP logs receiver that prints each record: point headertap (or any
+OpenTelemetry SDK) at it to see records without installing a collector.
+
+Examples:
+  headertap receive                            gRPC on 127.0.0.1:4317
+  headertap receive --format jsonl --http-listen 127.0.0.1:4318
+`;
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+function buildProgram(io: CliIO, setStatus: (p: Promise<number>) => void): Command {
+  const program = new Command('headertap')
+    .description('See the HTTP headers that cross the wire, with eBPF, as OpenTelemetry log records.')
+    .version(VERSION, '--version', 'print the version')
+    .helpOption('-h, --help', 'show help')
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: () => {} });
+
+  const run = program
+    .command('run')
+    .description('capture HTTP headers with eBPF and export them as OTLP log records')
+    .addHelpText('after', RUN_EPILOG)
+    .option('--config <file>', 'YAML file with the same keys as these flags; flags win');
+  for (const spec of RUN_OPTIONS) {
+    const opt = new Option(spec.flag, spec.help);
+    if (spec.repeatable) opt.argParser(collect);
+    run.addOption(opt);
+  }
+  run.action((flags: Record<string, unknown>) => {
+    const { config, ...rest } = flags as { config?: string } & Record<string, unknown>;
+    for (const spec of RUN_OPTIONS) {
+      if (rest[camel(spec.key)] === undefined) delete rest[camel(spec.key)];
+    }
+    setStatus(runAgent(resolveRunOptions(rest, config), io));
+  });
+
+  program
+    .command('receive')
+    .description('run the embedded OTLP logs receiver and print what arrives')
+    .addHelpText('after', RECEIVE_EPILOG)
+    .option('--listen <host:port>', 'OTLP/gRPC address', '127.0.0.1:4317')
+    .option('--http-listen <host:port>', 'also accept OTLP/HTTP (protobuf) on this address')
+    .option('--format <format>', 'pretty or jsonl', 'pretty')
+    .action((flags: { listen: string; httpListen?: string; format: string }) => {
+      setStatus(runReceiver(flags, io));
+    });
+  return program;
+}
+
+/** One line for commander's own errors, e.g. "unknown option '--endpont' (did you mean --endpoint?)". */
+function commanderMessage(err: CommanderError): string {
+  return err.message
+    .replace(/^error: /, '')
+    .split('\n')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .join(' ')
+    .replace(/\((Did you mean)/, (_, d: string) => `(${d.toLowerCase()}`);
+}
+
+/** Runs the CLI and resolves with the exit status; never throws. */
+export async function main(argv: string[], io: CliIO = processIO): Promise<number> {
+  const fail = (message: string, code = EXIT_USAGE) => {
+    io.stderr.write(`headertap: ${message}\n`);
+    return code;
+  };
+  let status: Promise<number> | undefined;
+  const program = buildProgram(io, (p) => (status = p));
+  if (argv.length === 0) {
+    io.stderr.write(program.helpInformation());
+    return fail('missing command: use `headertap run` or `headertap receive`');
+  }
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return status ? await status : 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      const cmd = argv.find((a) => a === 'run' || a === 'receive');
+      return fail(`${commanderMessage(err)}; see \`headertap ${cmd ? `${cmd} ` : ''}--help\``);
+    }
+    if (err instanceof HeadertapError) return fail(err.message);
+    const e = err as Error;
+    const verbose = argv.includes('--verbose');
+    if (verbose && e?.stack) io.stderr.write(`${e.stack}\n`);
+    return fail(`unexpected error: ${e?.message ?? String(err)}${verbose ? '' : ' (run with --verbose for details)'}`, 1);
+  }
+}
+
+/** The bin/headertap entry point. */
+export function runCli(): void {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+      // Sockets of a failed exporter can keep the loop alive; nothing is pending by now.
+      setTimeout(() => process.exit(code), 100).unref();
+    },
+    () => process.exit(1),
+  );
+}

@@ -1,0 +1,305 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { UsageError } from '../common/errors';
+import { DEFAULT_CAPTURE_HEADERS, DEFAULT_REDACT_HEADERS } from '../otel';
+
+/** Everything `headertap run` is told, after flags, config file and defaults are merged. */
+export interface RunOptions {
+  endpoint?: string;
+  protocol?: string;
+  console: boolean;
+  pid: number[];
+  comm: string[];
+  port: number[];
+  captureHeaders: string[];
+  redactHeaders: string[];
+  maxHeaderBytes: number;
+  serviceName: string;
+  embeddedReceiver: boolean;
+  format: 'pretty' | 'jsonl';
+  record?: string;
+  replay?: string;
+  verbose: boolean;
+}
+
+type Parser<T> = (raw: unknown, where: string) => T;
+
+/** One option of `run`: its flag, its config key, how values are checked. */
+export interface OptionSpec {
+  /** Config key and flag name (kebab-case). */
+  key: string;
+  /** RunOptions property. */
+  prop: keyof RunOptions;
+  /** Commander flag syntax. */
+  flag: string;
+  help: string;
+  repeatable?: boolean;
+  parse: Parser<unknown>;
+  default?: unknown;
+}
+
+function str(raw: unknown, where: string): string {
+  if (typeof raw === 'string') return raw;
+  if (typeof raw === 'number') return String(raw);
+  throw new UsageError(`${where}: expected a string, got ${JSON.stringify(raw)}`);
+}
+
+function integer(min: number, max: number, what: string): Parser<number> {
+  return (raw, where) => {
+    const s = str(raw, where).trim();
+    const n = Number(s);
+    if (!/^\d+$/.test(s) || n < min || n > max) {
+      throw new UsageError(`${where} '${s}' is not a valid ${what}; expected an integer from ${min} to ${max}`);
+    }
+    return n;
+  };
+}
+
+/** A list from repeated flags, comma-separated values, or a YAML sequence. */
+function list<T>(item: Parser<T>): Parser<T[]> {
+  return (raw, where) => {
+    const items = Array.isArray(raw) ? raw : [raw];
+    const out: T[] = [];
+    for (const it of items) {
+      for (const part of typeof it === 'string' ? it.split(',') : [it]) {
+        if (typeof part === 'string' && part.trim() === '') continue;
+        out.push(item(typeof part === 'string' ? part.trim() : part, where));
+      }
+    }
+    return out;
+  };
+}
+
+function bool(raw: unknown, where: string): boolean {
+  if (typeof raw === 'boolean') return raw;
+  if (raw === 'true') return true;
+  if (raw === 'false') return false;
+  throw new UsageError(`${where}: expected true or false, got ${JSON.stringify(raw)}`);
+}
+
+function oneOf<T extends string>(...values: T[]): Parser<T> {
+  return (raw, where) => {
+    const s = str(raw, where);
+    if (!(values as string[]).includes(s)) throw new UsageError(`${where} '${s}' is not one of: ${values.join(', ')}`);
+    return s as T;
+  };
+}
+
+const comm: Parser<string> = (raw, where) => {
+  const s = str(raw, where);
+  if (s.length === 0 || Buffer.byteLength(s) > 15) {
+    throw new UsageError(`${where} '${s}' is not a process name; expected 1 to 15 bytes as in /proc/PID/comm`);
+  }
+  return s;
+};
+
+const glob: Parser<string> = (raw, where) => {
+  const s = str(raw, where).trim();
+  if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z?[\]]+$/.test(s)) {
+    throw new UsageError(`${where} '${s}' is not a header-name glob; use letters, digits, '-', '*' and '?', e.g. x-tenant-*`);
+  }
+  return s;
+};
+
+const nonEmpty: Parser<string> = (raw, where) => {
+  const s = str(raw, where).trim();
+  if (!s) throw new UsageError(`${where}: expected a non-empty value`);
+  return s;
+};
+
+/** Every option of `headertap run`. Flags and config keys are the same names. */
+export const RUN_OPTIONS: OptionSpec[] = [
+  {
+    key: 'endpoint',
+    prop: 'endpoint',
+    flag: '--endpoint <url>',
+    help: 'OTLP endpoint base URL, like OTEL_EXPORTER_OTLP_ENDPOINT (default: from OTEL_EXPORTER_OTLP_[LOGS_]ENDPOINT, else http://localhost:4317, or :4318 for http/protobuf)',
+    parse: nonEmpty,
+  },
+  {
+    key: 'protocol',
+    prop: 'protocol',
+    flag: '--protocol <protocol>',
+    help: 'grpc or http/protobuf (default: from OTEL_EXPORTER_OTLP_[LOGS_]PROTOCOL, else grpc)',
+    parse: nonEmpty,
+  },
+  { key: 'console', prop: 'console', flag: '--console', help: 'also print each record to stdout as one JSON line', parse: bool, default: false },
+  {
+    key: 'pid',
+    prop: 'pid',
+    flag: '--pid <N>',
+    help: 'capture only process N (repeatable or comma-separated, up to 16)',
+    repeatable: true,
+    parse: list(integer(1, 2 ** 31 - 1, 'process id')),
+    default: [],
+  },
+  {
+    key: 'comm',
+    prop: 'comm',
+    flag: '--comm <NAME>',
+    help: 'capture only processes named NAME, as in /proc/PID/comm (repeatable, up to 8)',
+    repeatable: true,
+    parse: list(comm),
+    default: [],
+  },
+  {
+    key: 'port',
+    prop: 'port',
+    flag: '--port <N>',
+    help: 'capture only connections with port N at either end (repeatable, up to 16)',
+    repeatable: true,
+    parse: list(integer(1, 65535, 'port')),
+    default: [],
+  },
+  {
+    key: 'capture-headers',
+    prop: 'captureHeaders',
+    flag: '--capture-headers <globs>',
+    help: 'comma-separated, case-insensitive header-name globs to keep (default: *)',
+    parse: list(glob),
+    default: DEFAULT_CAPTURE_HEADERS,
+  },
+  {
+    key: 'redact-headers',
+    prop: 'redactHeaders',
+    flag: '--redact-headers <globs>',
+    help: `header-name globs whose values become [REDACTED] (default: ${DEFAULT_REDACT_HEADERS.join(',')})`,
+    parse: list(glob),
+    default: DEFAULT_REDACT_HEADERS,
+  },
+  {
+    key: 'max-header-bytes',
+    prop: 'maxHeaderBytes',
+    flag: '--max-header-bytes <N>',
+    help: 'header bytes kept per message; more is marked headertap.truncated (default: 16384)',
+    parse: integer(256, 1 << 20, 'byte count'),
+    default: 16384,
+  },
+  {
+    key: 'service-name',
+    prop: 'serviceName',
+    flag: '--service-name <name>',
+    help: "service.name of headertap's own resource (default: headertap)",
+    parse: nonEmpty,
+    default: 'headertap',
+  },
+  {
+    key: 'embedded-receiver',
+    prop: 'embeddedReceiver',
+    flag: '--embedded-receiver',
+    help: 'also run the OTLP receiver in this process on the endpoint address and print what it receives',
+    parse: bool,
+    default: false,
+  },
+  {
+    key: 'format',
+    prop: 'format',
+    flag: '--format <format>',
+    help: "how --embedded-receiver prints records: pretty or jsonl (default: pretty)",
+    parse: oneOf('pretty', 'jsonl'),
+    default: 'pretty',
+  },
+  {
+    key: 'record',
+    prop: 'record',
+    flag: '--record <file>',
+    help: "also write the loader's raw event stream to FILE, for --replay (it holds captured bytes as they were: keep it private)",
+    parse: nonEmpty,
+  },
+  {
+    key: 'replay',
+    prop: 'replay',
+    flag: '--replay <file>',
+    help: 'read events from a --record FILE instead of the kernel (no root needed)',
+    parse: nonEmpty,
+  },
+  { key: 'verbose', prop: 'verbose', flag: '--verbose', help: 'print debug messages, including libbpf and loader output', parse: bool, default: false },
+];
+
+const SPEC_BY_KEY = new Map(RUN_OPTIONS.map((s) => [s.key, s]));
+
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/** "did you mean" for a mistyped key or flag. */
+export function suggest(word: string, candidates: Iterable<string>): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const c of candidates) {
+    const dist = editDistance(word, c);
+    if (dist < bestDistance) {
+      best = c;
+      bestDistance = dist;
+    }
+  }
+  return best;
+}
+
+/** Reads a --config YAML file: a mapping whose keys are flag names. */
+export function loadConfigFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new UsageError(`cannot read --config ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    const where = err instanceof YAMLParseError && err.linePos ? ` at line ${err.linePos[0].line}` : '';
+    const what = (err as Error).message.split('\n')[0];
+    throw new UsageError(`--config ${file} is not valid YAML${where}: ${what}`);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) {
+    throw new UsageError(`--config ${file} must be a mapping of option names to values, e.g. "endpoint: http://localhost:4317"`);
+  }
+  const config = doc as Record<string, unknown>;
+  for (const key of Object.keys(config)) {
+    if (SPEC_BY_KEY.has(key)) continue;
+    const hint = suggest(key, SPEC_BY_KEY.keys());
+    throw new UsageError(
+      `--config ${file} has an unknown key '${key}'${hint ? ` (did you mean '${hint}'?)` : ''}; keys are the flag names of headertap run`,
+    );
+  }
+  return config;
+}
+
+/**
+ * Merges flags over config over defaults and checks every value. Flags come
+ * from commander as strings (arrays for repeatable ones).
+ */
+export function resolveRunOptions(flags: Record<string, unknown>, configFile?: string): RunOptions {
+  const config = configFile ? loadConfigFile(configFile) : {};
+  const out: Record<string, unknown> = {};
+  for (const spec of RUN_OPTIONS) {
+    const flagValue = flags[camel(spec.key)];
+    let value: unknown;
+    if (flagValue !== undefined) value = spec.parse(flagValue, `--${spec.key}`);
+    else if (config[spec.key] !== undefined && config[spec.key] !== null) {
+      value = spec.parse(config[spec.key], `--config ${configFile}: key '${spec.key}'`);
+    } else value = spec.default;
+    if (value !== undefined) out[spec.prop] = value;
+  }
+  const opts = out as unknown as RunOptions;
+  if (opts.pid.length > 16) throw new UsageError(`too many --pid filters (${opts.pid.length}); at most 16`);
+  if (opts.comm.length > 8) throw new UsageError(`too many --comm filters (${opts.comm.length}); at most 8`);
+  if (opts.port.length > 16) throw new UsageError(`too many --port filters (${opts.port.length}); at most 16`);
+  if (opts.record && opts.replay) throw new UsageError('--record and --replay cannot be combined; record from the kernel, replay later');
+  return opts;
+}
+
+/** Commander's property name for a kebab-case flag. */
+export function camel(key: string): string {
+  return key.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}

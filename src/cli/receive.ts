@@ -1,0 +1,35 @@
+import { toJsonLine, toPretty, type FlatRecord } from '../common/flat-record';
+import { UsageError } from '../common/errors';
+import { OtlpReceiver } from '../receiver';
+import { lineWriter, stderrLog, type CliIO } from './output';
+
+export interface ReceiveOptions {
+  listen: string;
+  httpListen?: string;
+  format: string;
+}
+
+/** `headertap receive`: print every record that arrives until SIGINT/SIGTERM. */
+export async function runReceiver(opts: ReceiveOptions, io: CliIO): Promise<number> {
+  if (opts.format !== 'pretty' && opts.format !== 'jsonl') {
+    throw new UsageError(`--format '${opts.format}' is not one of: pretty, jsonl`);
+  }
+  const log = stderrLog(io, false);
+  const out = lineWriter(io.stdout);
+  const print = opts.format === 'jsonl' ? (r: FlatRecord) => out(toJsonLine(r)) : (r: FlatRecord) => out(toPretty(r) + '\n');
+  const receiver = new OtlpReceiver({
+    grpcListen: opts.listen,
+    ...(opts.httpListen ? { httpListen: opts.httpListen } : {}),
+    onBatch: (batch) => batch.records.forEach(print),
+    onError: (msg) => log.warn(msg),
+  });
+  const bound = await receiver.start();
+  const where = [`${bound.grpc} (OTLP/gRPC)`, ...(bound.http ? [`${bound.http} (OTLP/HTTP)`] : [])].join(' and ');
+  io.stderr.write(`headertap receiver listening on ${where}\n`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await receiver.stop();
+  return 0;
+}

@@ -1,0 +1,224 @@
+import { diag, DiagLogLevel } from '@opentelemetry/api';
+import { setGlobalErrorHandler } from '@opentelemetry/core';
+import { EnvironmentError, LoaderError, UsageError } from '../common/errors';
+import { toJsonLine, toPretty, type FlatRecord } from '../common/flat-record';
+import type { Log } from '../common/log';
+import { LOADER_PATH } from '../common/paths';
+import { ConnectionTracker, type HttpCounters } from '../http';
+import { ExchangeMapper, HeaderRules, LogPipeline, resolveExportTarget, type ExportTarget, type PipelineCounters } from '../otel';
+import { OtlpReceiver } from '../receiver';
+import {
+  LoaderSource,
+  MonotonicClock,
+  RecordingWriter,
+  ReplaySource,
+  readRecording,
+  type EventSource,
+  type KernelCounters,
+  type ReadyEvent,
+  type SourceEvent,
+} from '../source';
+import { ProcessInfoCache } from '../workload';
+import type { RunOptions } from './options';
+import { lineWriter, stderrLog, type CliIO } from './output';
+import { checkKernel, checkPrivileges } from './privileges';
+import { VERSION } from './version';
+
+/** Connections with no traffic for this long are dropped (their requests reported unanswered). */
+const IDLE_CONNECTION_NS = 5 * 60 * 1e9;
+const IDLE_SWEEP_MS = 30_000;
+/** How long shutdown waits for the last exports before giving up. */
+const SHUTDOWN_EXPORT_TIMEOUT_MS = 20_000;
+
+/** The OpenTelemetry SDK reports through diag; show it only with --verbose (failures are counted and reported by us). */
+function routeSdkDiagnostics(log: Log): void {
+  diag.setLogger(
+    { error: log.debug, warn: log.debug, info: log.debug, debug: () => {}, verbose: () => {} },
+    DiagLogLevel.WARN,
+  );
+  setGlobalErrorHandler((err) => log.debug(`opentelemetry: ${String((err as Error)?.message ?? err)}`));
+}
+
+/** An embedded receiver listens where the exporter sends: the endpoint's host and port. */
+function receiverListen(target: ExportTarget): { grpcListen?: string; httpListen?: string } {
+  const url = new URL(target.url);
+  if (url.protocol !== 'http:') {
+    throw new UsageError(`--embedded-receiver needs a plaintext http:// endpoint on this host, not ${target.url}`);
+  }
+  const port = url.port || (target.protocol === 'grpc' ? '4317' : '4318');
+  const hostPort = `${url.hostname === 'localhost' ? '127.0.0.1' : url.hostname}:${port}`;
+  return target.protocol === 'grpc' ? { grpcListen: hostPort } : { httpListen: hostPort };
+}
+
+function describeFilters(o: RunOptions): string {
+  const parts = [
+    ...o.pid.map((p) => `pid ${p}`),
+    ...o.comm.map((c) => `comm ${c}`),
+    ...o.port.map((p) => `port ${p}`),
+  ];
+  return parts.length ? parts.join(', ') : 'none (all processes)';
+}
+
+export interface RunTotals {
+  http: HttpCounters;
+  export: PipelineCounters;
+  kernel?: KernelCounters;
+  dropped: number;
+}
+
+/** The one-line account printed at exit: what was seen, sent, and lost. */
+export function summaryLine(t: RunTotals): string {
+  const h = t.http;
+  const p = h.problems;
+  const resyncs = p.invalid_start_line + p.invalid_framing + p.invalid_chunk + p.gap_resync + p.head_overflow;
+  const k = t.kernel;
+  const kernel = k
+    ? `kernel events ${k.dataEvents + k.closeEvents}, lost ${k.ringbufLost}, truncated ${k.truncated}, unreadable ${k.copyFailed}`
+    : 'kernel events n/a';
+  return (
+    `exchanges ${h.exchanges} (unanswered ${h.unanswered}, truncated ${h.truncatedMessages}); ` +
+    `records exported ${t.export.exported}, failed ${t.export.failed}, dropped ${t.dropped}; ` +
+    `${kernel}; parser resyncs ${resyncs}, orphan responses ${h.orphanResponses}`
+  );
+}
+
+function waitForSignal(): { promise: Promise<string>; dispose(): void } {
+  let resolve!: (s: string) => void;
+  const promise = new Promise<string>((r) => (resolve = r));
+  const onInt = () => resolve('SIGINT');
+  const onTerm = () => resolve('SIGTERM');
+  process.once('SIGINT', onInt);
+  process.once('SIGTERM', onTerm);
+  return {
+    promise,
+    dispose() {
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+    },
+  };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), ms))),
+  ]);
+}
+
+/** `headertap run`: capture, parse, map, export; returns the exit status. */
+export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
+  const log = stderrLog(io, opts.verbose);
+  routeSdkDiagnostics(log);
+  const target = resolveExportTarget({ endpoint: opts.endpoint, protocol: opts.protocol }, io.env);
+  const payload = opts.replay ? readRecording(opts.replay) : undefined;
+  if (!payload) {
+    checkPrivileges();
+    checkKernel();
+  }
+
+  const out = lineWriter(io.stdout);
+  let receiver: OtlpReceiver | undefined;
+  if (opts.embeddedReceiver) {
+    const print = opts.format === 'jsonl' ? (r: FlatRecord) => out(toJsonLine(r)) : (r: FlatRecord) => out(toPretty(r) + '\n');
+    receiver = new OtlpReceiver({
+      ...receiverListen(target),
+      onBatch: (batch) => batch.records.forEach(print),
+      onError: (msg) => log.warn(`embedded receiver: ${msg}`),
+    });
+    await receiver.start();
+  }
+
+  const pipeline = new LogPipeline({
+    target,
+    serviceName: opts.serviceName,
+    version: VERSION,
+    log,
+    ...(opts.console ? { console: out } : {}),
+  });
+  const clock = new MonotonicClock();
+  const processes = new ProcessInfoCache();
+  const mapper = new ExchangeMapper({
+    rules: new HeaderRules({ capture: opts.captureHeaders, redact: opts.redactHeaders }),
+    toHrTime: (ns) => clock.toHrTime(ns),
+    processInfo: (pid, comm) => processes.get(pid, comm),
+  });
+  const tracker = new ConnectionTracker({
+    maxHeaderBytes: opts.maxHeaderBytes,
+    onExchange: (ex) => pipeline.emit(mapper.map(ex)),
+  });
+
+  let kernel: KernelCounters | undefined;
+  let lastNs = 0;
+  const onEvent = (ev: SourceEvent): void => {
+    switch (ev.kind) {
+      case 'data':
+        lastNs = ev.tsNs;
+        processes.get(ev.pid, ev.comm); // look the process up while it still runs
+        tracker.onData(ev);
+        return;
+      case 'close':
+        tracker.onClose(ev);
+        return;
+      case 'ready':
+        clock.setOffset(ev.realtimeOffsetNs);
+        return;
+      case 'stats':
+        clock.setOffset(ev.realtimeOffsetNs);
+        kernel = ev.counters;
+        return;
+    }
+  };
+
+  const recorder = opts.record ? new RecordingWriter(opts.record) : undefined;
+  const source: EventSource = payload
+    ? new ReplaySource(payload)
+    : new LoaderSource({
+        path: LOADER_PATH,
+        pids: opts.pid,
+        comms: opts.comm,
+        ports: opts.port,
+        selfPids: [process.pid],
+        verbose: opts.verbose,
+        log,
+        ...(recorder ? { tap: (chunk: Buffer) => recorder.write(chunk) } : {}),
+      });
+
+  const signal = waitForSignal();
+  let ready: ReadyEvent;
+  try {
+    ready = await source.start(onEvent);
+  } catch (err) {
+    signal.dispose();
+    await receiver?.stop();
+    await pipeline.shutdown();
+    if (err instanceof LoaderError && err.exitCode === 2) throw new EnvironmentError(err.message);
+    throw err;
+  }
+
+  const protocolName = target.protocol === 'grpc' ? 'OTLP/gRPC' : 'OTLP/HTTP (protobuf)';
+  const from = payload ? `replaying ${opts.replay}` : `capturing HTTP/1.x over TCP on ${ready.ncpus} CPUs (loader pid ${ready.loaderPid})`;
+  io.stderr.write(
+    `headertap ready: ${from}; exporting ${protocolName} to ${target.url}${receiver ? ' (embedded receiver)' : ''}; filters: ${describeFilters(opts)}\n`,
+  );
+
+  const sweep = setInterval(() => tracker.evictIdle(lastNs - IDLE_CONNECTION_NS), IDLE_SWEEP_MS);
+  sweep.unref();
+
+  const ended = await Promise.race([signal.promise.then((s) => ({ reason: 'signal' as const, message: s })), source.ended]);
+  signal.dispose();
+  clearInterval(sweep);
+  if (ended.reason === 'failed') log.warn(ended.message ?? 'event source failed');
+  log.debug(`stopping (${ended.message ?? ended.reason})`);
+
+  await source.stop(); // delivers every event already captured
+  tracker.flush('agent_stopped');
+  const flushed = await withTimeout(pipeline.shutdown(), SHUTDOWN_EXPORT_TIMEOUT_MS);
+  if (flushed === 'timeout') log.warn(`gave up waiting for the last exports after ${SHUTDOWN_EXPORT_TIMEOUT_MS / 1000}s`);
+  await receiver?.stop();
+  await recorder?.close();
+
+  const dropped = pipeline.unaccounted;
+  io.stderr.write(`headertap stopped: ${summaryLine({ http: tracker.counters, export: pipeline.counters, kernel, dropped })}\n`);
+  return ended.reason === 'failed' ? 1 : 0;
+}
