@@ -1,0 +1,227 @@
+/**
+ * Real processes for integration tests: the headertap agent (real eBPF),
+ * nginx, curl, node and python on loopback, each registered for cleanup as
+ * soon as it starts.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import type { TestContext } from 'node:test';
+import { LOADER_PATH, PACKAGE_ROOT } from '../../src/common/paths';
+import type { FlatRecord } from '../../src/common/flat-record';
+
+export const HEADERTAP = path.join(PACKAGE_ROOT, 'bin', 'headertap');
+export const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+
+/**
+ * Why real-eBPF tests cannot run here, or undefined when they can. CI sets
+ * HEADERTAP_REQUIRE_EBPF=1, which turns a skip into a failure.
+ */
+export function ebpfUnavailable(): string | undefined {
+  if (process.getuid?.() !== 0) return 'needs root to load eBPF programs';
+  if (!existsSync('/sys/kernel/btf/vmlinux')) return 'kernel has no BTF (/sys/kernel/btf/vmlinux)';
+  if (!existsSync(LOADER_PATH)) return `loader not built (${LOADER_PATH}): run npm run build`;
+  return undefined;
+}
+
+/** Skips (with the reason printed) or fails when real eBPF cannot be used. */
+export function requireEbpf(t: TestContext): boolean {
+  const reason = ebpfUnavailable();
+  if (!reason) return true;
+  if (process.env.HEADERTAP_REQUIRE_EBPF === '1') throw new Error(`real-eBPF test cannot run: ${reason}`);
+  process.stderr.write(`# SKIP ${t.name}: ${reason}\n`);
+  t.skip(reason);
+  return false;
+}
+
+export function requireCommand(t: TestContext, file: string): boolean {
+  if (existsSync(file)) return true;
+  const reason = `${file} is not installed`;
+  if (process.env.HEADERTAP_REQUIRE_EBPF === '1') throw new Error(reason);
+  process.stderr.write(`# SKIP ${t.name}: ${reason}\n`);
+  t.skip(reason);
+  return false;
+}
+
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, host, () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves once something accepts TCP connections on host:port. */
+export async function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 10000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect(port, host);
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nothing listens on ${host}:${port} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export interface Finished {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to completion. */
+export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}): Promise<Finished & { pid: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30000);
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, pid: child.pid! });
+    });
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+/** A long-running child, killed when the test ends. */
+export function background(t: TestContext, cmd: string, args: string[], env?: NodeJS.ProcessEnv): ChildProcess & { output(): string } {
+  const child = spawn(cmd, args, { env: env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  return Object.assign(child, { output: () => out });
+}
+
+export interface Agent {
+  pid: number;
+  stderr(): string;
+  stdout(): string;
+  /** SIGINT, then the exit status and output. */
+  stop(signal?: NodeJS.Signals): Promise<Finished>;
+}
+
+/** Starts `headertap run` and resolves once it printed its ready line. */
+export function startAgent(t: TestContext, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Agent> {
+  const child = spawn(process.execPath, [HEADERTAP, 'run', ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  const exited = new Promise<Finished>((resolve) =>
+    child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
+  );
+  t.after(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`agent not ready after 30 s; stderr:\n${stderr}`)), 30000);
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+      if (/^headertap ready/m.test(stderr)) {
+        clearTimeout(timer);
+        resolve({
+          pid: child.pid!,
+          stderr: () => stderr,
+          stdout: () => stdout,
+          stop: (signal = 'SIGINT') => {
+            child.kill(signal);
+            return exited;
+          },
+        });
+      }
+    });
+    void exited.then((f) => {
+      clearTimeout(timer);
+      reject(new Error(`agent exited before ready (code ${f.code}); stderr:\n${f.stderr}`));
+    });
+  });
+}
+
+export interface Nginx {
+  port: number;
+  dir: string;
+  stop(): Promise<void>;
+}
+
+/** nginx on 127.0.0.1 and [::1], a fixed response with custom headers, a static file for sendfile. */
+export async function startNginx(t: TestContext): Promise<Nginx> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'ht-nginx-'));
+  const port = await freePort();
+  mkdirSync(path.join(dir, 'www'));
+  writeFileSync(path.join(dir, 'www', 'big.bin'), Buffer.alloc(200_000, 0x61));
+  writeFileSync(
+    path.join(dir, 'nginx.conf'),
+    `
+user root;
+daemon off;
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 128; }
+http {
+  access_log off;
+  sendfile on;
+  keepalive_requests 1000;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  server {
+    listen 127.0.0.1:${port};
+    listen [::1]:${port};
+    location /big.bin { root ${dir}/www; }
+    location / {
+      add_header X-Served-By nginx-test always;
+      add_header Cache-Control no-store always;
+      return 200 "hello from nginx\\n";
+    }
+  }
+}
+`,
+  );
+  const child = background(t, '/usr/sbin/nginx', ['-c', path.join(dir, 'nginx.conf'), '-p', dir, '-e', path.join(dir, 'error.log')]);
+  await waitForPort(port);
+  return {
+    port,
+    dir,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      child.kill('SIGQUIT');
+      await new Promise((r) => child.once('close', r));
+    },
+  };
+}
+
+/** Records from one process. */
+export function byPid(records: FlatRecord[], pid: number): FlatRecord[] {
+  return records.filter((r) => r.attributes['process.pid'] === pid);
+}
+
+export function attr(r: FlatRecord, key: string): unknown {
+  return r.attributes[key];
+}
