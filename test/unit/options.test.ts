@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { describe, it } from 'node:test';
+import { UsageError } from '../../src/common/errors';
+import { resolveRunOptions, suggest } from '../../src/cli/options';
+import { DEFAULT_REDACT_HEADERS } from '../../src/otel';
+
+function configFile(text: string): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'ht-config-'));
+  const file = path.join(dir, 'headertap.yaml');
+  writeFileSync(file, text);
+  return file;
+}
+
+function throwsUsage(fn: () => unknown, re: RegExp) {
+  assert.throws(fn, (e: unknown) => e instanceof UsageError && re.test(e.message), re.source);
+}
+
+describe('resolveRunOptions', () => {
+  it('fills defaults from DESIGN.md', () => {
+    const o = resolveRunOptions({});
+    assert.deepEqual(o.captureHeaders, ['*']);
+    assert.deepEqual(o.redactHeaders, DEFAULT_REDACT_HEADERS);
+    assert.equal(o.maxHeaderBytes, 16384);
+    assert.equal(o.serviceName, 'headertap');
+    assert.deepEqual([o.pid, o.comm, o.port], [[], [], []]);
+    assert.equal(o.console, false);
+  });
+
+  it('accepts repeated and comma-separated filters', () => {
+    const o = resolveRunOptions({ pid: ['1', '2,3'], port: ['80'], comm: ['nginx', 'curl'] });
+    assert.deepEqual(o.pid, [1, 2, 3]);
+    assert.deepEqual(o.port, [80]);
+    assert.deepEqual(o.comm, ['nginx', 'curl']);
+  });
+
+  it('reads the same keys from a YAML config, with flags winning', () => {
+    const file = configFile(
+      'endpoint: http://c:4317\nport: [80, 8080]\nredact-headers: x-secret-*,authorization\nmax-header-bytes: 4096\nconsole: true\n',
+    );
+    const o = resolveRunOptions({ port: ['9090'] }, file);
+    assert.equal(o.endpoint, 'http://c:4317');
+    assert.deepEqual(o.port, [9090]);
+    assert.deepEqual(o.redactHeaders, ['x-secret-*', 'authorization']);
+    assert.equal(o.maxHeaderBytes, 4096);
+    assert.equal(o.console, true);
+  });
+
+  it('names the flag, the value and a good value on bad input', () => {
+    throwsUsage(() => resolveRunOptions({ pid: ['abc'] }), /^--pid 'abc' is not a valid process id; expected an integer from 1 to/);
+    throwsUsage(() => resolveRunOptions({ port: ['0'] }), /^--port '0' is not a valid port/);
+    throwsUsage(() => resolveRunOptions({ comm: ['a-very-long-process-name'] }), /^--comm 'a-very-long-process-name' is not a process name/);
+    throwsUsage(() => resolveRunOptions({ captureHeaders: 'x tenant' }), /^--capture-headers 'x tenant' is not a header-name glob/);
+    throwsUsage(() => resolveRunOptions({ maxHeaderBytes: '10' }), /^--max-header-bytes '10' is not a valid byte count/);
+    throwsUsage(() => resolveRunOptions({ format: 'xml' }), /^--format 'xml' is not one of: pretty, jsonl/);
+    throwsUsage(() => resolveRunOptions({ port: Array.from({ length: 17 }, (_, i) => String(i + 1)) }), /too many --port filters/);
+    throwsUsage(() => resolveRunOptions({ record: 'a', replay: 'b' }), /cannot be combined/);
+  });
+
+  it('names the file and the key for config problems', () => {
+    throwsUsage(() => resolveRunOptions({}, '/nonexistent/h.yaml'), /^cannot read --config \/nonexistent\/h.yaml: no such file$/);
+    throwsUsage(() => resolveRunOptions({}, configFile('endpont: x\n')), /has an unknown key 'endpont' \(did you mean 'endpoint'\?\)/);
+    throwsUsage(() => resolveRunOptions({}, configFile('port: [80\n')), /is not valid YAML at line \d/);
+    throwsUsage(() => resolveRunOptions({}, configFile('- a\n- b\n')), /must be a mapping/);
+    throwsUsage(() => resolveRunOptions({}, configFile('port: http\n')), /key 'port' 'http' is not a valid port/);
+  });
+});
+
+describe('suggest', () => {
+  it('proposes the closest name within two edits', () => {
+    assert.equal(suggest('prot', ['port', 'pid', 'comm']), 'port');
+    assert.equal(suggest('zzzzzz', ['port', 'pid']), undefined);
+  });
+});
