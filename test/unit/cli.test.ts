@@ -1,0 +1,114 @@
+/**
+ * The command as users meet it: bad input of every kind is one line on
+ * stderr naming the problem and the fix, exit status 2, no stack trace.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { describe, it } from 'node:test';
+import { PACKAGE_ROOT } from '../../src/common/paths';
+import { checkKernel, checkPrivileges } from '../../src/cli/privileges';
+import { EnvironmentError } from '../../src/common/errors';
+
+const HEADERTAP = path.join(PACKAGE_ROOT, 'bin', 'headertap');
+
+function headertap(args: string[], opts: { uid?: number; gid?: number } = {}) {
+  const r = spawnSync(process.execPath, [HEADERTAP, ...args], { encoding: 'utf8', timeout: 30000, ...opts });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function assertOneLineError(r: { code: number | null; stderr: string }, re: RegExp) {
+  assert.equal(r.code, 2, `exit status; stderr: ${r.stderr}`);
+  const lines = r.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, `one line, got:\n${r.stderr}`);
+  assert.match(lines[0], /^headertap: /);
+  assert.match(lines[0], re);
+  assert.doesNotMatch(r.stderr, /\bat .*\.js:\d+/, 'no stack trace');
+}
+
+describe('headertap CLI: bad input', () => {
+  const cases: [string, string[], RegExp][] = [
+    ['unknown flag', ['run', '--bogus'], /unknown option '--bogus'; see `headertap run --help`/],
+    ['mistyped flag', ['run', '--endpont', 'x'], /unknown option '--endpont' \(did you mean --endpoint\?\)/],
+    ['endpoint without scheme', ['run', '--endpoint', 'collector:4317'], /--endpoint 'collector:4317' has scheme 'collector'; use http:\/\//],
+    ['endpoint not a URL', ['run', '--endpoint', 'not a url'], /--endpoint 'not a url' is not a URL/],
+    ['bad protocol', ['run', '--protocol', 'udp'], /--protocol 'udp' is not a supported protocol; use grpc or http\/protobuf/],
+    ['bad port', ['run', '--port', '70000'], /--port '70000' is not a valid port; expected an integer from 1 to 65535/],
+    ['missing value', ['run', '--pid'], /option '--pid <N>' argument missing/],
+    ['unreadable config', ['run', '--config', '/nonexistent.yaml'], /cannot read --config \/nonexistent.yaml: no such file/],
+    ['unknown command', ['runn'], /unknown command 'runn' \(did you mean run\?\)/],
+    ['no command', [], /missing command: use `headertap run` or `headertap receive`/],
+    ['replay of a non-recording', ['run', '--replay', '/etc/hostname'], /--replay file \/etc\/hostname is not a headertap recording/],
+    ['bad receiver address', ['receive', '--listen', 'localhost'], /--listen 'localhost' is not HOST:PORT/],
+    ['bad receiver format', ['receive', '--format', 'xml'], /--format 'xml' is not one of: pretty, jsonl/],
+  ];
+  for (const [name, args, re] of cases) {
+    it(`${name}: one line, exit 2`, () => {
+      const r = headertap(args);
+      if (args.length === 0) {
+        // help goes to stderr first for a bare `headertap`; the last line is the error
+        assert.equal(r.code, 2);
+        assert.match(r.stderr.trimEnd().split('\n').pop()!, re);
+        return;
+      }
+      assertOneLineError(r, re);
+    });
+  }
+
+  it('an unknown config key is named with a suggestion', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'ht-cli-'));
+    const file = path.join(dir, 'c.yaml');
+    writeFileSync(file, 'endpoint: http://localhost:4317\nredact-header: x\n');
+    assertOneLineError(headertap(['run', '--config', file]), /unknown key 'redact-header' \(did you mean 'redact-headers'\?\)/);
+  });
+
+  it('--help and --version exit 0', () => {
+    const help = headertap(['run', '--help']);
+    assert.equal(help.code, 0);
+    for (const flag of ['--endpoint', '--protocol', '--console', '--pid', '--comm', '--port', '--capture-headers', '--redact-headers', '--max-header-bytes', '--service-name', '--config']) {
+      assert.ok(help.stdout.includes(flag), `help mentions ${flag}`);
+    }
+    const v = headertap(['--version']);
+    assert.equal(v.code, 0);
+    assert.match(v.stdout, /^\d+\.\d+\.\d+/);
+  });
+
+  it('without privileges: names the missing capabilities and the fix', (t) => {
+    if (process.getuid?.() !== 0) {
+      // Already unprivileged: the plain run shows the message.
+      assertOneLineError(headertap(['run']), /needs root or the capabilities CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE/);
+      return;
+    }
+    // nobody must be able to reach bin/headertap and dist/ (a checkout under /root is not).
+    try {
+      for (let p = PACKAGE_ROOT; p !== '/'; p = path.dirname(p)) {
+        const mode = spawnSync('stat', ['-c', '%a', p], { encoding: 'utf8' }).stdout.trim();
+        if (!(parseInt(mode, 8) & 0o001)) throw new Error(`${p} is not searchable by other users`);
+      }
+    } catch (err) {
+      process.stderr.write(`# SKIP ${t.name}: ${(err as Error).message}\n`);
+      t.skip((err as Error).message);
+      return;
+    }
+    const r = headertap(['run'], { uid: 65534, gid: 65534 });
+    assertOneLineError(r, /needs root or the capabilities CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE \(missing: CAP_BPF, CAP_PERFMON, CAP_SYS_RESOURCE\); run it as root/);
+  });
+});
+
+describe('privilege and kernel checks', () => {
+  it('accepts CAP_SYS_ADMIN, or CAP_BPF+CAP_PERFMON+CAP_SYS_RESOURCE, and names what is missing', () => {
+    const bit = (n: number) => 1n << BigInt(n);
+    assert.doesNotThrow(() => checkPrivileges(bit(21)));
+    assert.doesNotThrow(() => checkPrivileges(bit(39) | bit(38) | bit(24)));
+    assert.throws(() => checkPrivileges(bit(39)), (e: unknown) => e instanceof EnvironmentError && /missing: CAP_PERFMON, CAP_SYS_RESOURCE\)/.test(e.message));
+  });
+
+  it('explains a kernel without BTF', () => {
+    assert.throws(
+      () => checkKernel('/nonexistent/vmlinux'),
+      (e: unknown) => e instanceof EnvironmentError && /no BTF \(\/nonexistent\/vmlinux is missing\); headertap needs a kernel built with CONFIG_DEBUG_INFO_BTF=y/.test(e.message),
+    );
+  });
+});
