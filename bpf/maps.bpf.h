@@ -42,10 +42,13 @@ struct ht_active_io {
 	const struct iovec *iov;  /* writev/readv/sendmsg/recvmsg vector, or NULL */
 	__u64 iovcnt;
 	__u64 enter_ns;
+	/* TCP sequence number of the first byte this call moves, read at entry:
+	 * at exit, copied_seq may already count a FIN the same read consumed. */
+	__u32 seq;
 	__s32 fd;
 	__u8 source;    /* HT_SRC_* */
 	__u8 direction; /* HT_DIR_* */
-	__u8 _pad0[2];
+	__u8 _pad0[6];
 };
 
 /* thread id -> the socket syscall it is in. Entries live for one syscall; the

@@ -38,6 +38,8 @@ static __always_inline int ht_enter_io(int fd, const void *buf, const struct iov
 	io.iov = iov;
 	io.iovcnt = iovcnt;
 	io.enter_ns = bpf_ktime_get_ns();
+	io.seq = direction == HT_DIR_EGRESS ? BPF_CORE_READ((struct tcp_sock *)sk, write_seq)
+					    : BPF_CORE_READ((struct tcp_sock *)sk, copied_seq);
 	io.fd = fd;
 	io.source = source;
 	io.direction = direction;
@@ -82,7 +84,6 @@ static __always_inline void ht_emit_data(struct ht_active_io *io, __u64 id, long
 	struct ht_data_scratch *s = bpf_map_lookup_elem(&ht_scratch, &cpu);
 	struct ht_data_event *ev;
 	struct sock *sk = io->sk;
-	struct tcp_sock *tp = (struct tcp_sock *)sk;
 	__u32 total = ret > 0xffffffffL ? 0xffffffffU : (__u32)ret;
 	__u32 limit = copy_limit < HT_MAX_DATA ? copy_limit : HT_MAX_DATA;
 	bool failed = false;
@@ -111,13 +112,8 @@ static __always_inline void ht_emit_data(struct ht_active_io *io, __u64 id, long
 	ev->sock_id = ht_sock_id(sk);
 	ev->flags = 0;
 	ev->_pad0 = 0;
-	if (io->direction == HT_DIR_EGRESS) {
-		ev->ts_ns = io->enter_ns;
-		ev->seq = BPF_CORE_READ(tp, write_seq) - total;
-	} else {
-		ev->ts_ns = bpf_ktime_get_ns();
-		ev->seq = BPF_CORE_READ(tp, copied_seq) - total;
-	}
+	ev->seq = io->seq;
+	ev->ts_ns = io->direction == HT_DIR_EGRESS ? io->enter_ns : bpf_ktime_get_ns();
 	ev->msg_size = total;
 	ht_process_comm(ev->comm);
 
