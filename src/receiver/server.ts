@@ -44,6 +44,21 @@ export function parseListen(value: string, flag: string): { host: string; port: 
   return { host: m[1].replace(/^\[|\]$/g, ''), port };
 }
 
+/** Lets calls in flight finish, but never waits on a client that keeps its connection open. */
+function shutdownGrpc(server: grpc.Server, graceMs = 2000): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    timer.unref();
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
 function hostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
@@ -70,7 +85,7 @@ export class OtlpReceiver {
     const grpcServer = this._grpc;
     const httpServer = this._http;
     await Promise.all([
-      grpcServer ? new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve())) : undefined,
+      grpcServer ? shutdownGrpc(grpcServer) : undefined,
       httpServer ? new Promise<void>((resolve) => httpServer.close(() => resolve())) : undefined,
     ]);
   }

@@ -99,14 +99,24 @@ export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv
   });
 }
 
-/** A long-running child, killed when the test ends. */
+/**
+ * A long-running child in its own process group, killed with everything it
+ * started when the test ends. Killing only the child would orphan nginx's
+ * workers, which hold the output pipes open and keep the test file running.
+ */
 export function background(t: TestContext, cmd: string, args: string[], env?: NodeJS.ProcessEnv): ChildProcess & { output(): string } {
-  const child = spawn(cmd, args, { env: env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(cmd, args, { env: env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let out = '';
   child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
   t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      // the group is gone already
+    }
+    child.stdout!.destroy();
+    child.stderr!.destroy();
   });
   return Object.assign(child, { output: () => out });
 }
