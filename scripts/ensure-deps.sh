@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Installs what headertap needs and is missing, then builds. Safe to re-run:
+# each step is skipped when already done. Sourced by start.sh and test.sh.
+#   ensure_deps build   toolchain + npm packages + build
+#   ensure_deps test    the same, plus what the tests drive (nginx, curl, python3)
+set -euo pipefail
+
+HT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+NODE_MIN_MAJOR=20
+NODE_MIN_MINOR=6
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'headertap: %s\n' "$*" >&2; exit 2; }
+
+BUILD_PACKAGES=(clang llvm libbpf-dev libelf-dev zlib1g-dev make gcc libc6-dev pkg-config)
+TEST_PACKAGES=(nginx-light curl python3 iproute2)
+
+missing_packages() {
+  local p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || printf '%s\n' "$p"
+  done
+}
+
+apt_install() {
+  [ "$(id -u)" -eq 0 ] || die "missing Debian packages ($*); run this as root or install them with: sudo apt-get install $*"
+  command -v apt-get >/dev/null || die "missing packages ($*) and no apt-get: install them with your package manager"
+  if [ -z "${HT_APT_UPDATED:-}" ]; then
+    say "apt-get update"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    HT_APT_UPDATED=1
+  fi
+  say "installing Debian packages: $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+ensure_bpftool() {
+  command -v bpftool >/dev/null && return 0
+  [ -x /usr/sbin/bpftool ] && return 0
+  # Debian ships bpftool on its own; Ubuntu in linux-tools for the running kernel.
+  if apt-cache show bpftool >/dev/null 2>&1; then
+    apt_install bpftool
+  else
+    apt_install "linux-tools-$(uname -r)" linux-tools-common
+  fi
+}
+
+ensure_node() {
+  command -v node >/dev/null || die "Node.js >= ${NODE_MIN_MAJOR}.${NODE_MIN_MINOR} is needed and not installed; install it from https://nodejs.org or your distribution (NodeSource for Debian/Ubuntu)"
+  local v major minor
+  v="$(node -p 'process.versions.node')"
+  major="${v%%.*}"; minor="${v#*.}"; minor="${minor%%.*}"
+  if [ "$major" -lt "$NODE_MIN_MAJOR" ] || { [ "$major" -eq "$NODE_MIN_MAJOR" ] && [ "$minor" -lt "$NODE_MIN_MINOR" ]; }; then
+    die "Node.js $v is too old; headertap needs >= ${NODE_MIN_MAJOR}.${NODE_MIN_MINOR}"
+  fi
+}
+
+ensure_npm_packages() {
+  cd "$HT_ROOT"
+  # npm ci when node_modules is missing or older than the lockfile.
+  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    say "npm ci"
+    npm ci --no-audit --no-fund --loglevel=error
+  fi
+}
+
+ensure_build() {
+  cd "$HT_ROOT"
+  say "building (BPF object, loader, TypeScript)"
+  npm run --silent build
+}
+
+ensure_deps() {
+  local what="${1:-build}" pkgs
+  ensure_node
+  pkgs=("${BUILD_PACKAGES[@]}")
+  [ "$what" = test ] && pkgs+=("${TEST_PACKAGES[@]}")
+  mapfile -t missing < <(missing_packages "${pkgs[@]}")
+  [ "${#missing[@]}" -eq 0 ] || apt_install "${missing[@]}"
+  ensure_bpftool
+  ensure_npm_packages
+  ensure_build
+}
