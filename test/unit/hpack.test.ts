@@ -106,7 +106,7 @@ describe('HPACK decoder: dynamic table', () => {
     d.decode(hex(VECTORS['C.3 requests without Huffman'][0]));
     d.decode(hex(VECTORS['C.3 requests without Huffman'][1]));
     assert.equal(d.size, 110);
-    d.decode(hex('3f 22')); // size update to 15 + 34 = 49... (5-bit prefix 31, then 0x22 = 34): 65 octets
+    d.decode(hex('3f 22')); // size update: 5-bit prefix 31, then 34: 65 octets
     assert.equal(d.size, 53, 'only cache-control: no-cache (53) fits in 65');
     assert.equal(d.length, 1);
     d.decode(hex('20')); // size update to 0
@@ -249,7 +249,9 @@ describe('HPACK Huffman code', () => {
   });
 
   it('rejects padding longer than 7 bits or not all ones, and EOS', () => {
-    assert.equal(huffmanDecode(hex('1fff')), undefined, '0 then 11 bits of padding');
+    assert.equal(huffmanDecode(hex('1fff')), undefined, 'a then 11 bits of padding');
+    assert.equal(huffmanDecode(hex('0000 0000 00ff')), undefined, 'eight 0s then a whole byte of padding');
+    assert.deepEqual(huffmanDecode(hex('0000 0000 00')), Buffer.from('00000000'), 'eight 0s, no padding');
     assert.equal(huffmanDecode(hex('00')), undefined, '0 then 000 padding');
     assert.equal(huffmanDecode(hex('ffff fffc')), undefined, 'EOS');
     assert.deepEqual(huffmanDecode(hex('07')), Buffer.from('0'), '0 then 111 padding');

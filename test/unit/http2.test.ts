@@ -316,6 +316,20 @@ describe('HTTP/2 frame reader', () => {
     assert.deepEqual(read([...stream].map((b) => Buffer.from([b]))), expected);
   });
 
+  it('finds frames again after lost bytes, also when a frame header and its payload come in separate writes', () => {
+    const seen: string[] = [];
+    const reader = new FrameReader(
+      { frame: (f: Frame) => seen.push(`${f.type}/${f.streamId}`), header: () => {}, lost: () => seen.push('lost'), oversized: () => {} },
+      false,
+    );
+    const headers = frame(0x1, 0x4, 7, GET_ROOT);
+    reader.push(Buffer.from('tail of a frame before the join'), 1); // dropped: not a frame start
+    reader.push(headers.subarray(0, 9), 2); // plausible header alone: held
+    reader.push(headers.subarray(9), 3);
+    reader.push(frame(0x3, 0, 7, hex('0000 0008')), 4);
+    assert.deepEqual(seen, ['1/7', '3/7']);
+  });
+
   it('never throws on random bytes, in sync or not', () => {
     let seed = 11;
     const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) >>> 8;
@@ -345,7 +359,8 @@ describe('HTTP/2 detection from the bytes', () => {
       assert.equal(sniffHttp2(Buffer.from(s, 'latin1')), undefined, JSON.stringify(s));
     }
     assert.equal(sniffHttp2(frame(0x1, 0x4, 0, GET_ROOT)), undefined, 'HEADERS on stream 0');
-    assert.equal(sniffHttp2(frame(0x1, 0x4, 1, GET_ROOT).subarray(0, 11)), undefined, 'no whole frame yet');
+    assert.equal(sniffHttp2(frame(0x1, 0x4, 1, GET_ROOT).subarray(0, 9)), 'more', 'a frame header written on its own');
+    assert.equal(sniffHttp2(frame(0x0, 0x0, 1, Buffer.alloc(200)).subarray(0, 100)), undefined, 'no whole frame in 100 bytes');
   });
 
   it('HTTP/1.1 requests are not taken for HTTP/2 and still parse', () => {

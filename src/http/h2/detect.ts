@@ -2,7 +2,7 @@ import type { Direction } from '../../source';
 import type { Http1StreamParser } from '../parse';
 import type { DirectionParser } from '../protocol';
 import type { HttpResponseHead } from '../types';
-import { DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_SIZE, FrameType, PREFACE, plausibleFrames } from './frames';
+import { DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_SIZE, FrameType, MAX_PARTIAL_HELD, PREFACE, frameRun } from './frames';
 import type { DirectionStart } from './session';
 
 /**
@@ -18,12 +18,17 @@ import type { DirectionStart } from './session';
  */
 export type Http2Evidence = 'preface' | 'start' | 'frames';
 
-/** What the first bytes of a direction say; 'more' when they are a prefix of something HTTP/2 begins with. */
+/**
+ * What the first bytes of a direction say; 'more' when they may be the start
+ * of something HTTP/2 begins with (a preface prefix, a lone frame header).
+ */
 export function sniffHttp2(buf: Buffer): Http2Evidence | 'more' | undefined {
   const n = Math.min(buf.length, PREFACE.length);
   if (buf.compare(PREFACE, 0, n, 0, n) === 0) return n === PREFACE.length ? 'preface' : 'more';
   if (buf.length < FRAME_HEADER_SIZE) return couldStartSettings(buf) ? 'more' : undefined;
-  if (!plausibleFrames(buf, DEFAULT_MAX_FRAME_SIZE)) return undefined;
+  const run = frameRun(buf, DEFAULT_MAX_FRAME_SIZE);
+  if (run === 'partial') return buf.length <= MAX_PARTIAL_HELD ? 'more' : undefined;
+  if (!run) return undefined;
   return couldStartSettings(buf) ? 'start' : 'frames';
 }
 
@@ -59,8 +64,6 @@ export function upgradesToH2c(head: HttpResponseHead): boolean {
   return false;
 }
 
-/** Bytes held while the first bytes of a direction are still ambiguous; a preface is 24. */
-const MAX_HELD = PREFACE.length;
 
 /**
  * A direction that speaks HTTP/1.x until its bytes say HTTP/2. It looks only
@@ -81,11 +84,11 @@ export class SniffingParser implements DirectionParser {
     const bytes = this._held ? Buffer.concat([this._held, data]) : data;
     this._held = undefined;
     const evidence = sniffHttp2(bytes);
-    if (evidence === 'more' && bytes.length < MAX_HELD) {
+    if (evidence === 'more') {
       this._held = bytes;
       return;
     }
-    if (evidence && evidence !== 'more') return this._onHttp2(evidence, bytes, tsNs);
+    if (evidence) return this._onHttp2(evidence, bytes, tsNs);
     this._h1.push(bytes, tsNs);
   }
 

@@ -86,20 +86,25 @@ export function plausibleHeader(buf: Buffer, at: number, maxFrameSize: number): 
 
 /**
  * Whether `buf` is a run of plausible frames from its first byte to its end
- * (the last frame may continue past the end). `minComplete` frames must be
- * whole inside `buf`, so a lone header-shaped prefix is not enough.
+ * (the last frame may continue past the end): 'frames' when at least one
+ * frame is whole inside it, 'partial' when the first frame's header is
+ * plausible but the frame goes on past the end (a writer that sends a
+ * frame's header and payload in two calls), else undefined.
  */
-export function plausibleFrames(buf: Buffer, maxFrameSize: number, minComplete = 1): boolean {
+export function frameRun(buf: Buffer, maxFrameSize: number): 'frames' | 'partial' | undefined {
   let at = 0;
   let complete = 0;
   while (at + FRAME_HEADER_SIZE <= buf.length) {
-    if (!plausibleHeader(buf, at, maxFrameSize)) return false;
+    if (!plausibleHeader(buf, at, maxFrameSize)) return undefined;
     at += FRAME_HEADER_SIZE + buf.readUIntBE(at, 3);
     if (at <= buf.length) complete++;
   }
-  // Ends exactly at a frame boundary, inside a payload, or inside a header that fits so far.
-  return complete >= minComplete;
+  if (complete > 0) return 'frames';
+  return buf.length >= FRAME_HEADER_SIZE ? 'partial' : undefined;
 }
+
+/** Bytes of a 'partial' run held while resyncing: a frame header and a little more. */
+export const MAX_PARTIAL_HELD = 64;
 
 /** A frame whose payload the reader kept (header-related types). */
 export interface Frame extends FrameHeader {
@@ -157,6 +162,8 @@ export class FrameReader {
   /** Payload bytes still to read (or skip) of the current frame. */
   private _remaining = 0;
   private _startNs = 0;
+  /** While lost: the start of a frame whose header looked right, waiting for the rest. */
+  private _held?: Buffer;
   /** The peer's SETTINGS_MAX_FRAME_SIZE (for plausibility when resyncing). */
   maxFrameSize = DEFAULT_MAX_FRAME_SIZE;
 
@@ -174,8 +181,16 @@ export class FrameReader {
   push(data: Buffer, tsNs: number): void {
     let pos = 0;
     if (this._state === ReadState.Lost) {
-      // Only a frame boundary at the start of a syscall's bytes is trusted.
-      if (!plausibleFrames(data, this.maxFrameSize)) return;
+      // Only a frame boundary at the start of a read or write is trusted, and only
+      // when at least one whole frame follows it (perhaps after a held header).
+      if (this._held) {
+        const joined = Buffer.concat([this._held, data]);
+        this._held = undefined;
+        if (frameRun(joined, this.maxFrameSize) === 'frames') return this._resync(joined, tsNs);
+      }
+      const run = frameRun(data, this.maxFrameSize);
+      if (run === 'partial' && data.length <= MAX_PARTIAL_HELD) this._held = data;
+      if (run !== 'frames') return;
       this._state = ReadState.Header;
     }
     while (pos < data.length) {
@@ -203,12 +218,22 @@ export class FrameReader {
   /** Forget the position in the stream: look for frames at the start of the next bytes. */
   desync(): void {
     this._resetFrame();
+    this._held = undefined;
     this._state = ReadState.Lost;
+  }
+
+  private _resync(data: Buffer, tsNs: number): void {
+    this._state = ReadState.Header;
+    this.push(data, tsNs);
   }
 
   /** `bytes` bytes exist here that were never captured. */
   gap(bytes: number): void {
-    if (bytes <= 0 || this._state === ReadState.Lost) return;
+    if (bytes <= 0) return;
+    if (this._state === ReadState.Lost) {
+      this._held = undefined;
+      return;
+    }
     const h = this._header;
     if (this._state === ReadState.Payload && h && !keeps(h.type) && bytes <= this._remaining) {
       this._remaining -= bytes;
