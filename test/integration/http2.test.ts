@@ -187,6 +187,29 @@ describe('HTTP/2 over cleartext with real eBPF', () => {
     assert.equal(records.length, 2, 'no record for the 101 itself');
   });
 
+  it('a header block larger than the 16 KiB the kernel copies per call: the fields before the cut, marked truncated', async (t) => {
+    if (!requireEbpf(t) || !requireCommand(t, '/usr/bin/nghttp')) return;
+    const port = await freePort();
+    const server = background(t, process.execPath, ['-e', NODE_H2_SERVER, String(port)]);
+    await waitForPort(port);
+    const cap = await capture(t, ports(port));
+    const ng = await run('nghttp', ['-n', '-H', 'x-before: 1', '-H', `x-big: ${'v'.repeat(24000)}`, `http://127.0.0.1:${port}/big`]);
+    assert.equal(ng.code, 0, ng.stderr);
+    await cap.sink.waitFor((rs) => byPid(rs, ng.pid).length >= 1 && byPid(rs, server.pid!).length >= 1, 15000, 'records of the big request');
+    const { records, summary } = await cap.finish({ cleanRun: false });
+    assert.match(summary, /exchanges 2 \(unanswered 0, truncated [1-9]/);
+    for (const r of [...byPid(records, ng.pid), ...byPid(records, server.pid!)]) {
+      assert.equal(attr(r, 'url.path'), '/big');
+      assert.equal(attr(r, 'http.response.status_code'), 200);
+      assert.deepEqual(header(r, 'request', 'x-before'), ['1']);
+      assert.equal(header(r, 'request', 'x-big'), undefined);
+      assert.equal(attr(r, 'headertap.truncated'), true);
+      // Cut by the copy limit if it came in one call, else over --max-header-bytes (16384).
+      assert.match(String(attr(r, 'headertap.truncated_reason')), /^(capture_gap|header_limit)$/);
+      assert.deepEqual(header(r, 'response', 'x-h2-server'), ['yes']);
+    }
+  });
+
   it('node http2 client -> node http2 server: three streams on one connection, both sides', async (t) => {
     if (!requireEbpf(t)) return;
     const port = await freePort();

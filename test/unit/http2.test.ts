@@ -118,6 +118,38 @@ describe('HTTP/2: real nghttp2 bytes (Node http2 client and server)', () => {
     assert.equal(limited.response?.status, 200, 'the table stayed in step: the response decodes');
   });
 
+  it('a header block cut by the 16 KiB copy limit keeps the fields before the cut (capture_gap), then resyncs', async () => {
+    const chunks = await recordHttp2(
+      { handler: (_req, res) => res.end('ok') },
+      async (s) => {
+        await request(s, { ':path': '/big', 'x-before': '1', 'x-big': 'v'.repeat(20000) });
+        await request(s, { ':path': '/next', 'x-before': '1' });
+      },
+    );
+    // What one writev() per batch looks like to the kernel: consecutive writes of a side joined.
+    const writes: Chunk[] = [];
+    for (const ch of chunks) {
+      const last = writes[writes.length - 1];
+      if (last && last.from === ch.from) last.data = Buffer.concat([last.data, ch.data]);
+      else writes.push({ ...ch });
+    }
+    for (const view of VIEWS) {
+      const { t, exchanges } = tracker();
+      const sim = newSim(view);
+      for (const w of writes) t.onData(sim.data(w.from === view ? 'egress' : 'ingress', w.data, { copied: 16384 }));
+      t.onClose(sim.close());
+      const [big, next] = exchanges;
+      assert.equal(big.request.target, '/big');
+      assert.deepEqual(big.request.headers, ['x-before', '1'], 'fields before the cut');
+      assert.equal(big.request.truncated, 'capture_gap');
+      assert.equal(big.response?.status, 200, 'the other direction is unaffected');
+      assert.equal(next.request.target, '/next', 'framing found again at the next write');
+      assert.equal(next.request.truncated, 'hpack_state_unknown', 'x-before was indexed in the lost part');
+      assert.equal(t.counters.truncatedRecords.capture_gap, 1);
+      assert.equal(t.counters.http2Problems.frame_resync, 1);
+    }
+  });
+
   it('strips padding (nghttp2 PADDING_STRATEGY_MAX)', async () => {
     const chunks = await recordHttp2(
       {
