@@ -457,8 +457,8 @@ describe('HTTP/2 after an h2c upgrade', () => {
 });
 
 describe('HTTP/2 streams', () => {
-  function conversation(parts: Array<[View, Buffer]>): { t: ReturnType<typeof tracker>['t']; exchanges: HttpExchange[] } {
-    const { t, exchanges } = tracker();
+  function conversation(parts: Array<[View, Buffer]>, maxHeaderBytes?: number): { t: ReturnType<typeof tracker>['t']; exchanges: HttpExchange[] } {
+    const { t, exchanges } = tracker(maxHeaderBytes);
     const sim = newSim('client');
     t.onData(sim.data('egress', PREFACE));
     for (const [from, data] of parts) t.onData(sim.data(from === 'client' ? 'egress' : 'ingress', data));
@@ -502,6 +502,26 @@ describe('HTTP/2 streams', () => {
       exchanges.map((e) => `${e.request.target} ${e.response?.status ?? e.unanswered}`),
       ['/ connection_closed', '/ 200'],
     );
+  });
+
+  it('a header block over 1 MiB keeps its first fields (header_limit) and nothing more in memory', () => {
+    const size = 1_200_000;
+    // x-a: 1, then a literal whose value runs through every CONTINUATION.
+    const varint = (n: number): number[] => (n < 128 ? [n] : [(n % 128) | 0x80, ...varint(Math.floor(n / 128))]);
+    const length = Buffer.from([0x7f, ...varint(size - 127)]); // RFC 7541 §5.1, 7-bit prefix
+    const block = Buffer.concat([GET_ROOT, literal('x-a', '1'), Buffer.from([0x00, 5]), Buffer.from('x-big'), length, Buffer.alloc(size, 0x76)]);
+    const parts: Array<[View, Buffer]> = [];
+    for (let at = 0, first = true; at < block.length; at += 16384, first = false) {
+      const last = at + 16384 >= block.length;
+      parts.push(['client', frame(first ? 0x1 : 0x9, (last ? 0x4 : 0) | (first ? 0x1 : 0), 1, block.subarray(at, at + 16384))]);
+    }
+    parts.push(['server', frame(0x1, 0x5, 1, hex('88'))]);
+    const { t, exchanges } = conversation(parts, 4 << 20); // --max-header-bytes would allow it all
+    assert.equal(exchanges.length, 1);
+    assert.deepEqual(exchanges[0].request.headers, ['x-a', '1']);
+    assert.equal(exchanges[0].request.truncated, 'header_limit');
+    assert.equal(exchanges[0].response?.status, 200);
+    assert.equal(t.counters.http2Problems.protocol_error, 0);
   });
 
   it('a frame between HEADERS and its CONTINUATION is a protocol error: the block and the table are dropped', () => {

@@ -1,7 +1,7 @@
 import type { Direction } from '../../source';
 import type { DirectionParser } from '../protocol';
 import type { HeaderList, HttpRequestHead, HttpResponseHead, Role, TruncationReason, UnansweredReason } from '../types';
-import { Flag, FrameReader, FrameType, PREFACE, Setting, type Frame, type FrameHeader, type FrameSink } from './frames';
+import { Flag, FrameReader, FrameType, MAX_KEPT_PAYLOAD, PREFACE, Setting, type Frame, type FrameHeader, type FrameSink } from './frames';
 import { HpackDecoder, type DecodedBlock } from './hpack';
 
 /**
@@ -480,6 +480,13 @@ export class H2Direction implements DirectionParser, FrameSink {
     }
     b.fragments.push(f.payload);
     b.endNs = f.endNs;
+    if (b.fragments.reduce((n, x) => n + x.length, 0) > MAX_KEPT_PAYLOAD) {
+      // Memory stays bounded: decode what is held, the rest of the block is lost.
+      this._block = undefined;
+      b.cut = 'header_limit';
+      this._finishBlock(b);
+      return;
+    }
     if (f.flags & Flag.EndHeaders) {
       this._block = undefined;
       this._finishBlock(b);
