@@ -78,6 +78,21 @@ export function request(session: http2.ClientHttp2Session, headers: http2.Outgoi
 
 export type View = 'client' | 'server';
 
+/**
+ * Joins consecutive writes of one side the way one writev() would send them
+ * (Node writes a frame header and its payload as two chunks here).
+ * `join(last, next)` says whether `next` goes with `last`.
+ */
+export function asWritev(chunks: Chunk[], join: (last: Chunk, next: Chunk) => boolean = () => true): Chunk[] {
+  const writes: Chunk[] = [];
+  for (const ch of chunks) {
+    const last = writes[writes.length - 1];
+    if (last && last.from === ch.from && join(last, ch)) last.data = Buffer.concat([last.data, ch.data]);
+    else writes.push({ ...ch });
+  }
+  return writes;
+}
+
 /** The same bytes as the client or the server process sees them: its writes are egress. */
 export function events(chunks: Chunk[], view: View, sim: ConnectionSim) {
   return chunks.map((ch) => sim.data(ch.from === view ? 'egress' : 'ingress', ch.data));

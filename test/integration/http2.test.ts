@@ -45,6 +45,14 @@ function ports(...p: number[]): string[] {
   return p.flatMap((n) => ['--port', String(n)]);
 }
 
+/** A node -e server on a free port of 127.0.0.1 (the port is its last argument), once it accepts connections. */
+async function nodeServer(t: TestContext, script: string, ...args: string[]): Promise<{ port: number; pid: number }> {
+  const port = await freePort();
+  const child = background(t, process.execPath, ['-e', script, ...args, String(port)]);
+  await waitForPort(port);
+  return { port, pid: child.pid! };
+}
+
 function header(r: FlatRecord, side: 'request' | 'response', name: string): unknown {
   return r.attributes[`http.${side}.header.${name}`];
 }
@@ -129,17 +137,15 @@ net.createServer((sock) => {
 describe('HTTP/2 over cleartext with real eBPF', () => {
   it('nghttp -> node http2 server: custom headers and status, client and server records', async (t) => {
     if (!requireEbpf(t) || !requireCommand(t, '/usr/bin/nghttp')) return;
-    const port = await freePort();
-    const server = background(t, process.execPath, ['-e', NODE_H2_SERVER, String(port)]);
-    await waitForPort(port);
+    const { port, pid: serverPid } = await nodeServer(t, NODE_H2_SERVER);
     const cap = await capture(t, ports(port));
     const ng = await run('nghttp', ['-n', '-H', 'x-custom: from-nghttp', '-H', 'traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', `http://127.0.0.1:${port}/ng/path?x=1`]);
     assert.equal(ng.code, 0, ng.stderr);
-    await cap.sink.waitFor((rs) => byPid(rs, ng.pid).length >= 1 && byPid(rs, server.pid!).length >= 1, 15000, 'nghttp and server records');
+    await cap.sink.waitFor((rs) => byPid(rs, ng.pid).length >= 1 && byPid(rs, serverPid).length >= 1, 15000, 'nghttp and server records');
     const { records, summary } = await cap.finish();
     assert.match(summary, /http\/2 connections \d+, records with unknown HPACK state 0/);
     const client = byPid(records, ng.pid);
-    const srv = byPid(records, server.pid!);
+    const srv = byPid(records, serverPid);
     assert.equal(client.length, 1);
     assert.equal(srv.length, 1);
     assert.equal(attr(client[0], 'headertap.role'), 'client');
@@ -168,15 +174,13 @@ describe('HTTP/2 over cleartext with real eBPF', () => {
 
   it('nghttp --upgrade: an HTTP/1.1 request upgraded to h2c gets its HTTP/2 response, both sides', async (t) => {
     if (!requireEbpf(t) || !requireCommand(t, '/usr/bin/nghttp')) return;
-    const port = await freePort();
-    const server = background(t, process.execPath, ['-e', H2C_UPGRADE_SERVER, String(port)]);
-    await waitForPort(port);
+    const { port, pid: serverPid } = await nodeServer(t, H2C_UPGRADE_SERVER);
     const cap = await capture(t, ports(port));
     const ng = await run('nghttp', ['-u', '-n', '-H', 'x-custom: upgrading', `http://127.0.0.1:${port}/up`]);
     assert.equal(ng.code, 0, ng.stderr);
-    await cap.sink.waitFor((rs) => byPid(rs, ng.pid).length >= 1 && byPid(rs, server.pid!).length >= 1, 15000, 'upgrade records');
+    await cap.sink.waitFor((rs) => byPid(rs, ng.pid).length >= 1 && byPid(rs, serverPid).length >= 1, 15000, 'upgrade records');
     const { records } = await cap.finish();
-    for (const r of [...byPid(records, ng.pid), ...byPid(records, server.pid!)]) {
+    for (const r of [...byPid(records, ng.pid), ...byPid(records, serverPid)]) {
       assert.equal(r.body, 'GET /up -> 200');
       assert.equal(attr(r, 'network.protocol.version'), '1.1', 'the request itself was HTTP/1.1');
       assert.deepEqual(header(r, 'request', 'upgrade'), ['h2c']);
@@ -189,16 +193,14 @@ describe('HTTP/2 over cleartext with real eBPF', () => {
 
   it('a header block larger than the 16 KiB the kernel copies per call: the fields before the cut, marked truncated', async (t) => {
     if (!requireEbpf(t) || !requireCommand(t, '/usr/bin/nghttp')) return;
-    const port = await freePort();
-    const server = background(t, process.execPath, ['-e', NODE_H2_SERVER, String(port)]);
-    await waitForPort(port);
+    const { port, pid: serverPid } = await nodeServer(t, NODE_H2_SERVER);
     const cap = await capture(t, ports(port));
     const ng = await run('nghttp', ['-n', '-H', 'x-before: 1', '-H', `x-big: ${'v'.repeat(24000)}`, `http://127.0.0.1:${port}/big`]);
     assert.equal(ng.code, 0, ng.stderr);
-    await cap.sink.waitFor((rs) => byPid(rs, ng.pid).length >= 1 && byPid(rs, server.pid!).length >= 1, 15000, 'records of the big request');
+    await cap.sink.waitFor((rs) => byPid(rs, ng.pid).length >= 1 && byPid(rs, serverPid).length >= 1, 15000, 'records of the big request');
     const { records, summary } = await cap.finish({ cleanRun: false });
     assert.match(summary, /exchanges 2 \(unanswered 0, truncated [1-9]/);
-    for (const r of [...byPid(records, ng.pid), ...byPid(records, server.pid!)]) {
+    for (const r of [...byPid(records, ng.pid), ...byPid(records, serverPid)]) {
       assert.equal(attr(r, 'url.path'), '/big');
       assert.equal(attr(r, 'http.response.status_code'), 200);
       assert.deepEqual(header(r, 'request', 'x-before'), ['1']);
@@ -212,17 +214,15 @@ describe('HTTP/2 over cleartext with real eBPF', () => {
 
   it('node http2 client -> node http2 server: three streams on one connection, both sides', async (t) => {
     if (!requireEbpf(t)) return;
-    const port = await freePort();
-    const server = background(t, process.execPath, ['-e', NODE_H2_SERVER, String(port)]);
-    await waitForPort(port);
+    const { port, pid: serverPid } = await nodeServer(t, NODE_H2_SERVER);
     const cap = await capture(t, ports(port));
     const client = await run(process.execPath, ['-e', NODE_H2_CLIENT, String(port)]);
     assert.equal(client.code, 0, client.stderr);
-    await cap.sink.waitFor((rs) => byPid(rs, client.pid).length >= 3 && byPid(rs, server.pid!).length >= 3, 15000, '3 records per side');
+    await cap.sink.waitFor((rs) => byPid(rs, client.pid).length >= 3 && byPid(rs, serverPid).length >= 3, 15000, '3 records per side');
     const { records } = await cap.finish();
     for (const [pid, role] of [
       [client.pid, 'client'],
-      [server.pid!, 'server'],
+      [serverPid, 'server'],
     ] as const) {
       const mine = byPid(records, pid);
       assert.deepEqual(
@@ -303,18 +303,16 @@ client.SayHello(Buffer.from('bob'), md({ 'x-tenant': 'acme', authorization: 'Bea
 describe('gRPC (@grpc/grpc-js, h2c) with real eBPF', () => {
   it('unary and server-streaming calls with metadata, and a NOT_FOUND: rpc.* attributes, grpc-status from trailers', async (t) => {
     if (!requireEbpf(t)) return;
-    const port = await freePort();
-    const server = background(t, process.execPath, ['-e', GRPC_SERVER, GRPC_JS, String(port)]);
-    await waitForPort(port);
+    const { port, pid: serverPid } = await nodeServer(t, GRPC_SERVER, GRPC_JS);
     const cap = await capture(t, ports(port));
     const client = await run(process.execPath, ['-e', GRPC_CLIENT, GRPC_JS, String(port)]);
     assert.equal(client.code, 0, `grpc client exit ${client.code}: ${client.stderr}`);
-    await cap.sink.waitFor((rs) => byPid(rs, client.pid).length >= 3 && byPid(rs, server.pid!).length >= 3, 15000, '3 gRPC records per side');
+    await cap.sink.waitFor((rs) => byPid(rs, client.pid).length >= 3 && byPid(rs, serverPid).length >= 3, 15000, '3 gRPC records per side');
     const { records } = await cap.finish();
     assert.ok(!JSON.stringify(records).includes('s3cr3t'), 'the authorization metadata is redacted everywhere');
     for (const [pid, role] of [
       [client.pid, 'client'],
-      [server.pid!, 'server'],
+      [serverPid, 'server'],
     ] as const) {
       const [hello, list, lookup] = byPid(records, pid);
       for (const r of [hello, list, lookup]) {
@@ -354,9 +352,7 @@ describe('gRPC (@grpc/grpc-js, h2c) with real eBPF', () => {
 
   it('never records its own OTLP/gRPC export (HTTP/2), not even at the receiving end, with no filter', async (t) => {
     if (!requireEbpf(t)) return;
-    const port = await freePort();
-    const server = background(t, process.execPath, ['-e', GRPC_SERVER, GRPC_JS, String(port)]);
-    await waitForPort(port);
+    const { port, pid: serverPid } = await nodeServer(t, GRPC_SERVER, GRPC_JS);
     const cap = await capture(t, []); // no filter at all: the export to the sink in this process is HTTP/2 too
     for (let i = 0; i < 3; i++) {
       const client = await run(process.execPath, ['-e', GRPC_CLIENT, GRPC_JS, String(port)]);
@@ -366,7 +362,7 @@ describe('gRPC (@grpc/grpc-js, h2c) with real eBPF', () => {
     }
     const { records } = await cap.finish({ cleanRun: false }); // other programs on the host may be anything
     assert.ok(cap.sink.batches.length >= 3, 'several exports happened during capture');
-    assert.ok(byPid(records, server.pid!).length >= 9, 'capture worked for the gRPC server');
+    assert.ok(byPid(records, serverPid).length >= 9, 'capture worked for the gRPC server');
     const own = records.filter(
       (r) =>
         attr(r, 'rpc.service') === 'opentelemetry.proto.collector.logs.v1.LogsService' ||
@@ -414,9 +410,7 @@ function get(i) {
 describe('HTTP/2 joined mid-connection with real eBPF', () => {
   it('an agent started after the connection: decodable fields only, never a wrong value, hpack_state_unknown', async (t) => {
     if (!requireEbpf(t)) return;
-    const port = await freePort();
-    const server = background(t, process.execPath, ['-e', NODE_H2_SERVER, String(port)]);
-    await waitForPort(port);
+    const { port, pid: serverPid } = await nodeServer(t, NODE_H2_SERVER);
     const client = background(t, process.execPath, ['-e', MIDSTREAM_CLIENT, String(port)]);
     for (let i = 0; !client.output().includes('joined?'); i++) {
       assert.ok(i < 200 && client.exitCode === null, `client did not get ready: ${client.output()}`);
@@ -426,7 +420,7 @@ describe('HTTP/2 joined mid-connection with real eBPF', () => {
     const exited = new Promise<number | null>((resolve) => client.once('exit', (code) => resolve(code)));
     process.kill(client.pid!, 'SIGUSR2');
     assert.equal(await exited, 0, client.output());
-    await cap.sink.waitFor((rs) => byPid(rs, client.pid!).length >= 3 && byPid(rs, server.pid!).length >= 3, 15000, '3 records per side');
+    await cap.sink.waitFor((rs) => byPid(rs, client.pid!).length >= 3 && byPid(rs, serverPid).length >= 3, 15000, '3 records per side');
     const { records, summary } = await cap.finish({ cleanRun: false });
     assert.match(summary, /parser resyncs 0, orphan responses 0/, 'every frame after the join was read in order');
     assert.match(summary, /records with unknown HPACK state 6/);
@@ -438,7 +432,7 @@ describe('HTTP/2 joined mid-connection with real eBPF', () => {
         truth.set(`/r/${o.i}`, o);
       }
     }
-    for (const pid of [client.pid!, server.pid!]) {
+    for (const pid of [client.pid!, serverPid]) {
       const mine = byPid(records, pid);
       assert.deepEqual(
         mine.map((r) => attr(r, 'url.path')),

@@ -5,7 +5,7 @@ import type { HttpExchange } from '../../src/http';
 import { sniffHttp2 } from '../../src/http/h2/detect';
 import { FrameReader, PREFACE, readFrameHeader, type Frame, type FrameHeader } from '../../src/http/h2/frames';
 import { ConnectionSim } from '../helpers/events';
-import { events, frame, literal, newSim, recordHttp2, request, summary, tracker, type Chunk, type View } from '../helpers/h2';
+import { asWritev, events, frame, literal, newSim, recordHttp2, request, summary, tracker, type Chunk, type View } from '../helpers/h2';
 
 const VIEWS: View[] = ['client', 'server'];
 
@@ -127,12 +127,7 @@ describe('HTTP/2: real nghttp2 bytes (Node http2 client and server)', () => {
       },
     );
     // What one writev() per batch looks like to the kernel: consecutive writes of a side joined.
-    const writes: Chunk[] = [];
-    for (const ch of chunks) {
-      const last = writes[writes.length - 1];
-      if (last && last.from === ch.from) last.data = Buffer.concat([last.data, ch.data]);
-      else writes.push({ ...ch });
-    }
+    const writes = asWritev(chunks);
     for (const view of VIEWS) {
       const { t, exchanges } = tracker();
       const sim = newSim(view);
@@ -193,12 +188,7 @@ describe('HTTP/2: real nghttp2 bytes (Node http2 client and server)', () => {
     );
     // Node writes a frame's header and payload with one writev(): 16393 bytes for a full DATA
     // frame, of which the kernel copies 16384. The 9 missing bytes are inside the DATA payload.
-    const writes: Chunk[] = [];
-    for (const ch of chunks) {
-      const last = writes[writes.length - 1];
-      if (last && last.from === ch.from && last.data.length === 9) last.data = Buffer.concat([last.data, ch.data]);
-      else writes.push({ ...ch });
-    }
+    const writes = asWritev(chunks, (last) => last.data.length === 9);
     const { t, exchanges } = tracker();
     const sim = newSim('client');
     for (const w of writes) t.onData(sim.data(w.from === 'client' ? 'egress' : 'ingress', w.data, { copied: 16384 }));

@@ -244,16 +244,11 @@ export class Http2Session {
     const scheme = f.pseudo.get(':scheme');
     s.request = {
       kind: 'request',
-      version: '2',
       method,
       target: f.pseudo.get(':path') ?? (method === 'CONNECT' ? (authority ?? '') : ''),
-      headers: f.headers,
-      headBytes: f.headBytes,
-      startNs: f.startNs,
-      endNs: f.endNs,
+      ...headOf(f),
       ...(authority !== undefined ? { authority } : {}),
       ...(scheme !== undefined ? { scheme } : {}),
-      ...(f.truncated ? { truncated: f.truncated } : {}),
     };
     this._sink.message(s.request);
   }
@@ -267,17 +262,7 @@ export class Http2Session {
       const status = raw !== undefined && /^[1-9]\d\d$/.test(raw) ? Number(raw) : 0;
       // 1xx are interim (100 Continue, 103 Early Hints): the final response follows.
       if (status >= 100 && status < 200 && !endStream) return;
-      s.response = {
-        kind: 'response',
-        version: '2',
-        status,
-        reason: '',
-        headers: f.headers,
-        headBytes: f.headBytes,
-        startNs: f.startNs,
-        endNs: f.endNs,
-        ...(f.truncated ? { truncated: f.truncated } : {}),
-      };
+      s.response = { kind: 'response', status, reason: '', ...headOf(f) };
       this._sink.message(s.response);
     }
     if (endStream) this._finish(streamId, s);
@@ -297,6 +282,18 @@ export class Http2Session {
     const role: Role = this._clientDir === 'egress' ? 'client' : 'server';
     this._sink.exchange(s.response ? { role, request: s.request, response: s.response } : { role, request: s.request, unanswered: reason });
   }
+}
+
+/** What request and response heads share, from a decoded block. */
+function headOf(f: Fields): Omit<HttpResponseHead, 'kind' | 'status' | 'reason'> {
+  return {
+    version: '2',
+    headers: f.headers,
+    headBytes: f.headBytes,
+    startNs: f.startNs,
+    endNs: f.endNs,
+    ...(f.truncated ? { truncated: f.truncated } : {}),
+  };
 }
 
 /** Trailers (or a request's trailing fields) join the message's headers. */
