@@ -1,0 +1,602 @@
+/**
+ * headertap's benchmark suite: the cost of headertap on nginx and on a Node
+ * http server, side by side with no probe, a minimal reference probe,
+ * bpftrace and in-process OpenTelemetry, in one run; plus the user-space
+ * capacity on a recording. Prints a table and writes JSON.
+ *
+ *   npm run bench -- [--quick] [--soak] [--reps N] [--only SCENARIO,...]
+ *                    [--configs NAME,...] [--out FILE] [--dry-run]
+ *
+ * Needs root (eBPF), nginx, h2load (nghttp2-client), bpftrace, and the
+ * reference probe (built by `npm run bench`). See docs/performance.md.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus as osCpus, release, totalmem } from 'node:os';
+import * as path from 'node:path';
+import { PACKAGE_ROOT } from '../../src/common/paths';
+import { runLoad, h2loadArgs, type LoadResult } from './lib/load';
+import { cpuDelta, loadAverage, peakRss, treeCpu } from './lib/proc';
+import { killAll, sleep, start, stop, waitFor } from './lib/procs';
+import {
+  BENCH_DIST,
+  CONFIG_HELP,
+  HEADERTAP,
+  REFPROBE,
+  SCRATCH,
+  bpftraceUnavailable,
+  noObserver,
+  startBpftrace,
+  startHeadertap,
+  startLoaderOnly,
+  startNginx,
+  startNodeServer,
+  startRefprobe,
+  startSink,
+  type ConfigName,
+  type Observer,
+  type ObserverEnd,
+  type Target,
+  type TargetName,
+} from './lib/setup';
+
+/** Placement: the application on APP_CPU; load generator and observers' user space on the other. */
+const APP_CPU = '0';
+const TOOL_CPU = '1';
+const WARMUP_REQUESTS = 2000;
+
+interface Scenario {
+  id: string;
+  target: TargetName;
+  mode: 'saturation' | 'rate';
+  rate?: number;
+  requests: number;
+  connections: number;
+  configs: ConfigName[];
+  reps: number;
+}
+
+interface Args {
+  quick: boolean;
+  soak: boolean;
+  dryRun: boolean;
+  reps?: number;
+  only?: string[];
+  configs?: string[];
+  out: string;
+  capacity: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = {
+    quick: false,
+    soak: false,
+    dryRun: false,
+    capacity: true,
+    out: path.join(PACKAGE_ROOT, 'bench-results', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`),
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const v = argv[i];
+    const next = () => {
+      const n = argv[++i];
+      if (n === undefined) usage(`${v} needs a value`);
+      return n;
+    };
+    if (v === '--quick') a.quick = true;
+    else if (v === '--soak') a.soak = true;
+    else if (v === '--dry-run') a.dryRun = true;
+    else if (v === '--no-capacity') a.capacity = false;
+    else if (v === '--reps') a.reps = Number(next());
+    else if (v === '--only') a.only = next().split(',');
+    else if (v === '--configs') a.configs = next().split(',');
+    else if (v === '--out') a.out = path.resolve(next());
+    else if (v === '--help' || v === '-h') usage();
+    else usage(`unknown option ${v}`);
+  }
+  if (a.reps !== undefined && !(Number.isInteger(a.reps) && a.reps >= 1)) usage('--reps needs an integer >= 1');
+  return a;
+}
+
+function usage(problem?: string): never {
+  const text =
+    'usage: npm run bench -- [--quick] [--soak] [--reps N] [--only SCENARIO,...] [--configs NAME,...]\n' +
+    '                        [--no-capacity] [--out FILE] [--dry-run]\n';
+  if (problem) {
+    process.stderr.write(`bench: ${problem}\n${text}`);
+    process.exit(2);
+  }
+  process.stdout.write(text);
+  process.exit(0);
+}
+
+function scenarios(a: Args): Scenario[] {
+  const q = a.quick;
+  const sat = q ? 20000 : 100000;
+  const rateSeconds = q ? 3 : 10;
+  const list: Scenario[] = [
+    {
+      id: 'nginx-saturation',
+      target: 'nginx',
+      mode: 'saturation',
+      requests: sat,
+      connections: 32,
+      configs: ['baseline', 'headertap', 'headertap-kernel', 'headertap-filtered', 'refprobe', 'bpftrace'],
+      reps: q ? 1 : 3,
+    },
+    {
+      id: 'node-saturation',
+      target: 'node',
+      mode: 'saturation',
+      requests: q ? 10000 : 50000,
+      connections: 32,
+      configs: ['baseline', 'headertap', 'refprobe', 'bpftrace', 'otel-http'],
+      reps: q ? 1 : 2,
+    },
+    {
+      id: 'nginx-5k',
+      target: 'nginx',
+      mode: 'rate',
+      rate: 5000,
+      requests: 5000 * rateSeconds,
+      connections: 20,
+      configs: ['baseline', 'headertap', 'headertap-kernel'],
+      reps: q ? 1 : 2,
+    },
+    {
+      id: 'nginx-20k',
+      target: 'nginx',
+      mode: 'rate',
+      rate: 20000,
+      requests: 20000 * rateSeconds,
+      connections: 40,
+      configs: ['baseline', 'headertap', 'headertap-kernel', 'refprobe'],
+      reps: q ? 1 : 2,
+    },
+    {
+      id: 'node-5k',
+      target: 'node',
+      mode: 'rate',
+      rate: 5000,
+      requests: 5000 * rateSeconds,
+      connections: 20,
+      configs: ['baseline', 'headertap', 'otel-http'],
+      reps: q ? 1 : 2,
+    },
+  ];
+  if (a.soak) {
+    list.push({ id: 'nginx-20k-60s', target: 'nginx', mode: 'rate', rate: 20000, requests: 20000 * 60, connections: 40, configs: ['headertap'], reps: 1 });
+  }
+  return list
+    .filter((s) => !a.only || a.only.includes(s.id))
+    .map((s) => ({
+      ...s,
+      reps: a.reps ?? s.reps,
+      configs: a.configs ? s.configs.filter((c) => a.configs!.includes(c)) : s.configs,
+    }))
+    .filter((s) => s.configs.length > 0);
+}
+
+interface RunResult {
+  scenario: string;
+  config: ConfigName;
+  rep: number;
+  loadAvgBefore: number;
+  load?: LoadResult;
+  /** CPU seconds of the application while the load ran. */
+  appCpuS?: number;
+  /** CPU seconds of the observer (agent + loader, probe tool) from load start until it went idle. */
+  observerCpuS?: number;
+  /** CPU seconds of the receiver process. */
+  sinkCpuS?: number;
+  /** Records received during the measured load, and all through the run. */
+  records?: number;
+  recordsTotal?: number;
+  /** Records expected all through the run (warm-up included). */
+  expectedTotal?: number;
+  peakRssBytes?: number;
+  end?: ObserverEnd;
+  skipped?: string;
+  error?: string;
+}
+
+async function startTarget(s: Scenario, config: ConfigName): Promise<{ target: Target; sink?: Awaited<ReturnType<typeof startSink>> }> {
+  if (s.target === 'nginx') return { target: await startNginx(APP_CPU) };
+  if (config === 'otel-http') {
+    const sink = await startSink(TOOL_CPU);
+    return { target: await startNodeServer(APP_CPU, sink.endpoint), sink };
+  }
+  return { target: await startNodeServer(APP_CPU) };
+}
+
+async function startObserver(config: ConfigName, target: Target, sink?: Awaited<ReturnType<typeof startSink>>): Promise<Observer> {
+  switch (config) {
+    case 'baseline':
+      return noObserver();
+    case 'otel-http':
+      return noObserver(sink);
+    case 'headertap':
+      return startHeadertap(TOOL_CPU, target);
+    case 'headertap-no-tls':
+      return startHeadertap(TOOL_CPU, target, { extra: ['--no-tls'] });
+    case 'headertap-filtered':
+      return startHeadertap(TOOL_CPU, target, { port: 1 });
+    case 'headertap-kernel':
+      return startLoaderOnly(TOOL_CPU, target);
+    case 'refprobe':
+      return startRefprobe(TOOL_CPU);
+    case 'bpftrace':
+      return startBpftrace(TOOL_CPU);
+  }
+}
+
+function observerCpu(o: Observer): Map<number, number> {
+  const m = new Map<number, number>();
+  for (const root of o.cpuPids()) for (const [p, t] of treeCpu(root)) m.set(p, t);
+  return m;
+}
+
+/** Waits until the observer and its receiver stop using CPU (a backlog drained), at most maxMs. */
+async function waitIdle(o: Observer, maxMs: number): Promise<void> {
+  if (o.cpuPids().length === 0 && o.sinkPid === undefined) return;
+  const read = () => cpuDelta(new Map(), observerCpu(o)) + (o.sinkPid ? cpuDelta(new Map(), treeCpu(o.sinkPid)) : 0);
+  const deadline = Date.now() + maxMs;
+  let last = read();
+  let quiet = 0;
+  while (Date.now() < deadline) {
+    await sleep(250);
+    const now = read();
+    quiet = now - last < 0.015 ? quiet + 1 : 0;
+    last = now;
+    if (quiet >= 3) return; // idle for 750 ms (the exporter flushes every 200 ms)
+  }
+}
+
+function expectedRecords(config: ConfigName, requests: number): number | undefined {
+  if (config === 'headertap' || config === 'headertap-no-tls') return 2 * requests; // client (h2load) and server
+  if (config === 'headertap-filtered') return 0;
+  if (config === 'otel-http') return requests; // one server span each
+  return undefined;
+}
+
+async function runOne(s: Scenario, config: ConfigName, rep: number): Promise<RunResult> {
+  const r: RunResult = { scenario: s.id, config, rep, loadAvgBefore: loadAverage().one };
+  if (config === 'bpftrace') {
+    const why = bpftraceUnavailable();
+    if (why) return { ...r, skipped: why };
+  }
+  let target: Target | undefined;
+  let observer: Observer | undefined;
+  try {
+    const started = await startTarget(s, config);
+    target = started.target;
+    observer = await startObserver(config, target, started.sink);
+    const log = path.join(SCRATCH, `ht-bench-h2load-${process.pid}.log`);
+    const warm = await runLoad({ port: target.port, requests: WARMUP_REQUESTS, connections: Math.min(s.connections, 16), cpus: TOOL_CPU, logFile: log });
+    await waitIdle(observer, 10000);
+    const before = { app: treeCpu(target.pid), obs: observerCpu(observer), sink: observer.sinkPid ? treeCpu(observer.sinkPid) : new Map<number, number>() };
+    const recordsBefore = observer.liveRecords?.();
+    r.load = await runLoad({
+      port: target.port,
+      requests: s.requests,
+      connections: s.connections,
+      ...(s.rate !== undefined ? { rate: s.rate } : {}),
+      cpus: TOOL_CPU,
+      logFile: log,
+    });
+    r.appCpuS = cpuDelta(before.app, treeCpu(target.pid));
+    await waitIdle(observer, 30000);
+    await sleep(300); // the sink prints its count every 250 ms
+    r.observerCpuS = cpuDelta(before.obs, observerCpu(observer));
+    if (observer.sinkPid) r.sinkCpuS = cpuDelta(before.sink, treeCpu(observer.sinkPid));
+    const rss = observer.rssPids().map(peakRss);
+    if (rss.length) r.peakRssBytes = rss.reduce((x, y) => x + y, 0);
+    const recordsAfter = observer.liveRecords?.();
+    if (recordsBefore !== undefined && recordsAfter !== undefined) r.records = recordsAfter - recordsBefore;
+    r.end = await observer.stop();
+    observer = undefined;
+    if (r.end.records !== undefined) r.recordsTotal = r.end.records;
+    const expected = expectedRecords(config, warm.succeeded + r.load.succeeded);
+    if (expected !== undefined) r.expectedTotal = expected;
+  } catch (err) {
+    r.error = (err as Error).message.split('\n').slice(0, 4).join(' | ');
+  } finally {
+    if (observer) await observer.stop().catch(() => ({}));
+    if (target) await target.stop().catch(() => {});
+  }
+  return r;
+}
+
+// ---------------------------------------------------------------- capacity
+
+interface CapacityResult {
+  recordingBytes: number;
+  recordedRequests: number;
+  runs: { records: number; failed: number; dropped: number; cpuSeconds: number; wallSeconds: number; summary?: string }[];
+  error?: string;
+}
+
+/** Records headertap's event stream for nginx at a fixed rate, then replays it on one core to a receiver on the other. */
+async function capacity(a: Args): Promise<CapacityResult> {
+  const file = path.join(SCRATCH, `ht-bench-${process.pid}.htrec`);
+  const result: CapacityResult = { recordingBytes: 0, recordedRequests: 0, runs: [] };
+  const nginx = await startNginx(APP_CPU);
+  try {
+    const sink = await startSink(TOOL_CPU);
+    const agent = start(process.execPath, [HEADERTAP, 'run', '--endpoint', sink.endpoint, '--port', String(nginx.port), '--record', file], { cpus: TOOL_CPU });
+    try {
+      await waitFor(agent, /^headertap ready/m, 60000);
+      const seconds = a.quick ? 2 : 5;
+      const load = await runLoad({ port: nginx.port, requests: 10000 * seconds, connections: 20, rate: 10000, cpus: TOOL_CPU, logFile: path.join(SCRATCH, `ht-bench-h2load-${process.pid}.log`) });
+      result.recordedRequests = load.succeeded;
+    } finally {
+      await stop(agent, 'SIGINT', 60000);
+      await sink.stop();
+    }
+  } finally {
+    await nginx.stop();
+  }
+  result.recordingBytes = existsSync(file) ? statSync(file).size : 0;
+  for (let i = 0; i < (a.quick ? 1 : 3); i++) {
+    const sink = await startSink(APP_CPU);
+    const w = start(process.execPath, [path.join(BENCH_DIST, 'replay-worker.js'), file, sink.endpoint], { cpus: TOOL_CPU });
+    await w.exited;
+    await sink.stop();
+    const line = w.output().split('\n').find((l) => l.startsWith('{'));
+    if (!line) {
+      result.error = w.output().slice(-500);
+      break;
+    }
+    result.runs.push(JSON.parse(line));
+  }
+  rmSync(file, { force: true });
+  return result;
+}
+
+// ---------------------------------------------------------------- report
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function fmt(n: number | undefined, digits = 0): string {
+  if (n === undefined || !Number.isFinite(n)) return '-';
+  return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+export interface Summary {
+  scenario: string;
+  config: ConfigName;
+  runs: number;
+  reqPerSec: number;
+  reqPerSecMin: number;
+  reqPerSecMax: number;
+  throughputRatio?: number;
+  p99Us: number;
+  p99Ratio?: number;
+  appUsPerRequest: number;
+  appCpuIncrease?: number;
+  observerUsPerRequest?: number;
+  observerUsPerRecord?: number;
+  sinkUsPerRecord?: number;
+  recordsPerSec?: number;
+  recordsRatio?: number;
+  lost?: number;
+  dropped?: number;
+  peakRssMB?: number;
+  errors: string[];
+}
+
+function summarize(results: RunResult[]): Summary[] {
+  const out: Summary[] = [];
+  const keys = [...new Set(results.map((r) => `${r.scenario}\u0000${r.config}`))];
+  const base = new Map<string, Summary>();
+  for (const key of keys) {
+    const [scenario, config] = key.split('\u0000') as [string, ConfigName];
+    const all = results.filter((r) => r.scenario === scenario && r.config === config);
+    const ok = all.filter((r) => r.load && !r.error);
+    const errors = all.filter((r) => r.error || r.skipped).map((r) => r.error ?? `skipped: ${r.skipped}`);
+    const med = (f: (r: RunResult) => number | undefined) => {
+      const xs = ok.map(f).filter((x): x is number => x !== undefined && Number.isFinite(x));
+      return xs.length ? median(xs) : undefined;
+    };
+    const rps = ok.map((r) => r.load!.reqPerSec);
+    const s: Summary = {
+      scenario,
+      config,
+      runs: ok.length,
+      reqPerSec: median(rps),
+      reqPerSecMin: Math.min(...rps),
+      reqPerSecMax: Math.max(...rps),
+      p99Us: med((r) => r.load!.p99Us) ?? NaN,
+      appUsPerRequest: med((r) => (r.appCpuS! * 1e6) / r.load!.succeeded) ?? NaN,
+      errors,
+    };
+    const obs = med((r) => (r.observerCpuS !== undefined && r.config !== 'baseline' && r.config !== 'otel-http' ? (r.observerCpuS * 1e6) / r.load!.succeeded : undefined));
+    if (obs !== undefined) s.observerUsPerRequest = obs;
+    const perRecord = med((r) => (r.observerCpuS !== undefined && r.records ? (r.observerCpuS * 1e6) / r.records : undefined));
+    if (perRecord !== undefined && config !== 'otel-http') s.observerUsPerRecord = perRecord;
+    const sinkPer = med((r) => (r.sinkCpuS !== undefined && r.records ? (r.sinkCpuS * 1e6) / r.records : undefined));
+    if (sinkPer !== undefined) s.sinkUsPerRecord = sinkPer;
+    const recRate = med((r) => (r.records !== undefined ? r.records / r.load!.seconds : undefined));
+    if (recRate !== undefined) s.recordsPerSec = recRate;
+    const ratio = med((r) => (r.expectedTotal ? (r.recordsTotal ?? 0) / r.expectedTotal : undefined));
+    if (ratio !== undefined) s.recordsRatio = ratio;
+    const lost = ok.map((r) => r.end?.lost).filter((x): x is number => x !== undefined);
+    if (lost.length) s.lost = Math.max(...lost);
+    const dropped = ok.map((r) => r.end?.dropped).filter((x): x is number => x !== undefined);
+    if (dropped.length) s.dropped = Math.max(...dropped);
+    const rss = ok.map((r) => r.peakRssBytes).filter((x): x is number => x !== undefined);
+    if (rss.length) s.peakRssMB = Math.max(...rss) / 2 ** 20;
+    if (config === 'baseline') base.set(scenario, s);
+    out.push(s);
+  }
+  for (const s of out) {
+    const b = base.get(s.scenario);
+    if (!b || s.runs === 0) continue;
+    s.throughputRatio = s.reqPerSec / b.reqPerSec;
+    s.p99Ratio = s.p99Us / b.p99Us;
+    s.appCpuIncrease = s.appUsPerRequest / b.appUsPerRequest - 1;
+  }
+  return out;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return rows.map((r) => r.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')).join('\n');
+}
+
+function report(summaries: Summary[]): string {
+  const rows = [
+    ['scenario', 'config', 'req/s', 'min-max', 'x base', 'p99 ms', 'x base', 'app us/req', 'app +%', 'obs us/req', 'obs us/rec', 'rec/s', 'rec/exp', 'lost', 'dropped', 'RSS MB'],
+  ];
+  for (const s of summaries) {
+    rows.push([
+      s.scenario,
+      s.config,
+      fmt(s.reqPerSec),
+      s.runs > 1 ? `${fmt(s.reqPerSecMin)}-${fmt(s.reqPerSecMax)}` : '',
+      fmt(s.throughputRatio, 3),
+      fmt(s.p99Us / 1000, 2),
+      fmt(s.p99Ratio, 2),
+      fmt(s.appUsPerRequest, 1),
+      s.appCpuIncrease !== undefined ? fmt(s.appCpuIncrease * 100, 1) : '-',
+      fmt(s.observerUsPerRequest, 1),
+      fmt(s.observerUsPerRecord, 1),
+      fmt(s.recordsPerSec),
+      fmt(s.recordsRatio, 4),
+      fmt(s.lost),
+      fmt(s.dropped),
+      fmt(s.peakRssMB, 0),
+    ]);
+  }
+  let text = table(rows);
+  const errs = summaries.flatMap((s) => s.errors.map((e) => `  ${s.scenario}/${s.config}: ${e}`));
+  if (errs.length) text += `\nnot measured:\n${[...new Set(errs)].join('\n')}`;
+  return text;
+}
+
+function capacityReport(c: CapacityResult): string {
+  if (c.error || c.runs.length === 0) return `user-space capacity: failed: ${c.error ?? 'no run'}`;
+  const rates = c.runs.map((r) => r.records / r.wallSeconds);
+  const perRec = c.runs.map((r) => (r.cpuSeconds * 1e6) / r.records);
+  return (
+    `user-space capacity (replay of ${c.recordedRequests} nginx requests, ${fmt(c.recordingBytes / 2 ** 20, 1)} MiB, one core, OTLP/gRPC to a receiver on the other core):\n` +
+    `  records/s ${fmt(median(rates))} (runs ${rates.map((x) => fmt(x)).join(', ')}); CPU us/record ${fmt(median(perRec), 1)}; ` +
+    `records ${c.runs[0].records}, failed ${c.runs[0].failed}, dropped ${c.runs[0].dropped}`
+  );
+}
+
+function machine(): Record<string, unknown> {
+  const cpu = osCpus();
+  const version = (cmd: string, args: string[]) => {
+    try {
+      return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).split('\n')[0].trim();
+    } catch {
+      return 'not installed';
+    }
+  };
+  return {
+    cpus: cpu.length,
+    cpuModel: cpu[0]?.model,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    kernel: release(),
+    node: process.version,
+    nginx: execNginxVersion(),
+    h2load: version('h2load', ['--version']),
+    bpftrace: version('bpftrace', ['--version']),
+  };
+}
+
+function execNginxVersion(): string {
+  try {
+    return execFileSync('/usr/sbin/nginx', ['-v'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  } catch (err) {
+    return String((err as { stderr?: string }).stderr ?? '').trim() || 'unknown';
+  }
+}
+
+/** Why the suite cannot run here, or undefined. */
+function prerequisites(): string[] {
+  const missing: string[] = [];
+  if (process.getuid?.() !== 0) missing.push('needs root (loads eBPF programs)');
+  if (!existsSync('/usr/sbin/nginx')) missing.push('nginx is not installed (apt-get install nginx-light)');
+  try {
+    execFileSync('h2load', ['--version'], { stdio: 'ignore' });
+  } catch {
+    missing.push('h2load is not installed (apt-get install nghttp2-client)');
+  }
+  try {
+    execFileSync('taskset', ['-V'], { stdio: 'ignore' });
+  } catch {
+    missing.push('taskset is not installed (util-linux)');
+  }
+  if (!existsSync(REFPROBE)) missing.push(`reference probe not built (${REFPROBE}): make -C test/bench/refprobe`);
+  return missing;
+}
+
+async function main(): Promise<void> {
+  const a = parseArgs(process.argv.slice(2));
+  const plan = scenarios(a);
+  const runs = plan.reduce((n, s) => n + s.configs.length * s.reps, 0);
+  process.stdout.write(`headertap benchmark: ${runs} runs in ${plan.length} scenarios${a.capacity ? ' + user-space capacity' : ''}\n`);
+  for (const s of plan) {
+    const load = h2loadArgs({ port: 0, requests: s.requests, connections: s.connections, ...(s.rate ? { rate: s.rate } : {}), logFile: 'LOG' });
+    process.stdout.write(`  ${s.id}: ${s.configs.join(', ')} x${s.reps}; taskset -c ${TOOL_CPU} h2load ${load.join(' ')}\n`);
+  }
+  for (const [c, help] of Object.entries(CONFIG_HELP)) process.stdout.write(`    ${c}: ${help}\n`);
+  const missing = prerequisites();
+  if (a.dryRun) {
+    process.stdout.write(missing.length ? `would not run here: ${missing.join('; ')}\n` : 'prerequisites present\n');
+    return;
+  }
+  if (missing.length) {
+    process.stderr.write(`bench: cannot run: ${missing.join('; ')}\n`);
+    process.exit(2);
+  }
+  const load0 = loadAverage();
+  process.stdout.write(`load average before: ${load0.line}${load0.one > 0.5 ? '  (machine busy: figures are noisy)' : ''}\n`);
+
+  const results: RunResult[] = [];
+  const t0 = Date.now();
+  for (const s of plan) {
+    for (let rep = 0; rep < s.reps; rep++) {
+      // Interleaved, and rotated each repetition so no configuration always runs first.
+      const order = s.configs.map((_, i) => s.configs[(i + rep) % s.configs.length]);
+      for (const config of order) {
+        const r = await runOne(s, config, rep);
+        results.push(r);
+        const l = r.load;
+        process.stdout.write(
+          `  [${Math.round((Date.now() - t0) / 1000)}s] ${s.id} ${config} #${rep + 1}: ` +
+            (l ? `${fmt(l.reqPerSec)} req/s, p99 ${fmt(l.p99Us / 1000, 2)} ms, records ${r.recordsTotal ?? '-'}/${r.expectedTotal ?? '-'}, load ${r.loadAvgBefore}` : (r.error ?? `skipped: ${r.skipped}`)) +
+            '\n',
+        );
+      }
+    }
+  }
+  const cap = a.capacity ? await capacity(a).catch((err: Error) => ({ recordingBytes: 0, recordedRequests: 0, runs: [], error: err.message })) : undefined;
+  const summaries = summarize(results);
+  const load1 = loadAverage();
+  process.stdout.write(`\n${report(summaries)}\n`);
+  if (cap) process.stdout.write(`${capacityReport(cap)}\n`);
+  process.stdout.write(`load average before ${load0.line}; after ${load1.line}; ${Math.round((Date.now() - t0) / 1000)} s\n`);
+  mkdirSync(path.dirname(a.out), { recursive: true });
+  writeFileSync(
+    a.out,
+    JSON.stringify({ date: new Date().toISOString(), args: a, machine: machine(), loadAverage: { before: load0.line, after: load1.line }, summaries, capacity: cap, runs: results }, null, 2) + '\n',
+  );
+  process.stdout.write(`results: ${a.out}\n`);
+}
+
+process.on('SIGINT', () => {
+  killAll();
+  process.exit(130);
+});
+main().catch((err: Error) => {
+  killAll();
+  process.stderr.write(`bench: ${err.stack ?? err.message}\n`);
+  process.exit(1);
+});
