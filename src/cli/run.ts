@@ -28,6 +28,8 @@ import { VERSION } from './version';
 /** Connections with no traffic for this long are dropped (their requests reported unanswered). */
 const IDLE_CONNECTION_NS = 5 * 60 * 1e9;
 const IDLE_SWEEP_MS = 30_000;
+/** Records a replay lets wait for export at most (well under the batch queue). */
+const REPLAY_MAX_PENDING = 16384;
 /** How long shutdown waits for the last exports before giving up. */
 const SHUTDOWN_EXPORT_TIMEOUT_MS = 20_000;
 
@@ -205,7 +207,8 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
         log,
         ...(recorder ? { tap: (chunk: Buffer) => recorder.write(chunk) } : {}),
       });
-  const source: EventSource = loader ?? new ReplaySource(payload!);
+  // A replay runs as fast as the exporter drains, never faster (it would drop records).
+  const source: EventSource = loader ?? new ReplaySource(payload!, { canTake: () => pipeline.unaccounted < REPLAY_MAX_PENDING });
 
   const signal = waitForSignal();
   let ready: ReadyEvent;

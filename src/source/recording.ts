@@ -63,20 +63,35 @@ export function* eventsOf(payload: Buffer, counters?: SourceCounters): Generator
   }
 }
 
+export interface ReplayOptions {
+  /** Events delivered between yields to the event loop. */
+  sliceSize?: number;
+  /** False while the next stage is full: the replay waits instead of making it drop. */
+  canTake?: () => boolean;
+}
+
+/** How long a replay waits for the next stage to drain before asking again. */
+const BACKPRESSURE_WAIT_MS = 2;
+
 /**
  * Feeds a recording to the pipeline as fast as it can take it, in slices that
- * yield to the event loop so exports keep flowing.
+ * yield to the event loop so exports keep flowing, and pausing while the
+ * next stage says it is full.
  */
 export class ReplaySource implements EventSource {
   readonly counters: SourceCounters = { frames: 0, bytes: 0, decodeErrors: 0 };
   readonly ended: Promise<SourceEnd>;
   private _resolveEnded!: (end: SourceEnd) => void;
   private _stopped = false;
+  private readonly _sliceSize: number;
+  private readonly _canTake: () => boolean;
 
   constructor(
     private readonly _payload: Buffer,
-    private readonly _sliceSize = 4096,
+    opts: ReplayOptions = {},
   ) {
+    this._sliceSize = opts.sliceSize ?? 4096;
+    this._canTake = opts.canTake ?? (() => true);
     this.ended = new Promise((resolve) => (this._resolveEnded = resolve));
     this.counters.bytes = _payload.length;
   }
@@ -92,6 +107,10 @@ export class ReplaySource implements EventSource {
     const ready = first.value;
     handler(ready);
     const pump = () => {
+      if (!this._stopped && !this._canTake()) {
+        setTimeout(pump, BACKPRESSURE_WAIT_MS);
+        return;
+      }
       for (let i = 0; i < this._sliceSize; i++) {
         if (this._stopped) return this._resolveEnded({ reason: 'stopped' });
         const next = events.next();

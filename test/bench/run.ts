@@ -65,6 +65,10 @@ interface Args {
   configs?: string[];
   out: string;
   capacity: boolean;
+  /** Keep the capacity recording here; replay it instead of recording when it exists. */
+  recording?: string;
+  /** Only the capacity benchmark. */
+  capacityOnly: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -73,6 +77,7 @@ function parseArgs(argv: string[]): Args {
     soak: false,
     dryRun: false,
     capacity: true,
+    capacityOnly: false,
     out: path.join(PACKAGE_ROOT, 'bench-results', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`),
   };
   for (let i = 0; i < argv.length; i++) {
@@ -86,6 +91,8 @@ function parseArgs(argv: string[]): Args {
     else if (v === '--soak') a.soak = true;
     else if (v === '--dry-run') a.dryRun = true;
     else if (v === '--no-capacity') a.capacity = false;
+    else if (v === '--capacity-only') a.capacityOnly = true;
+    else if (v === '--recording') a.recording = path.resolve(next());
     else if (v === '--reps') a.reps = Number(next());
     else if (v === '--only') a.only = next().split(',');
     else if (v === '--configs') a.configs = next().split(',');
@@ -100,7 +107,7 @@ function parseArgs(argv: string[]): Args {
 function usage(problem?: string): never {
   const text =
     'usage: npm run bench -- [--quick] [--soak] [--reps N] [--only SCENARIO,...] [--configs NAME,...]\n' +
-    '                        [--no-capacity] [--out FILE] [--dry-run]\n';
+    '                        [--no-capacity | --capacity-only] [--recording FILE] [--out FILE] [--dry-run]\n';
   if (problem) {
     process.stderr.write(`bench: ${problem}\n${text}`);
     process.exit(2);
@@ -317,8 +324,27 @@ interface CapacityResult {
 
 /** Records headertap's event stream for nginx at a fixed rate, then replays it on one core to a receiver on the other. */
 async function capacity(a: Args): Promise<CapacityResult> {
-  const file = path.join(SCRATCH, `ht-bench-${process.pid}.htrec`);
+  const file = a.recording ?? path.join(SCRATCH, `ht-bench-${process.pid}.htrec`);
   const result: CapacityResult = { recordingBytes: 0, recordedRequests: 0, runs: [] };
+  if (!a.recording || !existsSync(file)) await record(a, file, result);
+  result.recordingBytes = existsSync(file) ? statSync(file).size : 0;
+  for (let i = 0; i < (a.quick ? 1 : 3); i++) {
+    const sink = await startSink(APP_CPU);
+    const w = start(process.execPath, [path.join(BENCH_DIST, 'replay-worker.js'), file, sink.endpoint], { cpus: TOOL_CPU });
+    await w.exited;
+    await sink.stop();
+    const line = w.output().split('\n').find((l) => l.startsWith('{'));
+    if (!line) {
+      result.error = w.output().slice(-500);
+      break;
+    }
+    result.runs.push(JSON.parse(line));
+  }
+  if (!a.recording) rmSync(file, { force: true });
+  return result;
+}
+
+async function record(a: Args, file: string, result: CapacityResult): Promise<void> {
   const nginx = await startNginx(APP_CPU);
   try {
     const sink = await startSink(TOOL_CPU);
@@ -335,21 +361,6 @@ async function capacity(a: Args): Promise<CapacityResult> {
   } finally {
     await nginx.stop();
   }
-  result.recordingBytes = existsSync(file) ? statSync(file).size : 0;
-  for (let i = 0; i < (a.quick ? 1 : 3); i++) {
-    const sink = await startSink(APP_CPU);
-    const w = start(process.execPath, [path.join(BENCH_DIST, 'replay-worker.js'), file, sink.endpoint], { cpus: TOOL_CPU });
-    await w.exited;
-    await sink.stop();
-    const line = w.output().split('\n').find((l) => l.startsWith('{'));
-    if (!line) {
-      result.error = w.output().slice(-500);
-      break;
-    }
-    result.runs.push(JSON.parse(line));
-  }
-  rmSync(file, { force: true });
-  return result;
 }
 
 // ---------------------------------------------------------------- report
@@ -539,7 +550,7 @@ function prerequisites(): string[] {
 
 async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2));
-  const plan = scenarios(a);
+  const plan = a.capacityOnly ? [] : scenarios(a);
   const runs = plan.reduce((n, s) => n + s.configs.length * s.reps, 0);
   process.stdout.write(`headertap benchmark: ${runs} runs in ${plan.length} scenarios${a.capacity ? ' + user-space capacity' : ''}\n`);
   for (const s of plan) {

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { PACKAGE_ROOT } from '../../src/common/paths';
 import { ConnectionTracker, type HttpExchange } from '../../src/http';
-import { eventsOf, readRecording } from '../../src/source';
+import { ReplaySource, eventsOf, readRecording, type SourceEvent } from '../../src/source';
 import { startOtlpSink } from '../helpers/otlp-sink';
 
 const FIXTURE = path.join(PACKAGE_ROOT, 'test', 'fixtures', 'curl-nginx.htrec');
@@ -74,5 +74,17 @@ describe('replaying a recorded capture', () => {
       assert.deepEqual(r.attributes['http.response.header.x-served-by'], ['nginx-fixture']);
       assert.match(r.time, /^2026-/, 'kernel times became wall-clock times');
     }
+  });
+
+  it('a replay waits while the next stage says it is full, then goes on', async () => {
+    let open = false;
+    const seen: SourceEvent[] = [];
+    const source = new ReplaySource(readRecording(FIXTURE), { sliceSize: 2, canTake: () => open });
+    await source.start((ev) => seen.push(ev));
+    await new Promise((r) => setTimeout(r, 30));
+    assert.deepEqual(seen.map((e) => e.kind), ['ready'], 'nothing but the ready event while full');
+    open = true;
+    assert.deepEqual(await source.ended, { reason: 'finished' });
+    assert.equal(seen.length, [...eventsOf(readRecording(FIXTURE))].length);
   });
 });
