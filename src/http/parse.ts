@@ -131,17 +131,47 @@ export function decodeHeaderText(buf: Buffer): string {
   return isUtf8(buf) ? buf.toString('utf8') : buf.toString('latin1');
 }
 
+/** decodeHeaderText of buf[start, end), without a Buffer view for the common all-ASCII case. */
+function headerText(buf: Buffer, start: number, end: number): string {
+  for (let i = start; i < end; i++) {
+    if (buf[i] >= 0x80) return decodeHeaderText(buf.subarray(start, end));
+  }
+  return buf.toString('latin1', start, end);
+}
+
+/**
+ * Header names seen before, as sent -> lower case (valid tokens only). Real
+ * traffic repeats a few dozen names; names are attacker-controlled, so the
+ * cache is bounded.
+ */
+const headerNames = new Map<string, string>();
+const MAX_CACHED_NAMES = 1024;
+
+/** A header name in lower case, or undefined when it is not a token. */
+function headerName(raw: string): string | undefined {
+  let lower = headerNames.get(raw);
+  if (lower !== undefined) return lower;
+  if (!TOKEN.test(raw)) return undefined;
+  lower = raw.toLowerCase();
+  if (headerNames.size >= MAX_CACHED_NAMES) headerNames.clear();
+  headerNames.set(raw, lower);
+  return lower;
+}
+
 function isOws(c: number): boolean {
   return c === 0x20 || c === 0x09;
 }
 
+const DIGITS = /^\d{1,15}$/;
+
 /** Content-Length values (repeated or comma-joined) that all agree, else undefined. */
 export function parseContentLength(values: readonly string[]): number | undefined {
+  if (values.length === 1 && DIGITS.test(values[0])) return Number(values[0]);
   let result: number | undefined;
   for (const v of values) {
     for (const part of v.split(',')) {
       const s = part.trim();
-      if (!/^\d{1,15}$/.test(s)) return undefined;
+      if (!DIGITS.test(s)) return undefined;
       const n = Number(s);
       if (result !== undefined && result !== n) return undefined;
       result = n;
@@ -168,8 +198,14 @@ interface MessageInProgress {
 
 export class Http1StreamParser implements DirectionParser {
   private _state = State.Seek;
-  /** Pieces of the current line not yet ended by LF. */
-  private _line: Buffer[] = [];
+  /**
+   * The current line not yet ended by LF: its first piece as a range of the
+   * buffer it came in (no copy, no view), further pieces in _more.
+   */
+  private _lineBuf?: Buffer;
+  private _lineFrom = 0;
+  private _lineTo = 0;
+  private _more: Buffer[] = [];
   private _lineLength = 0;
   /** The current line is too long: drop bytes until its LF. */
   private _discardLine = false;
@@ -269,7 +305,8 @@ export class Http1StreamParser implements DirectionParser {
   }
 
   private _resetLine(): void {
-    this._line = [];
+    this._lineBuf = undefined;
+    if (this._more.length) this._more = [];
     this._lineLength = 0;
     this._discardLine = false;
   }
@@ -303,10 +340,17 @@ export class Http1StreamParser implements DirectionParser {
     if (this._discardLine || n === 0) return;
     if (this._lineLength + n > this._lineLimit()) {
       this._discardLine = true;
-      this._line = [];
+      this._lineBuf = undefined;
+      this._more = [];
       return;
     }
-    this._line.push(data.subarray(from, to));
+    if (this._lineBuf === undefined) {
+      this._lineBuf = data;
+      this._lineFrom = from;
+      this._lineTo = to;
+    } else {
+      this._more.push(data.subarray(from, to)); // rare: a line split across pushes
+    }
     this._lineLength += n;
   }
 
@@ -314,37 +358,44 @@ export class Http1StreamParser implements DirectionParser {
   private _takeLine(): void {
     const discarded = this._discardLine;
     const rawLength = this._lineLength + 1; // with its LF
-    let line = this._line.length === 1 ? this._line[0] : Buffer.concat(this._line, this._lineLength);
-    if (line.length > 0 && line[line.length - 1] === CR) line = line.subarray(0, line.length - 1);
+    let buf = this._lineBuf ?? EMPTY;
+    let start = this._lineFrom;
+    let end = this._lineBuf ? this._lineTo : 0;
+    if (this._more.length) {
+      buf = Buffer.concat([buf.subarray(start, end), ...this._more], this._lineLength);
+      start = 0;
+      end = buf.length;
+    }
+    if (end > start && buf[end - 1] === CR) end--;
     this._resetLine();
     if (this._msg) this._msg.headBytes += 1; // the LF
 
     switch (this._state) {
       case State.Seek:
       case State.StartLine:
-        if (!discarded) this._onStartLine(line, rawLength);
+        if (!discarded) this._onStartLine(buf, start, end, rawLength);
         else if (this._state === State.StartLine) this._invalidStartLine();
         return;
       case State.Headers:
         if (discarded) return this._markTruncated('header_limit');
-        return line.length === 0 ? this._onHeadEnd() : this._onHeaderLine(line);
+        return end === start ? this._onHeadEnd() : this._onHeaderLine(buf, start, end);
       case State.ChunkSize:
-        return discarded ? this._invalid('invalid_chunk') : this._onChunkSize(line);
+        return discarded ? this._invalid('invalid_chunk') : this._onChunkSize(buf.toString('latin1', start, end));
       case State.ChunkDataEnd:
-        if (discarded || line.length !== 0) return this._invalid('invalid_chunk');
+        if (discarded || end !== start) return this._invalid('invalid_chunk');
         this._state = State.ChunkSize;
         return;
       case State.Trailers:
-        if (!discarded && line.length === 0) this._state = State.StartLine;
+        if (!discarded && end === start) this._state = State.StartLine;
         return;
       default:
         return;
     }
   }
 
-  private _onStartLine(line: Buffer, rawLength: number): void {
-    if (line.length === 0) return; // empty lines between messages are allowed
-    const text = line.toString('latin1');
+  private _onStartLine(buf: Buffer, from: number, to: number, rawLength: number): void {
+    if (to === from) return; // empty lines between messages are allowed
+    const text = buf.toString('latin1', from, to);
     const start = this._state === State.Seek ? findStartLine(text) : parseStartLine(text);
     if (!start) {
       if (this._state === State.StartLine) this._invalidStartLine();
@@ -375,21 +426,22 @@ export class Http1StreamParser implements DirectionParser {
     if (this._msg && !this._msg.truncated) this._msg.truncated = reason;
   }
 
-  private _onHeaderLine(line: Buffer): void {
+  /** A header line, buf[start, end) without its line end. */
+  private _onHeaderLine(buf: Buffer, start: number, end: number): void {
     const msg = this._msg!;
-    if (isOws(line[0])) {
+    if (isOws(buf[start])) {
       // obs-fold: a continuation of the previous header's value.
       if (msg.headers.length === 0) return this._markTruncated('malformed_header');
       if (msg.truncated === 'header_limit') return;
       const last = msg.headers.length - 1;
-      msg.headers[last] = `${msg.headers[last]} ${decodeHeaderText(trimOws(line))}`;
+      msg.headers[last] = `${msg.headers[last]} ${owsTrimmed(buf, start, end)}`;
       return;
     }
-    const colon = line.indexOf(0x3a);
-    const name = colon > 0 ? line.toString('latin1', 0, colon) : '';
-    if (!TOKEN.test(name)) return this._markTruncated('malformed_header');
-    const lower = name.toLowerCase();
-    const value = decodeHeaderText(trimOws(line.subarray(colon + 1)));
+    let colon = buf.indexOf(0x3a, start);
+    if (colon >= end) colon = -1;
+    const lower = colon > start ? headerName(buf.toString('latin1', start, colon)) : undefined;
+    if (lower === undefined) return this._markTruncated('malformed_header');
+    const value = owsTrimmed(buf, colon + 1, end);
     // Framing headers are read even past the limit: the next message depends on them.
     if (lower === 'content-length') msg.contentLength.push(value);
     else if (lower === 'transfer-encoding') msg.transferEncoding.push(value);
@@ -398,17 +450,13 @@ export class Http1StreamParser implements DirectionParser {
   }
 
   private _buildHead(msg: MessageInProgress): HttpMessageHead {
-    const base = {
-      version: msg.start.version,
-      headers: msg.headers,
-      headBytes: msg.headBytes,
-      startNs: msg.startNs,
-      endNs: this._nowNs,
-      ...(msg.truncated ? { truncated: msg.truncated } : {}),
-    };
-    return msg.start.kind === 'request'
-      ? { kind: 'request', method: msg.start.method, target: msg.start.target, ...base }
-      : { kind: 'response', status: msg.start.status, reason: msg.start.reason, ...base };
+    const s = msg.start;
+    const head: HttpMessageHead =
+      s.kind === 'request'
+        ? { kind: 'request', method: s.method, target: s.target, version: s.version, headers: msg.headers, headBytes: msg.headBytes, startNs: msg.startNs, endNs: this._nowNs }
+        : { kind: 'response', status: s.status, reason: s.reason, version: s.version, headers: msg.headers, headBytes: msg.headBytes, startNs: msg.startNs, endNs: this._nowNs };
+    if (msg.truncated) head.truncated = msg.truncated;
+    return head;
   }
 
   /** Report a head that will not end normally, then resync. */
@@ -459,8 +507,7 @@ export class Http1StreamParser implements DirectionParser {
     return State.BodyLength;
   }
 
-  private _onChunkSize(line: Buffer): void {
-    const text = line.toString('latin1');
+  private _onChunkSize(text: string): void {
     const m = /^([0-9a-fA-F]{1,13})[ \t]*(?:;.*)?$/.exec(text);
     if (!m) return this._invalid('invalid_chunk');
     const size = parseInt(m[1], 16);
@@ -477,10 +524,13 @@ export class Http1StreamParser implements DirectionParser {
   }
 }
 
-function trimOws(buf: Buffer): Buffer {
-  let s = 0;
-  let e = buf.length;
+const EMPTY = Buffer.alloc(0);
+
+/** buf[start, end) without surrounding spaces and tabs, as header text. */
+function owsTrimmed(buf: Buffer, start: number, end: number): string {
+  let s = start;
+  let e = end;
   while (s < e && isOws(buf[s])) s++;
   while (e > s && isOws(buf[e - 1])) e--;
-  return buf.subarray(s, e);
+  return headerText(buf, s, e);
 }
