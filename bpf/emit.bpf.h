@@ -126,7 +126,7 @@ static __always_inline bool ht_send_data(const struct ht_emit_args *a, __u64 id)
 	else if (n < total)
 		ht_count(HT_CNT_TRUNCATED);
 
-	if (bpf_ringbuf_output(&ht_events, ev, HT_DATA_HEADER_SIZE + n, 0)) {
+	if (bpf_ringbuf_output(&ht_events, ev, HT_DATA_HEADER_SIZE + n, ht_wakeup_flags())) {
 		ht_count(HT_CNT_RINGBUF_LOST);
 		return false;
 	}

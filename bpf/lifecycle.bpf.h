@@ -37,7 +37,7 @@ int ht_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	ev.kind = HT_EV_CLOSE;
 	ev.sock_id = ht_sock_id(sk);
 	ev.ts_ns = bpf_ktime_get_ns();
-	if (bpf_ringbuf_output(&ht_events, &ev, sizeof(ev), 0)) {
+	if (bpf_ringbuf_output(&ht_events, &ev, sizeof(ev), ht_wakeup_flags())) {
 		ht_count(HT_CNT_RINGBUF_LOST);
 		return 0;
 	}

@@ -39,6 +39,10 @@
 
 #define EXIT_ENV 2
 #define STATS_INTERVAL_NS 1000000000ULL
+/* The BPF side wakes us only when wakeup_bytes wait (maps.bpf.h); below that,
+ * events wait at most this long. */
+#define POLL_INTERVAL_MS 20
+#define WAKEUP_BYTES (64 * 1024)
 
 static struct env {
 	__u32 pids[HT_MAX_FILTER_PIDS];
@@ -309,6 +313,8 @@ static void set_filters(struct headertap_bpf *skel)
 	ro->n_self_tgids = env.n_self;
 	ro->copy_limit = env.copy_bytes;
 	ro->tls_capture = !env.no_tls;
+	/* A small ring must not fill before anyone is woken. */
+	ro->wakeup_bytes = env.ringbuf_kb * 1024 / 8 < WAKEUP_BYTES ? env.ringbuf_kb * 1024 / 8 : WAKEUP_BYTES;
 	if (getrandom(&key, sizeof(key), 0) != sizeof(key))
 		key = now_ns() * 0x9E3779B97F4A7C15ULL;
 	ro->sock_id_key = key;
@@ -543,7 +549,7 @@ int main(int argc, char **argv)
 
 	next_stats = now_ns() + STATS_INTERVAL_NS;
 	while (!exiting) {
-		int n = epoll_wait(epfd, evs, 2, 200 /* ms */);
+		int n = epoll_wait(epfd, evs, 2, POLL_INTERVAL_MS);
 
 		if (n < 0 && errno != EINTR)
 			die(1, "epoll_wait: %s", strerror(errno));

@@ -22,6 +22,9 @@ const volatile __u32 copy_limit = HT_MAX_DATA;
 const volatile __u32 tls_capture = 1;
 /* Random key mixed into socket ids so kernel addresses never leave the loader. */
 const volatile __u64 sock_id_key = 0;
+/* Wake the loader only once this many bytes wait in the ring buffer (it also
+ * polls every few milliseconds): see ht_wakeup_flags(). */
+const volatile __u32 wakeup_bytes = 65536;
 
 /* Events to user space. Size set by the loader (--ringbuf-kb). */
 struct {
@@ -192,6 +195,19 @@ struct {
 	__type(key, __u32);
 	__type(value, struct ht_data_scratch);
 } ht_scratch SEC(".maps");
+
+/*
+ * Flags for bpf_ringbuf_output(). By default every event written while the
+ * reader sleeps wakes it: an inter-processor interrupt (a VM exit on virtual
+ * machines), which costs more than the whole probe, on every syscall of a
+ * reader that keeps up. Events are batched instead: the reader is woken when
+ * wakeup_bytes are waiting and otherwise finds them at its next poll.
+ */
+static __always_inline __u64 ht_wakeup_flags(void)
+{
+	return bpf_ringbuf_query(&ht_events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+										  : BPF_RB_NO_WAKEUP;
+}
 
 static __always_inline void ht_count(__u32 idx)
 {

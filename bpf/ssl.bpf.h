@@ -158,7 +158,7 @@ int BPF_KPROBE(ht_ssl_free, void *ssl)
 		ev.flags = HT_FLAG_TLS;
 		ev.sock_id = ht_ssl_id(key);
 		ev.ts_ns = bpf_ktime_get_ns();
-		if (bpf_ringbuf_output(&ht_events, &ev, sizeof(ev), 0))
+		if (bpf_ringbuf_output(&ht_events, &ev, sizeof(ev), ht_wakeup_flags()))
 			ht_count(HT_CNT_RINGBUF_LOST);
 		else
 			ht_count(HT_CNT_CLOSE_EVENTS);
@@ -181,6 +181,8 @@ int ht_exec(struct trace_event_raw_sched_process_exec *ctx)
 	ev.tgid = tgid;
 	ev.ts_ns = bpf_ktime_get_ns();
 	ht_process_comm(ev.comm);
+	/* Rare, and the sooner user space probes the new program the fewer of
+	 * its first TLS calls go unseen: wake the reader now (flags 0). */
 	if (bpf_ringbuf_output(&ht_events, &ev, sizeof(ev), 0))
 		ht_count(HT_CNT_RINGBUF_LOST);
 	return 0;

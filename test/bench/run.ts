@@ -33,6 +33,7 @@ import {
   startNodeServer,
   startRefprobe,
   startSink,
+  startSyscost,
   type ConfigName,
   type Observer,
   type ObserverEnd,
@@ -47,8 +48,8 @@ const WARMUP_REQUESTS = 2000;
 
 interface Scenario {
   id: string;
-  target: TargetName;
-  mode: 'saturation' | 'rate';
+  target: TargetName | 'syscost';
+  mode: 'saturation' | 'rate' | 'syscall';
   rate?: number;
   requests: number;
   connections: number;
@@ -121,6 +122,16 @@ function scenarios(a: Args): Scenario[] {
   const sat = q ? 20000 : 100000;
   const rateSeconds = q ? 3 : 10;
   const list: Scenario[] = [
+    {
+      // One traced socket syscall's cost, without HTTP: syscost writes and reads 256 bytes over loopback.
+      id: 'syscall-cost',
+      target: 'syscost',
+      mode: 'syscall',
+      requests: q ? 50000 : 200000,
+      connections: 1,
+      configs: ['baseline', 'headertap-kernel', 'headertap-kernel-filtered', 'refprobe'],
+      reps: q ? 1 : 3,
+    },
     {
       id: 'nginx-saturation',
       target: 'nginx',
@@ -201,13 +212,15 @@ interface RunResult {
   /** Records expected all through the run (warm-up included). */
   expectedTotal?: number;
   peakRssBytes?: number;
+  /** syscall-cost: ns per write or read. */
+  nsPerCall?: number;
   end?: ObserverEnd;
   skipped?: string;
   error?: string;
 }
 
 async function startTarget(s: Scenario, config: ConfigName): Promise<{ target: Target; sink?: Awaited<ReturnType<typeof startSink>> }> {
-  if (s.target === 'nginx') return { target: await startNginx(APP_CPU) };
+  if (s.target !== 'node') return { target: await startNginx(APP_CPU) };
   if (config === 'otel-http') {
     const sink = await startSink(TOOL_CPU);
     return { target: await startNodeServer(APP_CPU, sink.endpoint), sink };
@@ -229,6 +242,8 @@ async function startObserver(config: ConfigName, target: Target, sink?: Awaited<
       return startHeadertap(TOOL_CPU, target, { port: 1 });
     case 'headertap-kernel':
       return startLoaderOnly(TOOL_CPU, target);
+    case 'headertap-kernel-filtered':
+      return startLoaderOnly(TOOL_CPU, target, 1);
     case 'refprobe':
       return startRefprobe(TOOL_CPU);
     case 'bpftrace':
@@ -265,7 +280,34 @@ function expectedRecords(config: ConfigName, requests: number): number | undefin
   return undefined;
 }
 
+/** syscall-cost: ns per traced syscall under each observer (the kernel side alone). */
+async function runSyscallCost(s: Scenario, config: ConfigName, rep: number): Promise<RunResult> {
+  const r: RunResult = { scenario: s.id, config, rep, loadAvgBefore: loadAverage().one };
+  let target: Awaited<ReturnType<typeof startSyscost>> | undefined;
+  let observer: Observer | undefined;
+  try {
+    target = await startSyscost(APP_CPU, s.requests);
+    if (config === 'headertap-kernel') observer = await startLoaderOnly(TOOL_CPU, target);
+    else if (config === 'headertap-kernel-filtered') observer = await startLoaderOnly(TOOL_CPU, target, 1);
+    else if (config === 'refprobe') observer = await startRefprobe(TOOL_CPU);
+    else observer = noObserver();
+    const before = observerCpu(observer);
+    r.nsPerCall = await target.go();
+    await waitIdle(observer, 10000);
+    r.observerCpuS = cpuDelta(before, observerCpu(observer));
+    r.end = await observer.stop();
+    observer = undefined;
+  } catch (err) {
+    r.error = (err as Error).message.split('\n').slice(0, 4).join(' | ');
+  } finally {
+    if (observer) await observer.stop().catch(() => ({}));
+    if (target) await target.stop().catch(() => {});
+  }
+  return r;
+}
+
 async function runOne(s: Scenario, config: ConfigName, rep: number): Promise<RunResult> {
+  if (s.mode === 'syscall') return runSyscallCost(s, config, rep);
   const r: RunResult = { scenario: s.id, config, rep, loadAvgBefore: loadAverage().one };
   if (config === 'bpftrace') {
     const why = bpftraceUnavailable();
@@ -397,6 +439,9 @@ export interface Summary {
   lost?: number;
   dropped?: number;
   peakRssMB?: number;
+  /** syscall-cost: ns per traced write or read, and what the observer adds to baseline. */
+  nsPerCall?: number;
+  nsAdded?: number;
   errors: string[];
 }
 
@@ -407,12 +452,21 @@ function summarize(results: RunResult[]): Summary[] {
   for (const key of keys) {
     const [scenario, config] = key.split('\u0000') as [string, ConfigName];
     const all = results.filter((r) => r.scenario === scenario && r.config === config);
-    const ok = all.filter((r) => r.load && !r.error);
+    const ok = all.filter((r) => (r.load || r.nsPerCall !== undefined) && !r.error);
     const errors = all.filter((r) => r.error || r.skipped).map((r) => r.error ?? `skipped: ${r.skipped}`);
     const med = (f: (r: RunResult) => number | undefined) => {
       const xs = ok.map(f).filter((x): x is number => x !== undefined && Number.isFinite(x));
       return xs.length ? median(xs) : undefined;
     };
+    if (ok.length && ok[0].nsPerCall !== undefined) {
+      const s: Summary = { scenario, config, runs: ok.length, reqPerSec: NaN, reqPerSecMin: NaN, reqPerSecMax: NaN, p99Us: NaN, appUsPerRequest: NaN, errors };
+      s.nsPerCall = median(ok.map((r) => r.nsPerCall!));
+      const lost = ok.map((r) => r.end?.lost).filter((x): x is number => x !== undefined);
+      if (lost.length) s.lost = Math.max(...lost);
+      if (config === 'baseline') base.set(scenario, s);
+      out.push(s);
+      continue;
+    }
     const rps = ok.map((r) => r.load!.reqPerSec);
     const s: Summary = {
       scenario,
@@ -447,6 +501,10 @@ function summarize(results: RunResult[]): Summary[] {
   for (const s of out) {
     const b = base.get(s.scenario);
     if (!b || s.runs === 0) continue;
+    if (s.nsPerCall !== undefined) {
+      s.nsAdded = s.nsPerCall - b.nsPerCall!;
+      continue;
+    }
     s.throughputRatio = s.reqPerSec / b.reqPerSec;
     s.p99Ratio = s.p99Us / b.p99Us;
     s.appCpuIncrease = s.appUsPerRequest / b.appUsPerRequest - 1;
@@ -459,7 +517,16 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')).join('\n');
 }
 
-function report(summaries: Summary[]): string {
+function syscallReport(summaries: Summary[]): string {
+  const rows = [['scenario', 'config', 'ns/call', 'ns added', 'lost']];
+  for (const s of summaries) rows.push([s.scenario, s.config, fmt(s.nsPerCall), fmt(s.nsAdded), fmt(s.lost)]);
+  return table(rows);
+}
+
+function report(all: Summary[]): string {
+  const sys = all.filter((s) => s.nsPerCall !== undefined);
+  const summaries = all.filter((s) => s.nsPerCall === undefined);
+  if (summaries.length === 0) return syscallReport(sys);
   const rows = [
     ['scenario', 'config', 'req/s', 'min-max', 'x base', 'p99 ms', 'x base', 'app us/req', 'app +%', 'obs us/req', 'obs us/rec', 'rec/s', 'rec/exp', 'lost', 'dropped', 'RSS MB'],
   ];
@@ -483,8 +550,8 @@ function report(summaries: Summary[]): string {
       fmt(s.peakRssMB, 0),
     ]);
   }
-  let text = table(rows);
-  const errs = summaries.flatMap((s) => s.errors.map((e) => `  ${s.scenario}/${s.config}: ${e}`));
+  let text = (sys.length ? syscallReport(sys) + '\n\n' : '') + table(rows);
+  const errs = all.flatMap((s) => s.errors.map((e) => `  ${s.scenario}/${s.config}: ${e}`));
   if (errs.length) text += `\nnot measured:\n${[...new Set(errs)].join('\n')}`;
   return text;
 }
@@ -555,7 +622,8 @@ async function main(): Promise<void> {
   process.stdout.write(`headertap benchmark: ${runs} runs in ${plan.length} scenarios${a.capacity ? ' + user-space capacity' : ''}\n`);
   for (const s of plan) {
     const load = h2loadArgs({ port: 0, requests: s.requests, connections: s.connections, ...(s.rate ? { rate: s.rate } : {}), logFile: 'LOG' });
-    process.stdout.write(`  ${s.id}: ${s.configs.join(', ')} x${s.reps}; taskset -c ${TOOL_CPU} h2load ${load.join(' ')}\n`);
+    const how = s.mode === 'syscall' ? `taskset -c ${APP_CPU} syscost ${s.requests} 256` : `taskset -c ${TOOL_CPU} h2load ${load.join(' ')}`;
+    process.stdout.write(`  ${s.id}: ${s.configs.join(', ')} x${s.reps}; ${how}\n`);
   }
   for (const [c, help] of Object.entries(CONFIG_HELP)) process.stdout.write(`    ${c}: ${help}\n`);
   const missing = prerequisites();
@@ -582,7 +650,7 @@ async function main(): Promise<void> {
         const l = r.load;
         process.stdout.write(
           `  [${Math.round((Date.now() - t0) / 1000)}s] ${s.id} ${config} #${rep + 1}: ` +
-            (l ? `${fmt(l.reqPerSec)} req/s, p99 ${fmt(l.p99Us / 1000, 2)} ms, records ${r.recordsTotal ?? '-'}/${r.expectedTotal ?? '-'}, load ${r.loadAvgBefore}` : (r.error ?? `skipped: ${r.skipped}`)) +
+            (r.nsPerCall !== undefined ? `${fmt(r.nsPerCall)} ns per call, load ${r.loadAvgBefore}` : l ? `${fmt(l.reqPerSec)} req/s, p99 ${fmt(l.p99Us / 1000, 2)} ms, records ${r.recordsTotal ?? '-'}/${r.expectedTotal ?? '-'}, load ${r.loadAvgBefore}` : (r.error ?? `skipped: ${r.skipped}`)) +
             '\n',
         );
       }

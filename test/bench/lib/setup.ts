@@ -13,17 +13,25 @@ import { sleep, start, stop, waitFor, waitForPort, type Proc } from './procs';
 export const HEADERTAP = path.join(PACKAGE_ROOT, 'bin', 'headertap');
 export const BENCH_DIST = path.join(PACKAGE_ROOT, 'dist', 'test', 'bench');
 export const REFPROBE = path.join(PACKAGE_ROOT, 'test', 'bench', 'refprobe', '.output', 'refprobe');
+export const SYSCOST = path.join(PACKAGE_ROOT, 'test', 'bench', 'refprobe', '.output', 'syscost');
 /** Scratch files (recordings, loader output, h2load logs) live in memory. */
 export const SCRATCH = existsSync('/dev/shm') ? '/dev/shm' : '/tmp';
 
 export type TargetName = 'nginx' | 'node';
-export type ConfigName = 'baseline' | 'headertap' | 'headertap-kernel' | 'headertap-filtered' | 'headertap-no-tls' | 'refprobe' | 'bpftrace' | 'otel-http';
+export type ConfigName =
+  | 'baseline'
+  | 'headertap'
+  | 'headertap-kernel'
+  | 'headertap-kernel-filtered'
+  | 'headertap-filtered'
+  | 'headertap-no-tls' | 'refprobe' | 'bpftrace' | 'otel-http';
 
 export const CONFIG_HELP: Record<ConfigName, string> = {
   baseline: 'no probe',
   headertap: 'headertap run, full pipeline, OTLP/gRPC to a receiver process (--port of the target)',
   'headertap-kernel': "headertap's loader alone (TLS probes attached as the agent would), events to a tmpfs file",
   'headertap-filtered': 'headertap run with --port 1: all benchmark traffic excluded in the kernel',
+  'headertap-kernel-filtered': "headertap's loader alone with --port 1: all benchmark traffic excluded in the kernel",
   'headertap-no-tls': 'headertap run --no-tls (no OpenSSL uprobes, no TLS bookkeeping per syscall)',
   refprobe: 'reference probe: the same syscall tracepoints, 256 bytes per call to a ring buffer, drained',
   bpftrace: 'bpftrace one-liner printing 200 bytes per call (bpftrace 0.17 string limit) to a tmpfs file',
@@ -108,6 +116,37 @@ export async function startNodeServer(cpus: string, otelEndpoint?: string): Prom
   });
   await waitFor(p, /listening \d+/);
   return { name: 'node', port, pid: p.pid, tlsFiles: [process.execPath], stop: () => stop(p, 'SIGTERM') };
+}
+
+/**
+ * test/bench/refprobe/syscost.c: one thread writing and reading 256 bytes
+ * over loopback TCP; it listens, says its port, and waits for go().
+ */
+export async function startSyscost(cpus: string, calls: number): Promise<Target & { go(): Promise<number> }> {
+  const portFile = path.join(SCRATCH, `ht-bench-syscost-${process.pid}.port`);
+  rmSync(portFile, { force: true });
+  const p = start(SYSCOST, [String(calls), '256'], { cpus, env: { PORT_FILE: portFile }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const deadline = Date.now() + 10000;
+  while (!existsSync(portFile) || !readFileSync(portFile, 'latin1').endsWith('\n')) {
+    if (Date.now() > deadline || p.child.exitCode !== null) throw new Error(`syscost did not start: ${p.output()}`);
+    await sleep(20);
+  }
+  const port = Number(readFileSync(portFile, 'latin1'));
+  rmSync(portFile, { force: true });
+  return {
+    name: 'nginx',
+    port,
+    pid: p.pid,
+    tlsFiles: [],
+    stop: () => stop(p, 'SIGKILL'),
+    go: async () => {
+      p.child.stdin!.end('g');
+      await p.exited;
+      const m = /ns_per_call ([\d.]+)/.exec(p.output());
+      if (!m) throw new Error(`syscost failed: ${p.output()}`);
+      return Number(m[1]);
+    },
+  };
 }
 
 /** What an observer reports once stopped. */
@@ -220,10 +259,10 @@ function framesOfKind(file: string, kind: number): number {
 }
 
 /** headertap's loader alone, TLS probes on the target's OpenSSL, events into a tmpfs file nobody reads until the end. */
-export async function startLoaderOnly(cpus: string, target: Target): Promise<Observer> {
+export async function startLoaderOnly(cpus: string, target: Target, port = target.port): Promise<Observer> {
   const file = path.join(SCRATCH, `ht-bench-loader-${process.pid}.bin`);
   const fd = openSync(file, 'w');
-  const loader = start(LOADER_PATH, ['--port', String(target.port)], { cpus, stdio: ['pipe', fd, 'pipe'] });
+  const loader = start(LOADER_PATH, ['--port', String(port)], { cpus, stdio: ['pipe', fd, 'pipe'] });
   closeSync(fd);
   const deadline = Date.now() + 30000;
   while (framesOfKind(file, 64 /* HT_EV_READY */) === 0) {

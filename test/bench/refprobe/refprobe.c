@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * refprobe: loads refprobe.bpf.c and drains its ring buffer, counting events
- * and bytes and throwing them away. Prints "refprobe ready" on stderr once
+ * and bytes and throwing them away. Set WAKEUP_EVERY_EVENT=1 for libbpf's
+ * default of one wakeup per event. Prints "refprobe ready" on stderr once
  * attached; on SIGINT/SIGTERM prints one line "events N bytes N lost N".
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
@@ -47,6 +49,8 @@ int main(void)
 		return 1;
 	}
 	skel->rodata->self_tgid = getpid();
+	if (getenv("WAKEUP_EVERY_EVENT"))
+		skel->rodata->wakeup_bytes = 0;
 	err = refprobe_bpf__load(skel);
 	if (!err)
 		err = refprobe_bpf__attach(skel);
@@ -61,7 +65,7 @@ int main(void)
 	}
 	fprintf(stderr, "refprobe ready\n");
 	while (!exiting) {
-		err = ring_buffer__poll(rb, 200);
+		err = ring_buffer__poll(rb, 20 /* ms: events wait at most this long */);
 		if (err < 0 && err != -EINTR)
 			break;
 	}
