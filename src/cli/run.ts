@@ -1,11 +1,10 @@
 import { diag, DiagLogLevel } from '@opentelemetry/api';
 import { setGlobalErrorHandler } from '@opentelemetry/core';
 import { EnvironmentError, LoaderError, UsageError } from '../common/errors';
-import { toJsonLine, toPretty, type FlatRecord } from '../common/flat-record';
 import type { Log } from '../common/log';
 import { LOADER_PATH } from '../common/paths';
 import { ConnectionTracker, type HttpCounters } from '../http';
-import { ExchangeMapper, HeaderRules, LogPipeline, resolveExportTarget, type ExportTarget, type PipelineCounters } from '../otel';
+import { ExchangeMapper, HeaderRules, LogPipeline, resolveExportTarget, SpanPipeline, type ExportTarget, type PipelineCounters } from '../otel';
 import { OtlpReceiver } from '../receiver';
 import {
   LoaderSource,
@@ -21,6 +20,7 @@ import {
 import { ProcessInfoCache } from '../workload';
 import type { RunOptions } from './options';
 import { lineWriter, stderrLog, type CliIO } from './output';
+import { batchPrinter } from './print';
 import { checkKernel, checkPrivileges } from './privileges';
 import { VERSION } from './version';
 
@@ -111,6 +111,7 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   const log = stderrLog(io, opts.verbose);
   routeSdkDiagnostics(log);
   const target = resolveExportTarget({ endpoint: opts.endpoint, protocol: opts.protocol }, io.env);
+  const traceTarget = opts.emitSpans ? resolveExportTarget({ endpoint: opts.endpoint, protocol: opts.protocol }, io.env, 'traces') : undefined;
   const payload = opts.replay ? readRecording(opts.replay) : undefined;
   if (!payload) {
     checkPrivileges();
@@ -120,10 +121,9 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   const out = lineWriter(io.stdout);
   let receiver: OtlpReceiver | undefined;
   if (opts.embeddedReceiver) {
-    const print = opts.format === 'jsonl' ? (r: FlatRecord) => out(toJsonLine(r)) : (r: FlatRecord) => out(toPretty(r) + '\n');
     receiver = new OtlpReceiver({
       ...receiverListen(target),
-      onBatch: (batch) => batch.records.forEach(print),
+      onBatch: batchPrinter(opts.format, out),
       onError: (msg) => log.warn(`embedded receiver: ${msg}`),
     });
     await receiver.start();
@@ -136,6 +136,7 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
     log,
     ...(opts.console ? { console: out } : {}),
   });
+  const spans = traceTarget ? new SpanPipeline({ target: traceTarget, serviceName: opts.serviceName, version: VERSION, log }) : undefined;
   const clock = new MonotonicClock();
   const processes = new ProcessInfoCache();
   const mapper = new ExchangeMapper({
@@ -145,7 +146,10 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   });
   const tracker = new ConnectionTracker({
     maxHeaderBytes: opts.maxHeaderBytes,
-    onExchange: (ex) => pipeline.emit(mapper.map(ex)),
+    onExchange: (ex) => {
+      const rec = mapper.map(ex);
+      pipeline.emit(spans ? spans.withSpan(rec) : rec);
+    },
   });
 
   let kernel: KernelCounters | undefined;
@@ -191,15 +195,16 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   } catch (err) {
     signal.dispose();
     await receiver?.stop();
-    await pipeline.shutdown();
+    await Promise.all([pipeline.shutdown(), spans?.shutdown()]);
     if (err instanceof LoaderError && err.exitCode === 2) throw new EnvironmentError(err.message);
     throw err;
   }
 
   const protocolName = target.protocol === 'grpc' ? 'OTLP/gRPC' : 'OTLP/HTTP (protobuf)';
   const from = payload ? `replaying ${opts.replay}` : `capturing HTTP/1.x over TCP on ${ready.ncpus} CPUs (loader pid ${ready.loaderPid})`;
+  const spansTo = traceTarget ? `, spans to ${traceTarget.url}` : '';
   io.stderr.write(
-    `headertap ready: ${from}; exporting ${protocolName} to ${target.url}${receiver ? ' (embedded receiver)' : ''}; filters: ${describeFilters(opts)}\n`,
+    `headertap ready: ${from}; exporting ${protocolName} to ${target.url}${spansTo}${receiver ? ' (embedded receiver)' : ''}; filters: ${describeFilters(opts)}\n`,
   );
 
   const sweep = setInterval(() => tracker.evictIdle(lastNs - IDLE_CONNECTION_NS), IDLE_SWEEP_MS);
@@ -213,12 +218,13 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
 
   await source.stop(); // delivers every event already captured
   tracker.flush('agent_stopped');
-  const flushed = await withTimeout(pipeline.shutdown(), SHUTDOWN_EXPORT_TIMEOUT_MS);
+  const flushed = await withTimeout(Promise.all([pipeline.shutdown(), spans?.shutdown()]), SHUTDOWN_EXPORT_TIMEOUT_MS);
   if (flushed === 'timeout') log.warn(`gave up waiting for the last exports after ${SHUTDOWN_EXPORT_TIMEOUT_MS / 1000}s`);
   await receiver?.stop();
   await recorder?.close();
 
   const dropped = pipeline.unaccounted;
-  io.stderr.write(`headertap stopped: ${summaryLine({ http: tracker.counters, export: pipeline.counters, kernel, dropped })}\n`);
+  const spanTotals = spans ? `; ${spans.summary()}` : '';
+  io.stderr.write(`headertap stopped: ${summaryLine({ http: tracker.counters, export: pipeline.counters, kernel, dropped })}${spanTotals}\n`);
   return ended.reason === 'failed' ? 1 : 0;
 }
