@@ -2,5 +2,6 @@ export type { CloseEvent, DataEvent, Direction, Endpoint, KernelCounters, ReadyE
 export type { EventSource, SourceCounters, SourceEnd } from './source';
 export { LoaderSource, type LoaderOptions } from './loader';
 export { RecordingWriter, ReplaySource, readRecording, eventsOf } from './recording';
+export { RecordingMasker } from './recording-masker';
 export { MonotonicClock, type HrTime } from './clock';
 export { formatAddress, isV4Mapped } from './decode';
