@@ -11,13 +11,16 @@ export const EXIT_USAGE = 2;
 
 const RUN_EPILOG = `
 Records: one OpenTelemetry log record per HTTP request/response, with every
-header as http.request.header.<name> / http.response.header.<name> and the
-W3C traceparent as the record's trace and span id. Values of redacted headers
-are [REDACTED].
+header as http.request.header.<name> / http.response.header.<name>, the
+request's trace context (traceparent, b3, X-B3-*, uber-trace-id) as the
+record's trace and span id, under the OTLP resource of the observed process.
+Values of redacted headers (and query parameters) are [REDACTED]; hashed ones
+sha256:<hex>.
 
 Environment: OTEL_EXPORTER_OTLP_[LOGS_]ENDPOINT, _PROTOCOL, _HEADERS,
 _COMPRESSION, _TIMEOUT, _CERTIFICATE, _CLIENT_KEY, _CLIENT_CERTIFICATE are
-honored as in every OpenTelemetry SDK; flags win.
+honored as in every OpenTelemetry SDK; flags win. HEADERTAP_HASH_KEY holds the
+--hash-headers key when --hash-key-file is not given.
 
 Needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE) and a kernel with
 BTF. Prints a line starting with "headertap ready" once capturing; on SIGINT or

@@ -5,12 +5,11 @@ import { toJsonLine, toPretty, type FlatRecord } from '../common/flat-record';
 import type { Log } from '../common/log';
 import { LOADER_PATH } from '../common/paths';
 import { ConnectionTracker, type HttpCounters } from '../http';
-import { ExchangeMapper, HeaderRules, LogPipeline, resolveExportTarget, type ExportTarget, type PipelineCounters } from '../otel';
+import { ExchangeMapper, LogPipeline, resolveExportTarget, type ExportTarget, type PipelineCounters } from '../otel';
 import { OtlpReceiver } from '../receiver';
 import {
   LoaderSource,
   MonotonicClock,
-  RecordingWriter,
   ReplaySource,
   readRecording,
   type EventSource,
@@ -18,10 +17,11 @@ import {
   type ReadyEvent,
   type SourceEvent,
 } from '../source';
-import { ProcessInfoCache } from '../workload';
+import { ProcessInfoCache, resolveCgroupPath } from '../workload';
 import type { RunOptions } from './options';
 import { lineWriter, stderrLog, type CliIO } from './output';
 import { checkKernel, checkPrivileges } from './privileges';
+import { headerRulesOf, maskedRecorder } from './secrets';
 import { VERSION } from './version';
 
 /** Connections with no traffic for this long are dropped (their requests reported unanswered). */
@@ -50,11 +50,12 @@ function receiverListen(target: ExportTarget): { grpcListen?: string; httpListen
   return target.protocol === 'grpc' ? { grpcListen: hostPort } : { httpListen: hostPort };
 }
 
-function describeFilters(o: RunOptions): string {
+function describeFilters(o: RunOptions, cgroups: readonly string[]): string {
   const parts = [
     ...o.pid.map((p) => `pid ${p}`),
     ...o.comm.map((c) => `comm ${c}`),
     ...o.port.map((p) => `port ${p}`),
+    ...cgroups.map((c) => `cgroup ${c}`),
   ];
   return parts.length ? parts.join(', ') : 'none (all processes)';
 }
@@ -111,7 +112,9 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   const log = stderrLog(io, opts.verbose);
   routeSdkDiagnostics(log);
   const target = resolveExportTarget({ endpoint: opts.endpoint, protocol: opts.protocol }, io.env);
+  const rules = headerRulesOf(opts, io.env);
   const payload = opts.replay ? readRecording(opts.replay) : undefined;
+  const cgroups = payload ? [] : opts.cgroup.map((c) => resolveCgroupPath(c));
   if (!payload) {
     checkPrivileges();
     checkKernel();
@@ -135,11 +138,12 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
     version: VERSION,
     log,
     ...(opts.console ? { console: out } : {}),
+    workloads: { commandLine: opts.processCommandLine, rules },
   });
   const clock = new MonotonicClock();
-  const processes = new ProcessInfoCache();
+  const processes = new ProcessInfoCache({ commandLine: opts.processCommandLine });
   const mapper = new ExchangeMapper({
-    rules: new HeaderRules({ capture: opts.captureHeaders, redact: opts.redactHeaders }),
+    rules,
     toHrTime: (ns) => clock.toHrTime(ns),
     processInfo: (pid, comm) => processes.get(pid, comm),
   });
@@ -170,7 +174,7 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
     }
   };
 
-  const recorder = opts.record ? new RecordingWriter(opts.record) : undefined;
+  const recorder = opts.record ? maskedRecorder(opts.record, rules) : undefined;
   const source: EventSource = payload
     ? new ReplaySource(payload)
     : new LoaderSource({
@@ -178,6 +182,7 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
         pids: opts.pid,
         comms: opts.comm,
         ports: opts.port,
+        cgroups,
         selfPids: [process.pid],
         verbose: opts.verbose,
         log,
@@ -199,7 +204,7 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   const protocolName = target.protocol === 'grpc' ? 'OTLP/gRPC' : 'OTLP/HTTP (protobuf)';
   const from = payload ? `replaying ${opts.replay}` : `capturing HTTP/1.x over TCP on ${ready.ncpus} CPUs (loader pid ${ready.loaderPid})`;
   io.stderr.write(
-    `headertap ready: ${from}; exporting ${protocolName} to ${target.url}${receiver ? ' (embedded receiver)' : ''}; filters: ${describeFilters(opts)}\n`,
+    `headertap ready: ${from}; exporting ${protocolName} to ${target.url}${receiver ? ' (embedded receiver)' : ''}; filters: ${describeFilters(opts, cgroups)}\n`,
   );
 
   const sweep = setInterval(() => tracker.evictIdle(lastNs - IDLE_CONNECTION_NS), IDLE_SWEEP_MS);
