@@ -4,17 +4,9 @@
  * as headers (HeaderRules.secret): `?access_token=…` is hidden by the default
  * `*token*` glob exactly as an `X-Access-Token` header is.
  */
+import { decodeParamName } from '../common/param-name';
 import { HeaderAction, type HeaderRules } from './headers';
 
-/** A query-parameter or argument name as written, decoded when it can be ('+' is a space in forms). */
-function decodeName(raw: string): string {
-  const plus = raw.replace(/\+/g, ' ');
-  try {
-    return decodeURIComponent(plus);
-  } catch {
-    return plus; // malformed %-escape: match the text as it is
-  }
-}
 
 /**
  * A query string with the values of secret parameters replaced by
@@ -28,7 +20,7 @@ export function redactQuery(query: string, rules: HeaderRules): string {
   for (let i = 0; i < parts.length; i++) {
     const eq = parts[i].indexOf('=');
     if (eq <= 0) continue;
-    const action = rules.secret(decodeName(parts[i].slice(0, eq)));
+    const action = rules.secret(decodeParamName(parts[i].slice(0, eq)));
     if (action === HeaderAction.Keep) continue;
     parts[i] = `${parts[i].slice(0, eq + 1)}${rules.apply(action, parts[i].slice(eq + 1))}`;
     changed = true;
@@ -90,7 +82,7 @@ function redactArg(arg: string, rules: HeaderRules): string {
   if (kv) {
     const name = kv[1].replace(/^-+/, '');
     if (USER_OPTIONS.has(kv[1])) return `${kv[1]}=${userPassword(kv[2], rules)}`;
-    const action = rules.secret(decodeName(name));
+    const action = rules.secret(decodeParamName(name));
     if (action !== HeaderAction.Keep) return `${kv[1]}=${rules.apply(action, kv[2])}`;
   }
   const header = HEADER_ARG.exec(arg);

@@ -21,6 +21,7 @@
  * Message bodies are not parsed: body text that does not look like a header
  * line or URL is written as captured (see README, "Secrets").
  */
+import { decodeParamName } from '../common/param-name';
 import { CONSTANTS as C, DATA, LAYOUT } from './layout';
 import { FrameReader, frame } from './frames';
 
@@ -84,14 +85,6 @@ function endsUrl(c: number): boolean {
   return c === SP || c === HT || c === CR || c === 0x22 || c === 0x27 || c === 0x3c || c === 0x3e || c === 0x60;
 }
 
-function decodeName(raw: string): string {
-  const plus = raw.replace(/\+/g, ' ');
-  try {
-    return decodeURIComponent(plus);
-  } catch {
-    return plus;
-  }
-}
 
 const STATUS_START = Buffer.from('HTTP/1.', 'latin1');
 
@@ -268,7 +261,7 @@ export class RecordingMasker {
         return;
       case Part.QueryName:
         if (c === 0x3d /* = */) {
-          s.part = s.word !== '' && this._isSecret(decodeName(s.word).toLowerCase()) ? Part.QueryMasked : Part.QueryValue;
+          s.part = s.word !== '' && this._isSecret(decodeParamName(s.word).toLowerCase()) ? Part.QueryMasked : Part.QueryValue;
         } else if (c === 0x26 /* & */) {
           s.word = '';
         } else if (c === 0x23 /* # */ || endsUrl(c)) {
