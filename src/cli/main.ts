@@ -66,8 +66,9 @@ function buildProgram(io: CliIO, setStatus: (p: Promise<number>) => void): Comma
   }
   run.action((flags: Record<string, unknown>) => {
     const { config, ...rest } = flags as { config?: string } & Record<string, unknown>;
+    // Only what was typed counts as a flag (commander presets --no-x to true), so config values are not overridden.
     for (const spec of RUN_OPTIONS) {
-      if (rest[camel(spec.key)] === undefined) delete rest[camel(spec.key)];
+      if (run.getOptionValueSource(camel(spec.key)) !== 'cli') delete rest[camel(spec.key)];
     }
     setStatus(runAgent(resolveRunOptions(rest, config), io));
   });

@@ -29,6 +29,8 @@ export interface RunOptions {
   processCommandLine: boolean;
   cgroup: string[];
   maxHeaderBytes: number;
+  /** Capture TLS plaintext with uprobes on OpenSSL (--no-tls turns it off). */
+  tls: boolean;
   serviceName: string;
   embeddedReceiver: boolean;
   format: 'pretty' | 'jsonl';
@@ -259,6 +261,14 @@ export const RUN_OPTIONS: OptionSpec[] = [
     help: 'header bytes kept per message; more is marked headertap.truncated (default: 16384)',
     parse: integer(256, 1 << 20, 'byte count'),
     default: 16384,
+  },
+  {
+    key: 'tls',
+    prop: 'tls',
+    flag: '--no-tls',
+    help: 'do not capture HTTPS: no uprobes on OpenSSL (default: capture TLS plaintext from libssl and programs that embed OpenSSL, e.g. node)',
+    parse: bool,
+    default: true,
   },
   {
     key: 'service-name',

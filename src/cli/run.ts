@@ -11,6 +11,7 @@ import {
   LoaderSource,
   MonotonicClock,
   ReplaySource,
+  TlsTargets,
   readRecording,
   type EventSource,
   type KernelCounters,
@@ -79,8 +80,19 @@ export function summaryLine(t: RunTotals): string {
   return (
     `exchanges ${h.exchanges} (unanswered ${h.unanswered}, truncated ${h.truncatedMessages}); ` +
     `records exported ${t.export.exported}, failed ${t.export.failed}, dropped ${t.dropped}; ` +
-    `${kernel}; parser resyncs ${resyncs}, orphan responses ${h.orphanResponses}`
+    `${kernel}; parser resyncs ${resyncs}, orphan responses ${h.orphanResponses}; ` +
+    `tls sessions ${h.tlsSessions}, ciphertext connections ${h.ciphertextConnections}`
   );
+}
+
+/** The startup line about TLS: which files got probes. */
+export function describeTls(tls: TlsTargets): string {
+  const names = tls.attached.map((t) => (t.kind === 'program' ? `${t.path} (OpenSSL built in)` : t.path));
+  const failed = tls.failures ? `; ${tls.failures} could not be probed (see warnings)` : '';
+  if (names.length === 0) {
+    return `TLS: no OpenSSL found yet; programs started later are checked when they start${failed}`;
+  }
+  return `TLS: OpenSSL probes on ${names.join(', ')}; programs started later are checked when they start${failed}`;
 }
 
 function waitForSignal(): { promise: Promise<string>; dispose(): void } {
@@ -149,21 +161,29 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   });
   const tracker = new ConnectionTracker({
     maxHeaderBytes: opts.maxHeaderBytes,
+    ports: opts.port,
     onExchange: (ex) => pipeline.emit(mapper.map(ex)),
   });
 
   let kernel: KernelCounters | undefined;
   let lastNs = 0;
+  let tls: TlsTargets | undefined;
   const onEvent = (ev: SourceEvent): void => {
     switch (ev.kind) {
       case 'data':
         lastNs = ev.tsNs;
         processes.get(ev.pid, ev.comm); // look the process up while it still runs
+        tls?.onActivity(ev.pid);
         tracker.onData(ev);
         return;
       case 'close':
         tracker.onClose(ev);
         return;
+      case 'exec':
+        tls?.onExec(ev.pid);
+        return;
+      case 'attach':
+        return; // answers to attach requests, consumed by LoaderSource
       case 'ready':
         clock.setOffset(ev.realtimeOffsetNs);
         return;
@@ -175,8 +195,8 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   };
 
   const recorder = opts.record ? maskedRecorder(opts.record, rules) : undefined;
-  const source: EventSource = payload
-    ? new ReplaySource(payload)
+  const loader = payload
+    ? undefined
     : new LoaderSource({
         path: LOADER_PATH,
         pids: opts.pid,
@@ -184,10 +204,12 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
         ports: opts.port,
         cgroups,
         selfPids: [process.pid],
+        noTls: !opts.tls,
         verbose: opts.verbose,
         log,
         ...(recorder ? { tap: (chunk: Buffer) => recorder.write(chunk) } : {}),
       });
+  const source: EventSource = loader ?? new ReplaySource(payload!);
 
   const signal = waitForSignal();
   let ready: ReadyEvent;
@@ -201,8 +223,16 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
     throw err;
   }
 
+  if (loader && opts.tls) {
+    // Probe the TLS libraries present now before saying ready, so HTTPS started after the ready line is seen.
+    tls = new TlsTargets({ attach: (file) => loader.attachTls(file), log });
+    await tls.scanAll();
+    io.stderr.write(`headertap: ${describeTls(tls)}\n`);
+  }
+
   const protocolName = target.protocol === 'grpc' ? 'OTLP/gRPC' : 'OTLP/HTTP (protobuf)';
-  const from = payload ? `replaying ${opts.replay}` : `capturing HTTP/1.x over TCP on ${ready.ncpus} CPUs (loader pid ${ready.loaderPid})`;
+  const what = tls ? 'HTTP/1.x over TCP and TLS' : 'HTTP/1.x over TCP';
+  const from = payload ? `replaying ${opts.replay}` : `capturing ${what} on ${ready.ncpus} CPUs (loader pid ${ready.loaderPid})`;
   io.stderr.write(
     `headertap ready: ${from}; exporting ${protocolName} to ${target.url}${receiver ? ' (embedded receiver)' : ''}; filters: ${describeFilters(opts, cgroups)}\n`,
   );
@@ -216,6 +246,7 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   if (ended.reason === 'failed') log.warn(ended.message ?? 'event source failed');
   log.debug(`stopping (${ended.message ?? ended.reason})`);
 
+  tls?.stop();
   await source.stop(); // delivers every event already captured
   tracker.flush('agent_stopped');
   const flushed = await withTimeout(pipeline.shutdown(), SHUTDOWN_EXPORT_TIMEOUT_MS);

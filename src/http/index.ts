@@ -12,4 +12,4 @@ export type {
 } from './types';
 export { Http1StreamParser, parseStartLine, parseContentLength, decodeHeaderText } from './parse';
 export type { ParseProblem, ParserSink, ParserOptions } from './parse';
-export { ConnectionTracker, type HttpCounters, type TrackerOptions } from './stitcher';
+export { ConnectionTracker, looksLikeTlsRecord, type HttpCounters, type TrackerOptions } from './stitcher';

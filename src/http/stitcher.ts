@@ -18,6 +18,12 @@ export interface TrackerOptions {
   maxConnections?: number;
   /** Requests waiting for a response per connection (pipelining depth). */
   maxPendingRequests?: number;
+  /**
+   * The --port filter. The kernel applies it to sockets; a TLS session whose
+   * socket was not known when its bytes were captured is checked here, once
+   * the socket is known (or dropped, when it never is).
+   */
+  ports?: readonly number[];
   onExchange(exchange: HttpExchange): void;
 }
 
@@ -39,6 +45,12 @@ export interface HttpCounters {
   truncatedMessages: number;
   /** Parser resyncs by cause. */
   problems: Record<ParseProblem, number>;
+  /** TLS sessions seen (plaintext from the TLS library). */
+  tlsSessions: number;
+  /** Connections ignored because their socket bytes are TLS records (ciphertext). */
+  ciphertextConnections: number;
+  /** TLS exchanges dropped by --port once their socket was known (or never known). */
+  portFiltered: number;
 }
 
 interface PendingRequest {
@@ -57,6 +69,8 @@ interface DirectionState {
 
 interface Connection {
   info: ConnectionInfo;
+  /** Socket bytes that are TLS records: ignored (the plaintext comes from the TLS probes). */
+  ciphertext: boolean;
   egress: DirectionState;
   ingress: DirectionState;
   /** Requests waiting for their response, oldest first. */
@@ -65,14 +79,31 @@ interface Connection {
 }
 
 function connectionInfo(ev: DataEvent): ConnectionInfo {
+  if (!ev.hasSocket) return { pid: ev.pid, comm: ev.comm, tls: ev.tls };
   return {
     pid: ev.pid,
     comm: ev.comm,
     networkType: isV4Mapped(ev.localAddr) ? 'ipv4' : 'ipv6',
     local: { address: formatAddress(ev.localAddr), port: ev.localPort },
     remote: { address: formatAddress(ev.remoteAddr), port: ev.remotePort },
-    tls: false,
+    tls: ev.tls,
   };
+}
+
+/** The info of a connection needs updating: another process, or a TLS session's socket became known (or changed). */
+function infoChanged(info: ConnectionInfo, ev: DataEvent): boolean {
+  if (info.pid !== ev.pid) return true;
+  if (!ev.hasSocket) return false;
+  return info.local?.port !== ev.localPort || info.remote?.port !== ev.remotePort;
+}
+
+/**
+ * A TLS record header (RFC 8446 §5.1): content type 20-23, legacy version
+ * 3.x. No HTTP message starts with these bytes, so a socket stream that does
+ * is ciphertext.
+ */
+export function looksLikeTlsRecord(data: Buffer): boolean {
+  return data.length >= 3 && data[0] >= 0x14 && data[0] <= 0x17 && data[1] === 0x03 && data[2] <= 0x04;
 }
 
 function newCounters(): HttpCounters {
@@ -88,6 +119,9 @@ function newCounters(): HttpCounters {
     gapBytes: 0,
     truncatedMessages: 0,
     problems: { invalid_start_line: 0, invalid_framing: 0, invalid_chunk: 0, gap_resync: 0, head_overflow: 0 },
+    tlsSessions: 0,
+    ciphertextConnections: 0,
+    portFiltered: 0,
   };
 }
 
@@ -96,28 +130,42 @@ function newCounters(): HttpCounters {
  * connection, TCP sequence numbers to find bytes that were never captured,
  * and FIFO pairing of requests with responses (HTTP/1.x answers in order,
  * pipelined or not). A process that sends requests is the client.
+ *
+ * TLS sessions are tracked like connections, keyed by session id (their own
+ * id space), with plaintext offsets in place of sequence numbers; the socket
+ * under a session carries ciphertext, which is recognised and ignored.
  */
 export class ConnectionTracker {
   readonly counters = newCounters();
   /** Map order is recency: every event moves its connection to the end. */
   private readonly _conns = new Map<number, Connection>();
+  /** TLS sessions by session id, same rules. */
+  private readonly _sessions = new Map<number, Connection>();
   private readonly _maxConnections: number;
   private readonly _maxPending: number;
+  private readonly _ports?: ReadonlySet<number>;
 
   constructor(private readonly _opts: TrackerOptions) {
     this._maxConnections = _opts.maxConnections ?? 16384;
     this._maxPending = _opts.maxPendingRequests ?? 64;
+    if (_opts.ports?.length) this._ports = new Set(_opts.ports);
   }
 
-  /** Connections currently tracked. */
+  /** Connections and TLS sessions currently tracked. */
   get size(): number {
-    return this._conns.size;
+    return this._conns.size + this._sessions.size;
   }
 
   onData(ev: DataEvent): void {
     const conn = this._connectionFor(ev);
     conn.lastNs = ev.tsNs;
+    if (conn.ciphertext) return;
     const dir = ev.direction === 'egress' ? conn.egress : conn.ingress;
+    if (!ev.tls && dir.nextSeq === undefined && looksLikeTlsRecord(ev.data)) {
+      conn.ciphertext = true;
+      this.counters.ciphertextConnections++;
+      return;
+    }
     if (dir.nextSeq !== undefined && ev.seq !== dir.nextSeq) {
       const ahead = (ev.seq - dir.nextSeq) >>> 0;
       if (ahead < HALF_SEQ) this._gap(dir, ahead);
@@ -129,51 +177,60 @@ export class ConnectionTracker {
   }
 
   onClose(ev: CloseEvent): void {
-    const conn = this._conns.get(ev.sockId);
+    const map = ev.tls ? this._sessions : this._conns;
+    const conn = map.get(ev.sockId);
     if (!conn) return;
-    this._conns.delete(ev.sockId);
+    map.delete(ev.sockId);
     this.counters.connectionsClosed++;
     this._end(conn, 'connection_closed');
   }
 
   /** Reports every request still waiting as unanswered and forgets all connections. */
   flush(reason: UnansweredReason = 'agent_stopped'): void {
-    for (const conn of this._conns.values()) this._end(conn, reason);
-    this._conns.clear();
+    for (const map of [this._conns, this._sessions]) {
+      for (const conn of map.values()) this._end(conn, reason);
+      map.clear();
+    }
   }
 
   /** Evicts connections with no event since `olderThanNs` (CLOCK_MONOTONIC). */
   evictIdle(olderThanNs: number): number {
     let n = 0;
-    for (const [id, conn] of this._conns) {
-      if (conn.lastNs >= olderThanNs) break; // the rest were active later
-      this._evict(id, conn);
-      n++;
+    for (const map of [this._conns, this._sessions]) {
+      for (const [id, conn] of map) {
+        if (conn.lastNs >= olderThanNs) break; // the rest were active later
+        this._evict(map, id, conn);
+        n++;
+      }
     }
     return n;
   }
 
   private _connectionFor(ev: DataEvent): Connection {
-    let conn = this._conns.get(ev.sockId);
+    const map = ev.tls ? this._sessions : this._conns;
+    let conn = map.get(ev.sockId);
     if (conn) {
-      this._conns.delete(ev.sockId);
-      this._conns.set(ev.sockId, conn);
-      if (conn.info.pid !== ev.pid) conn.info = connectionInfo(ev); // socket passed to another process
+      map.delete(ev.sockId);
+      map.set(ev.sockId, conn);
+      // Socket passed to another process, or a TLS session's socket became known.
+      if (infoChanged(conn.info, ev)) conn.info = connectionInfo(ev);
       return conn;
     }
-    if (this._conns.size >= this._maxConnections) {
-      const [id, oldest] = this._conns.entries().next().value as [number, Connection];
-      this._evict(id, oldest);
+    if (map.size >= this._maxConnections) {
+      const [id, oldest] = map.entries().next().value as [number, Connection];
+      this._evict(map, id, oldest);
     }
     conn = this._newConnection(ev);
-    this._conns.set(ev.sockId, conn);
+    map.set(ev.sockId, conn);
     this.counters.connectionsOpened++;
+    if (ev.tls) this.counters.tlsSessions++;
     return conn;
   }
 
   private _newConnection(ev: DataEvent): Connection {
     const conn: Connection = {
       info: connectionInfo(ev),
+      ciphertext: false,
       pending: [],
       lastNs: ev.tsNs,
       egress: undefined as unknown as DirectionState,
@@ -199,8 +256,8 @@ export class ConnectionTracker {
     dir.parser.gap(bytes);
   }
 
-  private _evict(id: number, conn: Connection): void {
-    this._conns.delete(id);
+  private _evict(map: Map<number, Connection>, id: number, conn: Connection): void {
+    map.delete(id);
     this.counters.connectionsEvicted++;
     this._end(conn, 'evicted');
   }
@@ -212,9 +269,20 @@ export class ConnectionTracker {
   }
 
   private _unanswered(conn: Connection, p: PendingRequest, reason: UnansweredReason): void {
+    if (!this._portWanted(conn)) return;
     this.counters.unanswered++;
     this.counters.exchanges++;
     this._opts.onExchange({ role: p.role, connection: conn.info, request: p.head, unanswered: reason });
+  }
+
+  /** --port for TLS sessions (the kernel filtered plain sockets already). */
+  private _portWanted(conn: Connection): boolean {
+    const ports = this._ports;
+    if (!ports || !conn.info.tls) return true;
+    const { local, remote } = conn.info;
+    if (local && remote && (ports.has(local.port) || ports.has(remote.port))) return true;
+    this.counters.portFiltered++;
+    return false;
   }
 
   private _onMessage(conn: Connection, direction: Direction, head: HttpMessageHead): void {
@@ -238,6 +306,7 @@ export class ConnectionTracker {
       this.counters.orphanResponses++;
       return;
     }
+    if (!this._portWanted(conn)) return;
     this.counters.exchanges++;
     this._opts.onExchange({ role: req.role, connection: conn.info, request: req.head, response: head });
   }

@@ -60,14 +60,17 @@ export interface Endpoint {
   port: number;
 }
 
-/** The connection as the observed process sees it. */
+/**
+ * The connection as the observed process sees it. The addresses are missing
+ * only for TLS sessions whose socket was never identified.
+ */
 export interface ConnectionInfo {
   pid: number;
   comm: string;
   /** 'ipv4' also for IPv4 carried on a dual-stack IPv6 socket. */
-  networkType: 'ipv4' | 'ipv6';
-  local: Endpoint;
-  remote: Endpoint;
+  networkType?: 'ipv4' | 'ipv6';
+  local?: Endpoint;
+  remote?: Endpoint;
   /** The bytes were TLS plaintext (url.scheme https). */
   tls: boolean;
 }

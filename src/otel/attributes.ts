@@ -131,20 +131,26 @@ export class ExchangeMapper {
     if (res) attrs[ATTR_HTTP_RESPONSE_STATUS_CODE] = res.status;
 
     // The server end of the socket is the local one for a server, the remote one for a client.
-    const serverEnd: Endpoint = ex.role === 'server' ? conn.local : conn.remote;
-    const clientEnd: Endpoint = ex.role === 'server' ? conn.remote : conn.local;
+    const serverEnd: Endpoint | undefined = ex.role === 'server' ? conn.local : conn.remote;
+    const clientEnd: Endpoint | undefined = ex.role === 'server' ? conn.remote : conn.local;
     const hostHeader = rules.isSecret('host') ? undefined : firstValue(req.headers, 'host');
     const authority = splitAuthority(target.authority ?? hostHeader ?? '');
-    attrs[ATTR_SERVER_ADDRESS] = authority?.host ?? serverEnd.address;
-    attrs[ATTR_SERVER_PORT] = authority?.port ?? serverEnd.port;
-    attrs[ATTR_CLIENT_ADDRESS] = clientEnd.address;
-    attrs[ATTR_CLIENT_PORT] = clientEnd.port;
-    attrs[ATTR_NETWORK_PEER_ADDRESS] = conn.remote.address;
-    attrs[ATTR_NETWORK_PEER_PORT] = conn.remote.port;
-    attrs[ATTR_NETWORK_LOCAL_ADDRESS] = conn.local.address;
-    attrs[ATTR_NETWORK_LOCAL_PORT] = conn.local.port;
+    const serverAddress = authority?.host ?? serverEnd?.address;
+    if (serverAddress !== undefined) attrs[ATTR_SERVER_ADDRESS] = serverAddress;
+    const serverPort = authority?.port ?? serverEnd?.port;
+    if (serverPort !== undefined) attrs[ATTR_SERVER_PORT] = serverPort;
+    if (clientEnd) {
+      attrs[ATTR_CLIENT_ADDRESS] = clientEnd.address;
+      attrs[ATTR_CLIENT_PORT] = clientEnd.port;
+    }
+    if (conn.remote && conn.local) {
+      attrs[ATTR_NETWORK_PEER_ADDRESS] = conn.remote.address;
+      attrs[ATTR_NETWORK_PEER_PORT] = conn.remote.port;
+      attrs[ATTR_NETWORK_LOCAL_ADDRESS] = conn.local.address;
+      attrs[ATTR_NETWORK_LOCAL_PORT] = conn.local.port;
+    }
     attrs[ATTR_NETWORK_TRANSPORT] = 'tcp';
-    attrs[ATTR_NETWORK_TYPE] = conn.networkType;
+    if (conn.networkType) attrs[ATTR_NETWORK_TYPE] = conn.networkType;
     const ua = firstValue(req.headers, 'user-agent');
     if (ua !== undefined) attrs[ATTR_USER_AGENT_ORIGINAL] = rules.apply(rules.secret('user-agent'), ua);
 

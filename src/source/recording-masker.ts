@@ -18,6 +18,7 @@
  * match it. When a URL's authority spans two frames, the part in the first
  * frame is hidden whether or not it turns out to hold credentials.
  *
+ * TLS plaintext (HT_FLAG_TLS) is masked the same way, as streams of its own.
  * Message bodies are not parsed: body text that does not look like a header
  * line or URL is written as captured (see README, "Secrets").
  */
@@ -126,14 +127,17 @@ export class RecordingMasker {
     if (f.length === 0) return f;
     if (f[0] === C.HT_EV_CLOSE && f.length >= LAYOUT.ht_close_event.size) {
       const id = f.readBigUInt64LE(LAYOUT.ht_close_event.fields.sock_id[0]).toString();
-      this._streams.delete(`${id}/1`);
-      this._streams.delete(`${id}/2`);
+      const tls = f[LAYOUT.ht_close_event.fields.flags[0]] & C.HT_FLAG_TLS;
+      this._streams.delete(`${id}/${C.HT_DIR_EGRESS}/${tls}`);
+      this._streams.delete(`${id}/${C.HT_DIR_INGRESS}/${tls}`);
       return f;
     }
     if (f[0] !== C.HT_EV_DATA || f.length < C.HT_DATA_HEADER_SIZE) return f;
     const copy = Buffer.from(f);
     const end = Math.min(copy.length, DATA.buf + copy.readUInt32LE(DATA.bufSize));
-    const key = `${copy.readBigUInt64LE(DATA.sockId)}/${copy[DATA.direction]}`;
+    // TLS plaintext has its own ids (sessions) and offsets: a stream of its own.
+    const tls = copy.readUInt32LE(DATA.flags) & C.HT_FLAG_TLS;
+    const key = `${copy.readBigUInt64LE(DATA.sockId)}/${copy[DATA.direction]}/${tls}`;
     const seq = copy.readUInt32LE(DATA.seq);
     let s = this._streams.get(key);
     if (!s || s.nextSeq !== seq) {

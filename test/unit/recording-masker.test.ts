@@ -110,6 +110,16 @@ describe('RecordingMasker', () => {
     assert.match(next.toString('latin1'), /GET \/after HTTP\/1\.1\r\n\r\n$/, 'a message start after a gap is kept');
   });
 
+  it('masks TLS plaintext too, as its own stream beside the ciphertext of the same id', () => {
+    const plain = new ConnectionSim({ sockId: 4242, tls: true });
+    const cipher = new ConnectionSim({ sockId: 4242 });
+    const masker = new RecordingMasker(isSecret);
+    masker.maskFrame(plain.dataFrame('egress', 'GET /tls HTTP/1.1\r\nAuthori'));
+    masker.maskFrame(cipher.dataFrame('egress', Buffer.from([0x17, 0x03, 0x03, 0x00, 0x40])));
+    const rest = masker.maskFrame(plain.dataFrame('egress', 'zation: Bearer TLS-S3CRET\r\nX-Ok: 1\r\n\r\n'));
+    assert.match(rest.toString('latin1'), /zation:\*{18}\r\nX-Ok: 1\r\n\r\n$/);
+  });
+
   it('passes non-data frames through untouched', () => {
     const masker = new RecordingMasker(isSecret);
     const ready = readyFrame();
