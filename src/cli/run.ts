@@ -72,7 +72,7 @@ export interface RunTotals {
 export function summaryLine(t: RunTotals): string {
   const h = t.http;
   const p = h.problems;
-  const resyncs = p.invalid_start_line + p.invalid_framing + p.invalid_chunk + p.gap_resync + p.head_overflow;
+  const resyncs = Object.values(p).reduce((a, b) => a + b, 0) + Object.values(h.http2Problems).reduce((a, b) => a + b, 0);
   const k = t.kernel;
   const kernel = k
     ? `kernel events ${k.dataEvents + k.closeEvents}, lost ${k.ringbufLost}, truncated ${k.truncated}, unreadable ${k.copyFailed}`
@@ -81,7 +81,8 @@ export function summaryLine(t: RunTotals): string {
     `exchanges ${h.exchanges} (unanswered ${h.unanswered}, truncated ${h.truncatedMessages}); ` +
     `records exported ${t.export.exported}, failed ${t.export.failed}, dropped ${t.dropped}; ` +
     `${kernel}; parser resyncs ${resyncs}, orphan responses ${h.orphanResponses}; ` +
-    `tls sessions ${h.tlsSessions}, ciphertext connections ${h.ciphertextConnections}`
+    `tls sessions ${h.tlsSessions}, ciphertext connections ${h.ciphertextConnections}; ` +
+    `http/2 connections ${h.http2Connections}, records with unknown HPACK state ${h.truncatedRecords.hpack_state_unknown}`
   );
 }
 
@@ -231,7 +232,7 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   }
 
   const protocolName = target.protocol === 'grpc' ? 'OTLP/gRPC' : 'OTLP/HTTP (protobuf)';
-  const what = tls ? 'HTTP/1.x over TCP and TLS' : 'HTTP/1.x over TCP';
+  const what = tls ? 'HTTP/1.x and HTTP/2 over TCP and TLS' : 'HTTP/1.x and HTTP/2 over TCP';
   const from = payload ? `replaying ${opts.replay}` : `capturing ${what} on ${ready.ncpus} CPUs (loader pid ${ready.loaderPid})`;
   io.stderr.write(
     `headertap ready: ${from}; exporting ${protocolName} to ${target.url}${receiver ? ' (embedded receiver)' : ''}; filters: ${describeFilters(opts, cgroups)}\n`,

@@ -1,6 +1,9 @@
 import type { CloseEvent, DataEvent, Direction } from '../source';
 import { formatAddress, isV4Mapped } from '../source';
+import { SniffingParser, http2Starts, upgradesToH2c, type Http2Evidence } from './h2/detect';
+import { HTTP2_PROBLEMS, Http2Session, type DirectionStart, type Http2Problem } from './h2/session';
 import { Http1StreamParser, type ParseProblem } from './parse';
+import type { DirectionParser } from './protocol';
 import type {
   ConnectionInfo,
   HttpExchange,
@@ -8,6 +11,7 @@ import type {
   HttpRequestHead,
   HttpResponseHead,
   Role,
+  TruncationReason,
   UnansweredReason,
 } from './types';
 
@@ -51,6 +55,14 @@ export interface HttpCounters {
   ciphertextConnections: number;
   /** TLS exchanges dropped by --port once their socket was known (or never known). */
   portFiltered: number;
+  /** Connections found speaking HTTP/2 (preface, SETTINGS, h2c upgrade, or frames mid-connection). */
+  http2Connections: number;
+  /** HTTP/2 DATA payload bytes skipped. */
+  http2DataBytes: number;
+  /** HTTP/2 problems by cause (resyncs, undecodable header blocks, …). */
+  http2Problems: Record<Http2Problem, number>;
+  /** Exchanges reported with headers missing, by the reason on their record. */
+  truncatedRecords: Record<TruncationReason, number>;
 }
 
 interface PendingRequest {
@@ -62,7 +74,8 @@ interface PendingRequest {
 const HALF_SEQ = 0x8000_0000;
 
 interface DirectionState {
-  parser: Http1StreamParser;
+  /** HTTP/1.x (sniffing for HTTP/2 while it has found no message), or the HTTP/2 session's side. */
+  parser: DirectionParser;
   /** Sequence number the next captured byte should have. */
   nextSeq: number | undefined;
 }
@@ -73,9 +86,11 @@ interface Connection {
   ciphertext: boolean;
   egress: DirectionState;
   ingress: DirectionState;
-  /** Requests waiting for their response, oldest first. */
+  /** Requests waiting for their response, oldest first (HTTP/1.x). */
   pending: PendingRequest[];
   lastNs: number;
+  /** Set once the connection speaks HTTP/2; it then pairs its own streams. */
+  h2?: Http2Session;
 }
 
 function connectionInfo(ev: DataEvent): ConnectionInfo {
@@ -122,6 +137,16 @@ function newCounters(): HttpCounters {
     tlsSessions: 0,
     ciphertextConnections: 0,
     portFiltered: 0,
+    http2Connections: 0,
+    http2DataBytes: 0,
+    http2Problems: Object.fromEntries(HTTP2_PROBLEMS.map((k) => [k, 0])) as Record<Http2Problem, number>,
+    truncatedRecords: {
+      header_limit: 0,
+      capture_gap: 0,
+      connection_closed: 0,
+      malformed_header: 0,
+      hpack_state_unknown: 0,
+    },
   };
 }
 
@@ -134,6 +159,9 @@ function newCounters(): HttpCounters {
  * TLS sessions are tracked like connections, keyed by session id (their own
  * id space), with plaintext offsets in place of sequence numbers; the socket
  * under a session carries ciphertext, which is recognised and ignored.
+ *
+ * A connection whose bytes turn out to be HTTP/2 (h2/detect.ts) or that an
+ * h2c upgrade switches is handed to an Http2Session, which pairs by stream.
  */
 export class ConnectionTracker {
   readonly counters = newCounters();
@@ -236,16 +264,19 @@ export class ConnectionTracker {
       egress: undefined as unknown as DirectionState,
       ingress: undefined as unknown as DirectionState,
     };
-    const direction = (d: Direction): DirectionState => ({
-      nextSeq: undefined,
-      parser: new Http1StreamParser(
+    const direction = (d: Direction): DirectionState => {
+      const h1 = new Http1StreamParser(
         {
           message: (head) => this._onMessage(conn, d, head),
           problem: (kind) => this.counters.problems[kind]++,
+          // After an h2c upgrade's 101, the same read or write already carries HTTP/2 frames.
+          tunnel: (rest, tsNs) => conn.h2?.direction(d).push(rest, tsNs),
         },
         { maxHeaderBytes: this._opts.maxHeaderBytes, requestMethod: () => conn.pending[0]?.head.method },
-      ),
-    });
+      );
+      const parser = new SniffingParser(h1, (evidence, bytes, tsNs) => this._sniffedHttp2(conn, d, evidence, bytes, tsNs));
+      return { nextSeq: undefined, parser };
+    };
     conn.egress = direction('egress');
     conn.ingress = direction('ingress');
     return conn;
@@ -265,14 +296,52 @@ export class ConnectionTracker {
   private _end(conn: Connection, reason: UnansweredReason): void {
     conn.egress.parser.end();
     conn.ingress.parser.end();
+    conn.h2?.close(reason);
     for (const p of conn.pending.splice(0)) this._unanswered(conn, p, reason);
   }
 
   private _unanswered(conn: Connection, p: PendingRequest, reason: UnansweredReason): void {
+    this._emit(conn, { role: p.role, request: p.head, unanswered: reason });
+  }
+
+  private _emit(conn: Connection, ex: Omit<HttpExchange, 'connection'>): void {
     if (!this._portWanted(conn)) return;
-    this.counters.unanswered++;
     this.counters.exchanges++;
-    this._opts.onExchange({ role: p.role, connection: conn.info, request: p.head, unanswered: reason });
+    if (ex.unanswered) this.counters.unanswered++;
+    const truncated = ex.request.truncated ?? ex.response?.truncated;
+    if (truncated) this.counters.truncatedRecords[truncated]++;
+    this._opts.onExchange({ ...ex, connection: conn.info });
+  }
+
+  /** The first bytes of direction `d` are HTTP/2: hand the connection to a session. */
+  private _sniffedHttp2(conn: Connection, d: Direction, evidence: Http2Evidence, bytes: Buffer, tsNs: number): void {
+    // The other direction is seen from its start only if none of its bytes went by yet.
+    const otherFresh = conn[d === 'egress' ? 'ingress' : 'egress'].nextSeq === undefined;
+    this._useHttp2(conn, http2Starts(d, evidence, otherFresh), evidence === 'preface' ? d : undefined);
+    conn[d].parser.push(bytes, tsNs);
+  }
+
+  private _useHttp2(conn: Connection, starts: Record<Direction, DirectionStart>, clientDirection?: Direction): Http2Session {
+    this.counters.http2Connections++;
+    const c = this.counters;
+    const session = new Http2Session(
+      {
+        message: (head) => {
+          if (head.kind === 'request') c.requests++;
+          else c.responses++;
+          if (head.truncated) c.truncatedMessages++;
+        },
+        exchange: (ex) => this._emit(conn, ex),
+        orphanResponse: () => c.orphanResponses++,
+        problem: (kind) => c.http2Problems[kind]++,
+        data: (bytes) => (c.http2DataBytes += bytes),
+      },
+      { maxHeaderBytes: this._opts.maxHeaderBytes, ...starts, ...(clientDirection ? { clientDirection } : {}) },
+    );
+    conn.h2 = session;
+    conn.egress.parser = session.egress;
+    conn.ingress.parser = session.ingress;
+    return session;
   }
 
   /** --port for TLS sessions (the kernel filtered plain sockets already). */
@@ -288,7 +357,7 @@ export class ConnectionTracker {
   private _onMessage(conn: Connection, direction: Direction, head: HttpMessageHead): void {
     if (head.truncated) this.counters.truncatedMessages++;
     if (head.kind === 'request') this._onRequest(conn, direction, head);
-    else this._onResponse(conn, head);
+    else this._onResponse(conn, direction, head);
   }
 
   private _onRequest(conn: Connection, direction: Direction, head: HttpRequestHead): void {
@@ -299,15 +368,19 @@ export class ConnectionTracker {
     conn.pending.push({ head, role: direction === 'egress' ? 'client' : 'server' });
   }
 
-  private _onResponse(conn: Connection, head: HttpResponseHead): void {
+  private _onResponse(conn: Connection, direction: Direction, head: HttpResponseHead): void {
     this.counters.responses++;
     const req = conn.pending.shift();
     if (!req) {
       this.counters.orphanResponses++;
       return;
     }
-    if (!this._portWanted(conn)) return;
-    this.counters.exchanges++;
-    this._opts.onExchange({ role: req.role, connection: conn.info, request: req.head, response: head });
+    if (upgradesToH2c(head)) {
+      // The answer to the upgraded request comes as HTTP/2 stream 1; the client sends a preface first.
+      const client: Direction = direction === 'egress' ? 'ingress' : 'egress';
+      this._useHttp2(conn, { [client]: 'preface', [direction]: 'start' } as Record<Direction, DirectionStart>, client).seedUpgrade(req.head);
+      return;
+    }
+    this._emit(conn, { role: req.role, request: req.head, response: head });
   }
 }

@@ -19,6 +19,10 @@
  * frame is hidden whether or not it turns out to hold credentials.
  *
  * TLS plaintext (HT_FLAG_TLS) is masked the same way, as streams of its own.
+ * HTTP/2 carries headers HPACK-compressed, which no line reader can follow:
+ * once a connection sends the HTTP/2 preface, every later byte of it (both
+ * directions) is hidden. Recordings keep HTTP/2 connections' framing sizes
+ * only, and replays show nothing from them.
  * Message bodies are not parsed: body text that does not look like a header
  * line or URL is written as captured (see README, "Secrets").
  */
@@ -68,6 +72,8 @@ interface Stream {
   inTarget: boolean;
   /** The last header line was secret: continuation lines are too. */
   lastSecret: boolean;
+  /** This line is the HTTP/2 preface ("PRI * HTTP/2.0"). */
+  h2Preface: boolean;
   /** The two bytes before the current one, to spot "://". */
   prev1: number;
   prev2: number;
@@ -88,6 +94,8 @@ function endsUrl(c: number): boolean {
 
 
 const STATUS_START = Buffer.from('HTTP/1.', 'latin1');
+/** The end of the HTTP/2 client preface "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n". */
+const H2_PREFACE_END = Buffer.from('\r\n\r\nSM\r\n\r\n', 'latin1');
 
 /**
  * Bytes that can start an HTTP/1 message: a method (capital letters) and a
@@ -104,6 +112,8 @@ function startsMessage(buf: Buffer, from: number, to: number): boolean {
 
 export class RecordingMasker {
   private readonly _streams = new Map<string, Stream>();
+  /** Connections (`id/tls`) that spoke HTTP/2: all their bytes are hidden. */
+  private readonly _h2 = new Set<string>();
   private readonly _reader = new FrameReader();
   /** Bytes hidden so far. */
   masked = 0;
@@ -130,6 +140,7 @@ export class RecordingMasker {
       const tls = f[LAYOUT.ht_close_event.fields.flags[0]] & C.HT_FLAG_TLS;
       this._streams.delete(`${id}/${C.HT_DIR_EGRESS}/${tls}`);
       this._streams.delete(`${id}/${C.HT_DIR_INGRESS}/${tls}`);
+      this._h2.delete(`${id}/${tls}`);
       return f;
     }
     if (f[0] !== C.HT_EV_DATA || f.length < C.HT_DATA_HEADER_SIZE) return f;
@@ -137,8 +148,13 @@ export class RecordingMasker {
     const end = Math.min(copy.length, DATA.buf + copy.readUInt32LE(DATA.bufSize));
     // TLS plaintext has its own ids (sessions) and offsets: a stream of its own.
     const tls = copy.readUInt32LE(DATA.flags) & C.HT_FLAG_TLS;
-    const key = `${copy.readBigUInt64LE(DATA.sockId)}/${copy[DATA.direction]}/${tls}`;
+    const conn = `${copy.readBigUInt64LE(DATA.sockId)}/${tls}`;
+    const key = `${conn}/${copy[DATA.direction]}`;
     const seq = copy.readUInt32LE(DATA.seq);
+    if (this._h2.has(conn)) {
+      this._hideAll(copy, DATA.buf, end);
+      return copy;
+    }
     let s = this._streams.get(key);
     if (!s || s.nextSeq !== seq) {
       // First bytes seen, or bytes missing before these: trust only a message start.
@@ -149,6 +165,12 @@ export class RecordingMasker {
       this._streams.set(key, s);
     }
     this._scan(s, copy, DATA.buf, end);
+    if (s.h2Preface) {
+      // HPACK from here on: hide whatever follows the preface in this frame, and all later bytes.
+      this._h2.add(conn);
+      const at = copy.indexOf(H2_PREFACE_END, DATA.buf);
+      if (at >= 0 && at < end) this._hideAll(copy, at + H2_PREFACE_END.length, end);
+    }
     s.nextSeq = (seq + copy.readUInt32LE(DATA.msgSize)) >>> 0;
     return copy;
   }
@@ -160,11 +182,20 @@ export class RecordingMasker {
       word: '',
       inTarget: false,
       lastSecret: !atMessage,
+      h2Preface: false,
       prev1: -1,
       prev2: -1,
       authStart: -1,
       nextSeq: old?.nextSeq ?? 0,
     };
+  }
+
+  /** Every byte, CR and LF included (binary data has no lines). */
+  private _hideAll(buf: Buffer, from: number, to: number): void {
+    if (to > from) {
+      buf.fill(MASK, from, to);
+      this.masked += to - from;
+    }
   }
 
   private _hide(buf: Buffer, from: number, to: number): void {
@@ -230,6 +261,7 @@ export class RecordingMasker {
       s.inTarget = false;
     } else if (c === SP) {
       s.inTarget = /^[A-Z]+$/.test(s.word);
+      if (s.word === 'PRI') s.h2Preface = true;
       s.mode = s.inTarget ? Mode.Url : Mode.Skip;
       s.part = Part.Plain;
     } else if (TCHAR[c] && s.word.length < MAX_NAME) {

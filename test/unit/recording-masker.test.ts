@@ -120,6 +120,19 @@ describe('RecordingMasker', () => {
     assert.match(rest.toString('latin1'), /zation:\*{18}\r\nX-Ok: 1\r\n\r\n$/);
   });
 
+  it('hides everything an HTTP/2 connection sends after its preface (HPACK cannot be read by lines)', () => {
+    const client = new ConnectionSim({ sockId: 9090 });
+    const masker = new RecordingMasker(isSecret);
+    // HEADERS frame with a literal, never-indexed 'authorization' (HPACK index 23) and a plain value.
+    const literal = Buffer.concat([Buffer.from([0x10 | 0x0f, 23 - 15, 14]), Buffer.from('Bearer H2-S3CR')]);
+    const headers = Buffer.concat([Buffer.from([0, 0, literal.length, 0x01, 0x05, 0, 0, 0, 1]), literal]);
+    const first = masker.maskFrame(client.dataFrame('egress', Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), headers])));
+    const later = masker.maskFrame(client.dataFrame('egress', headers));
+    const server = masker.maskFrame(client.dataFrame('ingress', Buffer.from('\x00\x00\x00\x04\x00\x00\x00\x00\x00set-cookie', 'latin1')));
+    for (const f of [first, later, server]) assert.ok(!f.toString('latin1').includes('H2-S3CR') && !f.toString('latin1').includes('set-cookie'));
+    assert.ok(first.toString('latin1').includes('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n*****'), 'the preface itself is kept');
+  });
+
   it('passes non-data frames through untouched', () => {
     const masker = new RecordingMasker(isSecret);
     const ready = readyFrame();
