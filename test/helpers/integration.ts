@@ -194,13 +194,14 @@ export function makeCertificate(dir: string): { cert: string; key: string } {
 
 /**
  * nginx on 127.0.0.1 and [::1], a fixed response with custom headers, a
- * static file for sendfile; with tls, HTTPS with a certificate made for the test.
+ * static file for sendfile; with tls, HTTPS with a certificate made for the
+ * test; with http2 (and tls), h2 negotiated by ALPN.
  */
-export async function startNginx(t: TestContext, opts: { tls?: boolean } = {}): Promise<Nginx> {
+export async function startNginx(t: TestContext, opts: { tls?: boolean; http2?: boolean } = {}): Promise<Nginx> {
   const dir = mkdtempSync(path.join(tmpdir(), 'ht-nginx-'));
   const port = await freePort();
   const tls = opts.tls ? makeCertificate(dir) : undefined;
-  const listenSuffix = tls ? ' ssl' : '';
+  const listenSuffix = (tls ? ' ssl' : '') + (opts.http2 ? ' http2' : '');
   const tlsConfig = tls ? `ssl_certificate ${tls.cert};\n    ssl_certificate_key ${tls.key};` : '';
   mkdirSync(path.join(dir, 'www'));
   writeFileSync(path.join(dir, 'www', 'big.bin'), Buffer.alloc(200_000, 0x61));
