@@ -4,24 +4,25 @@ import { EnvironmentError, LoaderError, UsageError } from '../common/errors';
 import type { Log } from '../common/log';
 import { LOADER_PATH } from '../common/paths';
 import { ConnectionTracker, type HttpCounters } from '../http';
-import { ExchangeMapper, HeaderRules, LogPipeline, resolveExportTarget, SpanPipeline, type ExportTarget, type PipelineCounters } from '../otel';
+import { ExchangeMapper, LogPipeline, resolveExportTarget, SpanPipeline, type ExportTarget, type PipelineCounters } from '../otel';
 import { OtlpReceiver } from '../receiver';
 import {
   LoaderSource,
   MonotonicClock,
-  RecordingWriter,
   ReplaySource,
+  TlsTargets,
   readRecording,
   type EventSource,
   type KernelCounters,
   type ReadyEvent,
   type SourceEvent,
 } from '../source';
-import { ProcessInfoCache } from '../workload';
+import { ProcessInfoCache, resolveCgroupPath } from '../workload';
 import type { RunOptions } from './options';
 import { lineWriter, stderrLog, type CliIO } from './output';
 import { batchPrinter } from './print';
 import { checkKernel, checkPrivileges } from './privileges';
+import { headerRulesOf, maskedRecorder } from './secrets';
 import { VERSION } from './version';
 
 /** Connections with no traffic for this long are dropped (their requests reported unanswered). */
@@ -50,11 +51,12 @@ function receiverListen(target: ExportTarget): { grpcListen?: string; httpListen
   return target.protocol === 'grpc' ? { grpcListen: hostPort } : { httpListen: hostPort };
 }
 
-function describeFilters(o: RunOptions): string {
+function describeFilters(o: RunOptions, cgroups: readonly string[]): string {
   const parts = [
     ...o.pid.map((p) => `pid ${p}`),
     ...o.comm.map((c) => `comm ${c}`),
     ...o.port.map((p) => `port ${p}`),
+    ...cgroups.map((c) => `cgroup ${c}`),
   ];
   return parts.length ? parts.join(', ') : 'none (all processes)';
 }
@@ -70,7 +72,7 @@ export interface RunTotals {
 export function summaryLine(t: RunTotals): string {
   const h = t.http;
   const p = h.problems;
-  const resyncs = p.invalid_start_line + p.invalid_framing + p.invalid_chunk + p.gap_resync + p.head_overflow;
+  const resyncs = Object.values(p).reduce((a, b) => a + b, 0) + Object.values(h.http2Problems).reduce((a, b) => a + b, 0);
   const k = t.kernel;
   const kernel = k
     ? `kernel events ${k.dataEvents + k.closeEvents}, lost ${k.ringbufLost}, truncated ${k.truncated}, unreadable ${k.copyFailed}`
@@ -78,8 +80,20 @@ export function summaryLine(t: RunTotals): string {
   return (
     `exchanges ${h.exchanges} (unanswered ${h.unanswered}, truncated ${h.truncatedMessages}); ` +
     `records exported ${t.export.exported}, failed ${t.export.failed}, dropped ${t.dropped}; ` +
-    `${kernel}; parser resyncs ${resyncs}, orphan responses ${h.orphanResponses}`
+    `${kernel}; parser resyncs ${resyncs}, orphan responses ${h.orphanResponses}; ` +
+    `tls sessions ${h.tlsSessions}, ciphertext connections ${h.ciphertextConnections}; ` +
+    `http/2 connections ${h.http2Connections}, records with unknown HPACK state ${h.truncatedRecords.hpack_state_unknown}`
   );
+}
+
+/** The startup line about TLS: which files got probes. */
+export function describeTls(tls: TlsTargets): string {
+  const names = tls.attached.map((t) => (t.kind === 'program' ? `${t.path} (OpenSSL built in)` : t.path));
+  const failed = tls.failures ? `; ${tls.failures} could not be probed (see warnings)` : '';
+  if (names.length === 0) {
+    return `TLS: no OpenSSL found yet; programs started later are checked when they start${failed}`;
+  }
+  return `TLS: OpenSSL probes on ${names.join(', ')}; programs started later are checked when they start${failed}`;
 }
 
 function waitForSignal(): { promise: Promise<string>; dispose(): void } {
@@ -112,7 +126,9 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   routeSdkDiagnostics(log);
   const target = resolveExportTarget({ endpoint: opts.endpoint, protocol: opts.protocol }, io.env);
   const traceTarget = opts.emitSpans ? resolveExportTarget({ endpoint: opts.endpoint, protocol: opts.protocol }, io.env, 'traces') : undefined;
+  const rules = headerRulesOf(opts, io.env);
   const payload = opts.replay ? readRecording(opts.replay) : undefined;
+  const cgroups = payload ? [] : opts.cgroup.map((c) => resolveCgroupPath(c));
   if (!payload) {
     checkPrivileges();
     checkKernel();
@@ -135,17 +151,21 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
     version: VERSION,
     log,
     ...(opts.console ? { console: out } : {}),
+    workloads: { commandLine: opts.processCommandLine, rules },
   });
-  const spans = traceTarget ? new SpanPipeline({ target: traceTarget, serviceName: opts.serviceName, version: VERSION, log }) : undefined;
+  const spans = traceTarget
+    ? new SpanPipeline({ target: traceTarget, serviceName: opts.serviceName, version: VERSION, log, workloads: { commandLine: opts.processCommandLine, rules } })
+    : undefined;
   const clock = new MonotonicClock();
-  const processes = new ProcessInfoCache();
+  const processes = new ProcessInfoCache({ commandLine: opts.processCommandLine });
   const mapper = new ExchangeMapper({
-    rules: new HeaderRules({ capture: opts.captureHeaders, redact: opts.redactHeaders }),
+    rules,
     toHrTime: (ns) => clock.toHrTime(ns),
     processInfo: (pid, comm) => processes.get(pid, comm),
   });
   const tracker = new ConnectionTracker({
     maxHeaderBytes: opts.maxHeaderBytes,
+    ports: opts.port,
     onExchange: (ex) => {
       const rec = mapper.map(ex);
       pipeline.emit(spans ? spans.withSpan(rec) : rec);
@@ -154,16 +174,23 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
 
   let kernel: KernelCounters | undefined;
   let lastNs = 0;
+  let tls: TlsTargets | undefined;
   const onEvent = (ev: SourceEvent): void => {
     switch (ev.kind) {
       case 'data':
         lastNs = ev.tsNs;
         processes.get(ev.pid, ev.comm); // look the process up while it still runs
+        tls?.onActivity(ev.pid);
         tracker.onData(ev);
         return;
       case 'close':
         tracker.onClose(ev);
         return;
+      case 'exec':
+        tls?.onExec(ev.pid);
+        return;
+      case 'attach':
+        return; // answers to attach requests, consumed by LoaderSource
       case 'ready':
         clock.setOffset(ev.realtimeOffsetNs);
         return;
@@ -174,19 +201,22 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
     }
   };
 
-  const recorder = opts.record ? new RecordingWriter(opts.record) : undefined;
-  const source: EventSource = payload
-    ? new ReplaySource(payload)
+  const recorder = opts.record ? maskedRecorder(opts.record, rules) : undefined;
+  const loader = payload
+    ? undefined
     : new LoaderSource({
         path: LOADER_PATH,
         pids: opts.pid,
         comms: opts.comm,
         ports: opts.port,
+        cgroups,
         selfPids: [process.pid],
+        noTls: !opts.tls,
         verbose: opts.verbose,
         log,
         ...(recorder ? { tap: (chunk: Buffer) => recorder.write(chunk) } : {}),
       });
+  const source: EventSource = loader ?? new ReplaySource(payload!);
 
   const signal = waitForSignal();
   let ready: ReadyEvent;
@@ -200,11 +230,19 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
     throw err;
   }
 
+  if (loader && opts.tls) {
+    // Probe the TLS libraries present now before saying ready, so HTTPS started after the ready line is seen.
+    tls = new TlsTargets({ attach: (file) => loader.attachTls(file), log });
+    await tls.scanAll();
+    io.stderr.write(`headertap: ${describeTls(tls)}\n`);
+  }
+
   const protocolName = target.protocol === 'grpc' ? 'OTLP/gRPC' : 'OTLP/HTTP (protobuf)';
-  const from = payload ? `replaying ${opts.replay}` : `capturing HTTP/1.x over TCP on ${ready.ncpus} CPUs (loader pid ${ready.loaderPid})`;
+  const what = tls ? 'HTTP/1.x and HTTP/2 over TCP and TLS' : 'HTTP/1.x and HTTP/2 over TCP';
+  const from = payload ? `replaying ${opts.replay}` : `capturing ${what} on ${ready.ncpus} CPUs (loader pid ${ready.loaderPid})`;
   const spansTo = traceTarget ? `, spans to ${traceTarget.url}` : '';
   io.stderr.write(
-    `headertap ready: ${from}; exporting ${protocolName} to ${target.url}${spansTo}${receiver ? ' (embedded receiver)' : ''}; filters: ${describeFilters(opts)}\n`,
+    `headertap ready: ${from}; exporting ${protocolName} to ${target.url}${spansTo}${receiver ? ' (embedded receiver)' : ''}; filters: ${describeFilters(opts, cgroups)}\n`,
   );
 
   const sweep = setInterval(() => tracker.evictIdle(lastNs - IDLE_CONNECTION_NS), IDLE_SWEEP_MS);
@@ -216,6 +254,7 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   if (ended.reason === 'failed') log.warn(ended.message ?? 'event source failed');
   log.debug(`stopping (${ended.message ?? ended.reason})`);
 
+  tls?.stop();
   await source.stop(); // delivers every event already captured
   tracker.flush('agent_stopped');
   const flushed = await withTimeout(Promise.all([pipeline.shutdown(), spans?.shutdown()]), SHUTDOWN_EXPORT_TIMEOUT_MS);
