@@ -13,5 +13,5 @@ export { redactArgs, redactHeaderValue, redactQuery, redactUrl } from './redact'
 export { extractSpanContext, extractTraceContext, MAX_TRACE_HEADER_BYTES, type TraceContextFormat } from './trace-context';
 export { resolveExportTarget, parseProtocol, OTLP_PROTOCOLS, type ExportTarget, type OtlpProtocol, type OtlpSignal } from './endpoint';
 export { LogPipeline, flattenSdkRecord, createExporter, BATCH_DEFAULTS, type PipelineCounters, type PipelineOptions } from './pipeline';
-export { WorkloadLoggers, workloadAttributes, DEFAULT_MAX_WORKLOADS, type WorkloadCounters, type WorkloadOptions } from './workloads';
+export { WorkloadLoggers, PerWorkload, workloadAttributes, DEFAULT_MAX_WORKLOADS, type WorkloadCounters, type WorkloadOptions } from './workloads';
 export { SpanPipeline, createSpanExporter, spanName, spanOutcome, SPAN_BATCH_DEFAULTS, type SpanCounters, type SpanPipelineOptions } from './spans';

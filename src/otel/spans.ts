@@ -6,11 +6,11 @@
  * record then carries that trace so logs and spans still link.
  */
 import { hostname } from 'node:os';
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type HrTime, type SpanContext } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type HrTime, type SpanContext, type Tracer } from '@opentelemetry/api';
 import { addHrTimes, ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { OTLPTraceExporter as GrpcTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
+import { defaultResource, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import {
   AlwaysOnSampler,
   BasicTracerProvider,
@@ -18,11 +18,13 @@ import {
   type BufferConfig,
   type ReadableSpan,
   type SpanExporter,
+  type SpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
 import { ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import { RateLimitedWarning, type Log } from '../common/log';
 import { ATTR_HT_DURATION_NS, ATTR_HT_ROLE, ATTR_HT_UNANSWERED_REASON, type ExchangeRecord } from './attributes';
 import type { ExportTarget } from './endpoint';
+import { PerWorkload, type WorkloadOptions } from './workloads';
 
 /** Same sizing as the logs pipeline: one span per record, at the same rates. */
 export const SPAN_BATCH_DEFAULTS: Required<Pick<BufferConfig, 'maxQueueSize' | 'maxExportBatchSize' | 'scheduledDelayMillis' | 'exportTimeoutMillis'>> = {
@@ -53,6 +55,8 @@ export interface SpanPipelineOptions {
   /** Replaces the OTLP exporter (tests). */
   exporter?: SpanExporter;
   batch?: Partial<typeof SPAN_BATCH_DEFAULTS>;
+  /** Per-workload resources, as for the log records (spans of a record with a workload go under its resource). */
+  workloads?: WorkloadOptions;
 }
 
 export function createSpanExporter(target: ExportTarget): SpanExporter {
@@ -126,30 +130,40 @@ function nsToHrTime(ns: number): HrTime {
 /**
  * Spans for exchanges: BasicTracerProvider with every exchange sampled, a
  * BatchSpanProcessor sized like the logs one, the OTLP trace exporter for the
- * chosen protocol, counting every span exported or lost.
+ * chosen protocol, counting every span exported or lost. Like the log
+ * records, a span goes under the observed workload's resource (a provider
+ * per workload, all sharing the one processor), else under headertap's.
  */
 export class SpanPipeline {
   readonly counters: SpanCounters = { emitted: 0, exported: 0, failed: 0 };
+  /** Tracers of observed workloads; they share this pipeline's processor. */
+  readonly workloads: PerWorkload<Tracer>;
   private readonly _provider: BasicTracerProvider;
-  private readonly _tracer: ReturnType<BasicTracerProvider['getTracer']>;
+  private readonly _tracer: Tracer;
 
   constructor(opts: SpanPipelineOptions) {
     const exporter = new CountingSpanExporter(opts.exporter ?? createSpanExporter(opts.target), this.counters, opts.target.url, opts.log);
-    this._provider = new BasicTracerProvider({
-      resource: defaultResource().merge(
+    const processor: SpanProcessor = new BatchSpanProcessor(exporter, { ...SPAN_BATCH_DEFAULTS, ...opts.batch });
+    const provider = (resource: Resource) =>
+      new BasicTracerProvider({
+        resource,
+        // Every exchange gets its span, whatever the caller's sampled flag: the
+        // point is to see every request's headers, like the log records.
+        sampler: new AlwaysOnSampler(),
+        spanLimits: { attributeCountLimit: ATTRIBUTE_COUNT_LIMIT },
+        spanProcessors: [processor],
+      });
+    this._provider = provider(
+      defaultResource().merge(
         resourceFromAttributes({
           [ATTR_SERVICE_NAME]: opts.serviceName,
           [ATTR_SERVICE_VERSION]: opts.version,
           'host.name': hostname(),
         }),
       ),
-      // Every exchange gets its span, whatever the caller's sampled flag: the
-      // point is to see every request's headers, like the log records.
-      sampler: new AlwaysOnSampler(),
-      spanLimits: { attributeCountLimit: ATTRIBUTE_COUNT_LIMIT },
-      spanProcessors: [new BatchSpanProcessor(exporter, { ...SPAN_BATCH_DEFAULTS, ...opts.batch })],
-    });
+    );
     this._tracer = this._provider.getTracer('headertap', opts.version);
+    this.workloads = new PerWorkload((resource) => provider(resource).getTracer('headertap', opts.version), opts.workloads);
   }
 
   /**
@@ -163,7 +177,8 @@ export class SpanPipeline {
     const attrs = rec.attributes as Attributes;
     const role = attrs[ATTR_HT_ROLE];
     const parent = rec.spanContext ? trace.setSpanContext(ROOT_CONTEXT, rec.spanContext) : ROOT_CONTEXT;
-    const span = this._tracer.startSpan(
+    const tracer = rec.workload ? this.workloads.get(rec.workload) : this._tracer;
+    const span = tracer.startSpan(
       spanName(attrs),
       { kind: role === 'client' ? SpanKind.CLIENT : SpanKind.SERVER, startTime: rec.timestamp, attributes: attrs },
       parent,
@@ -197,7 +212,8 @@ export class SpanPipeline {
   }
 
   /**
-   * Exports everything queued, then closes the exporter. The batch processor
+   * Exports everything queued, then closes the exporter (the processor is
+   * shared by every workload's provider). The batch processor
    * rejects when the last export fails; that loss is already counted and
    * reported, so shutdown still resolves.
    */

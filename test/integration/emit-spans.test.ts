@@ -63,6 +63,7 @@ describe('--emit-spans: spans next to the log records (real eBPF)', () => {
         assert.deepEqual(s.attributes['http.request.header.user-agent'], attr(r, 'http.request.header.user-agent'));
         assert.deepEqual(s.attributes['http.response.header.x-served-by'], ['nginx-test']);
         assert.equal(s.trace_id, r.trace_id, 'span and record share the trace id');
+        assert.deepEqual(s.resource, r.resource, "the span is under the record's workload resource");
         if (attr(r, 'url.path') === '/traced') {
           assert.equal(r.trace_id, TRACE_ID);
           assert.equal(r.span_id, CALLER_SPAN_ID, "the record keeps the caller's span id");

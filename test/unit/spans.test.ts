@@ -103,6 +103,16 @@ describe('SpanPipeline: one span per exchange', () => {
     assert.equal(rec.spanContext, undefined, 'the input record is not changed');
   });
 
+  it("puts a span under the observed workload's resource, like its log record, else under headertap's", async () => {
+    const workload = { pid: 4242, executableName: 'node', serviceName: 'checkout', resourceAttributes: { 'deployment.environment.name': 'prod' } };
+    const { spans } = await spansOf([{ ...exchange({ role: 'server', status: 200 }), workload }, exchange({ role: 'client', status: 200 })]);
+    const [observed, own] = spans;
+    assert.equal(observed.resource.attributes['service.name'], 'checkout');
+    assert.equal(observed.resource.attributes['process.pid'], 4242);
+    assert.equal(observed.resource.attributes['deployment.environment.name'], 'prod');
+    assert.equal(own.resource.attributes['service.name'], 'ht-test');
+  });
+
   it('sets ERROR status and error.type as HTTP semantic conventions say', async () => {
     const { spans } = await spansOf([
       exchange({ role: 'client', status: 404 }),
