@@ -146,6 +146,6 @@ describe('install path: npm pack, npm install -g, headertap run without a toolch
     assert.equal(attr(rec, 'headertap.role'), 'client');
     assert.deepEqual(attr(rec, 'http.request.header.x-installed'), ['from-tgz']);
     assert.equal(attr(rec, 'http.response.status_code'), 200);
-    assert.equal(rec.resource['service.version'], manifest.version, 'the installed package reads its own package.json');
+    assert.equal(rec.scope?.version, manifest.version, 'the installed package reads its own package.json');
   });
 });
