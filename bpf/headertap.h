@@ -24,6 +24,7 @@
 #define HT_MAX_FILTER_PIDS 16
 #define HT_MAX_FILTER_COMMS 8
 #define HT_MAX_FILTER_PORTS 16
+#define HT_MAX_FILTER_CGROUPS 8 /* cgroup v2 subtrees (a BPF_MAP_TYPE_CGROUP_ARRAY) */
 #define HT_MAX_SELF_PIDS 8
 
 /* First byte of every frame: what the event is. */

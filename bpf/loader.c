@@ -30,6 +30,7 @@
 #include <sys/mount.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
@@ -38,6 +39,7 @@
 #include "headertap.skel.h"
 
 #define EXIT_ENV 2
+#define CGROUP2_SUPER_MAGIC 0x63677270
 #define STATS_INTERVAL_NS 1000000000ULL
 /* The BPF side wakes us only when wakeup_bytes wait (maps.bpf.h); below that,
  * events wait at most this long. */
@@ -53,6 +55,8 @@ static struct env {
 	int n_ports;
 	__u32 self[HT_MAX_SELF_PIDS];
 	int n_self;
+	int cgroup_fds[HT_MAX_FILTER_CGROUPS]; /* open cgroup v2 directories, for ht_cgroup_filter */
+	int n_cgroups;
 	unsigned long ringbuf_kb;
 	unsigned long copy_bytes;
 	bool no_tls;
@@ -74,6 +78,8 @@ static const char usage[] =
 	"  --comm NAME      capture only processes named NAME (repeatable, up to 8)\n"
 	"  --port N         capture only connections with N at either end (repeatable, up to 16)\n"
 	"  --self-pid N     never capture process N nor its peers (repeatable, up to 8)\n"
+	"  --cgroup PATH    capture only processes in cgroup v2 directory PATH or below it\n"
+	"                   (repeatable, up to 8)\n"
 	"  --ringbuf-kb N   ring buffer size in KiB, a power of two >= 64 (default 16384)\n"
 	"  --copy-bytes N   bytes copied per syscall, 1..16384 (default 16384)\n"
 	"  --no-tls         no TLS capture: no exec events, attach-tls is refused\n"
@@ -116,7 +122,25 @@ enum {
 	OPT_VERBOSE,
 	OPT_HELP,
 	OPT_NO_TLS,
+	OPT_CGROUP,
 };
+
+/* --cgroup: keep the directory open; its fd goes into ht_cgroup_filter after load. */
+static int open_cgroup(const char *path)
+{
+	struct statfs sfs;
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		die(EXIT_ENV, "invalid --cgroup '%s': %s; expected a cgroup v2 directory", path,
+		    strerror(errno));
+	if (fstatfs(fd, &sfs) || sfs.f_type != CGROUP2_SUPER_MAGIC)
+		die(EXIT_ENV,
+		    "invalid --cgroup '%s': not in a cgroup v2 file system; use a directory "
+		    "under the cgroup2 mount (see `grep cgroup2 /proc/mounts`)",
+		    path);
+	return fd;
+}
 
 static void parse_args(int argc, char **argv)
 {
@@ -125,6 +149,7 @@ static void parse_args(int argc, char **argv)
 		{ "comm", required_argument, NULL, OPT_COMM },
 		{ "port", required_argument, NULL, OPT_PORT },
 		{ "self-pid", required_argument, NULL, OPT_SELF },
+		{ "cgroup", required_argument, NULL, OPT_CGROUP },
 		{ "ringbuf-kb", required_argument, NULL, OPT_RINGBUF },
 		{ "copy-bytes", required_argument, NULL, OPT_COPY },
 		{ "no-tls", no_argument, NULL, OPT_NO_TLS },
@@ -160,6 +185,11 @@ static void parse_args(int argc, char **argv)
 				die(EXIT_ENV, "too many --self-pid values (at most %d)",
 				    HT_MAX_SELF_PIDS - 1);
 			env.self[env.n_self++] = parse_num("--self-pid", optarg, 1, INT_MAX);
+			break;
+		case OPT_CGROUP:
+			if (env.n_cgroups == HT_MAX_FILTER_CGROUPS)
+				die(EXIT_ENV, "too many --cgroup filters (at most %d)", HT_MAX_FILTER_CGROUPS);
+			env.cgroup_fds[env.n_cgroups++] = open_cgroup(optarg);
 			break;
 		case OPT_RINGBUF:
 			env.ringbuf_kb = parse_num("--ringbuf-kb", optarg, 64, 1UL << 22);
@@ -307,6 +337,7 @@ static void set_filters(struct headertap_bpf *skel)
 	for (int i = 0; i < env.n_ports; i++)
 		ro->targ_ports[i] = env.ports[i];
 	ro->n_targ_ports = env.n_ports;
+	ro->n_targ_cgroups = env.n_cgroups;
 	env.self[env.n_self++] = getpid();
 	for (int i = 0; i < env.n_self; i++)
 		ro->self_tgids[i] = env.self[i];
@@ -318,6 +349,19 @@ static void set_filters(struct headertap_bpf *skel)
 	if (getrandom(&key, sizeof(key), 0) != sizeof(key))
 		key = now_ns() * 0x9E3779B97F4A7C15ULL;
 	ro->sock_id_key = key;
+}
+
+/* After load, before attach: the cgroups --cgroup named, by index. */
+static void set_cgroup_filter(struct headertap_bpf *skel)
+{
+	int map_fd = bpf_map__fd(skel->maps.ht_cgroup_filter);
+
+	for (__u32 i = 0; i < (__u32)env.n_cgroups; i++) {
+		if (bpf_map_update_elem(map_fd, &i, &env.cgroup_fds[i], BPF_ANY))
+			die(EXIT_ENV, "setting the --cgroup filter failed: %s; the kernel needs cgroup v2",
+			    strerror(errno));
+		close(env.cgroup_fds[i]);
+	}
 }
 
 /* The TLS library functions probed in each target. */
@@ -517,6 +561,7 @@ int main(int argc, char **argv)
 	if (err)
 		die(EXIT_ENV, "loading the BPF programs failed: %s; %s", strerror(-err),
 		    load_fix(err));
+	set_cgroup_filter(skel);
 	err = headertap_bpf__attach(skel);
 	if (err)
 		die(EXIT_ENV, "attaching to the syscall/sock tracepoints failed: %s; %s",

@@ -26,6 +26,20 @@ const volatile __u64 sock_id_key = 0;
  * polls every few milliseconds): see ht_wakeup_flags(). */
 const volatile __u32 wakeup_bytes = 65536;
 
+/*
+ * --cgroup: only tasks in one of these cgroup v2 directories or below them.
+ * The loader fills ht_cgroup_filter (index -> cgroup directory fd) after load;
+ * n_targ_cgroups == 0 means off.
+ */
+const volatile __u32 n_targ_cgroups = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
+	__uint(max_entries, HT_MAX_FILTER_CGROUPS);
+	__type(key, __u32);
+	__type(value, __u32);
+} ht_cgroup_filter SEC(".maps");
+
 /* Events to user space. Size set by the loader (--ringbuf-kb). */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

@@ -11,13 +11,16 @@ export const EXIT_USAGE = 2;
 
 const RUN_EPILOG = `
 Records: one OpenTelemetry log record per HTTP request/response, with every
-header as http.request.header.<name> / http.response.header.<name> and the
-W3C traceparent as the record's trace and span id. Values of redacted headers
-are [REDACTED].
+header as http.request.header.<name> / http.response.header.<name>, the
+request's trace context (traceparent, b3, X-B3-*, uber-trace-id) as the
+record's trace and span id, under the OTLP resource of the observed process.
+Values of redacted headers (and query parameters) are [REDACTED]; hashed ones
+sha256:<hex>.
 
 Environment: OTEL_EXPORTER_OTLP_[LOGS_]ENDPOINT, _PROTOCOL, _HEADERS,
 _COMPRESSION, _TIMEOUT, _CERTIFICATE, _CLIENT_KEY, _CLIENT_CERTIFICATE are
-honored as in every OpenTelemetry SDK; flags win.
+honored as in every OpenTelemetry SDK; flags win. HEADERTAP_HASH_KEY holds the
+--hash-headers key when --hash-key-file is not given.
 
 Needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE) and a kernel with
 BTF. Prints a line starting with "headertap ready" once capturing; on SIGINT or
@@ -27,11 +30,13 @@ Examples:
   headertap run --embedded-receiver            print what crosses the wire
   headertap run --endpoint http://collector:4317 --port 8080
   headertap run --config /etc/headertap.yaml   same keys as the flags
+  headertap run --emit-spans                   also one span per exchange (Jaeger)
 `;
 
 const RECEIVE_EPILOG = `
-A minimal OTLP logs receiver that prints each record: point headertap (or any
-OpenTelemetry SDK) at it to see records without installing a collector.
+A minimal OTLP receiver (logs and traces) that prints each record and span:
+point headertap (or any OpenTelemetry SDK) at it to see what it sends without
+installing a collector.
 
 Examples:
   headertap receive                            gRPC on 127.0.0.1:4317
@@ -72,7 +77,7 @@ function buildProgram(io: CliIO, setStatus: (p: Promise<number>) => void): Comma
 
   program
     .command('receive')
-    .description('run the embedded OTLP logs receiver and print what arrives')
+    .description('run the embedded OTLP receiver (logs, traces) and print what arrives')
     .addHelpText('after', RECEIVE_EPILOG)
     .option('--listen <host:port>', 'OTLP/gRPC address', '127.0.0.1:4317')
     .option('--http-listen <host:port>', 'also accept OTLP/HTTP (protobuf) on this address')

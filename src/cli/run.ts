@@ -1,16 +1,14 @@
 import { diag, DiagLogLevel } from '@opentelemetry/api';
 import { setGlobalErrorHandler } from '@opentelemetry/core';
 import { EnvironmentError, LoaderError, UsageError } from '../common/errors';
-import { toJsonLine, toPretty, type FlatRecord } from '../common/flat-record';
 import type { Log } from '../common/log';
 import { LOADER_PATH } from '../common/paths';
 import { ConnectionTracker, type HttpCounters } from '../http';
-import { ExchangeMapper, HeaderRules, LogPipeline, resolveExportTarget, type ExportTarget, type PipelineCounters } from '../otel';
+import { ExchangeMapper, LogPipeline, resolveExportTarget, SpanPipeline, type ExportTarget, type PipelineCounters } from '../otel';
 import { OtlpReceiver } from '../receiver';
 import {
   LoaderSource,
   MonotonicClock,
-  RecordingWriter,
   ReplaySource,
   TlsTargets,
   readRecording,
@@ -19,10 +17,12 @@ import {
   type ReadyEvent,
   type SourceEvent,
 } from '../source';
-import { ProcessInfoCache } from '../workload';
+import { ProcessInfoCache, resolveCgroupPath } from '../workload';
 import type { RunOptions } from './options';
 import { lineWriter, stderrLog, type CliIO } from './output';
+import { batchPrinter } from './print';
 import { checkKernel, checkPrivileges } from './privileges';
+import { headerRulesOf, maskedRecorder } from './secrets';
 import { VERSION } from './version';
 
 /** Connections with no traffic for this long are dropped (their requests reported unanswered). */
@@ -53,11 +53,12 @@ function receiverListen(target: ExportTarget): { grpcListen?: string; httpListen
   return target.protocol === 'grpc' ? { grpcListen: hostPort } : { httpListen: hostPort };
 }
 
-function describeFilters(o: RunOptions): string {
+function describeFilters(o: RunOptions, cgroups: readonly string[]): string {
   const parts = [
     ...o.pid.map((p) => `pid ${p}`),
     ...o.comm.map((c) => `comm ${c}`),
     ...o.port.map((p) => `port ${p}`),
+    ...cgroups.map((c) => `cgroup ${c}`),
   ];
   return parts.length ? parts.join(', ') : 'none (all processes)';
 }
@@ -126,7 +127,10 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   const log = stderrLog(io, opts.verbose);
   routeSdkDiagnostics(log);
   const target = resolveExportTarget({ endpoint: opts.endpoint, protocol: opts.protocol }, io.env);
+  const traceTarget = opts.emitSpans ? resolveExportTarget({ endpoint: opts.endpoint, protocol: opts.protocol }, io.env, 'traces') : undefined;
+  const rules = headerRulesOf(opts, io.env);
   const payload = opts.replay ? readRecording(opts.replay) : undefined;
+  const cgroups = payload ? [] : opts.cgroup.map((c) => resolveCgroupPath(c));
   if (!payload) {
     checkPrivileges();
     checkKernel();
@@ -135,10 +139,9 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   const out = lineWriter(io.stdout);
   let receiver: OtlpReceiver | undefined;
   if (opts.embeddedReceiver) {
-    const print = opts.format === 'jsonl' ? (r: FlatRecord) => out(toJsonLine(r)) : (r: FlatRecord) => out(toPretty(r) + '\n');
     receiver = new OtlpReceiver({
       ...receiverListen(target),
-      onBatch: (batch) => batch.records.forEach(print),
+      onBatch: batchPrinter(opts.format, out),
       onError: (msg) => log.warn(`embedded receiver: ${msg}`),
     });
     await receiver.start();
@@ -150,18 +153,25 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
     version: VERSION,
     log,
     ...(opts.console ? { console: out } : {}),
+    workloads: { commandLine: opts.processCommandLine, rules },
   });
+  const spans = traceTarget
+    ? new SpanPipeline({ target: traceTarget, serviceName: opts.serviceName, version: VERSION, log, workloads: { commandLine: opts.processCommandLine, rules } })
+    : undefined;
   const clock = new MonotonicClock();
-  const processes = new ProcessInfoCache();
+  const processes = new ProcessInfoCache({ commandLine: opts.processCommandLine });
   const mapper = new ExchangeMapper({
-    rules: new HeaderRules({ capture: opts.captureHeaders, redact: opts.redactHeaders }),
+    rules,
     toHrTime: (ns) => clock.toHrTime(ns),
     processInfo: (pid, comm) => processes.get(pid, comm),
   });
   const tracker = new ConnectionTracker({
     maxHeaderBytes: opts.maxHeaderBytes,
     ports: opts.port,
-    onExchange: (ex) => pipeline.emit(mapper.map(ex)),
+    onExchange: (ex) => {
+      const rec = mapper.map(ex);
+      pipeline.emit(spans ? spans.withSpan(rec) : rec);
+    },
   });
 
   let kernel: KernelCounters | undefined;
@@ -193,7 +203,7 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
     }
   };
 
-  const recorder = opts.record ? new RecordingWriter(opts.record) : undefined;
+  const recorder = opts.record ? maskedRecorder(opts.record, rules) : undefined;
   const loader = payload
     ? undefined
     : new LoaderSource({
@@ -201,6 +211,7 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
         pids: opts.pid,
         comms: opts.comm,
         ports: opts.port,
+        cgroups,
         selfPids: [process.pid],
         noTls: !opts.tls,
         verbose: opts.verbose,
@@ -217,7 +228,7 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   } catch (err) {
     signal.dispose();
     await receiver?.stop();
-    await pipeline.shutdown();
+    await Promise.all([pipeline.shutdown(), spans?.shutdown()]);
     if (err instanceof LoaderError && err.exitCode === 2) throw new EnvironmentError(err.message);
     throw err;
   }
@@ -232,8 +243,9 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   const protocolName = target.protocol === 'grpc' ? 'OTLP/gRPC' : 'OTLP/HTTP (protobuf)';
   const what = tls ? 'HTTP/1.x and HTTP/2 over TCP and TLS' : 'HTTP/1.x and HTTP/2 over TCP';
   const from = payload ? `replaying ${opts.replay}` : `capturing ${what} on ${ready.ncpus} CPUs (loader pid ${ready.loaderPid})`;
+  const spansTo = traceTarget ? `, spans to ${traceTarget.url}` : '';
   io.stderr.write(
-    `headertap ready: ${from}; exporting ${protocolName} to ${target.url}${receiver ? ' (embedded receiver)' : ''}; filters: ${describeFilters(opts)}\n`,
+    `headertap ready: ${from}; exporting ${protocolName} to ${target.url}${spansTo}${receiver ? ' (embedded receiver)' : ''}; filters: ${describeFilters(opts, cgroups)}\n`,
   );
 
   const sweep = setInterval(() => tracker.evictIdle(lastNs - IDLE_CONNECTION_NS), IDLE_SWEEP_MS);
@@ -248,12 +260,13 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   tls?.stop();
   await source.stop(); // delivers every event already captured
   tracker.flush('agent_stopped');
-  const flushed = await withTimeout(pipeline.shutdown(), SHUTDOWN_EXPORT_TIMEOUT_MS);
+  const flushed = await withTimeout(Promise.all([pipeline.shutdown(), spans?.shutdown()]), SHUTDOWN_EXPORT_TIMEOUT_MS);
   if (flushed === 'timeout') log.warn(`gave up waiting for the last exports after ${SHUTDOWN_EXPORT_TIMEOUT_MS / 1000}s`);
   await receiver?.stop();
   await recorder?.close();
 
   const dropped = pipeline.unaccounted;
-  io.stderr.write(`headertap stopped: ${summaryLine({ http: tracker.counters, export: pipeline.counters, kernel, dropped })}\n`);
+  const spanTotals = spans ? `; ${spans.summary()}` : '';
+  io.stderr.write(`headertap stopped: ${summaryLine({ http: tracker.counters, export: pipeline.counters, kernel, dropped })}${spanTotals}\n`);
   return ended.reason === 'failed' ? 1 : 0;
 }

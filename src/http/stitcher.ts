@@ -53,7 +53,7 @@ export interface HttpCounters {
   tlsSessions: number;
   /** Connections ignored because their socket bytes are TLS records (ciphertext). */
   ciphertextConnections: number;
-  /** TLS exchanges dropped by --port once their socket was known (or never known). */
+  /** TLS sessions outside --port (known once their socket is), and exchanges of sessions whose socket never became known. */
   portFiltered: number;
   /** Connections found speaking HTTP/2 (preface, SETTINGS, h2c upgrade, or frames mid-connection). */
   http2Connections: number;
@@ -84,6 +84,8 @@ interface Connection {
   info: ConnectionInfo;
   /** Socket bytes that are TLS records: ignored (the plaintext comes from the TLS probes). */
   ciphertext: boolean;
+  /** A TLS session outside --port: its bytes are ignored. */
+  portFiltered?: boolean;
   egress: DirectionState;
   ingress: DirectionState;
   /** Requests waiting for their response, oldest first (HTTP/1.x). */
@@ -188,6 +190,12 @@ export class ConnectionTracker {
     const conn = this._connectionFor(ev);
     conn.lastNs = ev.tsNs;
     if (conn.ciphertext) return;
+    // A TLS session on a port --port does not want (known once its socket is): not parsed at all.
+    if (ev.tls && ev.hasSocket && this._portMatch(conn) === 'no') {
+      if (!conn.portFiltered) this.counters.portFiltered++;
+      conn.portFiltered = true;
+      return;
+    }
     const dir = ev.direction === 'egress' ? conn.egress : conn.ingress;
     if (!ev.tls && dir.nextSeq === undefined && looksLikeTlsRecord(ev.data)) {
       conn.ciphertext = true;
@@ -332,7 +340,7 @@ export class ConnectionTracker {
           if (head.truncated) c.truncatedMessages++;
         },
         exchange: (ex) => this._emit(conn, ex),
-        orphanResponse: () => c.orphanResponses++,
+        orphanResponse: () => this._orphan(conn),
         problem: (kind) => c.http2Problems[kind]++,
         data: (bytes) => (c.http2DataBytes += bytes),
       },
@@ -344,14 +352,28 @@ export class ConnectionTracker {
     return session;
   }
 
-  /** --port for TLS sessions (the kernel filtered plain sockets already). */
-  private _portWanted(conn: Connection): boolean {
+  /**
+   * --port for TLS sessions (the kernel filtered plain sockets already):
+   * 'unknown' while the session's socket is not known.
+   */
+  private _portMatch(conn: Connection): 'yes' | 'no' | 'unknown' {
     const ports = this._ports;
-    if (!ports || !conn.info.tls) return true;
+    if (!ports || !conn.info.tls) return 'yes';
     const { local, remote } = conn.info;
-    if (local && remote && (ports.has(local.port) || ports.has(remote.port))) return true;
+    if (!local || !remote) return 'unknown';
+    return ports.has(local.port) || ports.has(remote.port) ? 'yes' : 'no';
+  }
+
+  /** An exchange goes out only from a session on a wanted port. */
+  private _portWanted(conn: Connection): boolean {
+    if (this._portMatch(conn) === 'yes') return true;
     this.counters.portFiltered++;
     return false;
+  }
+
+  /** A response with no request: counted only where --port wants the traffic. */
+  private _orphan(conn: Connection): void {
+    if (this._portMatch(conn) === 'yes') this.counters.orphanResponses++;
   }
 
   private _onMessage(conn: Connection, direction: Direction, head: HttpMessageHead): void {
@@ -372,7 +394,7 @@ export class ConnectionTracker {
     this.counters.responses++;
     const req = conn.pending.shift();
     if (!req) {
-      this.counters.orphanResponses++;
+      this._orphan(conn);
       return;
     }
     if (upgradesToH2c(head)) {

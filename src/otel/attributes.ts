@@ -24,7 +24,8 @@ import {
 import type { Endpoint, HeaderList, HttpExchange, HttpMessageHead, Role } from '../http';
 import type { ProcessInfo } from '../workload';
 import { addGrpcAttributes, grpcStatusIsError, grpcStatusName } from './grpc';
-import { HeaderAction, REDACTED, type HeaderRules } from './headers';
+import { HeaderAction, type HeaderRules, type HeaderSide } from './headers';
+import { redactHeaderValue, redactQuery } from './redact';
 import { extractSpanContext } from './trace-context';
 
 /** Incubating semantic conventions, copied as the package recommends. */
@@ -50,6 +51,8 @@ export interface ExchangeRecord {
   body: string;
   attributes: LogAttributes;
   spanContext?: SpanContext;
+  /** The observed process: its records go under its own OTLP resource. */
+  workload?: ProcessInfo;
 }
 
 export interface MapperOptions {
@@ -128,7 +131,7 @@ export class ExchangeMapper {
     if (req.method && method === '_OTHER') attrs[ATTR_HTTP_REQUEST_METHOD_ORIGINAL] = req.method;
     const target = req.target ? splitTarget(req.target, req.method) : {};
     if (target.path !== undefined) attrs[ATTR_URL_PATH] = target.path;
-    if (target.query !== undefined) attrs[ATTR_URL_QUERY] = target.query;
+    if (target.query !== undefined) attrs[ATTR_URL_QUERY] = redactQuery(target.query, rules);
     attrs[ATTR_URL_SCHEME] = req.scheme ?? (conn.tls ? 'https' : 'http');
     attrs[ATTR_NETWORK_PROTOCOL_NAME] = 'http';
     attrs[ATTR_NETWORK_PROTOCOL_VERSION] = req.version;
@@ -137,7 +140,7 @@ export class ExchangeMapper {
     // The server end of the socket is the local one for a server, the remote one for a client.
     const serverEnd: Endpoint | undefined = ex.role === 'server' ? conn.local : conn.remote;
     const clientEnd: Endpoint | undefined = ex.role === 'server' ? conn.remote : conn.local;
-    const hostHeader = rules.isRedacted('host') ? undefined : (req.authority ?? firstValue(req.headers, 'host'));
+    const hostHeader = rules.isSecret('host') ? undefined : (req.authority ?? firstValue(req.headers, 'host'));
     const authority = splitAuthority(target.authority ?? hostHeader ?? '');
     const serverAddress = authority?.host ?? serverEnd?.address;
     if (serverAddress !== undefined) attrs[ATTR_SERVER_ADDRESS] = serverAddress;
@@ -156,7 +159,7 @@ export class ExchangeMapper {
     attrs[ATTR_NETWORK_TRANSPORT] = 'tcp';
     if (conn.networkType) attrs[ATTR_NETWORK_TYPE] = conn.networkType;
     const ua = firstValue(req.headers, 'user-agent');
-    if (ua !== undefined) attrs[ATTR_USER_AGENT_ORIGINAL] = rules.isRedacted('user-agent') ? REDACTED : ua;
+    if (ua !== undefined) attrs[ATTR_USER_AGENT_ORIGINAL] = rules.apply(rules.secret('user-agent'), ua);
 
     const proc = this._opts.processInfo(conn.pid, conn.comm);
     attrs[ATTR_PROCESS_PID] = conn.pid;
@@ -172,8 +175,8 @@ export class ExchangeMapper {
     }
     if (ex.unanswered) attrs[ATTR_HT_UNANSWERED_REASON] = ex.unanswered;
 
-    this._addHeaders(attrs, 'http.request.header.', req);
-    if (res) this._addHeaders(attrs, 'http.response.header.', res);
+    this._addHeaders(attrs, 'request', req);
+    if (res) this._addHeaders(attrs, 'response', res);
 
     const grpc = addGrpcAttributes(attrs, req, res, rules);
     const [severityNumber, severityText] = severity(res?.status, grpc?.status, ex.role);
@@ -187,17 +190,19 @@ export class ExchangeMapper {
       body: `${req.method || '?'} ${target.path ?? target.authority ?? '?'} -> ${outcome}`,
       attributes: attrs,
       ...(spanContext ? { spanContext } : {}),
+      workload: proc,
     };
   }
 
-  private _addHeaders(attrs: LogAttributes, prefix: string, head: HttpMessageHead): void {
+  private _addHeaders(attrs: LogAttributes, side: HeaderSide, head: HttpMessageHead): void {
     const h = head.headers;
     const rules = this._opts.rules;
+    const prefix = side === 'request' ? 'http.request.header.' : 'http.response.header.';
     for (let i = 0; i < h.length; i += 2) {
-      const action = rules.action(h[i]);
+      const action = rules.action(h[i], side);
       if (action === HeaderAction.Drop) continue;
       const key = prefix + h[i];
-      const value = action === HeaderAction.Redact ? REDACTED : h[i + 1];
+      const value = action === HeaderAction.Keep ? redactHeaderValue(h[i], h[i + 1], rules) : rules.apply(action, h[i + 1]);
       const list = attrs[key] as string[] | undefined;
       if (list) list.push(value);
       else attrs[key] = [value];

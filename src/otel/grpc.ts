@@ -69,7 +69,7 @@ export function addGrpcAttributes(attrs: LogAttributes, req: HttpRequestHead, re
     attrs[ATTR_RPC_METHOD] = m[2];
   }
   // Trailers follow the headers: the last grpc-status is the call's (a trailers-only response has just one).
-  const raw = res && !rules.isRedacted('grpc-status') ? lastValue(res.headers, 'grpc-status') : undefined;
+  const raw = res && !rules.isSecret('grpc-status') ? lastValue(res.headers, 'grpc-status') : undefined;
   if (raw === undefined || !/^\d{1,9}$/.test(raw)) return {};
   const status = Number(raw);
   attrs[ATTR_RPC_GRPC_STATUS_CODE] = status;

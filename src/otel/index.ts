@@ -1,5 +1,17 @@
 export { ExchangeMapper, EVENT_NAME, splitTarget, splitAuthority, type ExchangeRecord, type MapperOptions } from './attributes';
-export { HeaderRules, DEFAULT_CAPTURE_HEADERS, DEFAULT_REDACT_HEADERS, REDACTED, type HeaderRulesConfig } from './headers';
-export { extractSpanContext } from './trace-context';
-export { resolveExportTarget, parseProtocol, OTLP_PROTOCOLS, type ExportTarget, type OtlpProtocol } from './endpoint';
+export {
+  HeaderRules,
+  HeaderAction,
+  DEFAULT_CAPTURE_HEADERS,
+  DEFAULT_REDACT_HEADERS,
+  HASH_PREFIX_HEX,
+  REDACTED,
+  type HeaderRulesConfig,
+  type HeaderSide,
+} from './headers';
+export { redactArgs, redactHeaderValue, redactQuery, redactUrl } from './redact';
+export { extractSpanContext, extractTraceContext, MAX_TRACE_HEADER_BYTES, type TraceContextFormat } from './trace-context';
+export { resolveExportTarget, parseProtocol, OTLP_PROTOCOLS, type ExportTarget, type OtlpProtocol, type OtlpSignal } from './endpoint';
 export { LogPipeline, flattenSdkRecord, createExporter, BATCH_DEFAULTS, type PipelineCounters, type PipelineOptions } from './pipeline';
+export { WorkloadLoggers, PerWorkload, workloadAttributes, DEFAULT_MAX_WORKLOADS, type WorkloadCounters, type WorkloadOptions } from './workloads';
+export { SpanPipeline, createSpanExporter, spanName, spanOutcome, SPAN_BATCH_DEFAULTS, type SpanCounters, type SpanPipelineOptions } from './spans';

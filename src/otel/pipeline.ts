@@ -18,6 +18,7 @@ import { formatTime, toJsonLine, type FlatRecord, type FlatValue } from '../comm
 import { RateLimitedWarning, type Log } from '../common/log';
 import type { ExchangeRecord } from './attributes';
 import type { ExportTarget } from './endpoint';
+import { WorkloadLoggers, type WorkloadOptions } from './workloads';
 
 /** Batching sized for high rates: the SDK defaults (2048/512) drop most records under load. */
 export const BATCH_DEFAULTS = {
@@ -51,6 +52,8 @@ export interface PipelineOptions {
   /** Replaces the OTLP exporter (tests, benchmarks). */
   exporter?: LogRecordExporter;
   batch?: Partial<typeof BATCH_DEFAULTS>;
+  /** Per-workload resources (records with a workload go under their process's resource). */
+  workloads?: WorkloadOptions;
 }
 
 /** Counts what the exporter delivered and what it lost, and says so. */
@@ -149,6 +152,8 @@ export class LogPipeline {
   readonly counters: PipelineCounters = { emitted: 0, exported: 0, failed: 0, failedExports: 0 };
   private readonly _provider: LoggerProvider;
   private readonly _logger: Logger;
+  /** Loggers of observed workloads; they share this pipeline's processors. */
+  readonly workloads: WorkloadLoggers;
 
   constructor(opts: PipelineOptions) {
     const exporter = new CountingExporter(
@@ -172,11 +177,17 @@ export class LogPipeline {
       logRecordLimits: { attributeCountLimit: ATTRIBUTE_COUNT_LIMIT },
     });
     this._logger = this._provider.getLogger('headertap', opts.version);
+    this.workloads = new WorkloadLoggers(
+      { processors, logRecordLimits: { attributeCountLimit: ATTRIBUTE_COUNT_LIMIT }, version: opts.version },
+      opts.workloads,
+    );
   }
 
+  /** Under the observed workload's resource when the record names one, else headertap's own. */
   emit(rec: ExchangeRecord): void {
     this.counters.emitted++;
-    this._logger.emit({
+    const logger = rec.workload ? this.workloads.logger(rec.workload) : this._logger;
+    logger.emit({
       eventName: rec.eventName,
       timestamp: rec.timestamp,
       severityNumber: rec.severityNumber,
@@ -193,7 +204,7 @@ export class LogPipeline {
     return c.emitted - c.exported - c.failed;
   }
 
-  /** Exports everything queued, then closes the exporter. */
+  /** Exports everything queued, then closes the exporter (the processors are shared by every workload). */
   shutdown(): Promise<void> {
     return this._provider.shutdown();
   }

@@ -1,2 +1,2 @@
-export { OtlpReceiver, parseListen, type ReceivedBatch, type ReceiverOptions, type BoundAddresses } from './server';
-export { decodeLogsRequest, logsTypes } from './decode';
+export { OtlpReceiver, parseListen, type ReceivedBatch, type ReceiverOptions, type BoundAddresses, type Signal } from './server';
+export { decodeLogsRequest, decodeTracesRequest, logsTypes, tracesTypes } from './decode';

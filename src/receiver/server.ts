@@ -4,12 +4,20 @@ import { gunzipSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import { UsageError } from '../common/errors';
 import type { FlatRecord } from '../common/flat-record';
-import { decodeLogsRequest, EMPTY_RESPONSE } from './decode';
+import type { FlatSpan } from '../common/flat-span';
+import { decodeLogsRequest, decodeTracesRequest, EMPTY_RESPONSE } from './decode';
+
+/** The OTLP services the receiver implements. */
+export type Signal = 'logs' | 'traces';
 
 /** One export request as it arrived. */
 export interface ReceivedBatch {
   transport: 'grpc' | 'http';
+  signal: Signal;
+  /** Log records (empty for a traces request). */
   records: FlatRecord[];
+  /** Spans (empty for a logs request). */
+  spans: FlatSpan[];
   /** The request's protobuf bytes, exactly as received (after decompression). */
   raw: Buffer;
   /** gRPC metadata or HTTP headers. */
@@ -31,7 +39,11 @@ export interface BoundAddresses {
   http?: string;
 }
 
-const LOGS_EXPORT_PATH = '/opentelemetry.proto.collector.logs.v1.LogsService/Export';
+/** Per signal: the gRPC method path and the OTLP/HTTP path. */
+const SIGNALS: Record<Signal, { grpcPath: string; httpPath: string }> = {
+  logs: { grpcPath: '/opentelemetry.proto.collector.logs.v1.LogsService/Export', httpPath: '/v1/logs' },
+  traces: { grpcPath: '/opentelemetry.proto.collector.trace.v1.TraceService/Export', httpPath: '/v1/traces' },
+};
 const MAX_HTTP_BODY = 64 << 20;
 
 /** HOST:PORT (IPv6 in brackets) to parts; throws UsageError naming the flag. */
@@ -64,9 +76,9 @@ function hostPort(host: string, port: number): string {
 }
 
 /**
- * The embedded OTLP logs receiver: a real gRPC server (@grpc/grpc-js) and an
- * OTLP/HTTP endpoint, decoding with the OTLP protos. What a collector would
- * get, without installing one.
+ * The embedded OTLP receiver: a real gRPC server (@grpc/grpc-js) and an
+ * OTLP/HTTP endpoint for the logs and trace services, decoding with the OTLP
+ * protos. What a collector would get, without installing one.
  */
 export class OtlpReceiver {
   private _grpc?: grpc.Server;
@@ -90,11 +102,14 @@ export class OtlpReceiver {
     ]);
   }
 
-  private _decode(raw: Buffer): FlatRecord[] | string {
+  /** The batch, or why the bytes are not a request of that signal. */
+  private _decode(signal: Signal, raw: Buffer, transport: ReceivedBatch['transport'], metadata: Record<string, string>): ReceivedBatch | string {
     try {
-      return decodeLogsRequest(raw);
+      const records = signal === 'logs' ? decodeLogsRequest(raw) : [];
+      const spans = signal === 'traces' ? decodeTracesRequest(raw) : [];
+      return { transport, signal, records, spans, raw, metadata };
     } catch (err) {
-      const msg = `malformed OTLP logs request (${raw.length} bytes): ${(err as Error).message}`;
+      const msg = `malformed OTLP ${signal} request (${raw.length} bytes): ${(err as Error).message}`;
       this._opts.onError?.(msg);
       return msg;
     }
@@ -103,32 +118,34 @@ export class OtlpReceiver {
   private _startGrpc(listen: string): Promise<string> {
     const { host, port } = parseListen(listen, '--listen');
     const identity = (b: Buffer) => b;
-    const service: grpc.ServiceDefinition = {
-      Export: {
-        path: LOGS_EXPORT_PATH,
-        requestStream: false,
-        responseStream: false,
-        requestSerialize: identity,
-        requestDeserialize: identity,
-        responseSerialize: identity,
-        responseDeserialize: identity,
-        originalName: 'export',
-      },
-    };
     const server = new grpc.Server();
-    server.addService(service, {
-      Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
-        const records = this._decode(call.request);
-        if (typeof records === 'string') {
-          callback({ code: grpc.status.INVALID_ARGUMENT, details: records });
-          return;
-        }
-        const metadata: Record<string, string> = {};
-        for (const [k, v] of Object.entries(call.metadata.getMap())) metadata[k] = String(v);
-        this._opts.onBatch({ transport: 'grpc', records, raw: call.request, metadata });
-        callback(null, EMPTY_RESPONSE);
-      },
-    });
+    for (const signal of Object.keys(SIGNALS) as Signal[]) {
+      const service: grpc.ServiceDefinition = {
+        Export: {
+          path: SIGNALS[signal].grpcPath,
+          requestStream: false,
+          responseStream: false,
+          requestSerialize: identity,
+          requestDeserialize: identity,
+          responseSerialize: identity,
+          responseDeserialize: identity,
+          originalName: 'export',
+        },
+      };
+      server.addService(service, {
+        Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
+          const metadata: Record<string, string> = {};
+          for (const [k, v] of Object.entries(call.metadata.getMap())) metadata[k] = String(v);
+          const batch = this._decode(signal, call.request, 'grpc', metadata);
+          if (typeof batch === 'string') {
+            callback({ code: grpc.status.INVALID_ARGUMENT, details: batch });
+            return;
+          }
+          this._opts.onBatch(batch);
+          callback(null, EMPTY_RESPONSE);
+        },
+      });
+    }
     this._grpc = server;
     return new Promise((resolve, reject) => {
       server.bindAsync(hostPort(host, port), grpc.ServerCredentials.createInsecure(), (err, boundPort) => {
@@ -153,7 +170,9 @@ export class OtlpReceiver {
       res.writeHead(status, { 'content-type': text ? 'text/plain' : 'application/x-protobuf' });
       res.end(text ?? EMPTY_RESPONSE);
     };
-    if (req.method !== 'POST' || (req.url ?? '').split('?')[0] !== '/v1/logs') return reply(404, 'only POST /v1/logs\n');
+    const urlPath = (req.url ?? '').split('?')[0];
+    const signal = (Object.keys(SIGNALS) as Signal[]).find((s) => SIGNALS[s].httpPath === urlPath);
+    if (req.method !== 'POST' || !signal) return reply(404, 'only POST /v1/logs and POST /v1/traces\n');
     if (!(req.headers['content-type'] ?? '').startsWith('application/x-protobuf')) {
       return reply(415, 'only application/x-protobuf\n');
     }
@@ -171,11 +190,11 @@ export class OtlpReceiver {
       } catch {
         return reply(400, 'bad gzip body\n');
       }
-      const records = this._decode(raw);
-      if (typeof records === 'string') return reply(400, records + '\n');
       const metadata: Record<string, string> = {};
       for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) metadata[k] = String(v);
-      this._opts.onBatch({ transport: 'http', records, raw, metadata });
+      const batch = this._decode(signal, raw, 'http', metadata);
+      if (typeof batch === 'string') return reply(400, batch + '\n');
+      this._opts.onBatch(batch);
       reply(200);
     });
   }

@@ -13,6 +13,7 @@ export type {
 export type { EventSource, SourceCounters, SourceEnd } from './source';
 export { LoaderSource, type LoaderOptions } from './loader';
 export { RecordingWriter, ReplaySource, readRecording, eventsOf } from './recording';
+export { RecordingMasker } from './recording-masker';
 export { MonotonicClock, type HrTime } from './clock';
 export { formatAddress, isV4Mapped } from './decode';
 export { TlsTargets, libsslInMaps, tlsFunctionNames, type TlsFs, type TlsTarget } from './tls-targets';

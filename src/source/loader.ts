@@ -13,6 +13,8 @@ export interface LoaderOptions {
   pids?: readonly number[];
   comms?: readonly string[];
   ports?: readonly number[];
+  /** cgroup v2 directories: only processes in their subtrees (checked in the kernel). */
+  cgroups?: readonly string[];
   /** Processes never captured (the agent itself; the loader adds its own pid). */
   selfPids?: readonly number[];
   ringbufKb?: number;
@@ -35,6 +37,7 @@ export function loaderArgs(o: LoaderOptions): string[] {
   for (const p of o.pids ?? []) args.push('--pid', String(p));
   for (const c of o.comms ?? []) args.push('--comm', c);
   for (const p of o.ports ?? []) args.push('--port', String(p));
+  for (const c of o.cgroups ?? []) args.push('--cgroup', c);
   for (const p of o.selfPids ?? []) args.push('--self-pid', String(p));
   if (o.ringbufKb !== undefined) args.push('--ringbuf-kb', String(o.ringbufKb));
   if (o.copyBytes !== undefined) args.push('--copy-bytes', String(o.copyBytes));

@@ -1,10 +1,12 @@
 /**
  * A real OTLP receiver for tests: the embedded receiver (@grpc/grpc-js server
  * and OTLP/HTTP endpoint) keeping every request's raw protobuf bytes and its
- * decoded records, with a wait for the records a test expects.
+ * decoded records and spans, with a wait for what a test expects.
  */
 import type { FlatRecord } from '../../src/common/flat-record';
+import type { FlatSpan } from '../../src/common/flat-span';
 import { OtlpReceiver, type ReceivedBatch } from '../../src/receiver';
+import { logsTypes } from '../../src/receiver/decode';
 
 export interface OtlpSink {
   /** http://host:port to export to (gRPC) or the OTLP/HTTP base URL. */
@@ -13,48 +15,75 @@ export interface OtlpSink {
   httpPort?: number;
   batches: ReceivedBatch[];
   records(): FlatRecord[];
+  /** Spans received over the OTLP trace service. */
+  spans(): FlatSpan[];
   /** Resolves with all records once `done(records)` holds; rejects after timeoutMs. */
   waitFor(done: (records: FlatRecord[]) => boolean, timeoutMs?: number, what?: string): Promise<FlatRecord[]>;
+  /** The same for spans. */
+  waitForSpans(done: (spans: FlatSpan[]) => boolean, timeoutMs?: number, what?: string): Promise<FlatSpan[]>;
   stop(): Promise<void>;
 }
 
 export async function startOtlpSink(transport: 'grpc' | 'http' = 'grpc', host = '127.0.0.1'): Promise<OtlpSink> {
   const batches: ReceivedBatch[] = [];
-  let wake = () => {};
+  const waiters = new Set<() => void>();
   const receiver = new OtlpReceiver({
     ...(transport === 'grpc' ? { grpcListen: `${host}:0` } : { httpListen: `${host}:0` }),
     onBatch: (b) => {
       batches.push(b);
-      wake();
+      for (const wake of [...waiters]) wake();
     },
   });
   const bound = await receiver.start();
   const addr = (transport === 'grpc' ? bound.grpc : bound.http)!;
   const port = Number(addr.slice(addr.lastIndexOf(':') + 1));
   const records = () => batches.flatMap((b) => b.records);
+  const spans = () => batches.flatMap((b) => b.spans);
+  /** Resolves once done(items()) holds, re-checked on every batch. */
+  const waitUntil = <T>(items: () => T[], done: (xs: T[]) => boolean, timeoutMs: number, what: string, show: (x: T) => string) =>
+    new Promise<T[]>((resolve, reject) => {
+      const check = () => {
+        if (!done(items())) return;
+        clearTimeout(timer);
+        waiters.delete(check);
+        resolve(items());
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(check);
+        const got = items().map(show);
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; received ${got.length}: ${got.join(' | ')}`));
+      }, timeoutMs);
+      waiters.add(check);
+      check();
+    });
   return {
     endpoint: `http://${addr}`,
     ...(transport === 'grpc' ? { grpcPort: port } : { httpPort: port }),
     batches,
     records,
-    waitFor(done, timeoutMs = 15000, what = 'expected records') {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          if (done(records())) {
-            clearTimeout(timer);
-            wake = () => {};
-            resolve(records());
-          }
-        };
-        const timer = setTimeout(() => {
-          wake = () => {};
-          const got = records().map((r) => `${String(r.attributes['headertap.role'])} ${String(r.body)}`);
-          reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; received ${got.length}: ${got.join(' | ')}`));
-        }, timeoutMs);
-        wake = check;
-        check();
-      });
-    },
+    spans,
+    waitFor: (done, timeoutMs = 15000, what = 'expected records') =>
+      waitUntil(records, done, timeoutMs, what, (r) => `${String(r.attributes['headertap.role'])} ${String(r.body)}`),
+    waitForSpans: (done, timeoutMs = 15000, what = 'expected spans') =>
+      waitUntil(spans, done, timeoutMs, what, (s) => `${s.kind} ${s.name} ${String(s.attributes['url.path'])}`),
     stop: () => receiver.stop(),
   };
+}
+
+/**
+ * The resources of one export request, one entry per resource_logs, decoded
+ * from the raw protobuf bytes the receiver got (not from the flattened records).
+ */
+export function resourceLogsOf(raw: Buffer): { resource: Record<string, unknown>; records: number }[] {
+  const { request } = logsTypes();
+  const msg = request.toObject(request.decode(raw), { longs: Number, defaults: false }) as {
+    resource_logs?: {
+      resource?: { attributes?: { key: string; value?: Record<string, unknown> }[] };
+      scope_logs?: { log_records?: unknown[] }[];
+    }[];
+  };
+  return (msg.resource_logs ?? []).map((rl) => ({
+    resource: Object.fromEntries((rl.resource?.attributes ?? []).map((kv) => [kv.key, Object.values(kv.value ?? {})[0]])),
+    records: (rl.scope_logs ?? []).reduce((n, sl) => n + (sl.log_records?.length ?? 0), 0),
+  }));
 }

@@ -72,6 +72,22 @@ describe('ConnectionTracker: TLS sessions', () => {
     assert.equal(t.counters.portFiltered, 2);
   });
 
+  it('under --port, TLS traffic of other ports costs no parsing and inflates no counter', () => {
+    const { t, exchanges } = tracker([443]);
+    // Joined mid-session: a response first, on a port not wanted, then garbage.
+    const other = new ConnectionSim({ tls: true, remote: ['127.0.0.1', 9443] });
+    t.onData(other.data('ingress', RES));
+    t.onData(other.data('ingress', 'not http at all\r\n'));
+    // A response from a session whose socket is not known: not counted as an orphan either.
+    const unknown = new ConnectionSim({ tls: true });
+    t.onData(unknown.data('ingress', RES, { noSocket: true }));
+    assert.equal(exchanges.length, 0);
+    assert.equal(t.counters.orphanResponses, 0);
+    const p = t.counters.problems;
+    assert.equal(p.invalid_start_line + p.gap_resync, 0);
+    assert.equal(t.counters.portFiltered, 1, 'the session on port 9443');
+  });
+
   it('keeps session ids and socket ids apart even when the numbers are equal', () => {
     const { t, exchanges } = tracker();
     const plain = new ConnectionSim({ sockId: 77 });
