@@ -2,7 +2,7 @@
  * The user-space capacity benchmark's worker: runs `headertap run --replay
  * FILE` in this process and measures its CPU and wall time from the moment
  * the modules are loaded to the last export, so node's own start-up is not
- * counted. Prints one JSON line: {records, failed, dropped, cpuSeconds, wallSeconds}.
+ * counted. Prints one JSON line: {records, failed, dropped, cpuSeconds, wallSeconds, maxRssMB}.
  *
  *   node [--cpu-prof] dist/test/bench/replay-worker.js FILE ENDPOINT
  */
@@ -29,6 +29,7 @@ async function main(): Promise<void> {
     dropped: summary ? Number(summary[3]) : 0,
     cpuSeconds: (cpu.user + cpu.system) / 1e6,
     wallSeconds: wall,
+    maxRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
     summary: err.split('\n').find((l) => l.startsWith('headertap stopped')) ?? err.trim().split('\n').pop(),
   };
   process.stdout.write(JSON.stringify(out) + '\n');
