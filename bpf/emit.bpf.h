@@ -76,7 +76,7 @@ static __always_inline bool ht_send_data(const struct ht_emit_args *a, __u64 id)
 	ev = &s->ev;
 	ev->flags = a->flags;
 	if (sk) {
-		ht_sk_addrs(sk, ev->laddr, ev->raddr);
+		ev->family = ht_sk_addrs(sk, ev->laddr, ev->raddr);
 		ev->lport = ht_sk_lport(sk);
 		ev->rport = ht_sk_rport(sk);
 		if (ht_peer_is_self(ev->raddr, ev->rport)) {
@@ -85,7 +85,6 @@ static __always_inline bool ht_send_data(const struct ht_emit_args *a, __u64 id)
 		}
 		if (!ht_ports_wanted(ev->lport, ev->rport))
 			return false;
-		ev->family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	} else {
 		/* User space applies --port once a later event names the socket. */
 		__builtin_memset(ev->laddr, 0, HT_ADDR_LEN);

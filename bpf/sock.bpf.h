@@ -155,11 +155,13 @@ static __always_inline __u16 ht_sk_rport(struct sock *sk)
 	return bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 }
 
-/* Local and remote addresses, IPv4 as ::ffff:a.b.c.d. */
-static __always_inline void ht_sk_addrs(struct sock *sk, __u8 laddr[HT_ADDR_LEN],
-					__u8 raddr[HT_ADDR_LEN])
+/* Local and remote addresses, IPv4 as ::ffff:a.b.c.d; returns the family. */
+static __always_inline __u16 ht_sk_addrs(struct sock *sk, __u8 laddr[HT_ADDR_LEN],
+					 __u8 raddr[HT_ADDR_LEN])
 {
-	if (BPF_CORE_READ(sk, __sk_common.skc_family) == HT_AF_INET) {
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+	if (family == HT_AF_INET) {
 		__builtin_memset(laddr, 0, HT_ADDR_LEN);
 		__builtin_memset(raddr, 0, HT_ADDR_LEN);
 		laddr[10] = laddr[11] = 0xff;
@@ -170,6 +172,7 @@ static __always_inline void ht_sk_addrs(struct sock *sk, __u8 laddr[HT_ADDR_LEN]
 		BPF_CORE_READ_INTO((struct in6_addr *)laddr, sk, __sk_common.skc_v6_rcv_saddr);
 		BPF_CORE_READ_INTO((struct in6_addr *)raddr, sk, __sk_common.skc_v6_daddr);
 	}
+	return family;
 }
 
 /* Remember one of headertap's own sockets by its local address:port. */

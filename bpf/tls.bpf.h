@@ -40,7 +40,7 @@ static __always_inline void ht_ssl_bind(__u64 ssl, struct sock *sk)
 static __always_inline bool ht_tls_note_syscall(__u32 tid, struct sock *sk, __u8 direction)
 {
 	struct ht_ssl_call *call;
-	struct ht_thread_sock last = {};
+	struct ht_thread_sock last = {}, *last_p;
 	__u64 skp = (__u64)sk;
 	__u64 *pending;
 
@@ -63,9 +63,17 @@ static __always_inline bool ht_tls_note_syscall(__u32 tid, struct sock *sk, __u8
 			return true;
 		}
 	}
-	last.sk = sk;
-	last.direction = direction;
-	bpf_map_update_elem(&ht_thread_last_sock, &tid, &last, BPF_ANY);
+	/* Every syscall passes here: overwrite the thread's entry in place when
+	 * it has one, as a map update costs several times a lookup. */
+	last_p = bpf_map_lookup_elem(&ht_thread_last_sock, &tid);
+	if (last_p) {
+		last_p->sk = sk;
+		last_p->direction = direction;
+	} else {
+		last.sk = sk;
+		last.direction = direction;
+		bpf_map_update_elem(&ht_thread_last_sock, &tid, &last, BPF_ANY);
+	}
 	if (bpf_map_lookup_elem(&ht_tls_socks, &skp)) {
 		ht_count(HT_CNT_CIPHERTEXT);
 		return true;
