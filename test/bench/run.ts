@@ -360,7 +360,9 @@ async function runOne(s: Scenario, config: ConfigName, rep: number): Promise<Run
 interface CapacityResult {
   recordingBytes: number;
   recordedRequests: number;
-  runs: { records: number; failed: number; dropped: number; cpuSeconds: number; wallSeconds: number; summary?: string }[];
+  runs: { records: number; failed: number; dropped: number; cpuSeconds: number; wallSeconds: number; maxRssMB?: number; summary?: string }[];
+  /** test/bench/stages.ts on the same recording: CPU per record, stage by stage. */
+  stages?: string;
   error?: string;
 }
 
@@ -382,6 +384,9 @@ async function capacity(a: Args): Promise<CapacityResult> {
     }
     result.runs.push(JSON.parse(line));
   }
+  const stages = start(process.execPath, [path.join(BENCH_DIST, 'stages.js'), file], { cpus: TOOL_CPU });
+  await stages.exited;
+  result.stages = stages.output().trim();
   if (!a.recording) rmSync(file, { force: true });
   return result;
 }
@@ -561,9 +566,10 @@ function capacityReport(c: CapacityResult): string {
   const rates = c.runs.map((r) => r.records / r.wallSeconds);
   const perRec = c.runs.map((r) => (r.cpuSeconds * 1e6) / r.records);
   return (
-    `user-space capacity (replay of ${c.recordedRequests} nginx requests, ${fmt(c.recordingBytes / 2 ** 20, 1)} MiB, one core, OTLP/gRPC to a receiver on the other core):\n` +
+    `user-space capacity (replay of ${c.recordedRequests ? `${c.recordedRequests} nginx requests` : 'a kept recording'}, ${fmt(c.recordingBytes / 2 ** 20, 1)} MiB, one core, OTLP/gRPC to a receiver on the other core):\n` +
     `  records/s ${fmt(median(rates))} (runs ${rates.map((x) => fmt(x)).join(', ')}); CPU us/record ${fmt(median(perRec), 1)}; ` +
-    `records ${c.runs[0].records}, failed ${c.runs[0].failed}, dropped ${c.runs[0].dropped}`
+    `records ${c.runs[0].records}, failed ${c.runs[0].failed}, dropped ${c.runs[0].dropped}; peak RSS ${fmt(Math.max(...c.runs.map((r) => r.maxRssMB ?? 0)))} MB (the whole recording is in memory)` +
+    (c.stages ? `\n  by stage (test/bench/stages.ts, same recording, no export):\n${c.stages.replace(/^/gm, '    ')}` : '')
   );
 }
 
