@@ -63,6 +63,9 @@ export interface MapperOptions {
   processInfo(pid: number, comm: string): ProcessInfo;
 }
 
+/** Header attribute keys remembered per side. */
+const MAX_HEADER_KEYS = 1024;
+
 /** Methods semantic conventions name; others are reported as _OTHER. */
 const KNOWN_METHODS = new Set(['CONNECT', 'DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT', 'QUERY', 'TRACE']);
 
@@ -194,14 +197,25 @@ export class ExchangeMapper {
     };
   }
 
+  /** http.{request,response}.header.<name>, built once per name: most records repeat the same few dozen. */
+  private readonly _headerKeys: Record<HeaderSide, Map<string, string>> = { request: new Map(), response: new Map() };
+
+  private _headerKey(side: HeaderSide, name: string): string {
+    const key = (side === 'request' ? 'http.request.header.' : 'http.response.header.') + name;
+    const keys = this._headerKeys[side];
+    if (keys.size >= MAX_HEADER_KEYS) keys.clear(); // names are attacker-controlled
+    keys.set(name, key);
+    return key;
+  }
+
   private _addHeaders(attrs: LogAttributes, side: HeaderSide, head: HttpMessageHead): void {
     const h = head.headers;
     const rules = this._opts.rules;
-    const prefix = side === 'request' ? 'http.request.header.' : 'http.response.header.';
+    const keys = this._headerKeys[side];
     for (let i = 0; i < h.length; i += 2) {
       const action = rules.action(h[i], side);
       if (action === HeaderAction.Drop) continue;
-      const key = prefix + h[i];
+      const key = keys.get(h[i]) ?? this._headerKey(side, h[i]);
       const value = action === HeaderAction.Keep ? redactHeaderValue(h[i], h[i + 1], rules) : rules.apply(action, h[i + 1]);
       const list = attrs[key] as string[] | undefined;
       if (list) list.push(value);
