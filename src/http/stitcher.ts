@@ -318,7 +318,10 @@ export class ConnectionTracker {
     if (ex.unanswered) this.counters.unanswered++;
     const truncated = ex.request.truncated ?? ex.response?.truncated;
     if (truncated) this.counters.truncatedRecords[truncated]++;
-    this._opts.onExchange({ ...ex, connection: conn.info });
+    // The exchange objects are made here and in Http2Session for this call only: complete it, no copy.
+    const exchange = ex as HttpExchange;
+    exchange.connection = conn.info;
+    this._opts.onExchange(exchange);
   }
 
   /** The first bytes of direction `d` are HTTP/2: hand the connection to a session. */
