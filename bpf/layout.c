@@ -59,6 +59,11 @@ int main(void)
 	FIELD(ht_stats_event, kind);
 	FIELD(ht_stats_event, realtime_offset_ns);
 	FIELD(ht_stats_event, counters);
+	first = 0;
+	printf("}},\"ht_cpu_stats_event\":{\"size\":%zu,\"fields\":{", sizeof(struct ht_cpu_stats_event));
+	FIELD(ht_cpu_stats_event, kind);
+	FIELD(ht_cpu_stats_event, cpu);
+	FIELD(ht_cpu_stats_event, counters);
 	printf("}}},\"constants\":{\"HT_MAX_DATA\":%d", HT_MAX_DATA);
 	CONST(HT_DATA_HEADER_SIZE);
 	CONST(HT_COMM_LEN);
@@ -68,6 +73,7 @@ int main(void)
 	CONST(HT_EV_CLOSE);
 	CONST(HT_EV_READY);
 	CONST(HT_EV_STATS);
+	CONST(HT_EV_CPU_STATS);
 	CONST(HT_DIR_EGRESS);
 	CONST(HT_DIR_INGRESS);
 	CONST(HT_SRC_WRITE);
@@ -84,6 +90,7 @@ int main(void)
 	CONST(HT_CNT_TRUNCATED);
 	CONST(HT_CNT_COPY_FAILED);
 	CONST(HT_CNT_SELF_SKIPPED);
+	CONST(HT_CNT_MAP_FULL);
 	CONST(HT_CNT_MAX);
 	printf("}}\n");
 	return 0;

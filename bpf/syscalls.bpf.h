@@ -43,7 +43,8 @@ static __always_inline int ht_enter_io(int fd, const void *buf, const struct iov
 	io.fd = fd;
 	io.source = source;
 	io.direction = direction;
-	bpf_map_update_elem(&ht_active_io, &tid, &io, BPF_ANY);
+	if (bpf_map_update_elem(&ht_active_io, &tid, &io, BPF_ANY))
+		ht_count(HT_CNT_MAP_FULL);
 	return 0;
 }
 

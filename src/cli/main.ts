@@ -64,7 +64,8 @@ function buildProgram(io: CliIO, setStatus: (p: Promise<number>) => void): Comma
   run.action((flags: Record<string, unknown>) => {
     const { config, ...rest } = flags as { config?: string } & Record<string, unknown>;
     for (const spec of RUN_OPTIONS) {
-      if (rest[camel(spec.key)] === undefined) delete rest[camel(spec.key)];
+      // Only what was typed: commander's own defaults (a --no-X flag's true) must not hide the config file.
+      if (rest[camel(spec.key)] === undefined || run.getOptionValueSource(camel(spec.key)) !== 'cli') delete rest[camel(spec.key)];
     }
     setStatus(runAgent(resolveRunOptions(rest, config), io));
   });

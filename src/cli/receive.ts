@@ -1,6 +1,6 @@
 import { toJsonLine, toPretty, type FlatRecord } from '../common/flat-record';
 import { UsageError } from '../common/errors';
-import { OtlpReceiver } from '../receiver';
+import { metricsLine, OtlpReceiver } from '../receiver';
 import { lineWriter, stderrLog, type CliIO } from './output';
 
 export interface ReceiveOptions {
@@ -21,6 +21,7 @@ export async function runReceiver(opts: ReceiveOptions, io: CliIO): Promise<numb
     grpcListen: opts.listen,
     ...(opts.httpListen ? { httpListen: opts.httpListen } : {}),
     onBatch: (batch) => batch.records.forEach(print),
+    onMetrics: (points) => log.info(metricsLine(points)),
     onError: (msg) => log.warn(msg),
   });
   const bound = await receiver.start();

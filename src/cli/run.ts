@@ -4,8 +4,8 @@ import { EnvironmentError, LoaderError, UsageError } from '../common/errors';
 import { toJsonLine, toPretty, type FlatRecord } from '../common/flat-record';
 import type { Log } from '../common/log';
 import { LOADER_PATH } from '../common/paths';
-import { ConnectionTracker, type HttpCounters } from '../http';
-import { ExchangeMapper, HeaderRules, LogPipeline, resolveExportTarget, type ExportTarget, type PipelineCounters } from '../otel';
+import { ConnectionTracker } from '../http';
+import { ExchangeMapper, HeaderRules, LogPipeline, resolveExportTarget, SelfMetrics, Spool, type ExportTarget } from '../otel';
 import { OtlpReceiver } from '../receiver';
 import {
   LoaderSource,
@@ -13,6 +13,7 @@ import {
   RecordingWriter,
   ReplaySource,
   readRecording,
+  SupervisedSource,
   type EventSource,
   type KernelCounters,
   type ReadyEvent,
@@ -22,13 +23,12 @@ import { ProcessInfoCache } from '../workload';
 import type { RunOptions } from './options';
 import { lineWriter, stderrLog, type CliIO } from './output';
 import { checkKernel, checkPrivileges } from './privileges';
+import { agentStats, summaryLine, type StatsParts } from './stats';
 import { VERSION } from './version';
 
 /** Connections with no traffic for this long are dropped (their requests reported unanswered). */
 const IDLE_CONNECTION_NS = 5 * 60 * 1e9;
 const IDLE_SWEEP_MS = 30_000;
-/** How long shutdown waits for the last exports before giving up. */
-const SHUTDOWN_EXPORT_TIMEOUT_MS = 20_000;
 
 /** The OpenTelemetry SDK reports through diag; show it only with --verbose (failures are counted and reported by us). */
 function routeSdkDiagnostics(log: Log): void {
@@ -57,29 +57,6 @@ function describeFilters(o: RunOptions): string {
     ...o.port.map((p) => `port ${p}`),
   ];
   return parts.length ? parts.join(', ') : 'none (all processes)';
-}
-
-export interface RunTotals {
-  http: HttpCounters;
-  export: PipelineCounters;
-  kernel?: KernelCounters;
-  dropped: number;
-}
-
-/** The one-line account printed at exit: what was seen, sent, and lost. */
-export function summaryLine(t: RunTotals): string {
-  const h = t.http;
-  const p = h.problems;
-  const resyncs = p.invalid_start_line + p.invalid_framing + p.invalid_chunk + p.gap_resync + p.head_overflow;
-  const k = t.kernel;
-  const kernel = k
-    ? `kernel events ${k.dataEvents + k.closeEvents}, lost ${k.ringbufLost}, truncated ${k.truncated}, unreadable ${k.copyFailed}`
-    : 'kernel events n/a';
-  return (
-    `exchanges ${h.exchanges} (unanswered ${h.unanswered}, truncated ${h.truncatedMessages}); ` +
-    `records exported ${t.export.exported}, failed ${t.export.failed}, dropped ${t.dropped}; ` +
-    `${kernel}; parser resyncs ${resyncs}, orphan responses ${h.orphanResponses}`
-  );
 }
 
 function waitForSignal(): { promise: Promise<string>; dispose(): void } {
@@ -129,12 +106,15 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
     await receiver.start();
   }
 
+  const spool = opts.spoolDir ? new Spool(opts.spoolDir, opts.spoolMaxBytes) : undefined;
+  if (spool && !spool.empty) log.info(`${spool.stats.records} records from an earlier run wait in ${spool.dir}; sending them first`);
   const pipeline = new LogPipeline({
     target,
     serviceName: opts.serviceName,
     version: VERSION,
     log,
     ...(opts.console ? { console: out } : {}),
+    delivery: { maxRecords: opts.bufferRecords, maxBytes: opts.bufferBytes, ...(spool ? { spool } : {}) },
   });
   const clock = new MonotonicClock();
   const processes = new ProcessInfoCache();
@@ -149,15 +129,19 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   });
 
   let kernel: KernelCounters | undefined;
+  const lostByCpu: number[] = [];
+  let eventsIn = 0;
   let lastNs = 0;
   const onEvent = (ev: SourceEvent): void => {
     switch (ev.kind) {
       case 'data':
+        eventsIn++;
         lastNs = ev.tsNs;
         processes.get(ev.pid, ev.comm); // look the process up while it still runs
         tracker.onData(ev);
         return;
       case 'close':
+        eventsIn++;
         tracker.onClose(ev);
         return;
       case 'ready':
@@ -167,22 +151,43 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
         clock.setOffset(ev.realtimeOffsetNs);
         kernel = ev.counters;
         return;
+      case 'cpu_stats':
+        lostByCpu[ev.cpu] = ev.counters.ringbufLost;
+        return;
     }
   };
 
   const recorder = opts.record ? new RecordingWriter(opts.record) : undefined;
-  const source: EventSource = payload
-    ? new ReplaySource(payload)
-    : new LoaderSource({
-        path: LOADER_PATH,
-        pids: opts.pid,
-        comms: opts.comm,
-        ports: opts.port,
-        selfPids: [process.pid],
-        verbose: opts.verbose,
+  const loader = (): LoaderSource =>
+    new LoaderSource({
+      path: LOADER_PATH,
+      pids: opts.pid,
+      comms: opts.comm,
+      ports: opts.port,
+      selfPids: [process.pid],
+      ringbufKb: opts.ringbufKb,
+      verbose: opts.verbose,
+      log,
+      ...(recorder ? { tap: (chunk: Buffer) => recorder.write(chunk) } : {}),
+    });
+  const supervised = payload
+    ? undefined
+    : new SupervisedSource({
+        create: loader,
         log,
-        ...(recorder ? { tap: (chunk: Buffer) => recorder.write(chunk) } : {}),
+        // the new loader's socket ids differ: requests still waiting will never see their response
+        onRestart: () => tracker.flush('evicted'),
       });
+  const source: EventSource = supervised ?? new ReplaySource(payload!);
+  const parts = (): StatsParts => ({
+    http: tracker.counters,
+    delivery: pipeline.delivery,
+    ...(spool ? { spool: spool.stats } : {}),
+    ...(kernel ? { kernel } : {}),
+    lostByCpu,
+    eventsIn,
+    loaderRestarts: supervised?.restarts ?? 0,
+  });
 
   const signal = waitForSignal();
   let ready: ReadyEvent;
@@ -191,7 +196,7 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   } catch (err) {
     signal.dispose();
     await receiver?.stop();
-    await pipeline.shutdown();
+    await pipeline.shutdown(opts.shutdownTimeout * 1000);
     if (err instanceof LoaderError && err.exitCode === 2) throw new EnvironmentError(err.message);
     throw err;
   }
@@ -204,21 +209,36 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
 
   const sweep = setInterval(() => tracker.evictIdle(lastNs - IDLE_CONNECTION_NS), IDLE_SWEEP_MS);
   sweep.unref();
+  const statsTimer =
+    opts.statsInterval > 0 ? setInterval(() => io.stderr.write(`headertap stats: ${summaryLine(parts())}\n`), opts.statsInterval * 1000) : undefined;
+  statsTimer?.unref();
+  const selfMetrics = opts.selfMetrics
+    ? new SelfMetrics({
+        target,
+        serviceName: opts.serviceName,
+        version: VERSION,
+        intervalMs: (opts.statsInterval || 60) * 1000,
+        stats: () => agentStats(parts()),
+      })
+    : undefined;
 
   const ended = await Promise.race([signal.promise.then((s) => ({ reason: 'signal' as const, message: s })), source.ended]);
   signal.dispose();
   clearInterval(sweep);
+  clearInterval(statsTimer);
   if (ended.reason === 'failed') log.warn(ended.message ?? 'event source failed');
   log.debug(`stopping (${ended.message ?? ended.reason})`);
 
   await source.stop(); // delivers every event already captured
   tracker.flush('agent_stopped');
-  const flushed = await withTimeout(pipeline.shutdown(), SHUTDOWN_EXPORT_TIMEOUT_MS);
-  if (flushed === 'timeout') log.warn(`gave up waiting for the last exports after ${SHUTDOWN_EXPORT_TIMEOUT_MS / 1000}s`);
+  // Records get the whole --shutdown-timeout; the closing exporter gets a little more.
+  const timeoutMs = opts.shutdownTimeout * 1000;
+  const flushed = await withTimeout(pipeline.shutdown(timeoutMs), timeoutMs + 2000);
+  if (flushed === 'timeout') log.warn(`gave up waiting for the exporter to close after ${opts.shutdownTimeout} s`);
+  await selfMetrics?.shutdown(); // the final counts, after the last records
   await receiver?.stop();
   await recorder?.close();
 
-  const dropped = pipeline.unaccounted;
-  io.stderr.write(`headertap stopped: ${summaryLine({ http: tracker.counters, export: pipeline.counters, kernel, dropped })}\n`);
+  io.stderr.write(`headertap stopped: ${summaryLine(parts())}\n`);
   return ended.reason === 'failed' ? 1 : 0;
 }

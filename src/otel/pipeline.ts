@@ -1,12 +1,10 @@
 import { hostname } from 'node:os';
 import { ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import type { Logger } from '@opentelemetry/api-logs';
-import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { OTLPLogExporter as GrpcLogExporter } from '@opentelemetry/exporter-logs-otlp-grpc';
 import { OTLPLogExporter as ProtoLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import {
-  BatchLogRecordProcessor,
   LoggerProvider,
   type LogRecordExporter,
   type LogRecordProcessor,
@@ -15,31 +13,13 @@ import {
 } from '@opentelemetry/sdk-logs';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import { formatTime, toJsonLine, type FlatRecord, type FlatValue } from '../common/flat-record';
-import { RateLimitedWarning, type Log } from '../common/log';
+import type { Log } from '../common/log';
 import type { ExchangeRecord } from './attributes';
+import { DeliveryProcessor, type DeliveryCounters, type DeliveryOptions } from './delivery';
 import type { ExportTarget } from './endpoint';
-
-/** Batching sized for high rates: the SDK defaults (2048/512) drop most records under load. */
-export const BATCH_DEFAULTS = {
-  maxQueueSize: 65536,
-  maxExportBatchSize: 2048,
-  scheduledDelayMillis: 200,
-  exportTimeoutMillis: 15000,
-};
 
 /** Attributes per record; the SDK's default (128) would cut header-heavy requests. */
 const ATTRIBUTE_COUNT_LIMIT = 2048;
-
-export interface PipelineCounters {
-  /** Records handed to the SDK. */
-  emitted: number;
-  /** Records the collector accepted. */
-  exported: number;
-  /** Records in exports that failed (collector down, rejected, timed out). */
-  failed: number;
-  /** Export calls that failed. */
-  failedExports: number;
-}
 
 export interface PipelineOptions {
   target: ExportTarget;
@@ -50,43 +30,8 @@ export interface PipelineOptions {
   console?: (line: string) => void;
   /** Replaces the OTLP exporter (tests, benchmarks). */
   exporter?: LogRecordExporter;
-  batch?: Partial<typeof BATCH_DEFAULTS>;
-}
-
-/** Counts what the exporter delivered and what it lost, and says so. */
-class CountingExporter implements LogRecordExporter {
-  private readonly _warning: RateLimitedWarning;
-
-  constructor(
-    private readonly _inner: LogRecordExporter,
-    private readonly _counters: PipelineCounters,
-    private readonly _destination: string,
-    log: Log,
-  ) {
-    this._warning = new RateLimitedWarning(log, 10_000);
-  }
-
-  export(records: ReadableLogRecord[], done: (result: ExportResult) => void): void {
-    this._inner.export(records, (result) => {
-      if (result.code === ExportResultCode.SUCCESS) {
-        this._counters.exported += records.length;
-      } else {
-        this._counters.failed += records.length;
-        this._counters.failedExports++;
-        const cause = result.error?.message?.split('\n')[0] ?? 'unknown error';
-        this._warning.warn(`export to ${this._destination} failed, ${records.length} records lost: ${cause}`);
-      }
-      done(result);
-    });
-  }
-
-  shutdown(): Promise<void> {
-    return this._inner.shutdown();
-  }
-
-  forceFlush(): Promise<void> {
-    return this._inner.forceFlush?.() ?? Promise.resolve();
-  }
+  /** Buffer bounds, batching, retry, spool (src/otel/delivery.ts). */
+  delivery?: Omit<DeliveryOptions, 'exporter' | 'log' | 'destination'>;
 }
 
 function flatValue(v: unknown): FlatValue {
@@ -141,25 +86,26 @@ export function createExporter(target: ExportTarget): LogRecordExporter {
 }
 
 /**
- * The OpenTelemetry logs pipeline: LoggerProvider, a BatchLogRecordProcessor
- * sized for high rates, the OTLP exporter for the chosen protocol, counting
- * every record exported or lost.
+ * The OpenTelemetry logs pipeline: LoggerProvider, headertap's delivery
+ * processor (bounded buffer, retries, spool) and the OTLP exporter for the
+ * chosen protocol, counting every record exported or lost.
  */
 export class LogPipeline {
-  readonly counters: PipelineCounters = { emitted: 0, exported: 0, failed: 0, failedExports: 0 };
+  /** Buffering, retries and every exported or dropped record's count. */
+  readonly delivery: DeliveryProcessor;
   private readonly _provider: LoggerProvider;
   private readonly _logger: Logger;
 
   constructor(opts: PipelineOptions) {
-    const exporter = new CountingExporter(
-      opts.exporter ?? createExporter(opts.target),
-      this.counters,
-      opts.target.url,
-      opts.log,
-    );
+    this.delivery = new DeliveryProcessor({
+      ...opts.delivery,
+      exporter: opts.exporter ?? createExporter(opts.target),
+      log: opts.log,
+      destination: opts.target.url,
+    });
     const processors: LogRecordProcessor[] = [];
     if (opts.console) processors.push(new ConsoleProcessor(opts.console));
-    processors.push(new BatchLogRecordProcessor({ exporter, ...BATCH_DEFAULTS, ...opts.batch }));
+    processors.push(this.delivery);
     this._provider = new LoggerProvider({
       resource: defaultResource().merge(
         resourceFromAttributes({
@@ -174,8 +120,11 @@ export class LogPipeline {
     this._logger = this._provider.getLogger('headertap', opts.version);
   }
 
+  get counters(): DeliveryCounters {
+    return this.delivery.counters;
+  }
+
   emit(rec: ExchangeRecord): void {
-    this.counters.emitted++;
     this._logger.emit({
       eventName: rec.eventName,
       timestamp: rec.timestamp,
@@ -187,14 +136,12 @@ export class LogPipeline {
     });
   }
 
-  /** Records emitted but neither exported nor reported failed: dropped or still queued. */
-  get unaccounted(): number {
-    const c = this.counters;
-    return c.emitted - c.exported - c.failed;
-  }
-
-  /** Exports everything queued, then closes the exporter. */
-  shutdown(): Promise<void> {
-    return this._provider.shutdown();
+  /**
+   * Exports everything queued within `timeoutMs` (what is left goes to the
+   * spool, or is counted dropped), then closes the exporter.
+   */
+  async shutdown(timeoutMs?: number): Promise<void> {
+    await this.delivery.shutdown(timeoutMs);
+    await this._provider.shutdown();
   }
 }

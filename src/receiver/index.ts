@@ -1,2 +1,2 @@
 export { OtlpReceiver, parseListen, type ReceivedBatch, type ReceiverOptions, type BoundAddresses } from './server';
-export { decodeLogsRequest, logsTypes } from './decode';
+export { decodeLogsRequest, decodeMetricsRequest, logsTypes, metricsLine, type MetricPoint } from './decode';

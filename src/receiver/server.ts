@@ -4,7 +4,7 @@ import { gunzipSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import { UsageError } from '../common/errors';
 import type { FlatRecord } from '../common/flat-record';
-import { decodeLogsRequest, EMPTY_RESPONSE } from './decode';
+import { decodeLogsRequest, decodeMetricsRequest, EMPTY_RESPONSE, type MetricPoint } from './decode';
 
 /** One export request as it arrived. */
 export interface ReceivedBatch {
@@ -22,6 +22,11 @@ export interface ReceiverOptions {
   /** HOST:PORT for OTLP/HTTP (protobuf); port 0 picks a free one. */
   httpListen?: string;
   onBatch(batch: ReceivedBatch): void;
+  /**
+   * An OTLP metrics export (e.g. headertap's own counters): its sum and gauge
+   * points. Without this the metrics service still answers, and drops them.
+   */
+  onMetrics?(points: MetricPoint[], transport: 'grpc' | 'http'): void;
   /** A request that could not be decoded (answered INVALID_ARGUMENT / 400). */
   onError?(message: string): void;
 }
@@ -32,6 +37,7 @@ export interface BoundAddresses {
 }
 
 const LOGS_EXPORT_PATH = '/opentelemetry.proto.collector.logs.v1.LogsService/Export';
+const METRICS_EXPORT_PATH = '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export';
 const MAX_HTTP_BODY = 64 << 20;
 
 /** HOST:PORT (IPv6 in brackets) to parts; throws UsageError naming the flag. */
@@ -100,12 +106,22 @@ export class OtlpReceiver {
     }
   }
 
+  private _decodeMetrics(raw: Buffer): MetricPoint[] | string {
+    try {
+      return decodeMetricsRequest(raw);
+    } catch (err) {
+      const msg = `malformed OTLP metrics request (${raw.length} bytes): ${(err as Error).message}`;
+      this._opts.onError?.(msg);
+      return msg;
+    }
+  }
+
   private _startGrpc(listen: string): Promise<string> {
     const { host, port } = parseListen(listen, '--listen');
     const identity = (b: Buffer) => b;
-    const service: grpc.ServiceDefinition = {
+    const unary = (path: string): grpc.ServiceDefinition => ({
       Export: {
-        path: LOGS_EXPORT_PATH,
+        path,
         requestStream: false,
         responseStream: false,
         requestSerialize: identity,
@@ -114,9 +130,20 @@ export class OtlpReceiver {
         responseDeserialize: identity,
         originalName: 'export',
       },
-    };
+    });
     const server = new grpc.Server();
-    server.addService(service, {
+    server.addService(unary(METRICS_EXPORT_PATH), {
+      Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
+        const points = this._decodeMetrics(call.request);
+        if (typeof points === 'string') {
+          callback({ code: grpc.status.INVALID_ARGUMENT, details: points });
+          return;
+        }
+        this._opts.onMetrics?.(points, 'grpc');
+        callback(null, EMPTY_RESPONSE);
+      },
+    });
+    server.addService(unary(LOGS_EXPORT_PATH), {
       Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
         const records = this._decode(call.request);
         if (typeof records === 'string') {
@@ -153,7 +180,10 @@ export class OtlpReceiver {
       res.writeHead(status, { 'content-type': text ? 'text/plain' : 'application/x-protobuf' });
       res.end(text ?? EMPTY_RESPONSE);
     };
-    if (req.method !== 'POST' || (req.url ?? '').split('?')[0] !== '/v1/logs') return reply(404, 'only POST /v1/logs\n');
+    const urlPath = (req.url ?? '').split('?')[0];
+    if (req.method !== 'POST' || (urlPath !== '/v1/logs' && urlPath !== '/v1/metrics')) {
+      return reply(404, 'only POST /v1/logs and /v1/metrics\n');
+    }
     if (!(req.headers['content-type'] ?? '').startsWith('application/x-protobuf')) {
       return reply(415, 'only application/x-protobuf\n');
     }
@@ -170,6 +200,12 @@ export class OtlpReceiver {
         if (req.headers['content-encoding'] === 'gzip') raw = gunzipSync(raw);
       } catch {
         return reply(400, 'bad gzip body\n');
+      }
+      if (urlPath === '/v1/metrics') {
+        const points = this._decodeMetrics(raw);
+        if (typeof points === 'string') return reply(400, points + '\n');
+        this._opts.onMetrics?.(points, 'http');
+        return reply(200);
       }
       const records = this._decode(raw);
       if (typeof records === 'string') return reply(400, records + '\n');

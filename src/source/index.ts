@@ -1,6 +1,7 @@
-export type { CloseEvent, DataEvent, Direction, Endpoint, KernelCounters, ReadyEvent, SourceEvent, StatsEvent } from './types';
+export type { CloseEvent, CpuStatsEvent, DataEvent, Direction, Endpoint, KernelCounters, ReadyEvent, SourceEvent, StatsEvent } from './types';
 export type { EventSource, SourceCounters, SourceEnd } from './source';
 export { LoaderSource, type LoaderOptions } from './loader';
+export { SupervisedSource, type SupervisorOptions } from './supervisor';
 export { RecordingWriter, ReplaySource, readRecording, eventsOf } from './recording';
 export { MonotonicClock, type HrTime } from './clock';
 export { formatAddress, isV4Mapped } from './decode';

@@ -50,6 +50,10 @@ export const LAYOUT = {
     size: 16 + 8 * 8,
     fields: { kind: [0, 1], realtime_offset_ns: [8, 8], counters: [16, 64] },
   },
+  ht_cpu_stats_event: {
+    size: 8 + 8 * 8,
+    fields: { kind: [0, 1], cpu: [4, 4], counters: [8, 64] },
+  },
 } as const;
 
 export const CONSTANTS = {
@@ -62,6 +66,7 @@ export const CONSTANTS = {
   HT_EV_CLOSE: 2,
   HT_EV_READY: 64,
   HT_EV_STATS: 65,
+  HT_EV_CPU_STATS: 66,
   HT_DIR_EGRESS: 1,
   HT_DIR_INGRESS: 2,
   HT_SRC_WRITE: 1,
@@ -78,6 +83,7 @@ export const CONSTANTS = {
   HT_CNT_TRUNCATED: 3,
   HT_CNT_COPY_FAILED: 4,
   HT_CNT_SELF_SKIPPED: 5,
+  HT_CNT_MAP_FULL: 6,
   HT_CNT_MAX: 8,
 } as const;
 

@@ -58,6 +58,8 @@ export interface KernelCounters {
   truncated: number;
   copyFailed: number;
   selfSkipped: number;
+  /** Calls not captured because a kernel tracking map update failed. */
+  mapFull: number;
 }
 
 export interface StatsEvent {
@@ -66,7 +68,14 @@ export interface StatsEvent {
   counters: KernelCounters;
 }
 
-export type SourceEvent = DataEvent | CloseEvent | ReadyEvent | StatsEvent;
+/** One CPU's counter totals; sent only for CPUs whose ring-buffer reservations failed. */
+export interface CpuStatsEvent {
+  kind: 'cpu_stats';
+  cpu: number;
+  counters: KernelCounters;
+}
+
+export type SourceEvent = DataEvent | CloseEvent | ReadyEvent | StatsEvent | CpuStatsEvent;
 
 export interface Endpoint {
   address: string;
