@@ -4,7 +4,7 @@
  * decoded records, with a wait for the records a test expects.
  */
 import type { FlatRecord } from '../../src/common/flat-record';
-import { OtlpReceiver, type ReceivedBatch } from '../../src/receiver';
+import { OtlpReceiver, type MetricPoint, type ReceivedBatch } from '../../src/receiver';
 
 export interface OtlpSink {
   /** http://host:port to export to (gRPC) or the OTLP/HTTP base URL. */
@@ -12,30 +12,39 @@ export interface OtlpSink {
   grpcPort?: number;
   httpPort?: number;
   batches: ReceivedBatch[];
+  /** Sum and gauge points of every metrics export (headertap's self-metrics). */
+  metrics: MetricPoint[];
   records(): FlatRecord[];
   /** Resolves with all records once `done(records)` holds; rejects after timeoutMs. */
   waitFor(done: (records: FlatRecord[]) => boolean, timeoutMs?: number, what?: string): Promise<FlatRecord[]>;
   stop(): Promise<void>;
 }
 
-export async function startOtlpSink(transport: 'grpc' | 'http' = 'grpc', host = '127.0.0.1'): Promise<OtlpSink> {
+/** port 0 picks a free one; a fixed port lets a test stop the sink and start another where the first was. */
+export async function startOtlpSink(transport: 'grpc' | 'http' = 'grpc', host = '127.0.0.1', port = 0): Promise<OtlpSink> {
   const batches: ReceivedBatch[] = [];
+  const metrics: MetricPoint[] = [];
   let wake = () => {};
   const receiver = new OtlpReceiver({
-    ...(transport === 'grpc' ? { grpcListen: `${host}:0` } : { httpListen: `${host}:0` }),
+    ...(transport === 'grpc' ? { grpcListen: `${host}:${port}` } : { httpListen: `${host}:${port}` }),
     onBatch: (b) => {
       batches.push(b);
+      wake();
+    },
+    onMetrics: (points) => {
+      metrics.push(...points);
       wake();
     },
   });
   const bound = await receiver.start();
   const addr = (transport === 'grpc' ? bound.grpc : bound.http)!;
-  const port = Number(addr.slice(addr.lastIndexOf(':') + 1));
+  const boundPort = Number(addr.slice(addr.lastIndexOf(':') + 1));
   const records = () => batches.flatMap((b) => b.records);
   return {
     endpoint: `http://${addr}`,
-    ...(transport === 'grpc' ? { grpcPort: port } : { httpPort: port }),
+    ...(transport === 'grpc' ? { grpcPort: boundPort } : { httpPort: boundPort }),
     batches,
+    metrics,
     records,
     waitFor(done, timeoutMs = 15000, what = 'expected records') {
       return new Promise((resolve, reject) => {
