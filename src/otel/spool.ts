@@ -4,7 +4,7 @@
  * survive restarts. A segment is one export batch; it is deleted once the
  * collector accepted it, so after a clean restart nothing is sent twice.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
 import type { HrTime } from '@opentelemetry/api';
 import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
@@ -132,7 +132,8 @@ export class Spool {
     private readonly _maxBytes: number,
   ) {
     try {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      // Not recursive: Node's recursive mkdir can spin forever under /proc; the parent must exist.
+      if (!existsSync(dir)) mkdirSync(dir, { mode: 0o700 });
       for (const name of readdirSync(dir).sort()) {
         if (name.endsWith('.tmp')) {
           unlinkSync(path.join(dir, name)); // an interrupted write
@@ -151,7 +152,7 @@ export class Spool {
       closeSync(openSync(probe, 'w', 0o600));
       unlinkSync(probe);
     } catch (err) {
-      throw new UsageError(`--spool-dir ${dir} is not a writable directory: ${(err as Error).message}`);
+      throw new UsageError(`--spool-dir ${dir} is not a writable directory (${(err as Error).message}); create it, e.g. mkdir -p ${dir}, or choose another`);
     }
   }
 
