@@ -60,6 +60,13 @@ export interface DeliveryCounters {
 
 export interface DeliveryOptions extends Partial<typeof DELIVERY_DEFAULTS> {
   exporter: LogRecordExporter;
+  /**
+   * A fresh exporter to use after an UNAVAILABLE failure. @grpc/grpc-js
+   * keeps a failed connection in its own reconnect backoff (up to 120 s, in a
+   * process-wide pool), so a collector that is back would wait for it; a new
+   * exporter whose channel differs connects at once.
+   */
+  renewExporter?: () => LogRecordExporter;
   log: Log;
   /** Where the collector is, for messages. */
   destination: string;
@@ -163,8 +170,10 @@ export class DeliveryProcessor implements LogRecordProcessor {
   private _shutdown?: Promise<void>;
   private readonly _idleWaiters: (() => void)[] = [];
   private readonly _warning: RateLimitedWarning;
+  private _exporter: LogRecordExporter;
 
   constructor(private readonly _opts: DeliveryOptions) {
+    this._exporter = _opts.exporter;
     this._o = {
       maxRecords: _opts.maxRecords ?? DELIVERY_DEFAULTS.maxRecords,
       maxBytes: _opts.maxBytes ?? DELIVERY_DEFAULTS.maxBytes,
@@ -262,7 +271,7 @@ export class DeliveryProcessor implements LogRecordProcessor {
         this._opts.log.warn(`${leftover.length} records not delivered to ${this._opts.destination} before the shutdown timeout`);
       }
     }
-    await this._opts.exporter.shutdown().catch(() => {});
+    await this._exporter.shutdown().catch(() => {});
   }
 
   /** Drop oldest (or move them to the spool) until the bounds hold. */
@@ -389,6 +398,7 @@ export class DeliveryProcessor implements LogRecordProcessor {
         return true;
       }
       if (this._giveUp) return false;
+      if (failure.kind === 'UNAVAILABLE' && this._opts.renewExporter) this._renewExporter();
       const delay = Math.max(failure.serverDelayMs ?? 0, backoffDelay(attempt, this._backoff, this._opts.random));
       this.counters.retries++;
       this._warning.warn(
@@ -399,6 +409,12 @@ export class DeliveryProcessor implements LogRecordProcessor {
     }
   }
 
+  private _renewExporter(): void {
+    const old = this._exporter;
+    this._exporter = this._opts.renewExporter!();
+    void old.shutdown().catch(() => {});
+  }
+
   private _exportOnce(records: ReadableLogRecord[]): Promise<ExportResult> {
     return new Promise((resolve) => {
       const guard = setTimeout(
@@ -407,7 +423,7 @@ export class DeliveryProcessor implements LogRecordProcessor {
       );
       guard.unref?.();
       try {
-        this._opts.exporter.export(records, (result) => {
+        this._exporter.export(records, (result) => {
           clearTimeout(guard);
           resolve(result);
         });
@@ -424,6 +440,7 @@ export class DeliveryProcessor implements LogRecordProcessor {
         this._sleep = undefined;
         resolve();
       }, ms);
+      timer.unref?.(); // a retry alone never keeps the process alive
       this._sleep = { timer, wake: resolve };
     });
   }

@@ -81,8 +81,15 @@ class ConsoleProcessor implements LogRecordProcessor {
   }
 }
 
-export function createExporter(target: ExportTarget): LogRecordExporter {
-  return target.protocol === 'grpc' ? new GrpcLogExporter({ url: target.url }) : new ProtoLogExporter({ url: target.url });
+/**
+ * The OTLP logs exporter for the target. `channel` > 0 gives a gRPC exporter
+ * its own connection (grpc-js pools connections by their options, the user
+ * agent among them): see DeliveryOptions.renewExporter.
+ */
+export function createExporter(target: ExportTarget, userAgent?: string, channel = 0): LogRecordExporter {
+  if (target.protocol !== 'grpc') return new ProtoLogExporter({ url: target.url, ...(userAgent ? { userAgent } : {}) });
+  const agent = [userAgent, channel ? `channel/${channel}` : undefined].filter(Boolean).join(' ');
+  return new GrpcLogExporter({ url: target.url, ...(agent ? { userAgent: agent } : {}) });
 }
 
 /**
@@ -97,9 +104,12 @@ export class LogPipeline {
   private readonly _logger: Logger;
 
   constructor(opts: PipelineOptions) {
+    const userAgent = `headertap/${opts.version}`;
+    let channel = 0;
     this.delivery = new DeliveryProcessor({
+      ...(opts.exporter || opts.target.protocol !== 'grpc' ? {} : { renewExporter: () => createExporter(opts.target, userAgent, ++channel) }),
       ...opts.delivery,
-      exporter: opts.exporter ?? createExporter(opts.target),
+      exporter: opts.exporter ?? createExporter(opts.target, userAgent),
       log: opts.log,
       destination: opts.target.url,
     });

@@ -181,12 +181,14 @@ export function decodeMetricsRequest(bytes: Uint8Array): MetricPoint[] {
   return out;
 }
 
-/** One line for a metrics export: who sent it and its values, e.g. "metrics from headertap: a=1 b{reason=x}=2". */
+/** One short line for a metrics export: who sent it, how many points, the non-zero ones. */
 export function metricsLine(points: readonly MetricPoint[]): string {
   const services = [...new Set(points.map((p) => String(p.resource['service.name'] ?? 'unknown')))];
-  const values = points.map((p) => {
-    const attrs = Object.entries(p.attributes).map(([k, v]) => `${k}=${String(v)}`);
-    return `${p.name}${attrs.length ? `{${attrs.join(',')}}` : ''}=${p.value}`;
-  });
-  return `metrics from ${services.join(', ') || 'unknown'}: ${values.join(' ') || '(no sums or gauges)'}`;
+  const nonZero = points
+    .filter((p) => p.value !== 0)
+    .map((p) => {
+      const attrs = Object.entries(p.attributes).map(([k, v]) => `${k}=${String(v)}`);
+      return `${p.name}${attrs.length ? `{${attrs.join(',')}}` : ''}=${p.value}`;
+    });
+  return `metrics from ${services.join(', ') || 'unknown'}: ${points.length} points${nonZero.length ? `; ${nonZero.join(' ')}` : ', all zero'}`;
 }
