@@ -58,7 +58,7 @@ export async function startOtlpSink(transport: 'grpc' | 'http' = 'grpc', host = 
         const timer = setTimeout(() => {
           wake = () => {};
           const got = records().map((r) => `${String(r.attributes['headertap.role'])} ${String(r.body)}`);
-          reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; received ${got.length}: ${got.join(' | ')}`));
+          reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; received ${got.length}${got.length > 20 ? ', the last 20' : ''}: ${got.slice(-20).join(' | ')}`));
         }, timeoutMs);
         wake = check;
         check();
