@@ -8,7 +8,10 @@
 #include "headertap.h"
 #include "maps.bpf.h"
 #include "sock.bpf.h"
+#include "emit.bpf.h"
+#include "tls.bpf.h"
 #include "syscalls.bpf.h"
+#include "ssl.bpf.h"
 #include "lifecycle.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

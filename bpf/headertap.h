@@ -24,14 +24,17 @@
 #define HT_MAX_FILTER_PIDS 16
 #define HT_MAX_FILTER_COMMS 8
 #define HT_MAX_FILTER_PORTS 16
+#define HT_MAX_FILTER_CGROUPS 8 /* cgroup v2 subtrees (a BPF_MAP_TYPE_CGROUP_ARRAY) */
 #define HT_MAX_SELF_PIDS 8
 
 /* First byte of every frame: what the event is. */
 #define HT_EV_DATA 1   /* bytes moved by a socket syscall (struct ht_data_event) */
-#define HT_EV_CLOSE 2  /* a socket seen before reached TCP_CLOSE (struct ht_close_event) */
+#define HT_EV_CLOSE 2  /* a socket (or TLS session) seen before ended (struct ht_close_event) */
+#define HT_EV_EXEC 3   /* a process called execve (struct ht_exec_event) */
 #define HT_EV_READY 64 /* loader: programs attached (struct ht_ready_event) */
 #define HT_EV_STATS 65 /* loader: counter totals, once a second (struct ht_stats_event) */
-#define HT_EV_CPU_STATS 66 /* loader: one CPU's counter totals, after HT_EV_STATS, for CPUs that lost events */
+#define HT_EV_ATTACH 66 /* loader: result of an attach-tls command (struct ht_attach_event) */
+#define HT_EV_CPU_STATS 67 /* loader: one CPU's counter totals, after HT_EV_STATS, for CPUs that lost events */
 
 /* ht_data_event.direction, from the observed process's point of view. */
 #define HT_DIR_EGRESS 1  /* the process sent these bytes */
@@ -46,6 +49,19 @@
 #define HT_SRC_READV 6
 #define HT_SRC_RECVFROM 7
 #define HT_SRC_RECVMSG 8
+#define HT_SRC_SSL_WRITE 9 /* SSL_write or SSL_write_ex: TLS plaintext */
+#define HT_SRC_SSL_READ 10 /* SSL_read or SSL_read_ex: TLS plaintext */
+
+/* ht_data_event.flags and ht_close_event.flags */
+#define HT_FLAG_TLS 1      /* TLS plaintext; sock_id names the TLS session (SSL object) */
+#define HT_FLAG_NO_SOCK 2  /* the session's socket is not known yet: no addresses, family 0 */
+
+/* ht_attach_event.attached: the TLS library functions a target got probes on. */
+#define HT_TLS_FN_SSL_WRITE 1
+#define HT_TLS_FN_SSL_READ 2
+#define HT_TLS_FN_SSL_WRITE_EX 4
+#define HT_TLS_FN_SSL_READ_EX 8
+#define HT_TLS_FN_SSL_FREE 16
 
 /* Counter indices in the per-CPU ht_counters map; the loader sums CPUs. */
 #define HT_CNT_DATA_EVENTS 0  /* data events written to the ring buffer */
@@ -54,7 +70,8 @@
 #define HT_CNT_TRUNCATED 3    /* data events whose copy is shorter than the call moved */
 #define HT_CNT_COPY_FAILED 4  /* user memory could not be read (event sent without bytes) */
 #define HT_CNT_SELF_SKIPPED 5 /* syscalls skipped as headertap's own traffic */
-#define HT_CNT_MAP_FULL 6     /* syscalls not captured: a tracking map update failed */
+#define HT_CNT_TLS_NO_SOCK 6  /* TLS plaintext events sent before their socket was known */
+#define HT_CNT_CIPHERTEXT 7   /* socket syscalls skipped because they carry TLS ciphertext */
 #define HT_CNT_MAX 8
 
 /*
@@ -81,17 +98,37 @@ struct ht_data_event {
 	__u8 laddr[HT_ADDR_LEN];
 	__u8 raddr[HT_ADDR_LEN];
 	char comm[HT_COMM_LEN]; /* the process's name (thread group leader's comm) */
-	__u32 flags;            /* reserved, 0 */
+	__u32 flags;            /* HT_FLAG_* */
 	__u32 _pad0;
 	__u8 buf[HT_MAX_DATA]; /* only buf_size bytes travel */
 };
 #define HT_DATA_HEADER_SIZE 104 /* offsetof(struct ht_data_event, buf) */
 
+/* A socket reached TCP_CLOSE, or (flags HT_FLAG_TLS) a TLS session was freed. */
 struct ht_close_event {
-	__u8 kind; /* HT_EV_CLOSE */
-	__u8 _pad0[7];
+	__u8 kind;  /* HT_EV_CLOSE */
+	__u8 flags; /* HT_FLAG_TLS: sock_id is a TLS session id */
+	__u8 _pad0[6];
 	__u64 sock_id;
 	__u64 ts_ns;
+};
+
+/* A process replaced its program: user space looks for TLS libraries in it. */
+struct ht_exec_event {
+	__u8 kind; /* HT_EV_EXEC */
+	__u8 _pad0[3];
+	__u32 tgid;
+	__u64 ts_ns;
+	char comm[HT_COMM_LEN];
+};
+
+/* Written by the loader in answer to "attach-tls ID PATH". */
+struct ht_attach_event {
+	__u8 kind; /* HT_EV_ATTACH */
+	__u8 _pad0[3];
+	__u32 request_id; /* the command's ID */
+	__s32 err;        /* 0, or a negative errno: -ENOENT means no TLS functions in PATH */
+	__u32 attached;   /* HT_TLS_FN_* bits */
 };
 
 /* Written by the loader (not the kernel) once every program is attached. */
@@ -136,6 +173,8 @@ struct ht_endpoint {
 _Static_assert(sizeof(struct ht_data_event) == HT_DATA_HEADER_SIZE + HT_MAX_DATA,
 	       "ht_data_event has hidden padding");
 _Static_assert(sizeof(struct ht_close_event) == 24, "ht_close_event has hidden padding");
+_Static_assert(sizeof(struct ht_exec_event) == 32, "ht_exec_event has hidden padding");
+_Static_assert(sizeof(struct ht_attach_event) == 16, "ht_attach_event has hidden padding");
 _Static_assert(sizeof(struct ht_ready_event) == 32, "ht_ready_event has hidden padding");
 _Static_assert(sizeof(struct ht_stats_event) == 16 + 8 * HT_CNT_MAX,
 	       "ht_stats_event has hidden padding");

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * Connection end, from sock:inet_sock_set_state (a stable tracepoint, no
- * kprobes). Sockets reach TCP_CLOSE before they are freed, so user space
+ * kprobes). TLS session ends come from the SSL_free uprobe (ssl.bpf.h). Sockets reach TCP_CLOSE before they are freed, so user space
  * drops a connection's state before its socket address can be reused.
  */
 #ifndef __HT_LIFECYCLE_BPF_H
@@ -27,6 +27,9 @@ int ht_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	owner = bpf_map_lookup_elem(&ht_self_endpoints, &local);
 	if (owner && *owner == skp)
 		bpf_map_delete_elem(&ht_self_endpoints, &local);
+
+	/* Forget it as a TLS carrier: the address may come back as another socket. */
+	bpf_map_delete_elem(&ht_tls_socks, &skp);
 
 	if (!bpf_map_lookup_elem(&ht_seen_socks, &skp))
 		return 0;

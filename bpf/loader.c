@@ -9,6 +9,11 @@
  *
  * Errors are one line on stderr, "headertap-loader: <step>: <cause>; <fix>",
  * exit status 2 for environment problems the user can fix, 1 otherwise.
+ *
+ * Commands arrive on stdin, one a line:
+ *   attach-tls ID PATH   put the TLS uprobes on PATH (a library or program
+ *                        exporting SSL_write/SSL_read); answered by an
+ *                        HT_EV_ATTACH frame carrying ID.
  */
 #define _GNU_SOURCE /* F_SETPIPE_SZ */
 #include <errno.h>
@@ -25,6 +30,7 @@
 #include <sys/mount.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
@@ -33,6 +39,7 @@
 #include "headertap.skel.h"
 
 #define EXIT_ENV 2
+#define CGROUP2_SUPER_MAGIC 0x63677270
 #define STATS_INTERVAL_NS 1000000000ULL
 
 static struct env {
@@ -44,8 +51,11 @@ static struct env {
 	int n_ports;
 	__u32 self[HT_MAX_SELF_PIDS];
 	int n_self;
+	int cgroup_fds[HT_MAX_FILTER_CGROUPS]; /* open cgroup v2 directories, for ht_cgroup_filter */
+	int n_cgroups;
 	unsigned long ringbuf_kb;
 	unsigned long copy_bytes;
+	bool no_tls;
 	bool verbose;
 } env = {
 	.ringbuf_kb = 16384,
@@ -64,8 +74,11 @@ static const char usage[] =
 	"  --comm NAME      capture only processes named NAME (repeatable, up to 8)\n"
 	"  --port N         capture only connections with N at either end (repeatable, up to 16)\n"
 	"  --self-pid N     never capture process N nor its peers (repeatable, up to 8)\n"
+	"  --cgroup PATH    capture only processes in cgroup v2 directory PATH or below it\n"
+	"                   (repeatable, up to 8)\n"
 	"  --ringbuf-kb N   ring buffer size in KiB, a power of two >= 64 (default 16384)\n"
 	"  --copy-bytes N   bytes copied per syscall, 1..16384 (default 16384)\n"
+	"  --no-tls         no TLS capture: no exec events, attach-tls is refused\n"
 	"  --verbose        print libbpf's messages\n"
 	"  --help           show this help\n";
 
@@ -95,7 +108,35 @@ static unsigned long parse_num(const char *flag, const char *arg, unsigned long 
 	return v;
 }
 
-enum { OPT_PID = 1, OPT_COMM, OPT_PORT, OPT_SELF, OPT_RINGBUF, OPT_COPY, OPT_VERBOSE, OPT_HELP };
+enum {
+	OPT_PID = 1,
+	OPT_COMM,
+	OPT_PORT,
+	OPT_SELF,
+	OPT_RINGBUF,
+	OPT_COPY,
+	OPT_VERBOSE,
+	OPT_HELP,
+	OPT_NO_TLS,
+	OPT_CGROUP,
+};
+
+/* --cgroup: keep the directory open; its fd goes into ht_cgroup_filter after load. */
+static int open_cgroup(const char *path)
+{
+	struct statfs sfs;
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		die(EXIT_ENV, "invalid --cgroup '%s': %s; expected a cgroup v2 directory", path,
+		    strerror(errno));
+	if (fstatfs(fd, &sfs) || sfs.f_type != CGROUP2_SUPER_MAGIC)
+		die(EXIT_ENV,
+		    "invalid --cgroup '%s': not in a cgroup v2 file system; use a directory "
+		    "under the cgroup2 mount (see `grep cgroup2 /proc/mounts`)",
+		    path);
+	return fd;
+}
 
 static void parse_args(int argc, char **argv)
 {
@@ -104,8 +145,10 @@ static void parse_args(int argc, char **argv)
 		{ "comm", required_argument, NULL, OPT_COMM },
 		{ "port", required_argument, NULL, OPT_PORT },
 		{ "self-pid", required_argument, NULL, OPT_SELF },
+		{ "cgroup", required_argument, NULL, OPT_CGROUP },
 		{ "ringbuf-kb", required_argument, NULL, OPT_RINGBUF },
 		{ "copy-bytes", required_argument, NULL, OPT_COPY },
+		{ "no-tls", no_argument, NULL, OPT_NO_TLS },
 		{ "verbose", no_argument, NULL, OPT_VERBOSE },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{},
@@ -139,6 +182,11 @@ static void parse_args(int argc, char **argv)
 				    HT_MAX_SELF_PIDS - 1);
 			env.self[env.n_self++] = parse_num("--self-pid", optarg, 1, INT_MAX);
 			break;
+		case OPT_CGROUP:
+			if (env.n_cgroups == HT_MAX_FILTER_CGROUPS)
+				die(EXIT_ENV, "too many --cgroup filters (at most %d)", HT_MAX_FILTER_CGROUPS);
+			env.cgroup_fds[env.n_cgroups++] = open_cgroup(optarg);
+			break;
 		case OPT_RINGBUF:
 			env.ringbuf_kb = parse_num("--ringbuf-kb", optarg, 64, 1UL << 22);
 			if (env.ringbuf_kb & (env.ringbuf_kb - 1))
@@ -146,6 +194,9 @@ static void parse_args(int argc, char **argv)
 			break;
 		case OPT_COPY:
 			env.copy_bytes = parse_num("--copy-bytes", optarg, 1, HT_MAX_DATA);
+			break;
+		case OPT_NO_TLS:
+			env.no_tls = true;
 			break;
 		case OPT_VERBOSE:
 			env.verbose = true;
@@ -161,8 +212,14 @@ static void parse_args(int argc, char **argv)
 		die(EXIT_ENV, "unexpected argument '%s'; see --help", argv[optind]);
 }
 
+/* Set while probing a target for TLS functions: most targets have none, and
+ * libbpf's "failed to find symbol" warnings are then expected, not news. */
+static bool probing_tls;
+
 static int libbpf_print_fn(enum libbpf_print_level level, const char *format, va_list args)
 {
+	if (probing_tls && !env.verbose)
+		return 0;
 	if (level == LIBBPF_DEBUG && !env.verbose)
 		return 0;
 	if (level == LIBBPF_INFO && !env.verbose)
@@ -287,14 +344,184 @@ static void set_filters(struct headertap_bpf *skel)
 	for (int i = 0; i < env.n_ports; i++)
 		ro->targ_ports[i] = env.ports[i];
 	ro->n_targ_ports = env.n_ports;
+	ro->n_targ_cgroups = env.n_cgroups;
 	env.self[env.n_self++] = getpid();
 	for (int i = 0; i < env.n_self; i++)
 		ro->self_tgids[i] = env.self[i];
 	ro->n_self_tgids = env.n_self;
 	ro->copy_limit = env.copy_bytes;
+	ro->tls_capture = !env.no_tls;
 	if (getrandom(&key, sizeof(key), 0) != sizeof(key))
 		key = now_ns() * 0x9E3779B97F4A7C15ULL;
 	ro->sock_id_key = key;
+}
+
+/* After load, before attach: the cgroups --cgroup named, by index. */
+static void set_cgroup_filter(struct headertap_bpf *skel)
+{
+	int map_fd = bpf_map__fd(skel->maps.ht_cgroup_filter);
+
+	for (__u32 i = 0; i < (__u32)env.n_cgroups; i++) {
+		if (bpf_map_update_elem(map_fd, &i, &env.cgroup_fds[i], BPF_ANY))
+			die(EXIT_ENV, "setting the --cgroup filter failed: %s; the kernel needs cgroup v2",
+			    strerror(errno));
+		close(env.cgroup_fds[i]);
+	}
+}
+
+/* The TLS library functions probed in each target. */
+static const struct tls_fn {
+	const char *name;
+	__u32 bit;  /* HT_TLS_FN_* */
+	bool ret;   /* also probe the return (the byte count is known then) */
+} tls_fns[] = {
+	{ "SSL_write", HT_TLS_FN_SSL_WRITE, true },
+	{ "SSL_read", HT_TLS_FN_SSL_READ, true },
+	{ "SSL_write_ex", HT_TLS_FN_SSL_WRITE_EX, true },
+	{ "SSL_read_ex", HT_TLS_FN_SSL_READ_EX, true },
+	{ "SSL_free", HT_TLS_FN_SSL_FREE, false },
+};
+#define N_TLS_FNS (sizeof(tls_fns) / sizeof(tls_fns[0]))
+#define HT_TLS_DATA_FNS \
+	(HT_TLS_FN_SSL_WRITE | HT_TLS_FN_SSL_READ | HT_TLS_FN_SSL_WRITE_EX | HT_TLS_FN_SSL_READ_EX)
+/* Links of every attached target; 9 per target, 128 targets. */
+#define MAX_TLS_LINKS (9 * 128)
+
+static struct bpf_link *tls_links[MAX_TLS_LINKS];
+static int n_tls_links;
+
+static struct bpf_program *tls_entry_prog(struct headertap_bpf *skel, __u32 bit)
+{
+	switch (bit) {
+	case HT_TLS_FN_SSL_WRITE:
+		return skel->progs.ht_ssl_write;
+	case HT_TLS_FN_SSL_READ:
+		return skel->progs.ht_ssl_read;
+	case HT_TLS_FN_SSL_WRITE_EX:
+		return skel->progs.ht_ssl_write_ex;
+	case HT_TLS_FN_SSL_READ_EX:
+		return skel->progs.ht_ssl_read_ex;
+	default:
+		return skel->progs.ht_ssl_free;
+	}
+}
+
+static struct bpf_link *attach_uprobe(struct bpf_program *prog, const char *path, const char *fn,
+				      bool retprobe)
+{
+	LIBBPF_OPTS(bpf_uprobe_opts, opts, .func_name = fn, .retprobe = retprobe);
+
+	/* pid -1: every process that maps this file, now and later. */
+	return bpf_program__attach_uprobe_opts(prog, -1, path, 0 /* offset from func_name */, &opts);
+}
+
+/*
+ * Puts the TLS probes on every function of tls_fns that path exports.
+ * Returns 0 when plaintext can be captured from it, -ENOENT when it has no
+ * TLS functions, another negative errno when attaching failed.
+ */
+static __s32 attach_tls(struct headertap_bpf *skel, const char *path, __u32 *attached)
+{
+	int first_err = 0;
+
+	*attached = 0;
+	if (env.no_tls)
+		return -EPERM;
+	probing_tls = true;
+	for (size_t i = 0; i < N_TLS_FNS; i++) {
+		const struct tls_fn *fn = &tls_fns[i];
+		struct bpf_link *entry, *ret = NULL;
+
+		if (n_tls_links + 2 > MAX_TLS_LINKS) {
+			first_err = -E2BIG;
+			break;
+		}
+		entry = attach_uprobe(tls_entry_prog(skel, fn->bit), path, fn->name, false);
+		if (!entry) {
+			if (errno != ENOENT && !first_err)
+				first_err = -errno;
+			continue;
+		}
+		if (fn->ret) {
+			ret = attach_uprobe(skel->progs.ht_ssl_ret, path, fn->name, true);
+			if (!ret) {
+				if (!first_err)
+					first_err = -errno;
+				bpf_link__destroy(entry);
+				continue;
+			}
+		}
+		tls_links[n_tls_links++] = entry;
+		if (ret)
+			tls_links[n_tls_links++] = ret;
+		*attached |= fn->bit;
+	}
+	probing_tls = false;
+	if (*attached & HT_TLS_DATA_FNS) {
+		skel->bss->tls_enabled = 1;
+		return 0;
+	}
+	return first_err ? first_err : -ENOENT;
+}
+
+static void detach_tls(void)
+{
+	while (n_tls_links > 0)
+		bpf_link__destroy(tls_links[--n_tls_links]);
+}
+
+/* One command line from stdin (see the top of this file). */
+static void handle_command(struct headertap_bpf *skel, char *line)
+{
+	static const char attach_cmd[] = "attach-tls ";
+	struct ht_attach_event ev = { .kind = HT_EV_ATTACH };
+	char *arg = line + sizeof(attach_cmd) - 1, *end;
+
+	if (!strncmp(line, attach_cmd, sizeof(attach_cmd) - 1)) {
+		errno = 0;
+		ev.request_id = strtoul(arg, &end, 10);
+		if (!errno && end != arg && *end == ' ' && end[1] == '/') {
+			ev.err = attach_tls(skel, end + 1, &ev.attached);
+			write_frame(&ev, sizeof(ev));
+			return;
+		}
+	}
+	fprintf(stderr, "headertap-loader: ignoring malformed command '%.60s'\n", line);
+}
+
+/* Commands are lines; a line longer than the buffer is dropped whole. */
+static struct {
+	char buf[PATH_MAX + 64];
+	size_t len;
+	bool overflow;
+} cmd;
+
+/* Reads stdin; false once it reached end of file (the agent went away). */
+static bool read_commands(struct headertap_bpf *skel)
+{
+	ssize_t n = read(STDIN_FILENO, cmd.buf + cmd.len, sizeof(cmd.buf) - 1 - cmd.len);
+	char *nl;
+
+	if (n < 0)
+		return errno == EINTR || errno == EAGAIN;
+	if (n == 0)
+		return false;
+	cmd.len += n;
+	while ((nl = memchr(cmd.buf, '\n', cmd.len))) {
+		size_t used = nl - cmd.buf + 1;
+
+		*nl = '\0';
+		if (!cmd.overflow)
+			handle_command(skel, cmd.buf);
+		cmd.overflow = false;
+		memmove(cmd.buf, nl + 1, cmd.len - used);
+		cmd.len -= used;
+	}
+	if (cmd.len == sizeof(cmd.buf) - 1) {
+		cmd.overflow = true;
+		cmd.len = 0;
+	}
+	return true;
 }
 
 static const char *load_fix(int err)
@@ -314,7 +541,6 @@ int main(int argc, char **argv)
 	struct epoll_event ev = { .events = EPOLLIN }, evs[2];
 	int ncpus, epfd, err;
 	__u64 next_stats;
-	char drain[256];
 
 	parse_args(argc, argv);
 	libbpf_set_print(libbpf_print_fn);
@@ -340,6 +566,7 @@ int main(int argc, char **argv)
 	if (err)
 		die(EXIT_ENV, "loading the BPF programs failed: %s; %s", strerror(-err),
 		    load_fix(err));
+	set_cgroup_filter(skel);
 	err = headertap_bpf__attach(skel);
 	if (err)
 		die(EXIT_ENV, "attaching to the syscall/sock tracepoints failed: %s; %s",
@@ -379,7 +606,7 @@ int main(int argc, char **argv)
 		for (int i = 0; i < n; i++) {
 			if (evs[i].data.fd != STDIN_FILENO)
 				continue;
-			if (read(STDIN_FILENO, drain, sizeof(drain)) <= 0)
+			if (!read_commands(skel))
 				exiting = 1; /* parent closed our stdin: stop */
 		}
 		err = ring_buffer__consume(rb);
@@ -395,13 +622,19 @@ int main(int argc, char **argv)
 		}
 	}
 
-	/* Detach first, then drain what the programs wrote before detaching. */
-	headertap_bpf__detach(skel);
+	/*
+	 * Deliver everything captured up to now and close stdout, so the agent
+	 * has it all at once; only then detach. Detaching is slow (each
+	 * tracepoint or uprobe waits for an RCU grace period, ~0.1 s each, seconds
+	 * in all) and the agent need not wait for it.
+	 */
 	if (!stdout_broken) {
 		ring_buffer__consume(rb);
 		emit_stats(skel, ncpus);
 		fflush(stdout);
 	}
+	fclose(stdout);
+	detach_tls();
 	ring_buffer__free(rb);
 	headertap_bpf__destroy(skel);
 	return 0;

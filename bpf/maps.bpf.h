@@ -18,8 +18,24 @@ const volatile __u32 self_tgids[HT_MAX_SELF_PIDS] = {};
 const volatile __u32 n_self_tgids = 0;
 /* Bytes copied per syscall at most (<= HT_MAX_DATA). */
 const volatile __u32 copy_limit = HT_MAX_DATA;
+/* TLS capture (exec events, uprobes); the loader's --no-tls clears it. */
+const volatile __u32 tls_capture = 1;
 /* Random key mixed into socket ids so kernel addresses never leave the loader. */
 const volatile __u64 sock_id_key = 0;
+
+/*
+ * --cgroup: only tasks in one of these cgroup v2 directories or below them.
+ * The loader fills ht_cgroup_filter (index -> cgroup directory fd) after load;
+ * n_targ_cgroups == 0 means off.
+ */
+const volatile __u32 n_targ_cgroups = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
+	__uint(max_entries, HT_MAX_FILTER_CGROUPS);
+	__type(key, __u32);
+	__type(value, __u32);
+} ht_cgroup_filter SEC(".maps");
 
 /* Events to user space. Size set by the loader (--ringbuf-kb). */
 struct {
@@ -92,6 +108,87 @@ struct {
 	__type(key, __u64);
 	__type(value, __u8);
 } ht_seen_socks SEC(".maps");
+
+/*
+ * TLS. The uprobes on the TLS library see plaintext and the SSL object; the
+ * socket behind it is learned from socket syscalls on the same thread: inside
+ * SSL_read/SSL_write when the SSL object owns its socket (curl, nginx,
+ * python), or just around the call when it uses memory BIOs (node).
+ */
+
+/* Set by the loader once a TLS library has probes: until then the syscall
+ * path skips all TLS bookkeeping. */
+volatile __u32 tls_enabled = 0;
+
+/* An SSL_read/SSL_write call between its uprobe and uretprobe. */
+struct ht_ssl_call {
+	__u64 ssl;              /* the SSL object (user-space pointer) */
+	const void *buf;        /* plaintext buffer */
+	__u64 len_ptr;          /* size_t * of SSL_read_ex/SSL_write_ex, else 0 */
+	__u64 enter_ns;
+	__u8 direction;         /* HT_DIR_* */
+	__u8 source;            /* HT_SRC_SSL_* */
+	__u8 _pad0[6];
+};
+
+/* thread id -> the SSL call it is in. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct ht_ssl_call);
+} ht_ssl_calls SEC(".maps");
+
+/* What is known about one TLS session. */
+struct ht_ssl_session {
+	struct sock *sk;  /* the socket carrying it, NULL until known */
+	__u64 pos[2];     /* plaintext bytes so far: [0] sent, [1] received */
+	__u8 confirmed;   /* sk was seen under or right after an SSL call, not guessed */
+	__u8 emitted;     /* data events went out: SSL_free sends a close event */
+	__u8 _pad0[6];
+};
+
+/* SSL object pointer -> its session. LRU: sessions never freed age out. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct ht_ssl_session);
+} ht_ssl_sessions SEC(".maps");
+
+/* struct sock pointer -> 1 for sockets carrying TLS: their syscall bytes are
+ * ciphertext and never sent to user space. Cleared at TCP_CLOSE. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u8);
+} ht_tls_socks SEC(".maps");
+
+/* The last TCP socket a thread did I/O on, and in which direction. */
+struct ht_thread_sock {
+	struct sock *sk;
+	__u8 direction; /* HT_DIR_* */
+	__u8 _pad0[7];
+};
+
+/* thread id -> its last socket syscall: a memory-BIO SSL_read decrypts what
+ * the thread just read from that socket. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct ht_thread_sock);
+} ht_thread_last_sock SEC(".maps");
+
+/* thread id -> SSL object whose SSL_write returned without its socket known:
+ * with memory BIOs the ciphertext leaves on the thread's next socket write. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u64);
+} ht_thread_pending_ssl SEC(".maps");
 
 /*
  * Where data events are built before bpf_ringbuf_output(): they are too big

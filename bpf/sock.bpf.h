@@ -45,7 +45,35 @@ static __always_inline void ht_process_comm(char comm[HT_COMM_LEN])
 	BPF_CORE_READ_STR_INTO((char(*)[HT_COMM_LEN])comm, task, group_leader, comm);
 }
 
-/* --pid and --comm: cheap checks every probe makes first. */
+/* --comm: is the process named one of the filter names? */
+static __always_inline bool ht_comm_wanted(void)
+{
+	char comm[HT_COMM_LEN] = {};
+
+	ht_process_comm(comm);
+	for (__u32 i = 0; i < HT_MAX_FILTER_COMMS; i++) {
+		if (i >= n_targ_comms)
+			break;
+		if (ht_comm_eq(comm, targ_comms[i]))
+			return true;
+	}
+	return false;
+}
+
+/* --cgroup: is the current task in one of the filter cgroups' subtrees? */
+static __always_inline bool ht_cgroup_wanted(void)
+{
+	for (__u32 i = 0; i < HT_MAX_FILTER_CGROUPS; i++) {
+		if (i >= n_targ_cgroups)
+			break;
+		/* 1: under it; 0: not; < 0: no cgroup at i (treated as not). */
+		if (bpf_current_task_under_cgroup(&ht_cgroup_filter, i) == 1)
+			return true;
+	}
+	return false;
+}
+
+/* --pid, --comm and --cgroup: cheap checks every probe makes first. */
 static __always_inline bool ht_process_wanted(__u32 tgid)
 {
 	if (n_targ_tgids) {
@@ -62,18 +90,11 @@ static __always_inline bool ht_process_wanted(__u32 tgid)
 		if (!hit)
 			return false;
 	}
-	if (n_targ_comms) {
-		char comm[HT_COMM_LEN] = {};
-
-		ht_process_comm(comm);
-		for (__u32 i = 0; i < HT_MAX_FILTER_COMMS; i++) {
-			if (i >= n_targ_comms)
-				break;
-			if (ht_comm_eq(comm, targ_comms[i]))
-				return true;
-		}
+	if (n_targ_comms && !ht_comm_wanted())
 		return false;
-	}
+	/* Last: walking cgroup ancestry costs the most. */
+	if (n_targ_cgroups && !ht_cgroup_wanted())
+		return false;
 	return true;
 }
 

@@ -4,11 +4,11 @@
  * the arguments by thread id; exit acts only on success and always deletes.
  * Reads are copied at exit (the buffer is filled then); writes are copied at
  * exit too, once the return value says how many bytes the socket took.
+ * Syscalls carrying TLS ciphertext are skipped (tls.bpf.h).
  */
 #ifndef __HT_SYSCALLS_BPF_H
 #define __HT_SYSCALLS_BPF_H
 
-#define HT_MAX_IOV 16 /* vector entries copied per call; the rest count as missing bytes */
 #define HT_MSG_PEEK 2
 
 static __always_inline int ht_enter_io(int fd, const void *buf, const struct iovec *iov,
@@ -30,7 +30,13 @@ static __always_inline int ht_enter_io(int fd, const void *buf, const struct iov
 	if (!ht_process_wanted(tgid))
 		return 0;
 	sk = ht_tcp_sock_of_fd(fd);
-	if (!sk || !ht_ports_wanted(ht_sk_lport(sk), ht_sk_rport(sk)))
+	if (!sk)
+		return 0;
+	/* Before the port filter: TLS sessions learn their socket here even when
+	 * the port filter then drops them. */
+	if (ht_tls_note_syscall(tid, sk, direction))
+		return 0;
+	if (!ht_ports_wanted(ht_sk_lport(sk), ht_sk_rport(sk)))
 		return 0;
 
 	io.sk = sk;
@@ -43,102 +49,30 @@ static __always_inline int ht_enter_io(int fd, const void *buf, const struct iov
 	io.fd = fd;
 	io.source = source;
 	io.direction = direction;
-	if (bpf_map_update_elem(&ht_active_io, &tid, &io, BPF_ANY))
-		ht_count(HT_CNT_MAP_FULL);
+	bpf_map_update_elem(&ht_active_io, &tid, &io, BPF_ANY);
 	return 0;
-}
-
-/* Copy up to `limit` of the `total` bytes a vector call moved into dst. */
-static __always_inline __u32 ht_copy_iov(__u8 *dst, const struct iovec *iov, __u64 iovcnt,
-					 __u32 total, __u32 limit, bool *failed)
-{
-	__u32 off = 0;
-
-	for (int i = 0; i < HT_MAX_IOV; i++) {
-		struct iovec v;
-		__u32 n;
-
-		if (i >= iovcnt || off >= total || off >= limit)
-			break;
-		if (bpf_probe_read_user(&v, sizeof(v), &iov[i])) {
-			*failed = true;
-			break;
-		}
-		n = v.iov_len < total - off ? v.iov_len : total - off;
-		if (n > limit - off)
-			n = limit - off;
-		/* Masks are no-ops here (off < limit <= HT_MAX_DATA); they let the
-		 * verifier see the copy stays inside buf + slack. */
-		if (bpf_probe_read_user(&dst[off & (HT_MAX_DATA - 1)], n & (2 * HT_MAX_DATA - 1),
-					v.iov_base)) {
-			*failed = true;
-			break;
-		}
-		off += n;
-	}
-	return off;
 }
 
 static __always_inline void ht_emit_data(struct ht_active_io *io, __u64 id, long ret)
 {
-	__u32 cpu = bpf_get_smp_processor_id();
-	struct ht_data_scratch *s = bpf_map_lookup_elem(&ht_scratch, &cpu);
-	struct ht_data_event *ev;
-	struct sock *sk = io->sk;
-	__u32 total = ret > 0xffffffffL ? 0xffffffffU : (__u32)ret;
-	__u32 limit = copy_limit < HT_MAX_DATA ? copy_limit : HT_MAX_DATA;
-	bool failed = false;
-	__u32 n = 0;
-	__u64 skp = (__u64)sk;
+	struct ht_emit_args a = {
+		.sk = io->sk,
+		.buf = io->buf,
+		.iov = io->iov,
+		.iovcnt = io->iovcnt,
+		.conn_id = ht_sock_id(io->sk),
+		.ts_ns = io->direction == HT_DIR_EGRESS ? io->enter_ns : bpf_ktime_get_ns(),
+		.seq = io->seq,
+		.total = ret > 0xffffffffL ? 0xffffffffU : (__u32)ret,
+		.fd = io->fd,
+		.direction = io->direction,
+		.source = io->source,
+	};
+	__u64 skp = (__u64)io->sk;
 	__u8 one = 1;
 
-	if (!s)
+	if (!ht_send_data(&a, id))
 		return;
-	ev = &s->ev;
-	ht_sk_addrs(sk, ev->laddr, ev->raddr);
-	ev->lport = ht_sk_lport(sk);
-	ev->rport = ht_sk_rport(sk);
-	if (ht_peer_is_self(ev->raddr, ev->rport)) {
-		ht_count(HT_CNT_SELF_SKIPPED);
-		return;
-	}
-
-	ev->kind = HT_EV_DATA;
-	ev->direction = io->direction;
-	ev->source = io->source;
-	ev->family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	ev->tgid = id >> 32;
-	ev->tid = (__u32)id;
-	ev->fd = io->fd;
-	ev->sock_id = ht_sock_id(sk);
-	ev->flags = 0;
-	ev->_pad0 = 0;
-	ev->seq = io->seq;
-	ev->ts_ns = io->direction == HT_DIR_EGRESS ? io->enter_ns : bpf_ktime_get_ns();
-	ev->msg_size = total;
-	ht_process_comm(ev->comm);
-
-	if (io->buf) {
-		n = total < limit ? total : limit;
-		if (bpf_probe_read_user(ev->buf, n & (2 * HT_MAX_DATA - 1), io->buf)) {
-			failed = true;
-			n = 0;
-		}
-	} else {
-		n = ht_copy_iov(ev->buf, io->iov, io->iovcnt, total, limit, &failed);
-	}
-	n &= 2 * HT_MAX_DATA - 1;
-	ev->buf_size = n;
-	if (failed)
-		ht_count(HT_CNT_COPY_FAILED);
-	else if (n < total)
-		ht_count(HT_CNT_TRUNCATED);
-
-	if (bpf_ringbuf_output(&ht_events, ev, HT_DATA_HEADER_SIZE + n, 0)) {
-		ht_count(HT_CNT_RINGBUF_LOST);
-		return;
-	}
-	ht_count(HT_CNT_DATA_EVENTS);
 	if (!bpf_map_lookup_elem(&ht_seen_socks, &skp))
 		bpf_map_update_elem(&ht_seen_socks, &skp, &one, BPF_ANY);
 }

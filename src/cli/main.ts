@@ -11,13 +11,16 @@ export const EXIT_USAGE = 2;
 
 const RUN_EPILOG = `
 Records: one OpenTelemetry log record per HTTP request/response, with every
-header as http.request.header.<name> / http.response.header.<name> and the
-W3C traceparent as the record's trace and span id. Values of redacted headers
-are [REDACTED].
+header as http.request.header.<name> / http.response.header.<name>, the
+request's trace context (traceparent, b3, X-B3-*, uber-trace-id) as the
+record's trace and span id, under the OTLP resource of the observed process.
+Values of redacted headers (and query parameters) are [REDACTED]; hashed ones
+sha256:<hex>.
 
 Environment: OTEL_EXPORTER_OTLP_[LOGS_]ENDPOINT, _PROTOCOL, _HEADERS,
 _COMPRESSION, _TIMEOUT, _CERTIFICATE, _CLIENT_KEY, _CLIENT_CERTIFICATE are
-honored as in every OpenTelemetry SDK; flags win.
+honored as in every OpenTelemetry SDK; flags win. HEADERTAP_HASH_KEY holds the
+--hash-headers key when --hash-key-file is not given.
 
 Needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE) and a kernel with
 BTF. Prints a line starting with "headertap ready" once capturing; on SIGINT or
@@ -63,9 +66,9 @@ function buildProgram(io: CliIO, setStatus: (p: Promise<number>) => void): Comma
   }
   run.action((flags: Record<string, unknown>) => {
     const { config, ...rest } = flags as { config?: string } & Record<string, unknown>;
+    // Only what was typed counts as a flag (commander presets --no-x to true), so config values are not overridden.
     for (const spec of RUN_OPTIONS) {
-      // Only what was typed: commander's own defaults (a --no-X flag's true) must not hide the config file.
-      if (rest[camel(spec.key)] === undefined || run.getOptionValueSource(camel(spec.key)) !== 'cli') delete rest[camel(spec.key)];
+      if (run.getOptionValueSource(camel(spec.key)) !== 'cli') delete rest[camel(spec.key)];
     }
     setStatus(runAgent(resolveRunOptions(rest, config), io));
   });

@@ -3,6 +3,12 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { UsageError } from '../common/errors';
 import { DEFAULT_CAPTURE_HEADERS, DEFAULT_REDACT_HEADERS } from '../otel';
 
+/** The environment variable holding the --hash-headers key when --hash-key-file is not given. */
+export const HASH_KEY_ENV = 'HEADERTAP_HASH_KEY';
+
+/** --cgroup values at most (bpf/maps.bpf.h HT_MAX_FILTER_CGROUPS). */
+export const MAX_CGROUP_FILTERS = 8;
+
 /** Everything `headertap run` is told, after flags, config file and defaults are merged. */
 export interface RunOptions {
   endpoint?: string;
@@ -12,8 +18,19 @@ export interface RunOptions {
   comm: string[];
   port: number[];
   captureHeaders: string[];
+  excludeHeaders: string[];
+  captureRequestHeaders?: string[];
+  captureResponseHeaders?: string[];
+  excludeRequestHeaders: string[];
+  excludeResponseHeaders: string[];
   redactHeaders: string[];
+  hashHeaders: string[];
+  hashKeyFile?: string;
+  processCommandLine: boolean;
+  cgroup: string[];
   maxHeaderBytes: number;
+  /** Capture TLS plaintext with uprobes on OpenSSL (--no-tls turns it off). */
+  tls: boolean;
   serviceName: string;
   embeddedReceiver: boolean;
   format: 'pretty' | 'jsonl';
@@ -63,13 +80,13 @@ function integer(min: number, max: number, what: string): Parser<number> {
   };
 }
 
-/** A list from repeated flags, comma-separated values, or a YAML sequence. */
-function list<T>(item: Parser<T>): Parser<T[]> {
+/** A list from repeated flags, comma-separated values (unless split is false), or a YAML sequence. */
+function list<T>(item: Parser<T>, split = true): Parser<T[]> {
   return (raw, where) => {
     const items = Array.isArray(raw) ? raw : [raw];
     const out: T[] = [];
     for (const it of items) {
-      for (const part of typeof it === 'string' ? it.split(',') : [it]) {
+      for (const part of typeof it === 'string' && split ? it.split(',') : [it]) {
         if (typeof part === 'string' && part.trim() === '') continue;
         out.push(item(typeof part === 'string' ? part.trim() : part, where));
       }
@@ -185,6 +202,15 @@ export const RUN_OPTIONS: OptionSpec[] = [
     default: [],
   },
   {
+    key: 'cgroup',
+    prop: 'cgroup',
+    flag: '--cgroup <path>',
+    help: 'capture only processes in this cgroup v2 directory or below it (repeatable, up to 8); applied in the kernel',
+    repeatable: true,
+    parse: list(nonEmpty, false), // paths may hold commas
+    default: [],
+  },
+  {
     key: 'capture-headers',
     prop: 'captureHeaders',
     flag: '--capture-headers <globs>',
@@ -193,12 +219,73 @@ export const RUN_OPTIONS: OptionSpec[] = [
     default: DEFAULT_CAPTURE_HEADERS,
   },
   {
+    key: 'exclude-headers',
+    prop: 'excludeHeaders',
+    flag: '--exclude-headers <globs>',
+    help: 'header-name globs never kept, even when --capture-headers matches (default: none)',
+    parse: list(glob),
+    default: [],
+  },
+  {
+    key: 'capture-request-headers',
+    prop: 'captureRequestHeaders',
+    flag: '--capture-request-headers <globs>',
+    help: 'like --capture-headers, for request headers only; replaces it for requests',
+    parse: list(glob),
+  },
+  {
+    key: 'capture-response-headers',
+    prop: 'captureResponseHeaders',
+    flag: '--capture-response-headers <globs>',
+    help: 'like --capture-headers, for response headers only; replaces it for responses',
+    parse: list(glob),
+  },
+  {
+    key: 'exclude-request-headers',
+    prop: 'excludeRequestHeaders',
+    flag: '--exclude-request-headers <globs>',
+    help: 'header-name globs never kept in requests (added to --exclude-headers)',
+    parse: list(glob),
+    default: [],
+  },
+  {
+    key: 'exclude-response-headers',
+    prop: 'excludeResponseHeaders',
+    flag: '--exclude-response-headers <globs>',
+    help: 'header-name globs never kept in responses (added to --exclude-headers)',
+    parse: list(glob),
+    default: [],
+  },
+  {
     key: 'redact-headers',
     prop: 'redactHeaders',
     flag: '--redact-headers <globs>',
-    help: `header-name globs whose values become [REDACTED] (default: ${DEFAULT_REDACT_HEADERS.join(',')})`,
+    help: `header-name globs whose values become [REDACTED], also applied to query parameters (default: ${DEFAULT_REDACT_HEADERS.join(',')})`,
     parse: list(glob),
     default: DEFAULT_REDACT_HEADERS,
+  },
+  {
+    key: 'hash-headers',
+    prop: 'hashHeaders',
+    flag: '--hash-headers <globs>',
+    help: `header-name globs whose values become sha256:<hex>, an HMAC-SHA256 keyed by --hash-key-file or ${HASH_KEY_ENV} (wins over --redact-headers; also applied to query parameters)`,
+    parse: list(glob),
+    default: [],
+  },
+  {
+    key: 'hash-key-file',
+    prop: 'hashKeyFile',
+    flag: '--hash-key-file <file>',
+    help: `file holding the key for --hash-headers, at least 16 bytes (default: the ${HASH_KEY_ENV} environment variable)`,
+    parse: nonEmpty,
+  },
+  {
+    key: 'process-command-line',
+    prop: 'processCommandLine',
+    flag: '--process-command-line',
+    help: 'add process.command_line to each workload resource (argument values with secret names are redacted)',
+    parse: bool,
+    default: false,
   },
   {
     key: 'max-header-bytes',
@@ -207,6 +294,14 @@ export const RUN_OPTIONS: OptionSpec[] = [
     help: 'header bytes kept per message; more is marked headertap.truncated (default: 16384)',
     parse: integer(256, 1 << 20, 'byte count'),
     default: 16384,
+  },
+  {
+    key: 'tls',
+    prop: 'tls',
+    flag: '--no-tls',
+    help: 'do not capture HTTPS: no uprobes on OpenSSL (default: capture TLS plaintext from libssl and programs that embed OpenSSL, e.g. node)',
+    parse: bool,
+    default: true,
   },
   {
     key: 'service-name',
@@ -236,7 +331,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
     key: 'record',
     prop: 'record',
     flag: '--record <file>',
-    help: "also write the loader's raw event stream to FILE, for --replay (it holds captured bytes as they were: keep it private)",
+    help: "also write the loader's raw event stream to FILE, for --replay; secret header values, query parameters and URL credentials are masked, message bodies are kept: keep it private",
     parse: nonEmpty,
   },
   {
@@ -391,6 +486,9 @@ export function resolveRunOptions(flags: Record<string, unknown>, configFile?: s
   if (opts.pid.length > 16) throw new UsageError(`too many --pid filters (${opts.pid.length}); at most 16`);
   if (opts.comm.length > 8) throw new UsageError(`too many --comm filters (${opts.comm.length}); at most 8`);
   if (opts.port.length > 16) throw new UsageError(`too many --port filters (${opts.port.length}); at most 16`);
+  if (opts.cgroup.length > MAX_CGROUP_FILTERS) {
+    throw new UsageError(`too many --cgroup filters (${opts.cgroup.length}); at most ${MAX_CGROUP_FILTERS}`);
+  }
   if (opts.record && opts.replay) throw new UsageError('--record and --replay cannot be combined; record from the kernel, replay later');
   return opts;
 }

@@ -5,13 +5,13 @@ import { toJsonLine, toPretty, type FlatRecord } from '../common/flat-record';
 import type { Log } from '../common/log';
 import { LOADER_PATH } from '../common/paths';
 import { ConnectionTracker } from '../http';
-import { ExchangeMapper, HeaderRules, LogPipeline, resolveExportTarget, SelfMetrics, Spool, type ExportTarget } from '../otel';
+import { ExchangeMapper, LogPipeline, resolveExportTarget, SelfMetrics, Spool, type ExportTarget } from '../otel';
 import { OtlpReceiver } from '../receiver';
 import {
   LoaderSource,
   MonotonicClock,
-  RecordingWriter,
   ReplaySource,
+  TlsTargets,
   readRecording,
   SupervisedSource,
   type EventSource,
@@ -19,11 +19,12 @@ import {
   type ReadyEvent,
   type SourceEvent,
 } from '../source';
-import { ProcessInfoCache } from '../workload';
+import { ProcessInfoCache, resolveCgroupPath } from '../workload';
 import type { RunOptions } from './options';
 import { lineWriter, stderrLog, type CliIO } from './output';
 import { checkKernel, checkPrivileges } from './privileges';
 import { agentStats, summaryLine, type StatsParts } from './stats';
+import { headerRulesOf, maskedRecorder } from './secrets';
 import { VERSION } from './version';
 
 /** Connections with no traffic for this long are dropped (their requests reported unanswered). */
@@ -50,13 +51,24 @@ function receiverListen(target: ExportTarget): { grpcListen?: string; httpListen
   return target.protocol === 'grpc' ? { grpcListen: hostPort } : { httpListen: hostPort };
 }
 
-function describeFilters(o: RunOptions): string {
+function describeFilters(o: RunOptions, cgroups: readonly string[]): string {
   const parts = [
     ...o.pid.map((p) => `pid ${p}`),
     ...o.comm.map((c) => `comm ${c}`),
     ...o.port.map((p) => `port ${p}`),
+    ...cgroups.map((c) => `cgroup ${c}`),
   ];
   return parts.length ? parts.join(', ') : 'none (all processes)';
+}
+
+/** The startup line about TLS: which files got probes. */
+export function describeTls(tls: TlsTargets): string {
+  const names = tls.attached.map((t) => (t.kind === 'program' ? `${t.path} (OpenSSL built in)` : t.path));
+  const failed = tls.failures ? `; ${tls.failures} could not be probed (see warnings)` : '';
+  if (names.length === 0) {
+    return `TLS: no OpenSSL found yet; programs started later are checked when they start${failed}`;
+  }
+  return `TLS: OpenSSL probes on ${names.join(', ')}; programs started later are checked when they start${failed}`;
 }
 
 function waitForSignal(): { promise: Promise<string>; dispose(): void } {
@@ -88,7 +100,9 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   const log = stderrLog(io, opts.verbose);
   routeSdkDiagnostics(log);
   const target = resolveExportTarget({ endpoint: opts.endpoint, protocol: opts.protocol }, io.env);
+  const rules = headerRulesOf(opts, io.env);
   const payload = opts.replay ? readRecording(opts.replay) : undefined;
+  const cgroups = payload ? [] : opts.cgroup.map((c) => resolveCgroupPath(c));
   if (!payload) {
     checkPrivileges();
     checkKernel();
@@ -115,16 +129,18 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
     log,
     ...(opts.console ? { console: out } : {}),
     delivery: { maxRecords: opts.bufferRecords, maxBytes: opts.bufferBytes, ...(spool ? { spool } : {}) },
+    workloads: { commandLine: opts.processCommandLine, rules },
   });
   const clock = new MonotonicClock();
-  const processes = new ProcessInfoCache();
+  const processes = new ProcessInfoCache({ commandLine: opts.processCommandLine });
   const mapper = new ExchangeMapper({
-    rules: new HeaderRules({ capture: opts.captureHeaders, redact: opts.redactHeaders }),
+    rules,
     toHrTime: (ns) => clock.toHrTime(ns),
     processInfo: (pid, comm) => processes.get(pid, comm),
   });
   const tracker = new ConnectionTracker({
     maxHeaderBytes: opts.maxHeaderBytes,
+    ports: opts.port,
     onExchange: (ex) => pipeline.emit(mapper.map(ex)),
   });
 
@@ -132,18 +148,25 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   const lostByCpu: number[] = [];
   let eventsIn = 0;
   let lastNs = 0;
+  let tls: TlsTargets | undefined;
   const onEvent = (ev: SourceEvent): void => {
     switch (ev.kind) {
       case 'data':
         eventsIn++;
         lastNs = ev.tsNs;
         processes.get(ev.pid, ev.comm); // look the process up while it still runs
+        tls?.onActivity(ev.pid);
         tracker.onData(ev);
         return;
       case 'close':
         eventsIn++;
         tracker.onClose(ev);
         return;
+      case 'exec':
+        tls?.onExec(ev.pid);
+        return;
+      case 'attach':
+        return; // answers to attach requests, consumed by LoaderSource
       case 'ready':
         clock.setOffset(ev.realtimeOffsetNs);
         return;
@@ -157,19 +180,28 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
     }
   };
 
-  const recorder = opts.record ? new RecordingWriter(opts.record) : undefined;
+  const recorder = opts.record ? maskedRecorder(opts.record, rules) : undefined;
   const loader = (): LoaderSource =>
     new LoaderSource({
       path: LOADER_PATH,
       pids: opts.pid,
       comms: opts.comm,
       ports: opts.port,
+      cgroups,
       selfPids: [process.pid],
+      noTls: !opts.tls,
       ringbufKb: opts.ringbufKb,
       verbose: opts.verbose,
       log,
       ...(recorder ? { tap: (chunk: Buffer) => recorder.write(chunk) } : {}),
     });
+  /** Probes the TLS libraries present now through the running loader (again after a restart: a new loader has none). */
+  const probeTls = async (l: LoaderSource): Promise<void> => {
+    tls?.stop();
+    tls = new TlsTargets({ attach: (file) => l.attachTls(file), log });
+    await tls.scanAll();
+    io.stderr.write(`headertap: ${describeTls(tls)}\n`);
+  };
   const supervised = payload
     ? undefined
     : new SupervisedSource({
@@ -177,6 +209,7 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
         log,
         // the new loader's socket ids differ: requests still waiting will never see their response
         onRestart: () => tracker.flush('evicted'),
+        onRestarted: (l) => (opts.tls ? probeTls(l) : Promise.resolve()),
       });
   const source: EventSource = supervised ?? new ReplaySource(payload!);
   const parts = (): StatsParts => ({
@@ -201,10 +234,14 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
     throw err;
   }
 
+  // Probe the TLS libraries present now before saying ready, so HTTPS started after the ready line is seen.
+  if (supervised?.current && opts.tls) await probeTls(supervised.current);
+
   const protocolName = target.protocol === 'grpc' ? 'OTLP/gRPC' : 'OTLP/HTTP (protobuf)';
-  const from = payload ? `replaying ${opts.replay}` : `capturing HTTP/1.x over TCP on ${ready.ncpus} CPUs (loader pid ${ready.loaderPid})`;
+  const what = tls ? 'HTTP/1.x and HTTP/2 over TCP and TLS' : 'HTTP/1.x and HTTP/2 over TCP';
+  const from = payload ? `replaying ${opts.replay}` : `capturing ${what} on ${ready.ncpus} CPUs (loader pid ${ready.loaderPid})`;
   io.stderr.write(
-    `headertap ready: ${from}; exporting ${protocolName} to ${target.url}${receiver ? ' (embedded receiver)' : ''}; filters: ${describeFilters(opts)}\n`,
+    `headertap ready: ${from}; exporting ${protocolName} to ${target.url}${receiver ? ' (embedded receiver)' : ''}; filters: ${describeFilters(opts, cgroups)}\n`,
   );
 
   const sweep = setInterval(() => tracker.evictIdle(lastNs - IDLE_CONNECTION_NS), IDLE_SWEEP_MS);
@@ -229,6 +266,7 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   if (ended.reason === 'failed') log.warn(ended.message ?? 'event source failed');
   log.debug(`stopping (${ended.message ?? ended.reason})`);
 
+  tls?.stop();
   await source.stop(); // delivers every event already captured
   tracker.flush('agent_stopped');
   // Records get the whole --shutdown-timeout; the closing exporter gets a little more.

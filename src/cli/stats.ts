@@ -21,7 +21,9 @@ export interface StatsParts {
 /** The counters as self-metrics export them. */
 export function agentStats(p: StatsParts): AgentStats {
   const d = p.delivery.counters;
-  const { missed_start: missedStart, ...parseErrors } = p.http.problems;
+  const { missed_start: missedStart, ...http1Errors } = p.http.problems;
+  const parseErrors: Record<string, number> = { ...http1Errors };
+  for (const [kind, n] of Object.entries(p.http.http2Problems)) parseErrors[`http2_${kind}`] = n;
   return {
     eventsIn: p.eventsIn,
     exchanges: p.http.exchanges,
@@ -48,7 +50,9 @@ export function agentStats(p: StatsParts): AgentStats {
 export function summaryLine(p: StatsParts): string {
   const h = p.http;
   const pr = h.problems;
-  const resyncs = pr.invalid_start_line + pr.invalid_framing + pr.invalid_chunk + pr.gap_resync + pr.head_overflow;
+  const resyncs =
+    Object.entries(pr).reduce((n, [kind, v]) => (kind === 'missed_start' ? n : n + v), 0) +
+    Object.values(h.http2Problems).reduce((a, b) => a + b, 0);
   const d = p.delivery.counters;
   const dropReasons = DROP_REASONS.filter((r) => r !== 'rejected' && d.dropped[r] > 0);
   const dropped = dropReasons.reduce((n, r) => n + d.dropped[r], 0);
@@ -57,13 +61,15 @@ export function summaryLine(p: StatsParts): string {
   const k = p.kernel;
   const cpus = p.lostByCpu.map((v, cpu) => (v ? `cpu${cpu} ${v}` : '')).filter(Boolean);
   const kernel = k
-    ? `kernel events ${k.dataEvents + k.closeEvents}, lost ${k.ringbufLost}${cpus.length ? ` (${cpus.join(', ')})` : ''}, truncated ${k.truncated}, unreadable ${k.copyFailed}${k.mapFull ? `, untracked ${k.mapFull}` : ''}`
+    ? `kernel events ${k.dataEvents + k.closeEvents}, lost ${k.ringbufLost}${cpus.length ? ` (${cpus.join(', ')})` : ''}, truncated ${k.truncated}, unreadable ${k.copyFailed}`
     : 'kernel events n/a';
   const restarts = p.loaderRestarts ? `; loader restarts ${p.loaderRestarts}` : '';
   return (
     `exchanges ${h.exchanges} (unanswered ${h.unanswered}, truncated ${h.truncatedMessages}); ` +
     `records exported ${d.exported}, failed ${d.dropped.rejected}, dropped ${dropped}${droppedDetail}; ` +
     `retries ${d.retries}, buffered ${p.delivery.bufferedRecords}${spooled}; ` +
-    `${kernel}; parser resyncs ${resyncs}, orphan responses ${h.orphanResponses}, missed starts ${pr.missed_start}${restarts}`
+    `${kernel}; parser resyncs ${resyncs}, orphan responses ${h.orphanResponses}, missed starts ${pr.missed_start}; ` +
+    `tls sessions ${h.tlsSessions}, ciphertext connections ${h.ciphertextConnections}; ` +
+    `http/2 connections ${h.http2Connections}, records with unknown HPACK state ${h.truncatedRecords.hpack_state_unknown}${restarts}`
   );
 }

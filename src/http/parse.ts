@@ -1,4 +1,5 @@
 import { isUtf8 } from 'node:buffer';
+import type { DirectionParser } from './protocol';
 import type { HeaderList, HttpMessageHead, TruncationReason } from './types';
 
 /**
@@ -36,6 +37,11 @@ export type ParseProblem =
 export interface ParserSink {
   message(head: HttpMessageHead): void;
   problem(kind: ParseProblem): void;
+  /**
+   * The bytes after a head that switched protocols (101, a 2xx to CONNECT),
+   * from the same push; the parser ignores everything after them.
+   */
+  tunnel?(rest: Buffer, tsNs: number): void;
 }
 
 export interface ParserOptions {
@@ -162,7 +168,7 @@ interface MessageInProgress {
   transferEncoding: string[];
 }
 
-export class Http1StreamParser {
+export class Http1StreamParser implements DirectionParser {
   private _state = State.Seek;
   /** Pieces of the current line not yet ended by LF. */
   private _line: Buffer[] = [];
@@ -183,6 +189,11 @@ export class Http1StreamParser {
     private readonly _opts: ParserOptions,
   ) {}
 
+  /** Looking for a start line: at the beginning, or lost after garbage or a gap. */
+  get seeking(): boolean {
+    return this._state === State.Seek;
+  }
+
   /** Captured bytes, contiguous with whatever came before (or after a gap()). */
   push(data: Buffer, tsNs: number): void {
     this._nowNs = tsNs;
@@ -198,7 +209,9 @@ export class Http1StreamParser {
           break;
         }
         case State.UntilClose:
+          return;
         case State.Tunnel:
+          if (pos < data.length) this._sink.tunnel?.(data.subarray(pos), tsNs);
           return;
         default: {
           const lf = data.indexOf(LF, pos);

@@ -1,6 +1,9 @@
 import type { CloseEvent, DataEvent, Direction } from '../source';
 import { formatAddress, isV4Mapped } from '../source';
+import { SniffingParser, http2Starts, upgradesToH2c, type Http2Evidence } from './h2/detect';
+import { HTTP2_PROBLEMS, Http2Session, type DirectionStart, type Http2Problem } from './h2/session';
 import { Http1StreamParser, type ParseProblem } from './parse';
+import type { DirectionParser } from './protocol';
 import type {
   ConnectionInfo,
   HttpExchange,
@@ -8,6 +11,7 @@ import type {
   HttpRequestHead,
   HttpResponseHead,
   Role,
+  TruncationReason,
   UnansweredReason,
 } from './types';
 
@@ -18,6 +22,12 @@ export interface TrackerOptions {
   maxConnections?: number;
   /** Requests waiting for a response per connection (pipelining depth). */
   maxPendingRequests?: number;
+  /**
+   * The --port filter. The kernel applies it to sockets; a TLS session whose
+   * socket was not known when its bytes were captured is checked here, once
+   * the socket is known (or dropped, when it never is).
+   */
+  ports?: readonly number[];
   onExchange(exchange: HttpExchange): void;
 }
 
@@ -39,6 +49,20 @@ export interface HttpCounters {
   truncatedMessages: number;
   /** Parser resyncs by cause. */
   problems: Record<ParseProblem, number>;
+  /** TLS sessions seen (plaintext from the TLS library). */
+  tlsSessions: number;
+  /** Connections ignored because their socket bytes are TLS records (ciphertext). */
+  ciphertextConnections: number;
+  /** TLS sessions outside --port (known once their socket is), and exchanges of sessions whose socket never became known. */
+  portFiltered: number;
+  /** Connections found speaking HTTP/2 (preface, SETTINGS, h2c upgrade, or frames mid-connection). */
+  http2Connections: number;
+  /** HTTP/2 DATA payload bytes skipped. */
+  http2DataBytes: number;
+  /** HTTP/2 problems by cause (resyncs, undecodable header blocks, …). */
+  http2Problems: Record<Http2Problem, number>;
+  /** Exchanges reported with headers missing, by the reason on their record. */
+  truncatedRecords: Record<TruncationReason, number>;
 }
 
 interface PendingRequest {
@@ -50,29 +74,53 @@ interface PendingRequest {
 const HALF_SEQ = 0x8000_0000;
 
 interface DirectionState {
-  parser: Http1StreamParser;
+  /** HTTP/1.x (sniffing for HTTP/2 while it has found no message), or the HTTP/2 session's side. */
+  parser: DirectionParser;
   /** Sequence number the next captured byte should have. */
   nextSeq: number | undefined;
 }
 
 interface Connection {
   info: ConnectionInfo;
+  /** Socket bytes that are TLS records: ignored (the plaintext comes from the TLS probes). */
+  ciphertext: boolean;
+  /** A TLS session outside --port: its bytes are ignored. */
+  portFiltered?: boolean;
   egress: DirectionState;
   ingress: DirectionState;
-  /** Requests waiting for their response, oldest first. */
+  /** Requests waiting for their response, oldest first (HTTP/1.x). */
   pending: PendingRequest[];
   lastNs: number;
+  /** Set once the connection speaks HTTP/2; it then pairs its own streams. */
+  h2?: Http2Session;
 }
 
 function connectionInfo(ev: DataEvent): ConnectionInfo {
+  if (!ev.hasSocket) return { pid: ev.pid, comm: ev.comm, tls: ev.tls };
   return {
     pid: ev.pid,
     comm: ev.comm,
     networkType: isV4Mapped(ev.localAddr) ? 'ipv4' : 'ipv6',
     local: { address: formatAddress(ev.localAddr), port: ev.localPort },
     remote: { address: formatAddress(ev.remoteAddr), port: ev.remotePort },
-    tls: false,
+    tls: ev.tls,
   };
+}
+
+/** The info of a connection needs updating: another process, or a TLS session's socket became known (or changed). */
+function infoChanged(info: ConnectionInfo, ev: DataEvent): boolean {
+  if (info.pid !== ev.pid) return true;
+  if (!ev.hasSocket) return false;
+  return info.local?.port !== ev.localPort || info.remote?.port !== ev.remotePort;
+}
+
+/**
+ * A TLS record header (RFC 8446 §5.1): content type 20-23, legacy version
+ * 3.x. No HTTP message starts with these bytes, so a socket stream that does
+ * is ciphertext.
+ */
+export function looksLikeTlsRecord(data: Buffer): boolean {
+  return data.length >= 3 && data[0] >= 0x14 && data[0] <= 0x17 && data[1] === 0x03 && data[2] <= 0x04;
 }
 
 function newCounters(): HttpCounters {
@@ -88,6 +136,19 @@ function newCounters(): HttpCounters {
     gapBytes: 0,
     truncatedMessages: 0,
     problems: { invalid_start_line: 0, invalid_framing: 0, invalid_chunk: 0, gap_resync: 0, head_overflow: 0, missed_start: 0 },
+    tlsSessions: 0,
+    ciphertextConnections: 0,
+    portFiltered: 0,
+    http2Connections: 0,
+    http2DataBytes: 0,
+    http2Problems: Object.fromEntries(HTTP2_PROBLEMS.map((k) => [k, 0])) as Record<Http2Problem, number>,
+    truncatedRecords: {
+      header_limit: 0,
+      capture_gap: 0,
+      connection_closed: 0,
+      malformed_header: 0,
+      hpack_state_unknown: 0,
+    },
   };
 }
 
@@ -96,28 +157,51 @@ function newCounters(): HttpCounters {
  * connection, TCP sequence numbers to find bytes that were never captured,
  * and FIFO pairing of requests with responses (HTTP/1.x answers in order,
  * pipelined or not). A process that sends requests is the client.
+ *
+ * TLS sessions are tracked like connections, keyed by session id (their own
+ * id space), with plaintext offsets in place of sequence numbers; the socket
+ * under a session carries ciphertext, which is recognised and ignored.
+ *
+ * A connection whose bytes turn out to be HTTP/2 (h2/detect.ts) or that an
+ * h2c upgrade switches is handed to an Http2Session, which pairs by stream.
  */
 export class ConnectionTracker {
   readonly counters = newCounters();
   /** Map order is recency: every event moves its connection to the end. */
   private readonly _conns = new Map<number, Connection>();
+  /** TLS sessions by session id, same rules. */
+  private readonly _sessions = new Map<number, Connection>();
   private readonly _maxConnections: number;
   private readonly _maxPending: number;
+  private readonly _ports?: ReadonlySet<number>;
 
   constructor(private readonly _opts: TrackerOptions) {
     this._maxConnections = _opts.maxConnections ?? 16384;
     this._maxPending = _opts.maxPendingRequests ?? 64;
+    if (_opts.ports?.length) this._ports = new Set(_opts.ports);
   }
 
-  /** Connections currently tracked. */
+  /** Connections and TLS sessions currently tracked. */
   get size(): number {
-    return this._conns.size;
+    return this._conns.size + this._sessions.size;
   }
 
   onData(ev: DataEvent): void {
     const conn = this._connectionFor(ev);
     conn.lastNs = ev.tsNs;
+    if (conn.ciphertext) return;
+    // A TLS session on a port --port does not want (known once its socket is): not parsed at all.
+    if (ev.tls && ev.hasSocket && this._portMatch(conn) === 'no') {
+      if (!conn.portFiltered) this.counters.portFiltered++;
+      conn.portFiltered = true;
+      return;
+    }
     const dir = ev.direction === 'egress' ? conn.egress : conn.ingress;
+    if (!ev.tls && dir.nextSeq === undefined && looksLikeTlsRecord(ev.data)) {
+      conn.ciphertext = true;
+      this.counters.ciphertextConnections++;
+      return;
+    }
     if (dir.nextSeq !== undefined && ev.seq !== dir.nextSeq) {
       const ahead = (ev.seq - dir.nextSeq) >>> 0;
       if (ahead < HALF_SEQ) this._gap(dir, ahead);
@@ -129,66 +213,78 @@ export class ConnectionTracker {
   }
 
   onClose(ev: CloseEvent): void {
-    const conn = this._conns.get(ev.sockId);
+    const map = ev.tls ? this._sessions : this._conns;
+    const conn = map.get(ev.sockId);
     if (!conn) return;
-    this._conns.delete(ev.sockId);
+    map.delete(ev.sockId);
     this.counters.connectionsClosed++;
     this._end(conn, 'connection_closed');
   }
 
   /** Reports every request still waiting as unanswered and forgets all connections. */
   flush(reason: UnansweredReason = 'agent_stopped'): void {
-    for (const conn of this._conns.values()) this._end(conn, reason);
-    this._conns.clear();
+    for (const map of [this._conns, this._sessions]) {
+      for (const conn of map.values()) this._end(conn, reason);
+      map.clear();
+    }
   }
 
   /** Evicts connections with no event since `olderThanNs` (CLOCK_MONOTONIC). */
   evictIdle(olderThanNs: number): number {
     let n = 0;
-    for (const [id, conn] of this._conns) {
-      if (conn.lastNs >= olderThanNs) break; // the rest were active later
-      this._evict(id, conn);
-      n++;
+    for (const map of [this._conns, this._sessions]) {
+      for (const [id, conn] of map) {
+        if (conn.lastNs >= olderThanNs) break; // the rest were active later
+        this._evict(map, id, conn);
+        n++;
+      }
     }
     return n;
   }
 
   private _connectionFor(ev: DataEvent): Connection {
-    let conn = this._conns.get(ev.sockId);
+    const map = ev.tls ? this._sessions : this._conns;
+    let conn = map.get(ev.sockId);
     if (conn) {
-      this._conns.delete(ev.sockId);
-      this._conns.set(ev.sockId, conn);
-      if (conn.info.pid !== ev.pid) conn.info = connectionInfo(ev); // socket passed to another process
+      map.delete(ev.sockId);
+      map.set(ev.sockId, conn);
+      // Socket passed to another process, or a TLS session's socket became known.
+      if (infoChanged(conn.info, ev)) conn.info = connectionInfo(ev);
       return conn;
     }
-    if (this._conns.size >= this._maxConnections) {
-      const [id, oldest] = this._conns.entries().next().value as [number, Connection];
-      this._evict(id, oldest);
+    if (map.size >= this._maxConnections) {
+      const [id, oldest] = map.entries().next().value as [number, Connection];
+      this._evict(map, id, oldest);
     }
     conn = this._newConnection(ev);
-    this._conns.set(ev.sockId, conn);
+    map.set(ev.sockId, conn);
     this.counters.connectionsOpened++;
+    if (ev.tls) this.counters.tlsSessions++;
     return conn;
   }
 
   private _newConnection(ev: DataEvent): Connection {
     const conn: Connection = {
       info: connectionInfo(ev),
+      ciphertext: false,
       pending: [],
       lastNs: ev.tsNs,
       egress: undefined as unknown as DirectionState,
       ingress: undefined as unknown as DirectionState,
     };
-    const direction = (d: Direction): DirectionState => ({
-      nextSeq: undefined,
-      parser: new Http1StreamParser(
+    const direction = (d: Direction): DirectionState => {
+      const h1 = new Http1StreamParser(
         {
           message: (head) => this._onMessage(conn, d, head),
           problem: (kind) => this.counters.problems[kind]++,
+          // After an h2c upgrade's 101, the same read or write already carries HTTP/2 frames.
+          tunnel: (rest, tsNs) => conn.h2?.direction(d).push(rest, tsNs),
         },
         { maxHeaderBytes: this._opts.maxHeaderBytes, requestMethod: () => conn.pending[0]?.head.method },
-      ),
-    });
+      );
+      const parser = new SniffingParser(h1, (evidence, bytes, tsNs) => this._sniffedHttp2(conn, d, evidence, bytes, tsNs));
+      return { nextSeq: undefined, parser };
+    };
     conn.egress = direction('egress');
     conn.ingress = direction('ingress');
     return conn;
@@ -199,8 +295,8 @@ export class ConnectionTracker {
     dir.parser.gap(bytes);
   }
 
-  private _evict(id: number, conn: Connection): void {
-    this._conns.delete(id);
+  private _evict(map: Map<number, Connection>, id: number, conn: Connection): void {
+    map.delete(id);
     this.counters.connectionsEvicted++;
     this._end(conn, 'evicted');
   }
@@ -208,19 +304,82 @@ export class ConnectionTracker {
   private _end(conn: Connection, reason: UnansweredReason): void {
     conn.egress.parser.end();
     conn.ingress.parser.end();
+    conn.h2?.close(reason);
     for (const p of conn.pending.splice(0)) this._unanswered(conn, p, reason);
   }
 
   private _unanswered(conn: Connection, p: PendingRequest, reason: UnansweredReason): void {
-    this.counters.unanswered++;
+    this._emit(conn, { role: p.role, request: p.head, unanswered: reason });
+  }
+
+  private _emit(conn: Connection, ex: Omit<HttpExchange, 'connection'>): void {
+    if (!this._portWanted(conn)) return;
     this.counters.exchanges++;
-    this._opts.onExchange({ role: p.role, connection: conn.info, request: p.head, unanswered: reason });
+    if (ex.unanswered) this.counters.unanswered++;
+    const truncated = ex.request.truncated ?? ex.response?.truncated;
+    if (truncated) this.counters.truncatedRecords[truncated]++;
+    this._opts.onExchange({ ...ex, connection: conn.info });
+  }
+
+  /** The first bytes of direction `d` are HTTP/2: hand the connection to a session. */
+  private _sniffedHttp2(conn: Connection, d: Direction, evidence: Http2Evidence, bytes: Buffer, tsNs: number): void {
+    // The other direction is seen from its start only if none of its bytes went by yet.
+    const otherFresh = conn[d === 'egress' ? 'ingress' : 'egress'].nextSeq === undefined;
+    this._useHttp2(conn, http2Starts(d, evidence, otherFresh), evidence === 'preface' ? d : undefined);
+    conn[d].parser.push(bytes, tsNs);
+  }
+
+  private _useHttp2(conn: Connection, starts: Record<Direction, DirectionStart>, clientDirection?: Direction): Http2Session {
+    this.counters.http2Connections++;
+    const c = this.counters;
+    const session = new Http2Session(
+      {
+        message: (head) => {
+          if (head.kind === 'request') c.requests++;
+          else c.responses++;
+          if (head.truncated) c.truncatedMessages++;
+        },
+        exchange: (ex) => this._emit(conn, ex),
+        orphanResponse: () => this._orphan(conn),
+        problem: (kind) => c.http2Problems[kind]++,
+        data: (bytes) => (c.http2DataBytes += bytes),
+      },
+      { maxHeaderBytes: this._opts.maxHeaderBytes, ...starts, ...(clientDirection ? { clientDirection } : {}) },
+    );
+    conn.h2 = session;
+    conn.egress.parser = session.egress;
+    conn.ingress.parser = session.ingress;
+    return session;
+  }
+
+  /**
+   * --port for TLS sessions (the kernel filtered plain sockets already):
+   * 'unknown' while the session's socket is not known.
+   */
+  private _portMatch(conn: Connection): 'yes' | 'no' | 'unknown' {
+    const ports = this._ports;
+    if (!ports || !conn.info.tls) return 'yes';
+    const { local, remote } = conn.info;
+    if (!local || !remote) return 'unknown';
+    return ports.has(local.port) || ports.has(remote.port) ? 'yes' : 'no';
+  }
+
+  /** An exchange goes out only from a session on a wanted port. */
+  private _portWanted(conn: Connection): boolean {
+    if (this._portMatch(conn) === 'yes') return true;
+    this.counters.portFiltered++;
+    return false;
+  }
+
+  /** A response with no request: counted only where --port wants the traffic. */
+  private _orphan(conn: Connection): void {
+    if (this._portMatch(conn) === 'yes') this.counters.orphanResponses++;
   }
 
   private _onMessage(conn: Connection, direction: Direction, head: HttpMessageHead): void {
     if (head.truncated) this.counters.truncatedMessages++;
     if (head.kind === 'request') this._onRequest(conn, direction, head);
-    else this._onResponse(conn, head);
+    else this._onResponse(conn, direction, head);
   }
 
   private _onRequest(conn: Connection, direction: Direction, head: HttpRequestHead): void {
@@ -231,14 +390,19 @@ export class ConnectionTracker {
     conn.pending.push({ head, role: direction === 'egress' ? 'client' : 'server' });
   }
 
-  private _onResponse(conn: Connection, head: HttpResponseHead): void {
+  private _onResponse(conn: Connection, direction: Direction, head: HttpResponseHead): void {
     this.counters.responses++;
     const req = conn.pending.shift();
     if (!req) {
-      this.counters.orphanResponses++;
+      this._orphan(conn);
       return;
     }
-    this.counters.exchanges++;
-    this._opts.onExchange({ role: req.role, connection: conn.info, request: req.head, response: head });
+    if (upgradesToH2c(head)) {
+      // The answer to the upgraded request comes as HTTP/2 stream 1; the client sends a preface first.
+      const client: Direction = direction === 'egress' ? 'ingress' : 'egress';
+      this._useHttp2(conn, { [client]: 'preface', [direction]: 'start' } as Record<Direction, DirectionStart>, client).seedUpgrade(req.head);
+      return;
+    }
+    this._emit(conn, { role: req.role, request: req.head, response: head });
   }
 }

@@ -1,6 +1,6 @@
 /**
- * What the http stage produces: HTTP/1.x message heads and request/response
- * exchanges. Nothing here knows about OpenTelemetry.
+ * What the http stage produces: HTTP/1.x and HTTP/2 message heads and
+ * request/response exchanges. Nothing here knows about OpenTelemetry.
  */
 
 /**
@@ -18,13 +18,19 @@ export type TruncationReason =
   /** the connection ended inside the head */
   | 'connection_closed'
   /** a header line could not be parsed and was skipped */
-  | 'malformed_header';
+  | 'malformed_header'
+  /**
+   * HTTP/2: a header referred to an HPACK dynamic-table entry added before
+   * headertap saw the connection (or in bytes it missed); it is left out
+   */
+  | 'hpack_state_unknown';
 
 interface MessageHeadBase {
-  /** '1.0' or '1.1', from the start line. */
+  /** '1.0' or '1.1' from the start line; '2' for HTTP/2. */
   version: string;
+  /** HTTP/2: regular fields only; pseudo-headers fill the fields of the head. Trailers follow the headers. */
   headers: HeaderList;
-  /** Bytes of the start line and header lines, CRLFs included. */
+  /** Bytes of the start line and header lines, CRLFs included; HTTP/2: HPACK-coded header block bytes. */
   headBytes: number;
   /** Set when some headers are missing; the reason says why. */
   truncated?: TruncationReason;
@@ -36,13 +42,22 @@ interface MessageHeadBase {
 
 export interface HttpRequestHead extends MessageHeadBase {
   kind: 'request';
+  /** '' when it could not be decoded (HTTP/2, see truncated). */
   method: string;
-  /** The request-target as sent: /path?query, an absolute URL, host:port or *. */
+  /**
+   * The request-target as sent: /path?query, an absolute URL, host:port or *.
+   * HTTP/2: :path (:authority for CONNECT); '' when it could not be decoded.
+   */
   target: string;
+  /** HTTP/2 :authority. */
+  authority?: string;
+  /** HTTP/2 :scheme. */
+  scheme?: string;
 }
 
 export interface HttpResponseHead extends MessageHeadBase {
   kind: 'response';
+  /** 0 when it could not be decoded (HTTP/2, see truncated). */
   status: number;
   reason: string;
 }
@@ -52,22 +67,28 @@ export type HttpMessageHead = HttpRequestHead | HttpResponseHead;
 /** Which end of the connection the observed process is. */
 export type Role = 'client' | 'server';
 
-/** Why a request has no response. */
-export type UnansweredReason = 'connection_closed' | 'agent_stopped' | 'evicted' | 'too_many_pending';
+/**
+ * Why a request has no response. stream_reset: HTTP/2 RST_STREAM, or a
+ * GOAWAY that says the server never processed the stream.
+ */
+export type UnansweredReason = 'connection_closed' | 'agent_stopped' | 'evicted' | 'too_many_pending' | 'stream_reset';
 
 export interface Endpoint {
   address: string;
   port: number;
 }
 
-/** The connection as the observed process sees it. */
+/**
+ * The connection as the observed process sees it. The addresses are missing
+ * only for TLS sessions whose socket was never identified.
+ */
 export interface ConnectionInfo {
   pid: number;
   comm: string;
   /** 'ipv4' also for IPv4 carried on a dual-stack IPv6 socket. */
-  networkType: 'ipv4' | 'ipv6';
-  local: Endpoint;
-  remote: Endpoint;
+  networkType?: 'ipv4' | 'ipv6';
+  local?: Endpoint;
+  remote?: Endpoint;
   /** The bytes were TLS plaintext (url.scheme https). */
   tls: boolean;
 }

@@ -21,9 +21,11 @@ import {
   ATTR_URL_SCHEME,
   ATTR_USER_AGENT_ORIGINAL,
 } from '@opentelemetry/semantic-conventions';
-import type { Endpoint, HeaderList, HttpExchange, HttpMessageHead } from '../http';
+import type { Endpoint, HeaderList, HttpExchange, HttpMessageHead, Role } from '../http';
 import type { ProcessInfo } from '../workload';
-import { HeaderAction, REDACTED, type HeaderRules } from './headers';
+import { addGrpcAttributes, grpcStatusIsError, grpcStatusName } from './grpc';
+import { HeaderAction, type HeaderRules, type HeaderSide } from './headers';
+import { redactHeaderValue, redactQuery } from './redact';
 import { extractSpanContext } from './trace-context';
 
 /** Incubating semantic conventions, copied as the package recommends. */
@@ -49,6 +51,8 @@ export interface ExchangeRecord {
   body: string;
   attributes: LogAttributes;
   spanContext?: SpanContext;
+  /** The observed process: its records go under its own OTLP resource. */
+  workload?: ProcessInfo;
 }
 
 export interface MapperOptions {
@@ -107,6 +111,12 @@ function firstValue(headers: HeaderList, name: string): string | undefined {
  * Maps exchanges to the log-record contract in DESIGN.md: semantic-convention
  * attributes, header attributes after capture/redaction rules, trace context
  * from the request headers, severity from the outcome.
+ *
+ * HTTP/2 heads carry the pseudo-headers in their fields (method, target =
+ * :path, authority, scheme), so they map to the same attributes and never
+ * appear as http.request.header.:path: semantic conventions reserve header
+ * attributes for real header fields. A field HPACK could not decode is ''
+ * (method, target) or 0 (status) and its attribute is left out.
  */
 export class ExchangeMapper {
   constructor(private readonly _opts: MapperOptions) {}
@@ -117,33 +127,39 @@ export class ExchangeMapper {
     const attrs: LogAttributes = {};
 
     const method = KNOWN_METHODS.has(req.method) ? req.method : '_OTHER';
-    attrs[ATTR_HTTP_REQUEST_METHOD] = method;
-    if (method === '_OTHER') attrs[ATTR_HTTP_REQUEST_METHOD_ORIGINAL] = req.method;
-    const target = splitTarget(req.target, req.method);
+    if (req.method) attrs[ATTR_HTTP_REQUEST_METHOD] = method;
+    if (req.method && method === '_OTHER') attrs[ATTR_HTTP_REQUEST_METHOD_ORIGINAL] = req.method;
+    const target = req.target ? splitTarget(req.target, req.method) : {};
     if (target.path !== undefined) attrs[ATTR_URL_PATH] = target.path;
-    if (target.query !== undefined) attrs[ATTR_URL_QUERY] = target.query;
-    attrs[ATTR_URL_SCHEME] = conn.tls ? 'https' : 'http';
+    if (target.query !== undefined) attrs[ATTR_URL_QUERY] = redactQuery(target.query, rules);
+    attrs[ATTR_URL_SCHEME] = req.scheme ?? (conn.tls ? 'https' : 'http');
     attrs[ATTR_NETWORK_PROTOCOL_NAME] = 'http';
     attrs[ATTR_NETWORK_PROTOCOL_VERSION] = req.version;
-    if (res) attrs[ATTR_HTTP_RESPONSE_STATUS_CODE] = res.status;
+    if (res?.status) attrs[ATTR_HTTP_RESPONSE_STATUS_CODE] = res.status;
 
     // The server end of the socket is the local one for a server, the remote one for a client.
-    const serverEnd: Endpoint = ex.role === 'server' ? conn.local : conn.remote;
-    const clientEnd: Endpoint = ex.role === 'server' ? conn.remote : conn.local;
-    const hostHeader = rules.isRedacted('host') ? undefined : firstValue(req.headers, 'host');
+    const serverEnd: Endpoint | undefined = ex.role === 'server' ? conn.local : conn.remote;
+    const clientEnd: Endpoint | undefined = ex.role === 'server' ? conn.remote : conn.local;
+    const hostHeader = rules.isSecret('host') ? undefined : (req.authority ?? firstValue(req.headers, 'host'));
     const authority = splitAuthority(target.authority ?? hostHeader ?? '');
-    attrs[ATTR_SERVER_ADDRESS] = authority?.host ?? serverEnd.address;
-    attrs[ATTR_SERVER_PORT] = authority?.port ?? serverEnd.port;
-    attrs[ATTR_CLIENT_ADDRESS] = clientEnd.address;
-    attrs[ATTR_CLIENT_PORT] = clientEnd.port;
-    attrs[ATTR_NETWORK_PEER_ADDRESS] = conn.remote.address;
-    attrs[ATTR_NETWORK_PEER_PORT] = conn.remote.port;
-    attrs[ATTR_NETWORK_LOCAL_ADDRESS] = conn.local.address;
-    attrs[ATTR_NETWORK_LOCAL_PORT] = conn.local.port;
+    const serverAddress = authority?.host ?? serverEnd?.address;
+    if (serverAddress !== undefined) attrs[ATTR_SERVER_ADDRESS] = serverAddress;
+    const serverPort = authority?.port ?? serverEnd?.port;
+    if (serverPort !== undefined) attrs[ATTR_SERVER_PORT] = serverPort;
+    if (clientEnd) {
+      attrs[ATTR_CLIENT_ADDRESS] = clientEnd.address;
+      attrs[ATTR_CLIENT_PORT] = clientEnd.port;
+    }
+    if (conn.remote && conn.local) {
+      attrs[ATTR_NETWORK_PEER_ADDRESS] = conn.remote.address;
+      attrs[ATTR_NETWORK_PEER_PORT] = conn.remote.port;
+      attrs[ATTR_NETWORK_LOCAL_ADDRESS] = conn.local.address;
+      attrs[ATTR_NETWORK_LOCAL_PORT] = conn.local.port;
+    }
     attrs[ATTR_NETWORK_TRANSPORT] = 'tcp';
-    attrs[ATTR_NETWORK_TYPE] = conn.networkType;
+    if (conn.networkType) attrs[ATTR_NETWORK_TYPE] = conn.networkType;
     const ua = firstValue(req.headers, 'user-agent');
-    if (ua !== undefined) attrs[ATTR_USER_AGENT_ORIGINAL] = rules.isRedacted('user-agent') ? REDACTED : ua;
+    if (ua !== undefined) attrs[ATTR_USER_AGENT_ORIGINAL] = rules.apply(rules.secret('user-agent'), ua);
 
     const proc = this._opts.processInfo(conn.pid, conn.comm);
     attrs[ATTR_PROCESS_PID] = conn.pid;
@@ -159,30 +175,34 @@ export class ExchangeMapper {
     }
     if (ex.unanswered) attrs[ATTR_HT_UNANSWERED_REASON] = ex.unanswered;
 
-    this._addHeaders(attrs, 'http.request.header.', req);
-    if (res) this._addHeaders(attrs, 'http.response.header.', res);
+    this._addHeaders(attrs, 'request', req);
+    if (res) this._addHeaders(attrs, 'response', res);
 
-    const [severityNumber, severityText] = severity(res?.status);
+    const grpc = addGrpcAttributes(attrs, req, res, rules);
+    const [severityNumber, severityText] = severity(res?.status, grpc?.status, ex.role);
     const spanContext = extractSpanContext(req.headers);
+    const outcome = res ? `${res.status || '?'}${grpc?.status !== undefined ? ` grpc ${grpcStatusName(grpc.status)}` : ''}` : 'no response';
     return {
       eventName: EVENT_NAME,
       timestamp: this._opts.toHrTime(req.startNs),
       severityNumber,
       severityText,
-      body: `${req.method} ${target.path ?? target.authority ?? ''} -> ${res ? res.status : 'no response'}`,
+      body: `${req.method || '?'} ${target.path ?? target.authority ?? '?'} -> ${outcome}`,
       attributes: attrs,
       ...(spanContext ? { spanContext } : {}),
+      workload: proc,
     };
   }
 
-  private _addHeaders(attrs: LogAttributes, prefix: string, head: HttpMessageHead): void {
+  private _addHeaders(attrs: LogAttributes, side: HeaderSide, head: HttpMessageHead): void {
     const h = head.headers;
     const rules = this._opts.rules;
+    const prefix = side === 'request' ? 'http.request.header.' : 'http.response.header.';
     for (let i = 0; i < h.length; i += 2) {
-      const action = rules.action(h[i]);
+      const action = rules.action(h[i], side);
       if (action === HeaderAction.Drop) continue;
       const key = prefix + h[i];
-      const value = action === HeaderAction.Redact ? REDACTED : h[i + 1];
+      const value = action === HeaderAction.Keep ? redactHeaderValue(h[i], h[i + 1], rules) : rules.apply(action, h[i + 1]);
       const list = attrs[key] as string[] | undefined;
       if (list) list.push(value);
       else attrs[key] = [value];
@@ -190,8 +210,10 @@ export class ExchangeMapper {
   }
 }
 
-function severity(status: number | undefined): [SeverityNumber, string] {
+/** From the HTTP status (undefined: no response), or a non-OK gRPC status when there is one. */
+function severity(status: number | undefined, grpcStatus: number | undefined, role: Role): [SeverityNumber, string] {
   if (status === undefined || status >= 500) return [SeverityNumber.ERROR, 'ERROR'];
+  if (grpcStatus) return grpcStatusIsError(grpcStatus, role) ? [SeverityNumber.ERROR, 'ERROR'] : [SeverityNumber.WARN, 'WARN'];
   if (status >= 400) return [SeverityNumber.WARN, 'WARN'];
   return [SeverityNumber.INFO, 'INFO'];
 }

@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import picomatch from 'picomatch';
 
 /** Values of headers matched by --redact-headers become this. */
@@ -17,11 +18,28 @@ export const DEFAULT_REDACT_HEADERS = [
 
 export const DEFAULT_CAPTURE_HEADERS = ['*'];
 
+/** Hex digits of the HMAC shown after `sha256:` (64 bits: enough to group by, too few to be the MAC). */
+export const HASH_PREFIX_HEX = 16;
+
+export type HeaderSide = 'request' | 'response';
+
 export interface HeaderRulesConfig {
-  /** Case-insensitive globs of header names to keep. */
+  /** Case-insensitive globs of header names to keep, both sides. */
   capture: readonly string[];
-  /** Case-insensitive globs of header names whose values are replaced by [REDACTED]. */
+  /** Globs of names to drop, both sides (wins over capture). */
+  exclude?: readonly string[];
+  /** Replace `capture` for request / response headers when given. */
+  captureRequest?: readonly string[];
+  captureResponse?: readonly string[];
+  /** Added to `exclude` for request / response headers. */
+  excludeRequest?: readonly string[];
+  excludeResponse?: readonly string[];
+  /** Globs of names whose values are replaced by [REDACTED] (also query parameters). */
   redact: readonly string[];
+  /** Globs of names whose values are replaced by a keyed hash (wins over redact). */
+  hash?: readonly string[];
+  /** HMAC-SHA256 key; required when `hash` is not empty. */
+  hashKey?: Buffer;
 }
 
 /** What happens to one header. */
@@ -29,6 +47,7 @@ export const enum HeaderAction {
   Drop,
   Keep,
   Redact,
+  Hash,
 }
 
 /** A list of globs to one matcher, compiled once (header names have no '/'). */
@@ -38,34 +57,86 @@ export function compileGlobs(globs: readonly string[]): (name: string) => boolea
   return (name) => res.some((re) => re.test(name));
 }
 
+/** Names are attacker-controlled: decision caches stay bounded. */
+const CACHE_LIMIT = 4096;
+
+function cached<T>(cache: Map<string, T>, name: string, decide: (name: string) => T): T {
+  let v = cache.get(name);
+  if (v === undefined) {
+    v = decide(name);
+    if (cache.size >= CACHE_LIMIT) cache.clear();
+    cache.set(name, v);
+  }
+  return v;
+}
+
 /**
- * Capture and redaction rules for header names. Decisions are cached per
- * name: real traffic repeats a few dozen names, so matching runs once each.
+ * Capture, exclude, redact and hash rules for header (and query-parameter)
+ * names, compiled once. Decisions are cached per name: real traffic repeats
+ * a few dozen names, so glob matching runs once for each.
+ *
+ * Precedence for a header: not captured or excluded → dropped; else matched by
+ * hash globs → keyed hash; else matched by redact globs → [REDACTED]; else kept.
  */
 export class HeaderRules {
-  private readonly _capture: (name: string) => boolean;
+  private readonly _capture: Record<HeaderSide, (name: string) => boolean>;
+  private readonly _exclude: Record<HeaderSide, (name: string) => boolean>;
   private readonly _redact: (name: string) => boolean;
-  private readonly _cache = new Map<string, HeaderAction>();
+  private readonly _hash: (name: string) => boolean;
+  private readonly _hashKey?: Buffer;
+  private readonly _cache: Record<HeaderSide, Map<string, HeaderAction>> = { request: new Map(), response: new Map() };
+  private readonly _secretCache = new Map<string, HeaderAction>();
 
   constructor(config: HeaderRulesConfig) {
-    this._capture = compileGlobs(config.capture);
+    const capture = compileGlobs(config.capture);
+    const exclude = config.exclude ?? [];
+    this._capture = {
+      request: config.captureRequest ? compileGlobs(config.captureRequest) : capture,
+      response: config.captureResponse ? compileGlobs(config.captureResponse) : capture,
+    };
+    this._exclude = {
+      request: compileGlobs([...exclude, ...(config.excludeRequest ?? [])]),
+      response: compileGlobs([...exclude, ...(config.excludeResponse ?? [])]),
+    };
     this._redact = compileGlobs(config.redact);
+    this._hash = compileGlobs(config.hash ?? []);
+    if ((config.hash ?? []).length > 0 && !config.hashKey?.length) throw new Error('hash globs need a hash key');
+    this._hashKey = config.hashKey;
   }
 
-  /** The action for a lower-case header name. */
-  action(name: string): HeaderAction {
-    let a = this._cache.get(name);
-    if (a === undefined) {
-      a = !this._capture(name) ? HeaderAction.Drop : this._redact(name) ? HeaderAction.Redact : HeaderAction.Keep;
-      // Names are attacker-controlled: keep the cache bounded.
-      if (this._cache.size >= 4096) this._cache.clear();
-      this._cache.set(name, a);
-    }
-    return a;
+  /** The action for a lower-case header name on one side of the exchange. */
+  action(name: string, side: HeaderSide = 'request'): HeaderAction {
+    return cached(this._cache[side], name, (n) =>
+      !this._capture[side](n) || this._exclude[side](n) ? HeaderAction.Drop : this.secret(n),
+    );
   }
 
-  /** Whether a name's value must never be shown. */
-  isRedacted(name: string): boolean {
-    return this._redact(name.toLowerCase());
+  /**
+   * Hash, Redact, or Keep for a name, ignoring capture rules: used for query
+   * parameters, command-line arguments and headers feeding other attributes.
+   */
+  secret(name: string): HeaderAction {
+    return cached(this._secretCache, name.toLowerCase(), (n) =>
+      this._hash(n) ? HeaderAction.Hash : this._redact(n) ? HeaderAction.Redact : HeaderAction.Keep,
+    );
+  }
+
+  /** Whether a name's value must never be shown as it is. */
+  isSecret(name: string): boolean {
+    return this.secret(name) !== HeaderAction.Keep;
+  }
+
+  /** The value as exported under an action. */
+  apply(action: HeaderAction, value: string): string {
+    if (action === HeaderAction.Redact) return REDACTED;
+    if (action === HeaderAction.Hash) return this.hash(value);
+    return value;
+  }
+
+  /** `sha256:` and the first HASH_PREFIX_HEX hex digits of HMAC-SHA256(key, value). */
+  hash(value: string): string {
+    if (!this._hashKey) return REDACTED;
+    const mac = createHmac('sha256', this._hashKey).update(value, 'utf8').digest('hex');
+    return `sha256:${mac.slice(0, HASH_PREFIX_HEX)}`;
   }
 }

@@ -17,6 +17,7 @@ import type { Log } from '../common/log';
 import type { ExchangeRecord } from './attributes';
 import { DeliveryProcessor, type DeliveryCounters, type DeliveryOptions } from './delivery';
 import type { ExportTarget } from './endpoint';
+import { WorkloadLoggers, type WorkloadOptions } from './workloads';
 
 /** Attributes per record; the SDK's default (128) would cut header-heavy requests. */
 const ATTRIBUTE_COUNT_LIMIT = 2048;
@@ -32,6 +33,8 @@ export interface PipelineOptions {
   exporter?: LogRecordExporter;
   /** Buffer bounds, batching, retry, spool (src/otel/delivery.ts). */
   delivery?: Omit<DeliveryOptions, 'exporter' | 'log' | 'destination'>;
+  /** Per-workload resources (records with a workload go under their process's resource). */
+  workloads?: WorkloadOptions;
 }
 
 function flatValue(v: unknown): FlatValue {
@@ -102,6 +105,8 @@ export class LogPipeline {
   readonly delivery: DeliveryProcessor;
   private readonly _provider: LoggerProvider;
   private readonly _logger: Logger;
+  /** Loggers of observed workloads; they share this pipeline's processors. */
+  readonly workloads: WorkloadLoggers;
 
   constructor(opts: PipelineOptions) {
     const userAgent = `headertap/${opts.version}`;
@@ -128,14 +133,20 @@ export class LogPipeline {
       logRecordLimits: { attributeCountLimit: ATTRIBUTE_COUNT_LIMIT },
     });
     this._logger = this._provider.getLogger('headertap', opts.version);
+    this.workloads = new WorkloadLoggers(
+      { processors, logRecordLimits: { attributeCountLimit: ATTRIBUTE_COUNT_LIMIT }, version: opts.version },
+      opts.workloads,
+    );
   }
 
   get counters(): DeliveryCounters {
     return this.delivery.counters;
   }
 
+  /** Under the observed workload's resource when the record names one, else headertap's own. */
   emit(rec: ExchangeRecord): void {
-    this._logger.emit({
+    const logger = rec.workload ? this.workloads.logger(rec.workload) : this._logger;
+    logger.emit({
       eventName: rec.eventName,
       timestamp: rec.timestamp,
       severityNumber: rec.severityNumber,
@@ -148,7 +159,8 @@ export class LogPipeline {
 
   /**
    * Exports everything queued within `timeoutMs` (what is left goes to the
-   * spool, or is counted dropped), then closes the exporter.
+   * spool, or is counted dropped), then closes the exporter (the processors
+   * are shared by every workload).
    */
   async shutdown(timeoutMs?: number): Promise<void> {
     await this.delivery.shutdown(timeoutMs);

@@ -1,5 +1,5 @@
 import { CONSTANTS as C, DATA, LAYOUT } from './layout';
-import type { CloseEvent, CpuStatsEvent, DataEvent, KernelCounters, ReadyEvent, SourceEvent, StatsEvent } from './types';
+import type { AttachEvent, CloseEvent, CpuStatsEvent, DataEvent, ExecEvent, KernelCounters, ReadyEvent, SourceEvent, StatsEvent } from './types';
 
 /** Why a frame could not be decoded; counted, never thrown. */
 export type DecodeProblem = 'unknown_kind' | 'short_frame';
@@ -20,6 +20,7 @@ function decodeData(frame: Buffer): DataEvent | DecodeProblem {
   if (frame.length < C.HT_DATA_HEADER_SIZE) return 'short_frame';
   const bufSize = frame.readUInt32LE(DATA.bufSize);
   if (frame.length < C.HT_DATA_HEADER_SIZE + bufSize) return 'short_frame';
+  const flags = frame.readUInt32LE(DATA.flags);
   return {
     kind: 'data',
     direction: frame[DATA.direction] === C.HT_DIR_EGRESS ? 'egress' : 'ingress',
@@ -28,6 +29,8 @@ function decodeData(frame: Buffer): DataEvent | DecodeProblem {
     tid: frame.readUInt32LE(DATA.tid),
     fd: frame.readInt32LE(DATA.fd),
     sockId: u64(frame, DATA.sockId),
+    tls: (flags & C.HT_FLAG_TLS) !== 0,
+    hasSocket: (flags & C.HT_FLAG_NO_SOCK) === 0,
     tsNs: u64(frame, DATA.tsNs),
     seq: frame.readUInt32LE(DATA.seq),
     msgSize: frame.readUInt32LE(DATA.msgSize),
@@ -37,14 +40,41 @@ function decodeData(frame: Buffer): DataEvent | DecodeProblem {
     remoteAddr: frame.subarray(DATA.raddr, DATA.raddr + C.HT_ADDR_LEN),
     remotePort: frame.readUInt16LE(DATA.rport),
     comm: cString(frame, DATA.comm, C.HT_COMM_LEN),
-    flags: frame.readUInt32LE(DATA.flags),
+    flags,
   };
 }
 
 function decodeClose(frame: Buffer): CloseEvent | DecodeProblem {
   const f = LAYOUT.ht_close_event.fields;
   if (frame.length < LAYOUT.ht_close_event.size) return 'short_frame';
-  return { kind: 'close', sockId: u64(frame, f.sock_id[0]), tsNs: u64(frame, f.ts_ns[0]) };
+  return {
+    kind: 'close',
+    sockId: u64(frame, f.sock_id[0]),
+    tls: (frame[f.flags[0]] & C.HT_FLAG_TLS) !== 0,
+    tsNs: u64(frame, f.ts_ns[0]),
+  };
+}
+
+function decodeExec(frame: Buffer): ExecEvent | DecodeProblem {
+  const f = LAYOUT.ht_exec_event.fields;
+  if (frame.length < LAYOUT.ht_exec_event.size) return 'short_frame';
+  return {
+    kind: 'exec',
+    pid: frame.readUInt32LE(f.tgid[0]),
+    tsNs: u64(frame, f.ts_ns[0]),
+    comm: cString(frame, f.comm[0], C.HT_COMM_LEN),
+  };
+}
+
+function decodeAttach(frame: Buffer): AttachEvent | DecodeProblem {
+  const f = LAYOUT.ht_attach_event.fields;
+  if (frame.length < LAYOUT.ht_attach_event.size) return 'short_frame';
+  return {
+    kind: 'attach',
+    requestId: frame.readUInt32LE(f.request_id[0]),
+    err: frame.readInt32LE(f.err[0]),
+    attached: frame.readUInt32LE(f.attached[0]),
+  };
 }
 
 function decodeReady(frame: Buffer): ReadyEvent | DecodeProblem {
@@ -70,7 +100,8 @@ function decodeCounters(frame: Buffer, off: number): KernelCounters {
     truncated: at(C.HT_CNT_TRUNCATED),
     copyFailed: at(C.HT_CNT_COPY_FAILED),
     selfSkipped: at(C.HT_CNT_SELF_SKIPPED),
-    mapFull: at(C.HT_CNT_MAP_FULL),
+    tlsNoSocket: at(C.HT_CNT_TLS_NO_SOCK),
+    ciphertextSkipped: at(C.HT_CNT_CIPHERTEXT),
   };
 }
 
@@ -95,6 +126,10 @@ export function decodeFrame(frame: Buffer): DecodeResult {
       return decodeData(frame);
     case C.HT_EV_CLOSE:
       return decodeClose(frame);
+    case C.HT_EV_EXEC:
+      return decodeExec(frame);
+    case C.HT_EV_ATTACH:
+      return decodeAttach(frame);
     case C.HT_EV_READY:
       return decodeReady(frame);
     case C.HT_EV_STATS:

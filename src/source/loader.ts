@@ -5,7 +5,7 @@ import type { Log } from '../common/log';
 import { decodeFrame } from './decode';
 import { FrameReader } from './frames';
 import type { EventSource, SourceCounters, SourceEnd } from './source';
-import type { ReadyEvent, SourceEvent } from './types';
+import type { AttachEvent, ReadyEvent, SourceEvent } from './types';
 
 export interface LoaderOptions {
   /** Path of the headertap-loader binary. */
@@ -13,10 +13,14 @@ export interface LoaderOptions {
   pids?: readonly number[];
   comms?: readonly string[];
   ports?: readonly number[];
+  /** cgroup v2 directories: only processes in their subtrees (checked in the kernel). */
+  cgroups?: readonly string[];
   /** Processes never captured (the agent itself; the loader adds its own pid). */
   selfPids?: readonly number[];
   ringbufKb?: number;
   copyBytes?: number;
+  /** No TLS capture: no exec events, attach requests refused. */
+  noTls?: boolean;
   verbose?: boolean;
   log: Log;
   /** Receives the loader's raw output, frame headers included (--record). */
@@ -33,9 +37,11 @@ export function loaderArgs(o: LoaderOptions): string[] {
   for (const p of o.pids ?? []) args.push('--pid', String(p));
   for (const c of o.comms ?? []) args.push('--comm', c);
   for (const p of o.ports ?? []) args.push('--port', String(p));
+  for (const c of o.cgroups ?? []) args.push('--cgroup', c);
   for (const p of o.selfPids ?? []) args.push('--self-pid', String(p));
   if (o.ringbufKb !== undefined) args.push('--ringbuf-kb', String(o.ringbufKb));
   if (o.copyBytes !== undefined) args.push('--copy-bytes', String(o.copyBytes));
+  if (o.noTls) args.push('--no-tls');
   if (o.verbose) args.push('--verbose');
   return args;
 }
@@ -51,6 +57,8 @@ export class LoaderSource implements EventSource {
   private _child?: ChildProcessWithoutNullStreams;
   private _stopping = false;
   private _lastStderr = '';
+  private _nextRequestId = 1;
+  private readonly _attachWaiters = new Map<number, (ev: AttachEvent | Error) => void>();
 
   constructor(private readonly _opts: LoaderOptions) {
     this.ended = new Promise((resolve) => (this._resolveEnded = resolve));
@@ -75,8 +83,18 @@ export class LoaderSource implements EventSource {
           ready = ev;
           resolve(ev);
         }
+        if (ev.kind === 'attach') {
+          const waiter = this._attachWaiters.get(ev.requestId);
+          this._attachWaiters.delete(ev.requestId);
+          waiter?.(ev);
+          return;
+        }
         handler(ev);
       };
+      // The loader closes stdout once it delivered everything, before its slow detach.
+      child.stdout.on('end', () => {
+        if (this._stopping) this._resolveEnded({ reason: 'stopped' });
+      });
       child.stdout.on('data', (chunk: Buffer) => {
         this.counters.bytes += chunk.length;
         o.tap?.(chunk);
@@ -98,6 +116,8 @@ export class LoaderSource implements EventSource {
         this._resolveEnded({ reason: 'failed', message: msg });
       });
       child.on('close', (code, signal) => {
+        for (const waiter of this._attachWaiters.values()) waiter(new LoaderError('the eBPF loader exited', code));
+        this._attachWaiters.clear();
         if (this._stopping) {
           this._resolveEnded({ reason: 'stopped' });
           return;
@@ -110,6 +130,25 @@ export class LoaderSource implements EventSource {
         }
         this._resolveEnded({ reason: 'failed', message: `eBPF loader stopped: ${cause}` });
       });
+    });
+  }
+
+  /**
+   * Asks the loader to put the TLS uprobes on an absolute path (a library or
+   * a program exporting SSL_write/SSL_read). Resolves with the loader's answer.
+   */
+  attachTls(path: string): Promise<AttachEvent> {
+    const child = this._child;
+    if (!child || child.exitCode !== null || this._stopping) {
+      return Promise.reject(new LoaderError('the eBPF loader is not running', null));
+    }
+    if (!path.startsWith('/') || /[\n\0]/.test(path)) {
+      return Promise.reject(new LoaderError(`cannot attach to ${JSON.stringify(path)}: not an absolute path`, null));
+    }
+    const id = this._nextRequestId++;
+    return new Promise((resolve, reject) => {
+      this._attachWaiters.set(id, (ev) => (ev instanceof Error ? reject(ev) : resolve(ev)));
+      child.stdin.write(`attach-tls ${id} ${path}\n`);
     });
   }
 

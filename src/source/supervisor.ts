@@ -2,9 +2,9 @@ import type { Log } from '../common/log';
 import type { EventSource, SourceCounters, SourceEnd } from './source';
 import type { KernelCounters, ReadyEvent, SourceEvent } from './types';
 
-export interface SupervisorOptions {
+export interface SupervisorOptions<S extends EventSource> {
   /** Makes a fresh source (a new loader process) for every start. */
-  create(): EventSource;
+  create(): S;
   log: Log;
   /** First restart delay and the longest, ms. */
   initialBackoffMs?: number;
@@ -13,9 +13,20 @@ export interface SupervisorOptions {
   stableAfterMs?: number;
   /** Called after the old loader died, before the new one starts (forget its connections). */
   onRestart?(reason: string): void;
+  /** Called once a new loader is ready (re-attach what the old one had). */
+  onRestarted?(source: S): Promise<void>;
 }
 
-const ZERO: KernelCounters = { dataEvents: 0, closeEvents: 0, ringbufLost: 0, truncated: 0, copyFailed: 0, selfSkipped: 0, mapFull: 0 };
+const ZERO: KernelCounters = {
+  dataEvents: 0,
+  closeEvents: 0,
+  ringbufLost: 0,
+  truncated: 0,
+  copyFailed: 0,
+  selfSkipped: 0,
+  tlsNoSocket: 0,
+  ciphertextSkipped: 0,
+};
 
 function add(a: KernelCounters, b: KernelCounters): KernelCounters {
   const out = { ...a };
@@ -28,12 +39,12 @@ function add(a: KernelCounters, b: KernelCounters): KernelCounters {
  * backoff and says why. Kernel counters are totals per loader; this adds up
  * the loaders' totals so what the agent reports keeps growing across restarts.
  */
-export class SupervisedSource implements EventSource {
+export class SupervisedSource<S extends EventSource = EventSource> implements EventSource {
   readonly ended: Promise<SourceEnd>;
   /** Loader restarts so far. */
   restarts = 0;
   private _resolveEnded!: (end: SourceEnd) => void;
-  private _current?: EventSource;
+  private _current?: S;
   private _stopping = false;
   private _wake?: () => void;
   /** Totals of loaders that ended. */
@@ -44,8 +55,13 @@ export class SupervisedSource implements EventSource {
   private _lastCpu: KernelCounters[] = [];
   private readonly _baseSource: SourceCounters = { frames: 0, bytes: 0, decodeErrors: 0 };
 
-  constructor(private readonly _opts: SupervisorOptions) {
+  constructor(private readonly _opts: SupervisorOptions<S>) {
     this.ended = new Promise((resolve) => (this._resolveEnded = resolve));
+  }
+
+  /** The running source, if one runs. */
+  get current(): S | undefined {
+    return this._current;
   }
 
   get counters(): SourceCounters {
@@ -117,6 +133,7 @@ export class SupervisedSource implements EventSource {
       try {
         ready = await this._startOne(handler);
         startedAt = Date.now();
+        await this._opts.onRestarted?.(this._current!);
         this._opts.log.info(`eBPF loader restarted (pid ${ready.loaderPid}); capture resumed`);
       } catch (err) {
         ready = undefined;

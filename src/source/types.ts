@@ -12,11 +12,21 @@ export interface DataEvent {
   pid: number;
   tid: number;
   fd: number;
-  /** Opaque id of the kernel socket, unique while it lives. */
+  /**
+   * Opaque id of the kernel socket, unique while it lives; for TLS plaintext
+   * (tls true) the id of the TLS session instead (another id space).
+   */
   sockId: number;
+  /** TLS plaintext from the TLS library, not socket bytes. */
+  tls: boolean;
+  /**
+   * False for TLS plaintext whose socket was not known yet: addresses and
+   * ports are then zero and a later event of the session names them.
+   */
+  hasSocket: boolean;
   /** CLOCK_MONOTONIC nanoseconds. */
   tsNs: number;
-  /** TCP sequence number of data[0] (mod 2^32). */
+  /** TCP sequence number of data[0] (mod 2^32); for TLS, the plaintext offset. */
   seq: number;
   /** Bytes the call moved; data.length is smaller when the copy was cut. */
   msgSize: number;
@@ -31,11 +41,30 @@ export interface DataEvent {
   flags: number;
 }
 
-/** A socket that produced data reached TCP_CLOSE. */
+/** A socket that produced data reached TCP_CLOSE, or (tls) a TLS session was freed. */
 export interface CloseEvent {
   kind: 'close';
   sockId: number;
+  tls: boolean;
   tsNs: number;
+}
+
+/** A process called execve: its program and libraries may hold TLS functions. */
+export interface ExecEvent {
+  kind: 'exec';
+  pid: number;
+  comm: string;
+  tsNs: number;
+}
+
+/** The loader's answer to an attach-tls command. */
+export interface AttachEvent {
+  kind: 'attach';
+  requestId: number;
+  /** 0, or a negative errno (-2, ENOENT: no TLS functions in the file). */
+  err: number;
+  /** HT_TLS_FN_* bits of the functions probed. */
+  attached: number;
 }
 
 /** The loader attached every program. */
@@ -58,8 +87,10 @@ export interface KernelCounters {
   truncated: number;
   copyFailed: number;
   selfSkipped: number;
-  /** Calls not captured because a kernel tracking map update failed. */
-  mapFull: number;
+  /** TLS plaintext events sent before their socket was known. */
+  tlsNoSocket: number;
+  /** Socket syscalls skipped because they carried TLS ciphertext. */
+  ciphertextSkipped: number;
 }
 
 export interface StatsEvent {
@@ -75,7 +106,7 @@ export interface CpuStatsEvent {
   counters: KernelCounters;
 }
 
-export type SourceEvent = DataEvent | CloseEvent | ReadyEvent | StatsEvent | CpuStatsEvent;
+export type SourceEvent = DataEvent | CloseEvent | ExecEvent | AttachEvent | ReadyEvent | StatsEvent | CpuStatsEvent;
 
 export interface Endpoint {
   address: string;

@@ -1,1 +1,3 @@
-export { ProcessInfoCache, containerIdFromCgroup, hostProcFs, type ProcessInfo, type ProcFs } from './process-info';
+export { ProcessInfoCache, containerIdFromCgroup, hostProcFs, type ProcessInfo, type ProcessInfoOptions, type ProcFs } from './process-info';
+export { otelEnvFromEnviron, parseResourceAttributes, type OtelEnv } from './environ';
+export { cgroup2Mount, resolveCgroupPath } from './cgroup';

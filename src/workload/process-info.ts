@@ -1,5 +1,6 @@
 import { readFileSync, readlinkSync } from 'node:fs';
 import { basename } from 'node:path';
+import { otelEnvFromEnviron } from './environ';
 
 /** What headertap knows about an observed process. */
 export interface ProcessInfo {
@@ -8,6 +9,20 @@ export interface ProcessInfo {
   executableName: string;
   /** Container id from the process's cgroup path, when it has one. */
   containerId?: string;
+  /** The process's own OTEL_SERVICE_NAME (or service.name in OTEL_RESOURCE_ATTRIBUTES). */
+  serviceName?: string;
+  /** The process's own OTEL_RESOURCE_ATTRIBUTES, parsed. */
+  resourceAttributes?: Readonly<Record<string, string>>;
+  /** argv from /proc/PID/cmdline, only when asked for (it can hold secrets: redact before use). */
+  commandArgs?: readonly string[];
+}
+
+export interface ProcessInfoOptions {
+  fs?: ProcFs;
+  /** Processes remembered at most. */
+  max?: number;
+  /** Also read /proc/PID/cmdline (for process.command_line). */
+  commandLine?: boolean;
 }
 
 /** Reads /proc (or a stand-in root in tests). */
@@ -42,16 +57,21 @@ export function containerIdFromCgroup(cgroupFile: string): string | undefined {
 /**
  * Process facts by pid, looked up once and cached. A process is looked up when
  * its first event arrives, while it most likely still runs; if it already
- * exited, its name from the event (comm) stands in for the executable name.
- * Bounded: the oldest entries go first.
+ * exited (or its pid now belongs to a process with another name, as when
+ * replaying a recording), its name from the event (comm) stands in for the
+ * executable name and nothing else is read. Bounded: the oldest entries go first.
  */
 export class ProcessInfoCache {
   private readonly _byPid = new Map<number, ProcessInfo & { comm: string }>();
+  private readonly _fs: ProcFs;
+  private readonly _max: number;
+  private readonly _commandLine: boolean;
 
-  constructor(
-    private readonly _fs: ProcFs = hostProcFs,
-    private readonly _max = 8192,
-  ) {}
+  constructor(opts: ProcessInfoOptions = {}) {
+    this._fs = opts.fs ?? hostProcFs;
+    this._max = opts.max ?? 8192;
+    this._commandLine = opts.commandLine ?? false;
+  }
 
   /** Returns the process's info, looking it up on first sight (or when comm changed: exec or pid reuse). */
   get(pid: number, comm: string): ProcessInfo {
@@ -63,19 +83,36 @@ export class ProcessInfoCache {
     return info;
   }
 
+  private _read(path: string): string | undefined {
+    try {
+      return this._fs.readFile(path);
+    } catch {
+      return undefined; // exited already, or not ours to read
+    }
+  }
+
   private _lookup(pid: number, comm: string): ProcessInfo {
-    let executableName = comm;
-    let containerId: string | undefined;
+    const info: ProcessInfo = { pid, executableName: comm };
+    // The pid is someone else now (the process exited, or this is a replay): keep only what the event said.
+    if (this._read(`/proc/${pid}/comm`)?.replace(/\n$/, '') !== comm) return info;
     try {
-      executableName = basename(this._fs.readlink(`/proc/${pid}/exe`).replace(/ \(deleted\)$/, ''));
+      info.executableName = basename(this._fs.readlink(`/proc/${pid}/exe`).replace(/ \(deleted\)$/, ''));
     } catch {
-      // exited already, or a kernel thread: comm is the best name left
+      // a kernel thread, or exited: comm is the best name left
     }
-    try {
-      containerId = containerIdFromCgroup(this._fs.readFile(`/proc/${pid}/cgroup`));
-    } catch {
-      // exited already
+    const cgroup = this._read(`/proc/${pid}/cgroup`);
+    const containerId = cgroup !== undefined ? containerIdFromCgroup(cgroup) : undefined;
+    if (containerId) info.containerId = containerId;
+    const environ = this._read(`/proc/${pid}/environ`);
+    if (environ !== undefined) {
+      const env = otelEnvFromEnviron(environ);
+      if (env.serviceName) info.serviceName = env.serviceName;
+      if (Object.keys(env.resourceAttributes).length) info.resourceAttributes = env.resourceAttributes;
     }
-    return containerId ? { pid, executableName, containerId } : { pid, executableName };
+    if (this._commandLine) {
+      const cmdline = this._read(`/proc/${pid}/cmdline`);
+      if (cmdline) info.commandArgs = cmdline.replace(/\0$/, '').split('\0');
+    }
+    return info;
   }
 }

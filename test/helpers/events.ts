@@ -32,6 +32,8 @@ export interface ConnSpec {
   /** Initial sequence numbers per direction. */
   egressSeq?: number;
   ingressSeq?: number;
+  /** A TLS session: plaintext events from the SSL probes, sockId is the session id. */
+  tls?: boolean;
 }
 
 export interface DataOptions {
@@ -41,6 +43,8 @@ export interface DataOptions {
   skipBefore?: number;
   /** Advance the fake clock by this much first (ns). */
   afterNs?: number;
+  /** TLS plaintext whose socket the kernel did not know yet (no addresses). */
+  noSocket?: boolean;
 }
 
 /** One simulated connection as one process sees it. */
@@ -53,7 +57,8 @@ export class ConnectionSim {
   constructor(private readonly _spec: ConnSpec = {}) {
     this.pid = _spec.pid ?? 4242;
     this.sockId = _spec.sockId ?? Math.floor(Math.random() * 2 ** 40);
-    this._seq = { egress: _spec.egressSeq ?? 1000, ingress: _spec.ingressSeq ?? 900_000 };
+    const tlsStart = _spec.tls ? 0 : undefined; // TLS plaintext offsets start at 0
+    this._seq = { egress: _spec.egressSeq ?? tlsStart ?? 1000, ingress: _spec.ingressSeq ?? tlsStart ?? 900_000 };
   }
 
   static now(): number {
@@ -69,10 +74,13 @@ export class ConnectionSim {
     const f = Buffer.alloc(C.HT_DATA_HEADER_SIZE + copied);
     const [la, lp] = this._spec.local ?? ['127.0.0.1', 40000];
     const [ra, rp] = this._spec.remote ?? ['127.0.0.1', 8080];
+    const tls = this._spec.tls ?? false;
     f[0] = C.HT_EV_DATA;
     f[DATA.direction] = direction === 'egress' ? C.HT_DIR_EGRESS : C.HT_DIR_INGRESS;
-    f[DATA.source] = direction === 'egress' ? C.HT_SRC_WRITE : C.HT_SRC_READ;
-    f[DATA.family] = isIPv4(la) ? 2 : 10;
+    if (tls) f[DATA.source] = direction === 'egress' ? C.HT_SRC_SSL_WRITE : C.HT_SRC_SSL_READ;
+    else f[DATA.source] = direction === 'egress' ? C.HT_SRC_WRITE : C.HT_SRC_READ;
+    f[DATA.family] = o.noSocket ? 0 : isIPv4(la) ? 2 : 10;
+    f.writeUInt32LE((tls ? C.HT_FLAG_TLS : 0) | (o.noSocket ? C.HT_FLAG_NO_SOCK : 0), DATA.flags);
     f.writeUInt32LE(this.pid, DATA.tgid);
     f.writeUInt32LE(this.pid, DATA.tid);
     f.writeInt32LE(5, DATA.fd);
@@ -82,10 +90,12 @@ export class ConnectionSim {
     f.writeUInt32LE(this._seq[direction], DATA.seq);
     f.writeUInt32LE(data.length, DATA.msgSize);
     f.writeUInt32LE(copied, DATA.bufSize);
-    f.writeUInt16LE(lp, DATA.lport);
-    f.writeUInt16LE(rp, DATA.rport);
-    addr16(la).copy(f, DATA.laddr);
-    addr16(ra).copy(f, DATA.raddr);
+    if (!o.noSocket) {
+      f.writeUInt16LE(lp, DATA.lport);
+      f.writeUInt16LE(rp, DATA.rport);
+      addr16(la).copy(f, DATA.laddr);
+      addr16(ra).copy(f, DATA.raddr);
+    }
     f.write((this._spec.comm ?? 'testproc').slice(0, 15), DATA.comm, 'latin1');
     data.copy(f, DATA.buf, 0, copied);
     this._seq[direction] = (this._seq[direction] + data.length) >>> 0;
@@ -100,6 +110,7 @@ export class ConnectionSim {
     ConnectionSim._clockNs += 1000;
     const f = Buffer.alloc(LAYOUT.ht_close_event.size);
     f[0] = C.HT_EV_CLOSE;
+    f[LAYOUT.ht_close_event.fields.flags[0]] = this._spec.tls ? C.HT_FLAG_TLS : 0;
     f.writeUInt32LE(this.sockId % 2 ** 32, 8);
     f.writeUInt32LE(Math.floor(this.sockId / 2 ** 32), 12);
     f.writeBigUInt64LE(BigInt(ConnectionSim._clockNs), 16);

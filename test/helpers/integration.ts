@@ -3,7 +3,7 @@
  * nginx, curl, node and python on loopback, each registered for cleanup as
  * soon as it starts.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -174,13 +174,35 @@ export function startAgent(t: TestContext, args: string[], env: NodeJS.ProcessEn
 export interface Nginx {
   port: number;
   dir: string;
+  /** With tls: the self-signed certificate (PEM) clients may trust. */
+  cert?: string;
   stop(): Promise<void>;
 }
 
-/** nginx on 127.0.0.1 and [::1], a fixed response with custom headers, a static file for sendfile. */
-export async function startNginx(t: TestContext): Promise<Nginx> {
+/** A self-signed certificate for localhost/127.0.0.1/::1, made now with the openssl CLI. */
+export function makeCertificate(dir: string): { cert: string; key: string } {
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  execFileSync('openssl', [
+    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1',
+    '-keyout', key, '-out', cert,
+    '-subj', '/CN=localhost',
+    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1',
+  ], { stdio: 'ignore' });
+  return { cert, key };
+}
+
+/**
+ * nginx on 127.0.0.1 and [::1], a fixed response with custom headers, a
+ * static file for sendfile; with tls, HTTPS with a certificate made for the
+ * test; with http2 (and tls), h2 negotiated by ALPN.
+ */
+export async function startNginx(t: TestContext, opts: { tls?: boolean; http2?: boolean } = {}): Promise<Nginx> {
   const dir = mkdtempSync(path.join(tmpdir(), 'ht-nginx-'));
   const port = await freePort();
+  const tls = opts.tls ? makeCertificate(dir) : undefined;
+  const listenSuffix = (tls ? ' ssl' : '') + (opts.http2 ? ' http2' : '');
+  const tlsConfig = tls ? `ssl_certificate ${tls.cert};\n    ssl_certificate_key ${tls.key};` : '';
   mkdirSync(path.join(dir, 'www'));
   writeFileSync(path.join(dir, 'www', 'big.bin'), Buffer.alloc(200_000, 0x61));
   writeFileSync(
@@ -202,8 +224,9 @@ http {
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
   server {
-    listen 127.0.0.1:${port};
-    listen [::1]:${port};
+    listen 127.0.0.1:${port}${listenSuffix};
+    listen [::1]:${port}${listenSuffix};
+    ${tlsConfig}
     location /big.bin { root ${dir}/www; }
     location / {
       add_header X-Served-By nginx-test always;
@@ -219,6 +242,7 @@ http {
   return {
     port,
     dir,
+    ...(tls ? { cert: tls.cert } : {}),
     stop: async () => {
       if (child.exitCode !== null) return;
       child.kill('SIGQUIT');

@@ -5,6 +5,7 @@
  */
 import type { FlatRecord } from '../../src/common/flat-record';
 import { OtlpReceiver, type MetricPoint, type ReceivedBatch } from '../../src/receiver';
+import { logsTypes } from '../../src/receiver/decode';
 
 export interface OtlpSink {
   /** http://host:port to export to (gRPC) or the OTLP/HTTP base URL. */
@@ -66,4 +67,22 @@ export async function startOtlpSink(transport: 'grpc' | 'http' = 'grpc', host = 
     },
     stop: () => receiver.stop(),
   };
+}
+
+/**
+ * The resources of one export request, one entry per resource_logs, decoded
+ * from the raw protobuf bytes the receiver got (not from the flattened records).
+ */
+export function resourceLogsOf(raw: Buffer): { resource: Record<string, unknown>; records: number }[] {
+  const { request } = logsTypes();
+  const msg = request.toObject(request.decode(raw), { longs: Number, defaults: false }) as {
+    resource_logs?: {
+      resource?: { attributes?: { key: string; value?: Record<string, unknown> }[] };
+      scope_logs?: { log_records?: unknown[] }[];
+    }[];
+  };
+  return (msg.resource_logs ?? []).map((rl) => ({
+    resource: Object.fromEntries((rl.resource?.attributes ?? []).map((kv) => [kv.key, Object.values(kv.value ?? {})[0]])),
+    records: (rl.scope_logs ?? []).reduce((n, sl) => n + (sl.log_records?.length ?? 0), 0),
+  }));
 }

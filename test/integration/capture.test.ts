@@ -7,8 +7,8 @@
  * Not covered here: TLS, HTTP/2 (later issues); throughput (test/bench).
  */
 import assert from 'node:assert/strict';
-import { describe, it, type TestContext } from 'node:test';
-import type { FlatRecord } from '../../src/common/flat-record';
+import { describe, it } from 'node:test';
+import { capture, headers } from '../helpers/capture';
 import {
   PYTHON,
   attr,
@@ -17,43 +17,9 @@ import {
   freePort,
   requireEbpf,
   run,
-  startAgent,
   startNginx,
   waitForPort,
-  type Agent,
 } from '../helpers/integration';
-import { startOtlpSink, type OtlpSink } from '../helpers/otlp-sink';
-
-interface Capture {
-  sink: OtlpSink;
-  agent: Agent;
-  /** Stops the agent (SIGINT) and returns every record it exported. */
-  finish(): Promise<FlatRecord[]>;
-}
-
-async function capture(t: TestContext, ports: number[], extra: string[] = []): Promise<Capture> {
-  const sink = await startOtlpSink('grpc');
-  t.after(() => sink.stop());
-  const agent = await startAgent(t, ['--endpoint', sink.endpoint, ...ports.flatMap((p) => ['--port', String(p)]), ...extra]);
-  return {
-    sink,
-    agent,
-    async finish() {
-      const end = await agent.stop('SIGINT');
-      assert.equal(end.code, 0, `agent exit status; stderr:\n${end.stderr}`);
-      assert.match(end.stderr, /^headertap stopped: /m);
-      // Small, clean runs: nothing lost in the kernel, no byte the parser had to guess about.
-      // (Kernel-side truncation is allowed: big bodies exceed the per-syscall copy.)
-      assert.match(end.stderr, /kernel events \d+, lost 0, truncated \d+, unreadable 0; parser resyncs 0, orphan responses 0/);
-      assert.doesNotMatch(end.stderr, /\n\s+at /, 'no stack trace');
-      return sink.records();
-    },
-  };
-}
-
-function headers(r: FlatRecord, side: 'request' | 'response', name: string): unknown {
-  return r.attributes[`http.${side}.header.${name}`];
-}
 
 const NODE_SERVER = `
 const http = require('http');

@@ -186,6 +186,130 @@ describe('ExchangeMapper', () => {
   });
 });
 
+
+/** An HTTP/2 exchange as the http stage reports it: pseudo-headers in the head's fields. */
+function h2Request(over: Partial<HttpRequestHead> = {}): HttpRequestHead {
+  return request({
+    version: '2',
+    authority: 'shop.test:8443',
+    scheme: 'https',
+    headers: ['user-agent', 'nghttp2/1.52.0', 'x-tenant', 'acme'],
+    ...over,
+  });
+}
+
+function h2Response(over: Partial<HttpResponseHead> = {}): HttpResponseHead {
+  return response({ version: '2', reason: '', headers: ['content-type', 'text/plain'], ...over });
+}
+
+function h2Exchange(over: Partial<HttpExchange> = {}): HttpExchange {
+  return exchange({ request: h2Request(), response: h2Response(), ...over });
+}
+
+const GRPC_REQUEST = h2Request({
+  method: 'POST',
+  target: '/helloworld.Greeter/SayHello',
+  scheme: 'http',
+  headers: ['content-type', 'application/grpc', 'te', 'trailers', 'x-tenant', 'acme'],
+});
+
+describe('ExchangeMapper: HTTP/2', () => {
+  it('maps pseudo-headers to the same attributes as HTTP/1 and never as header attributes', () => {
+    const rec = mapper().map(h2Exchange());
+    const a = rec.attributes;
+    assert.equal(rec.body, 'GET /api/items -> 200');
+    assert.equal(a['http.request.method'], 'GET');
+    assert.equal(a['url.path'], '/api/items');
+    assert.equal(a['url.query'], 'limit=5');
+    assert.equal(a['url.scheme'], 'https', ':scheme wins over the socket');
+    assert.equal(a['server.address'], 'shop.test');
+    assert.equal(a['server.port'], 8443);
+    assert.equal(a['network.protocol.version'], '2');
+    assert.equal(a['http.response.status_code'], 200);
+    assert.deepEqual(
+      Object.keys(a).filter((k) => k.includes('.header.')),
+      ['http.request.header.user-agent', 'http.request.header.x-tenant', 'http.response.header.content-type'],
+    );
+    assert.equal(a['rpc.system'], undefined, 'not gRPC');
+  });
+
+  it('leaves out what HPACK could not decode instead of guessing, and says why', () => {
+    const rec = mapper().map(
+      h2Exchange({
+        request: h2Request({ method: '', target: '', authority: undefined, truncated: 'hpack_state_unknown' }),
+        response: h2Response({ status: 0 }),
+      }),
+    );
+    const a = rec.attributes;
+    assert.equal(a['http.request.method'], undefined);
+    assert.equal(a['url.path'], undefined);
+    assert.equal(a['http.response.status_code'], undefined);
+    assert.equal(a['server.address'], '127.0.0.2', 'no :authority: the peer');
+    assert.equal(a['headertap.truncated'], true);
+    assert.equal(a['headertap.truncated_reason'], 'hpack_state_unknown');
+    assert.equal(rec.body, '? ? -> ?');
+    assert.equal(rec.severityText, 'INFO');
+  });
+
+  it('does not use a redacted :authority (host globs) for server.address', () => {
+    const a = mapper({ capture: DEFAULT_CAPTURE_HEADERS, redact: ['host'] }).map(h2Exchange()).attributes;
+    assert.equal(a['server.address'], '127.0.0.2');
+  });
+});
+
+describe('ExchangeMapper: gRPC', () => {
+  it('adds rpc.* from :path and grpc-status from the trailers', () => {
+    const rec = mapper().map(
+      h2Exchange({
+        request: GRPC_REQUEST,
+        response: h2Response({ headers: ['content-type', 'application/grpc', 'grpc-status', '0', 'grpc-message', ''] }),
+      }),
+    );
+    const a = rec.attributes;
+    assert.equal(a['rpc.system'], 'grpc');
+    assert.equal(a['rpc.system.name'], 'grpc');
+    assert.equal(a['rpc.service'], 'helloworld.Greeter');
+    assert.equal(a['rpc.method'], 'SayHello');
+    assert.equal(a['rpc.grpc.status_code'], 0);
+    assert.equal(a['rpc.status_code'], 'OK');
+    assert.deepEqual(a['http.response.header.grpc-status'], ['0']);
+    assert.deepEqual(a['http.request.header.x-tenant'], ['acme'], 'metadata stays as headers');
+    assert.equal(rec.body, 'POST /helloworld.Greeter/SayHello -> 200 grpc OK');
+    assert.equal(rec.severityText, 'INFO');
+  });
+
+  it('a non-OK status is an error for the client; for the server only server-side codes are', () => {
+    const notFound = h2Response({ headers: ['content-type', 'application/grpc', 'grpc-status', '5', 'grpc-message', 'no%20such'] });
+    const client = mapper().map(h2Exchange({ request: GRPC_REQUEST, response: notFound }));
+    assert.equal(client.attributes['rpc.grpc.status_code'], 5);
+    assert.equal(client.attributes['rpc.status_code'], 'NOT_FOUND');
+    assert.equal(client.severityNumber, SeverityNumber.ERROR);
+    assert.equal(client.body, 'POST /helloworld.Greeter/SayHello -> 200 grpc NOT_FOUND');
+    assert.equal(mapper().map(h2Exchange({ role: 'server', request: GRPC_REQUEST, response: notFound })).severityText, 'WARN');
+    const internal = h2Response({ headers: ['grpc-status', '13'] });
+    assert.equal(mapper().map(h2Exchange({ role: 'server', request: GRPC_REQUEST, response: internal })).severityText, 'ERROR');
+  });
+
+  it('a call still going (no trailers) or with no response has no status code', () => {
+    const a = mapper().map(h2Exchange({ request: GRPC_REQUEST, response: h2Response({ headers: ['content-type', 'application/grpc'] }) })).attributes;
+    assert.equal(a['rpc.method'], 'SayHello');
+    assert.equal(a['rpc.grpc.status_code'], undefined);
+    const none = mapper().map(h2Exchange({ request: GRPC_REQUEST, response: undefined, unanswered: 'stream_reset' }));
+    assert.equal(none.attributes['rpc.service'], 'helloworld.Greeter');
+    assert.equal(none.attributes['headertap.unanswered_reason'], 'stream_reset');
+    assert.equal(none.severityText, 'ERROR');
+  });
+
+  it('is not gRPC over HTTP/1 (grpc-web) nor for other content types', () => {
+    const h1 = h2Request({ version: '1.1', headers: ['content-type', 'application/grpc-web'] });
+    assert.equal(mapper().map(h2Exchange({ request: h1 })).attributes['rpc.system'], undefined);
+    const json = h2Request({ method: 'POST', target: '/a/b', headers: ['content-type', 'application/json'] });
+    assert.equal(mapper().map(h2Exchange({ request: json })).attributes['rpc.system'], undefined);
+    const plus = h2Request({ method: 'POST', target: '/a.B/C', headers: ['content-type', 'application/grpc+proto'] });
+    assert.equal(mapper().map(h2Exchange({ request: plus })).attributes['rpc.method'], 'C');
+  });
+});
+
 describe('extractSpanContext', () => {
   it('ignores invalid, oversized and all-zero traceparents without throwing', () => {
     for (const bad of [

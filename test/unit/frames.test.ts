@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { decodeFrame, formatAddress } from '../../src/source/decode';
 import { FrameReader, frame } from '../../src/source/frames';
-import { ConnectionSim, readyFrame } from '../helpers/events';
+import { CONSTANTS, LAYOUT } from '../../src/source/layout';
+import type { CloseEvent, DataEvent } from '../../src/source';
+import { ConnectionSim, decode, readyFrame } from '../helpers/events';
 
 describe('FrameReader', () => {
   it('splits frames at any chunk boundary and keeps their bytes intact', () => {
@@ -50,6 +52,38 @@ describe('decodeFrame', () => {
     assert.equal(decodeFrame(Buffer.alloc(0)), 'short_frame');
     const data = new ConnectionSim().dataFrame('egress', 'hello');
     assert.equal(decodeFrame(data.subarray(0, data.length - 1)), 'short_frame', 'buf_size beyond the frame');
+  });
+});
+
+describe('decodeFrame: TLS, exec and attach events', () => {
+  it('marks TLS plaintext and plaintext whose socket is not known yet', () => {
+    const s = new ConnectionSim({ tls: true, sockId: 123456 });
+    const known = decode(s.dataFrame('egress', 'GET / HTTP/1.1\r\n\r\n')) as DataEvent;
+    assert.equal(known.tls, true);
+    assert.equal(known.hasSocket, true);
+    assert.equal(known.source, CONSTANTS.HT_SRC_SSL_WRITE);
+    const unknown = decode(s.dataFrame('ingress', 'HTTP/1.1 200 OK\r\n\r\n', { noSocket: true })) as DataEvent;
+    assert.equal(unknown.hasSocket, false);
+    assert.equal(unknown.localPort, 0);
+    const close = decode(s.closeFrame()) as CloseEvent;
+    assert.deepEqual([close.tls, close.sockId], [true, 123456]);
+    const plain = decode(new ConnectionSim().dataFrame('egress', 'x')) as DataEvent;
+    assert.deepEqual([plain.tls, plain.hasSocket], [false, true]);
+  });
+
+  it("decodes exec events and the loader's attach answers", () => {
+    const exec = Buffer.alloc(LAYOUT.ht_exec_event.size);
+    exec[0] = CONSTANTS.HT_EV_EXEC;
+    exec.writeUInt32LE(4321, LAYOUT.ht_exec_event.fields.tgid[0]);
+    exec.writeBigUInt64LE(99n, LAYOUT.ht_exec_event.fields.ts_ns[0]);
+    exec.write('python3', LAYOUT.ht_exec_event.fields.comm[0], 'latin1');
+    assert.deepEqual(decodeFrame(exec), { kind: 'exec', pid: 4321, tsNs: 99, comm: 'python3' });
+    const attach = Buffer.alloc(LAYOUT.ht_attach_event.size);
+    attach[0] = CONSTANTS.HT_EV_ATTACH;
+    attach.writeUInt32LE(7, LAYOUT.ht_attach_event.fields.request_id[0]);
+    attach.writeInt32LE(-2, LAYOUT.ht_attach_event.fields.err[0]);
+    assert.deepEqual(decodeFrame(attach), { kind: 'attach', requestId: 7, err: -2, attached: 0 });
+    assert.equal(decodeFrame(attach.subarray(0, 8)), 'short_frame');
   });
 });
 

@@ -50,6 +50,13 @@ describe('resolveRunOptions', () => {
     assert.deepEqual(o.comm, ['nginx', 'curl']);
   });
 
+  it('captures TLS by default; --no-tls or tls: false in the config turns it off', () => {
+    assert.equal(resolveRunOptions({}).tls, true);
+    assert.equal(resolveRunOptions({ tls: false }).tls, false);
+    assert.equal(resolveRunOptions({}, configFile('tls: false\n')).tls, false);
+    assert.throws(() => resolveRunOptions({}, configFile('tls: maybe\n')), /key 'tls': expected true or false/);
+  });
+
   it('reads the same keys from a YAML config, with flags winning', () => {
     const file = configFile(
       'endpoint: http://c:4317\nport: [80, 8080]\nredact-headers: x-secret-*,authorization\nmax-header-bytes: 4096\nconsole: true\n',

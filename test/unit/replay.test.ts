@@ -47,7 +47,7 @@ describe('replaying a recorded capture', () => {
     assert.equal(tracker.counters.unanswered, 0);
     const v6 = exchanges.find((e) => e.request.target === '/v6')!;
     assert.equal(v6.connection.networkType, 'ipv6');
-    assert.equal(v6.connection.remote.address, '::1');
+    assert.equal(v6.connection.remote?.address, '::1');
   });
 
   it('headertap run --replay exports the same records over OTLP/gRPC without root', async () => {

@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * TLS plaintext from uprobes on OpenSSL's SSL_write/SSL_read (and _ex), in
+ * the system libssl or in binaries that link it statically (node). The
+ * loader attaches these per library file on request ("attach-tls"); the
+ * sections have no target so the skeleton does not auto-attach them.
+ *
+ * (BPF_KPROBE/BPF_KRETPROBE read uprobe arguments too; libbpf 1.1 has no
+ * BPF_UPROBE.) Entry stores the call by thread id; the return probe copies the bytes that
+ * moved (reads are only filled then) and always deletes the entry.
+ */
+#ifndef __HT_SSL_BPF_H
+#define __HT_SSL_BPF_H
+
+static __always_inline int ht_ssl_enter(__u64 ssl, const void *buf, __u64 len_ptr, __u8 source,
+					__u8 direction)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32, tid = (__u32)id;
+	struct ht_ssl_call call = {};
+	struct ht_ssl_session *sess;
+
+	if (ht_is_self(tgid) || !ht_process_wanted(tgid))
+		return 0;
+
+	sess = bpf_map_lookup_elem(&ht_ssl_sessions, &ssl);
+	if (!sess) {
+		struct ht_ssl_session fresh = {};
+
+		bpf_map_update_elem(&ht_ssl_sessions, &ssl, &fresh, BPF_NOEXIST);
+		sess = bpf_map_lookup_elem(&ht_ssl_sessions, &ssl);
+		if (!sess)
+			return 0;
+	}
+	/* Memory BIO: SSL_read decrypts what this thread just read from a socket.
+	 * A guess (socket BIOs correct it during the call), so the socket is not
+	 * marked as carrying ciphertext on its strength. */
+	if (direction == HT_DIR_INGRESS && !sess->confirmed) {
+		struct ht_thread_sock *last = bpf_map_lookup_elem(&ht_thread_last_sock, &tid);
+
+		if (last && last->direction == HT_DIR_INGRESS)
+			sess->sk = last->sk;
+	}
+
+	call.ssl = ssl;
+	call.buf = buf;
+	call.len_ptr = len_ptr;
+	call.enter_ns = bpf_ktime_get_ns();
+	call.direction = direction;
+	call.source = source;
+	bpf_map_update_elem(&ht_ssl_calls, &tid, &call, BPF_ANY);
+	return 0;
+}
+
+static __always_inline __u64 ht_ssl_id(__u64 ssl)
+{
+	/* Another multiplier than ht_sock_id: session and socket ids never mix. */
+	return ((ssl ^ sock_id_key) * 0xC2B2AE3D27D4EB4FULL) >> 12;
+}
+
+static __always_inline void ht_ssl_emit(struct ht_ssl_call *call, __u64 id, __u64 moved)
+{
+	__u32 tid = (__u32)id;
+	__u8 dir = call->direction == HT_DIR_EGRESS ? 0 : 1;
+	struct ht_ssl_session *sess = bpf_map_lookup_elem(&ht_ssl_sessions, &call->ssl);
+	struct ht_emit_args a = {};
+
+	if (!sess)
+		return;
+	a.sk = sess->sk;
+	a.buf = call->buf;
+	a.conn_id = ht_ssl_id(call->ssl);
+	a.ts_ns = call->direction == HT_DIR_EGRESS ? call->enter_ns : bpf_ktime_get_ns();
+	a.seq = (__u32)sess->pos[dir & 1];
+	a.total = moved > 0xffffffffULL ? 0xffffffffU : (__u32)moved;
+	a.fd = -1;
+	a.flags = HT_FLAG_TLS;
+	a.direction = call->direction;
+	a.source = call->source;
+	sess->pos[dir & 1] += moved;
+	if (ht_send_data(&a, id))
+		sess->emitted = 1;
+	/* Memory BIO: the ciphertext of this write leaves on the next socket write. */
+	if (!sess->confirmed && call->direction == HT_DIR_EGRESS)
+		bpf_map_update_elem(&ht_thread_pending_ssl, &tid, &call->ssl, BPF_ANY);
+}
+
+static __always_inline int ht_ssl_exit(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
+	struct ht_ssl_call *call = bpf_map_lookup_elem(&ht_ssl_calls, &tid);
+	__u64 moved = 0;
+
+	if (!call)
+		return 0;
+	if (call->len_ptr) {
+		/* _ex variants: 1 on success, the byte count through a pointer. */
+		if (ret == 1 && bpf_probe_read_user(&moved, sizeof(moved), (void *)call->len_ptr))
+			moved = 0;
+	} else if (ret > 0) {
+		moved = ret;
+	}
+	if (moved > 0)
+		ht_ssl_emit(call, id, moved);
+	bpf_map_delete_elem(&ht_ssl_calls, &tid);
+	return 0;
+}
+
+/* int SSL_write(SSL *ssl, const void *buf, int num) */
+SEC("uprobe")
+int BPF_KPROBE(ht_ssl_write, void *ssl, const void *buf, int num)
+{
+	return ht_ssl_enter((__u64)ssl, buf, 0, HT_SRC_SSL_WRITE, HT_DIR_EGRESS);
+}
+
+/* int SSL_write_ex(SSL *ssl, const void *buf, size_t num, size_t *written) */
+SEC("uprobe")
+int BPF_KPROBE(ht_ssl_write_ex, void *ssl, const void *buf, size_t num, size_t *written)
+{
+	return ht_ssl_enter((__u64)ssl, buf, (__u64)written, HT_SRC_SSL_WRITE, HT_DIR_EGRESS);
+}
+
+/* int SSL_read(SSL *ssl, void *buf, int num) */
+SEC("uprobe")
+int BPF_KPROBE(ht_ssl_read, void *ssl, void *buf, int num)
+{
+	return ht_ssl_enter((__u64)ssl, buf, 0, HT_SRC_SSL_READ, HT_DIR_INGRESS);
+}
+
+/* int SSL_read_ex(SSL *ssl, void *buf, size_t num, size_t *readbytes) */
+SEC("uprobe")
+int BPF_KPROBE(ht_ssl_read_ex, void *ssl, void *buf, size_t num, size_t *readbytes)
+{
+	return ht_ssl_enter((__u64)ssl, buf, (__u64)readbytes, HT_SRC_SSL_READ, HT_DIR_INGRESS);
+}
+
+/* The return of any of the four: an int (-1 on WANT_READ/WRITE), so
+ * read as int: the upper half of the register is not sign-extended. */
+SEC("uretprobe")
+int BPF_KRETPROBE(ht_ssl_ret, int ret)
+{
+	return ht_ssl_exit(ret);
+}
+
+/* void SSL_free(SSL *ssl): the session ends; its pointer may be reused. */
+SEC("uprobe")
+int BPF_KPROBE(ht_ssl_free, void *ssl)
+{
+	__u64 key = (__u64)ssl;
+	struct ht_ssl_session *sess = bpf_map_lookup_elem(&ht_ssl_sessions, &key);
+	struct ht_close_event ev = {};
+
+	if (!sess)
+		return 0;
+	if (sess->emitted) {
+		ev.kind = HT_EV_CLOSE;
+		ev.flags = HT_FLAG_TLS;
+		ev.sock_id = ht_ssl_id(key);
+		ev.ts_ns = bpf_ktime_get_ns();
+		if (bpf_ringbuf_output(&ht_events, &ev, sizeof(ev), 0))
+			ht_count(HT_CNT_RINGBUF_LOST);
+		else
+			ht_count(HT_CNT_CLOSE_EVENTS);
+	}
+	bpf_map_delete_elem(&ht_ssl_sessions, &key);
+	return 0;
+}
+
+/* A new program: user space checks it (and later its libraries) for TLS functions. */
+SEC("tracepoint/sched/sched_process_exec")
+int ht_exec(struct trace_event_raw_sched_process_exec *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	struct ht_exec_event ev = {};
+
+	if (!tls_capture || ht_is_self(tgid) || !ht_process_wanted(tgid))
+		return 0;
+	ev.kind = HT_EV_EXEC;
+	ev.tgid = tgid;
+	ev.ts_ns = bpf_ktime_get_ns();
+	ht_process_comm(ev.comm);
+	if (bpf_ringbuf_output(&ht_events, &ev, sizeof(ev), 0))
+		ht_count(HT_CNT_RINGBUF_LOST);
+	return 0;
+}
+
+#endif /* __HT_SSL_BPF_H */

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Joining TLS sessions (SSL objects) to their TCP sockets, without reading
+ * the TLS library's private structs (their layout changes between versions):
+ *
+ *  - socket BIO (curl, nginx, python): SSL_read/SSL_write call read/write on
+ *    the socket themselves, so a socket syscall made while the thread is
+ *    inside an SSL call belongs to that call's session;
+ *  - memory BIO (node): the ciphertext of an SSL_write leaves on the thread's
+ *    next socket write, and SSL_read decrypts what the thread last read.
+ *
+ * Sockets found this way carry ciphertext: their syscall bytes are not sent.
+ */
+#ifndef __HT_TLS_BPF_H
+#define __HT_TLS_BPF_H
+
+/* The session's socket is sk (confirmed: not a guess). */
+static __always_inline void ht_ssl_bind(__u64 ssl, struct sock *sk)
+{
+	struct ht_ssl_session *sess = bpf_map_lookup_elem(&ht_ssl_sessions, &ssl);
+	__u64 skp = (__u64)sk;
+	__u8 one = 1;
+
+	if (sess) {
+		sess->sk = sk;
+		sess->confirmed = 1;
+	} else {
+		struct ht_ssl_session fresh = { .sk = sk, .confirmed = 1 };
+
+		bpf_map_update_elem(&ht_ssl_sessions, &ssl, &fresh, BPF_ANY);
+	}
+	bpf_map_update_elem(&ht_tls_socks, &skp, &one, BPF_ANY);
+}
+
+/*
+ * Called for every socket syscall of a wanted process once TLS probes exist.
+ * Learns session<->socket links and returns true when the syscall's bytes are
+ * TLS ciphertext (and must not be sent as plain data).
+ */
+static __always_inline bool ht_tls_note_syscall(__u32 tid, struct sock *sk, __u8 direction)
+{
+	struct ht_ssl_call *call;
+	struct ht_thread_sock last = {};
+	__u64 skp = (__u64)sk;
+	__u64 *pending;
+
+	if (!tls_enabled)
+		return false;
+	call = bpf_map_lookup_elem(&ht_ssl_calls, &tid);
+	if (call) {
+		ht_ssl_bind(call->ssl, sk);
+		ht_count(HT_CNT_CIPHERTEXT);
+		return true;
+	}
+	pending = bpf_map_lookup_elem(&ht_thread_pending_ssl, &tid);
+	if (pending) {
+		__u64 ssl = *pending;
+
+		bpf_map_delete_elem(&ht_thread_pending_ssl, &tid);
+		if (direction == HT_DIR_EGRESS) {
+			ht_ssl_bind(ssl, sk);
+			ht_count(HT_CNT_CIPHERTEXT);
+			return true;
+		}
+	}
+	last.sk = sk;
+	last.direction = direction;
+	bpf_map_update_elem(&ht_thread_last_sock, &tid, &last, BPF_ANY);
+	if (bpf_map_lookup_elem(&ht_tls_socks, &skp)) {
+		ht_count(HT_CNT_CIPHERTEXT);
+		return true;
+	}
+	return false;
+}
+
+#endif /* __HT_TLS_BPF_H */

@@ -1,0 +1,85 @@
+/** Where the CLI turns options into secret-handling rules: header rules, the hash key, recording masks. */
+import { readFileSync } from 'node:fs';
+import { UsageError } from '../common/errors';
+import { HeaderRules } from '../otel';
+import { RecordingMasker, RecordingWriter } from '../source';
+import { HASH_KEY_ENV, type RunOptions } from './options';
+
+/** Shorter keys make the hashes of short secrets easy to brute-force. */
+export const MIN_HASH_KEY_BYTES = 16;
+
+const MAKE_ONE = 'e.g. `head -c 32 /dev/urandom | base64 > /etc/headertap/hash.key`';
+
+/**
+ * The HMAC key for --hash-headers: the bytes of --hash-key-file (a trailing
+ * newline dropped), else the HEADERTAP_HASH_KEY environment variable.
+ * Undefined when no hashing is asked for. Errors name the file or variable,
+ * never the key.
+ */
+export function loadHashKey(
+  opts: { hashHeaders: readonly string[]; hashKeyFile?: string },
+  env: Record<string, string | undefined>,
+): Buffer | undefined {
+  if (opts.hashHeaders.length === 0) return undefined;
+  let key: Buffer;
+  let source: string;
+  if (opts.hashKeyFile !== undefined) {
+    source = `--hash-key-file ${opts.hashKeyFile}`;
+    try {
+      key = readFileSync(opts.hashKeyFile);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      const why = e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : (e.code ?? 'unreadable');
+      throw new UsageError(`cannot read ${source}: ${why}; point it at a file holding the --hash-headers key, ${MAKE_ONE}`);
+    }
+    let end = key.length;
+    while (end > 0 && (key[end - 1] === 0x0a || key[end - 1] === 0x0d)) end--;
+    key = key.subarray(0, end);
+  } else if (env[HASH_KEY_ENV] !== undefined && env[HASH_KEY_ENV] !== '') {
+    source = `${HASH_KEY_ENV}`;
+    key = Buffer.from(env[HASH_KEY_ENV], 'utf8');
+  } else {
+    throw new UsageError(
+      `--hash-headers needs a key: pass --hash-key-file FILE or set ${HASH_KEY_ENV}, ${MAKE_ONE}`,
+    );
+  }
+  if (key.length < MIN_HASH_KEY_BYTES) {
+    throw new UsageError(`the key in ${source} is ${key.length} bytes; --hash-headers needs at least ${MIN_HASH_KEY_BYTES}, ${MAKE_ONE}`);
+  }
+  return key;
+}
+
+/** The header rules of a run: capture/exclude per side, redact, hash with its key. */
+export function headerRulesOf(opts: RunOptions, env: Record<string, string | undefined>): HeaderRules {
+  const hashKey = loadHashKey(opts, env);
+  return new HeaderRules({
+    capture: opts.captureHeaders,
+    exclude: opts.excludeHeaders,
+    ...(opts.captureRequestHeaders ? { captureRequest: opts.captureRequestHeaders } : {}),
+    ...(opts.captureResponseHeaders ? { captureResponse: opts.captureResponseHeaders } : {}),
+    excludeRequest: opts.excludeRequestHeaders,
+    excludeResponse: opts.excludeResponseHeaders,
+    redact: opts.redactHeaders,
+    hash: opts.hashHeaders,
+    ...(hashKey ? { hashKey } : {}),
+  });
+}
+
+/**
+ * A --record writer that hides every value the rules call secret before it
+ * reaches the file (see src/source/recording-masker.ts).
+ */
+export function maskedRecorder(file: string, rules: HeaderRules): { write(chunk: Buffer): void; close(): Promise<void> } {
+  const writer = new RecordingWriter(file);
+  const masker = new RecordingMasker((name) => rules.isSecret(name));
+  let corrupt = false;
+  return {
+    write(chunk) {
+      if (corrupt) return;
+      const masked = masker.push(chunk);
+      if (masked === undefined) corrupt = true; // the loader source reports it; write nothing unmasked
+      else if (masked.length) writer.write(masked);
+    },
+    close: () => writer.close(),
+  };
+}

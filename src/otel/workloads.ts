@@ -1,0 +1,122 @@
+/**
+ * One OTLP Resource per observed workload. Records are grouped under the
+ * process that sent or received the request, with that process's own
+ * service.name, not under headertap's.
+ *
+ * Each workload gets a LoggerProvider of its own whose resource describes it;
+ * every provider shares the pipeline's processors (the one
+ * BatchLogRecordProcessor and its exporter). The OTLP transformer groups a
+ * batch by resource, so one export carries one resource_logs per workload.
+ * Providers are held in an LRU: an evicted one is simply dropped, never shut
+ * down (that would shut down the shared processors); records it already
+ * emitted keep a reference to their resource and are exported as usual.
+ */
+import { hostname } from 'node:os';
+import type { Attributes } from '@opentelemetry/api';
+import type { Logger } from '@opentelemetry/api-logs';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { LoggerProvider, type LogRecordLimits, type LogRecordProcessor } from '@opentelemetry/sdk-logs';
+import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
+import { LRUCache } from 'lru-cache';
+import type { ProcessInfo } from '../workload';
+import { ATTR_CONTAINER_ID, ATTR_PROCESS_EXECUTABLE_NAME, ATTR_PROCESS_PID } from './attributes';
+import type { HeaderRules } from './headers';
+import { redactArgs } from './redact';
+
+/** Workload resources kept at once; more evicts the least recently used. */
+export const DEFAULT_MAX_WORKLOADS = 1024;
+
+/** Incubating semantic conventions, copied as the package recommends. */
+export const ATTR_PROCESS_COMMAND_LINE = 'process.command_line';
+export const ATTR_HOST_NAME = 'host.name';
+
+export interface WorkloadOptions {
+  /** Workload resources kept at once (default DEFAULT_MAX_WORKLOADS). */
+  max?: number;
+  /** Add process.command_line (opt-in: command lines can hold secrets). */
+  commandLine?: boolean;
+  /** Hides secrets in the command line (required with commandLine). */
+  rules?: HeaderRules;
+  /** host.name (default: os.hostname()). */
+  hostName?: string;
+}
+
+export interface WorkloadCounters {
+  /** Workload resources created, evictions included. */
+  created: number;
+  /** Resources dropped to stay within max. */
+  evicted: number;
+}
+
+/**
+ * The resource attributes of one workload: the process's own
+ * OTEL_RESOURCE_ATTRIBUTES, then what headertap knows (which wins):
+ * service.name from OTEL_SERVICE_NAME/service.name, else the executable name.
+ */
+export function workloadAttributes(info: ProcessInfo, opts: WorkloadOptions = {}): Attributes {
+  const attrs: Attributes = { ...info.resourceAttributes };
+  attrs[ATTR_SERVICE_NAME] = info.serviceName ?? info.executableName;
+  attrs[ATTR_PROCESS_PID] = info.pid;
+  attrs[ATTR_PROCESS_EXECUTABLE_NAME] = info.executableName;
+  if (opts.commandLine && info.commandArgs && opts.rules) {
+    attrs[ATTR_PROCESS_COMMAND_LINE] = redactArgs(info.commandArgs, opts.rules).join(' ');
+  }
+  if (info.containerId) attrs[ATTR_CONTAINER_ID] = info.containerId;
+  attrs[ATTR_HOST_NAME] = opts.hostName ?? hostname();
+  return attrs;
+}
+
+interface Shared {
+  processors: LogRecordProcessor[];
+  logRecordLimits: LogRecordLimits;
+  /** Instrumentation scope version (headertap's). */
+  version: string;
+}
+
+/** A Logger per workload resource, created on first use, LRU-bounded. */
+export class WorkloadLoggers {
+  readonly counters: WorkloadCounters = { created: 0, evicted: 0 };
+  /** ProcessInfo objects are cached per process: their key is computed once. */
+  private readonly _keys = new WeakMap<ProcessInfo, { key: string; attrs: Attributes }>();
+  private readonly _loggers: LRUCache<string, Logger>;
+  private readonly _opts: WorkloadOptions;
+
+  constructor(
+    private readonly _shared: Shared,
+    opts: WorkloadOptions = {},
+  ) {
+    this._opts = { ...opts, hostName: opts.hostName ?? hostname() };
+    this._loggers = new LRUCache<string, Logger>({
+      max: opts.max ?? DEFAULT_MAX_WORKLOADS,
+      dispose: (_logger, _key, reason) => {
+        if (reason === 'evict') this.counters.evicted++;
+      },
+    });
+  }
+
+  /** Loggers currently held. */
+  get size(): number {
+    return this._loggers.size;
+  }
+
+  logger(info: ProcessInfo): Logger {
+    let id = this._keys.get(info);
+    if (!id) {
+      const attrs = workloadAttributes(info, this._opts);
+      id = { key: JSON.stringify(attrs), attrs };
+      this._keys.set(info, id);
+    }
+    let logger = this._loggers.get(id.key);
+    if (!logger) {
+      const provider = new LoggerProvider({
+        resource: resourceFromAttributes(id.attrs),
+        processors: this._shared.processors,
+        logRecordLimits: this._shared.logRecordLimits,
+      });
+      logger = provider.getLogger('headertap', this._shared.version);
+      this._loggers.set(id.key, logger);
+      this.counters.created++;
+    }
+    return logger;
+  }
+}

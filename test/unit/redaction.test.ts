@@ -1,0 +1,155 @@
+/**
+ * Header rules as records show them: capture/exclude per side, redaction by
+ * default and by custom globs, keyed hashing, secrets in query strings, URLs
+ * and command lines. Each test checks the record the mapper actually built.
+ */
+import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
+import { describe, it } from 'node:test';
+import type { HttpExchange } from '../../src/http';
+import {
+  DEFAULT_CAPTURE_HEADERS,
+  DEFAULT_REDACT_HEADERS,
+  ExchangeMapper,
+  HeaderRules,
+  redactArgs,
+  redactQuery,
+  redactUrl,
+  type HeaderRulesConfig,
+} from '../../src/otel';
+
+const KEY = Buffer.from('0123456789abcdef-test-key');
+const OTHER_KEY = Buffer.from('fedcba9876543210-other-key');
+
+function rules(over: Partial<HeaderRulesConfig> = {}): HeaderRules {
+  return new HeaderRules({ capture: DEFAULT_CAPTURE_HEADERS, redact: DEFAULT_REDACT_HEADERS, ...over });
+}
+
+function exchange(reqHeaders: string[], resHeaders: string[] = [], target = '/p'): HttpExchange {
+  return {
+    role: 'server',
+    connection: {
+      pid: 7,
+      comm: 'srv',
+      networkType: 'ipv4',
+      local: { address: '127.0.0.1', port: 80 },
+      remote: { address: '127.0.0.1', port: 5000 },
+      tls: false,
+    },
+    request: { kind: 'request', method: 'GET', target, version: '1.1', headers: reqHeaders, headBytes: 10, startNs: 1, endNs: 2 },
+    response: { kind: 'response', status: 200, reason: 'OK', version: '1.1', headers: resHeaders, headBytes: 10, startNs: 3, endNs: 4 },
+  };
+}
+
+function record(r: HeaderRules, ex: HttpExchange) {
+  return new ExchangeMapper({
+    rules: r,
+    toHrTime: () => [0, 0],
+    processInfo: (pid) => ({ pid, executableName: 'srv' }),
+  }).map(ex);
+}
+
+function headerAttrs(r: HeaderRules, ex: HttpExchange): Record<string, unknown> {
+  const a = record(r, ex).attributes;
+  return Object.fromEntries(Object.entries(a).filter(([k]) => k.includes('.header.')));
+}
+
+const expectedHash = (key: Buffer, value: string) => `sha256:${createHmac('sha256', key).update(value).digest('hex').slice(0, 16)}`;
+
+describe('header rules: redaction', () => {
+  it('redacts the DESIGN.md default list, in requests and responses, any case', () => {
+    const secrets = ['authorization', 'proxy-authorization', 'cookie', 'x-api-key', 'x-auth-token', 'x-client-secret', 'db-password'];
+    const req = secrets.flatMap((n, i) => [n, `S3CRET-${i}`]);
+    const a = headerAttrs(rules(), exchange(req, ['set-cookie', 'sid=S3CRET-sc']));
+    for (const n of secrets) assert.deepEqual(a[`http.request.header.${n}`], ['[REDACTED]'], n);
+    assert.deepEqual(a['http.response.header.set-cookie'], ['[REDACTED]']);
+    assert.ok(!JSON.stringify(record(rules(), exchange(req))).includes('S3CRET'));
+  });
+
+  it('custom --redact-headers globs replace the default list', () => {
+    const a = headerAttrs(rules({ redact: ['X-Internal-*'] }), exchange(['x-internal-id', 'v1', 'authorization', 'Basic x']));
+    assert.deepEqual(a['http.request.header.x-internal-id'], ['[REDACTED]']);
+    assert.deepEqual(a['http.request.header.authorization'], ['Basic x'], 'the defaults are replaced, not added to');
+  });
+});
+
+describe('header rules: capture and exclude, per side', () => {
+  it('--exclude-headers drops names --capture-headers would keep, both sides', () => {
+    const a = headerAttrs(rules({ exclude: ['x-debug-*'] }), exchange(['x-debug-a', '1', 'x-keep', '2'], ['x-debug-b', '3']));
+    assert.deepEqual(Object.keys(a), ['http.request.header.x-keep']);
+  });
+
+  it('request/response capture lists replace --capture-headers for their side; excludes add up', () => {
+    const r = rules({ capture: ['x-*'], captureResponse: ['server', 'x-*'], exclude: ['x-secret-ish'], excludeRequest: ['x-b'] });
+    const a = headerAttrs(r, exchange(['x-a', '1', 'x-b', '2', 'server', 'no', 'x-secret-ish', '3'], ['server', 'nginx', 'x-c', '4', 'x-secret-ish', '5']));
+    assert.deepEqual(Object.keys(a), ['http.request.header.x-a', 'http.response.header.server', 'http.response.header.x-c']);
+  });
+});
+
+describe('header rules: keyed hashing', () => {
+  it('shows sha256:<16 hex> of HMAC-SHA256(key, value): same value, same hash', () => {
+    const r = rules({ hash: ['x-session'], hashKey: KEY });
+    const a = headerAttrs(r, exchange(['x-session', 'tok-1', 'x-session', 'tok-1', 'x-session', 'tok-2']));
+    const [h1, h1again, h2] = a['http.request.header.x-session'] as string[];
+    assert.match(h1, /^sha256:[0-9a-f]{16}$/);
+    assert.equal(h1, expectedHash(KEY, 'tok-1'));
+    assert.equal(h1again, h1, 'stable: users can group by it');
+    assert.notEqual(h2, h1);
+  });
+
+  it('another key gives another hash', () => {
+    const a = rules({ hash: ['x-session'], hashKey: KEY }).hash('tok-1');
+    const b = rules({ hash: ['x-session'], hashKey: OTHER_KEY }).hash('tok-1');
+    assert.notEqual(a, b);
+    assert.equal(b, expectedHash(OTHER_KEY, 'tok-1'));
+  });
+
+  it('wins over --redact-headers, so a default-redacted header can be grouped by', () => {
+    const a = headerAttrs(rules({ hash: ['authorization'], hashKey: KEY }), exchange(['authorization', 'Bearer abc']));
+    assert.deepEqual(a['http.request.header.authorization'], [expectedHash(KEY, 'Bearer abc')]);
+  });
+
+  it('refuses hash globs without a key', () => {
+    assert.throws(() => rules({ hash: ['x'] }), /hash key/);
+  });
+});
+
+describe('secrets outside header values', () => {
+  it('redacts query parameters by the same globs in url.query (and hashes them when asked)', () => {
+    const r = rules({ hash: ['session'], hashKey: KEY });
+    const rec = record(r, exchange([], [], '/cb?code=1&access_token=AT-S3CRET&Password=P-S3CRET&session=abc&x'));
+    assert.equal(rec.attributes['url.query'], `code=1&access_token=[REDACTED]&Password=[REDACTED]&session=${expectedHash(KEY, 'abc')}&x`);
+    assert.equal(rec.body, 'GET /cb -> 200', 'the body has the path only');
+    assert.equal(redactQuery('my%5Ftoken=S&a%zz=1', rules()), 'my%5Ftoken=[REDACTED]&a%zz=1', 'names are percent-decoded; bad escapes do not throw');
+    assert.equal(redactQuery('plain=1&b=2', rules()), 'plain=1&b=2');
+  });
+
+  it('never exports credentials in URLs: request targets, Referer, Location, URLs inside values', () => {
+    const rec = record(
+      rules(),
+      exchange(
+        ['referer', 'https://u:PW-S3CRET@app.test/page?token=T-S3CRET&q=1#f', 'link', '<http://a:LINK-S3CRET@x.test/n?api_token=LT>; rel=next'],
+        ['location', '/login?next=%2F&reset_token=R-S3CRET'],
+        'http://proxyuser:PROXY-S3CRET@origin.test:8080/x?y=1',
+      ),
+    );
+    const a = rec.attributes;
+    assert.deepEqual(a['http.request.header.referer'], ['https://app.test/page?token=[REDACTED]&q=1#f']);
+    assert.deepEqual(a['http.request.header.link'], ['<http://x.test/n?api_token=[REDACTED]>; rel=next']);
+    assert.deepEqual(a['http.response.header.location'], ['/login?next=%2F&reset_token=[REDACTED]']);
+    assert.equal(a['server.address'], 'origin.test');
+    assert.doesNotMatch(JSON.stringify(rec), /S3CRET/);
+    assert.equal(redactUrl('postgres://app:pw@db:5432/x', rules()), 'postgres://db:5432/x');
+  });
+
+  it('hides secret arguments of a command line', () => {
+    assert.deepEqual(
+      redactArgs(['app', '--db-password=P1', '--token', 'T1', '-v', 'API_SECRET=S1', '--url', 'http://u:P2@h/x', '--name', 'svc'], rules()),
+      ['app', '--db-password=[REDACTED]', '--token', '[REDACTED]', '-v', 'API_SECRET=[REDACTED]', '--url', 'http://h/x', '--name', 'svc'],
+    );
+    assert.deepEqual(
+      redactArgs(['curl', '-H', 'Authorization: Bearer B1', '-HCookie: c=C1', '-H', 'X-Tenant: acme', '-u', 'bob:U1', '--user=amy:U2', 'http://h:80/x?y=1'], rules()),
+      ['curl', '-H', 'Authorization: [REDACTED]', '-HCookie: [REDACTED]', '-H', 'X-Tenant: acme', '-u', 'bob:[REDACTED]', '--user=amy:[REDACTED]', 'http://h:80/x?y=1'],
+    );
+  });
+});

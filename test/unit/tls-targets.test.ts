@@ -1,0 +1,196 @@
+/**
+ * Which files get TLS probes: the system libssl, libssl mapped by running
+ * processes, programs exporting OpenSSL's functions; each file once.
+ * Driven with a stand-in /proc and a stand-in loader.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { CONSTANTS as C } from '../../src/source/layout';
+import { TlsTargets, libsslInMaps, tlsFunctionNames, type TlsFs } from '../../src/source/tls-targets';
+import type { AttachEvent } from '../../src/source';
+import type { Log } from '../../src/common/log';
+
+const ALL = C.HT_TLS_FN_SSL_WRITE | C.HT_TLS_FN_SSL_READ | C.HT_TLS_FN_SSL_WRITE_EX | C.HT_TLS_FN_SSL_READ_EX | C.HT_TLS_FN_SSL_FREE;
+
+const MAPS_CURL = `
+55d0c0a00000-55d0c0a0a000 r--p 00000000 08:01 1311 /usr/bin/curl
+7f1e2c000000-7f1e2c05e000 r-xp 0001c000 08:01 2048 /usr/lib/x86_64-linux-gnu/libssl.so.3
+7f1e2d000000-7f1e2d200000 r-xp 00000000 08:01 2049 /usr/lib/x86_64-linux-gnu/libcrypto.so.3
+7f1e2e000000-7f1e2e010000 r-xp 00000000 08:01 2050 /usr/lib/x86_64-linux-gnu/libssl3.so
+7f1e2f000000-7f1e2f010000 r-xp 00000000 00:00 0 [vdso]
+`;
+
+interface World {
+  fs: TlsFs;
+  /** file -> dev:inode */
+  keys: Record<string, string>;
+  maps: Record<number, string>;
+  exes: Record<number, string>;
+  dirs: Record<string, string[]>;
+}
+
+function world(): World {
+  const w: World = {
+    keys: {},
+    maps: {},
+    exes: {},
+    dirs: {},
+    fs: {
+      pids: () => Object.keys(w.maps).map(Number),
+      maps: (pid) => w.maps[pid],
+      fileKey: (f) => w.keys[f],
+      exe: (pid) => w.exes[pid],
+      list: (d) => w.dirs[d] ?? [],
+    },
+  };
+  return w;
+}
+
+function loader(symbols: Record<string, number>) {
+  const calls: string[] = [];
+  return {
+    calls,
+    attach: (file: string): Promise<AttachEvent> => {
+      calls.push(file);
+      const bits = symbols[file];
+      if (bits === undefined) return Promise.resolve({ kind: 'attach', requestId: 0, err: -2, attached: 0 });
+      if (bits < 0) return Promise.resolve({ kind: 'attach', requestId: 0, err: bits, attached: 0 });
+      return Promise.resolve({ kind: 'attach', requestId: 0, err: 0, attached: bits });
+    },
+  };
+}
+
+function log() {
+  const lines: string[] = [];
+  const l: Log = { info: (s) => lines.push(`info ${s}`), warn: (s) => lines.push(`warn ${s}`), debug: () => {} };
+  return { l, lines };
+}
+
+describe('libsslInMaps', () => {
+  it("finds OpenSSL's libssl and nothing else (not NSS's libssl3.so, not libcrypto)", () => {
+    assert.deepEqual(libsslInMaps(MAPS_CURL), ['/usr/lib/x86_64-linux-gnu/libssl.so.3']);
+  });
+
+  it('keeps paths with spaces and skips deleted files', () => {
+    const maps = [
+      '7f00-7f10 r-xp 00000000 08:01 77 /opt/my app/lib/libssl.so.1.1',
+      '7f20-7f30 r-xp 00000000 08:01 78 /usr/lib/libssl.so.3 (deleted)',
+    ].join('\n');
+    assert.deepEqual(libsslInMaps(maps), ['/opt/my app/lib/libssl.so.1.1']);
+  });
+});
+
+describe('tlsFunctionNames', () => {
+  it('names the probed functions from the loader bits', () => {
+    assert.deepEqual(tlsFunctionNames(C.HT_TLS_FN_SSL_READ | C.HT_TLS_FN_SSL_FREE), ['SSL_read', 'SSL_free']);
+  });
+});
+
+describe('TlsTargets', () => {
+  it('probes the system libssl, mapped libraries and programs, each file once by device and inode', async () => {
+    const w = world();
+    w.dirs['/usr/lib/x86_64-linux-gnu'] = ['libssl.so.3', 'libssl.so', 'libcrypto.so.3', 'libssl3.so'];
+    // /lib is /usr/lib on merged-/usr systems: same file, same key.
+    w.dirs['/lib/x86_64-linux-gnu'] = ['libssl.so.3'];
+    w.keys['/usr/lib/x86_64-linux-gnu/libssl.so.3'] = '8:1:2048';
+    w.keys['/usr/lib/x86_64-linux-gnu/libssl.so'] = '8:1:2048';
+    w.keys['/lib/x86_64-linux-gnu/libssl.so.3'] = '8:1:2048';
+    w.maps[100] = MAPS_CURL;
+    w.exes[100] = '/usr/bin/curl';
+    w.keys['/proc/100/root/usr/lib/x86_64-linux-gnu/libssl.so.3'] = '8:1:2048';
+    w.keys['/proc/100/exe'] = '8:1:1311';
+    w.maps[200] = '';
+    w.exes[200] = '/usr/bin/node';
+    w.keys['/proc/200/exe'] = '8:1:4000';
+    w.maps[201] = '';
+    w.exes[201] = '/usr/bin/node';
+    w.keys['/proc/201/exe'] = '8:1:4000';
+    const ld = loader({ '/usr/lib/x86_64-linux-gnu/libssl.so.3': ALL, '/proc/200/exe': ALL });
+    const { l } = log();
+    const tls = new TlsTargets({ attach: ld.attach, log: l, fs: w.fs, libraryDirs: ['/usr/lib/x86_64-linux-gnu', '/lib/x86_64-linux-gnu'] });
+    await tls.scanAll();
+    // libssl once (three names, one inode), curl checked (no TLS functions: silent), node once (two processes).
+    assert.deepEqual(ld.calls, ['/usr/lib/x86_64-linux-gnu/libssl.so.3', '/proc/100/exe', '/proc/200/exe']);
+    assert.deepEqual(
+      tls.attached.map((t) => [t.path, t.kind]),
+      [
+        ['/usr/lib/x86_64-linux-gnu/libssl.so.3', 'library'],
+        ['/usr/bin/node', 'program'],
+      ],
+    );
+    assert.equal(tls.failures, 0);
+  });
+
+  it('after exec: probes the new program at once and its libraries once loaded, announcing it', async () => {
+    const w = world();
+    const ld = loader({ '/proc/300/exe': ALL, '/proc/300/root/opt/app/libssl.so.3': ALL });
+    const { l, lines } = log();
+    const tls = new TlsTargets({ attach: ld.attach, log: l, fs: w.fs, libraryDirs: [], execRescanMs: [5] });
+    await tls.scanAll();
+    w.exes[300] = '/opt/app/server';
+    w.keys['/proc/300/exe'] = '8:1:9000';
+    w.maps[300] = '';
+    tls.onExec(300);
+    await tls.settled();
+    assert.deepEqual(ld.calls, ['/proc/300/exe']);
+    // The dynamic linker (or dlopen) maps libssl a moment later.
+    w.maps[300] = '7f00-7f10 r-xp 00000000 08:01 9001 /opt/app/libssl.so.3';
+    w.keys['/proc/300/root/opt/app/libssl.so.3'] = '8:1:9001';
+    await new Promise((r) => setTimeout(r, 30));
+    await tls.settled();
+    assert.deepEqual(ld.calls, ['/proc/300/exe', '/proc/300/root/opt/app/libssl.so.3']);
+    assert.deepEqual(
+      tls.attached.map((t) => t.path),
+      ['/opt/app/server', '/opt/app/libssl.so.3'],
+    );
+    assert.ok(lines.some((s) => s.startsWith('info TLS: probes on /opt/app/libssl.so.3')), lines.join('\n'));
+    tls.stop();
+  });
+
+  it('looks at a busy process again only after the rescan interval', async () => {
+    const w = world();
+    w.maps[400] = '';
+    const ld = loader({ '/proc/400/root/usr/lib/libssl.so.3': ALL });
+    const { l } = log();
+    const tls = new TlsTargets({ attach: ld.attach, log: l, fs: w.fs, libraryDirs: [], rescanIntervalMs: 1000 });
+    await tls.scanAll(); // pid 400 scanned now (nothing yet)
+    w.maps[400] = '7f00-7f10 r-xp 00000000 08:01 55 /usr/lib/libssl.so.3';
+    w.keys['/proc/400/root/usr/lib/libssl.so.3'] = '8:1:55';
+    const t0 = Date.now();
+    tls.onActivity(400, t0 + 10);
+    await tls.settled();
+    assert.deepEqual(ld.calls, [], 'too soon: not looked at again');
+    tls.onActivity(400, t0 + 5000);
+    await tls.settled();
+    assert.deepEqual(ld.calls, ['/proc/400/root/usr/lib/libssl.so.3']);
+  });
+
+  it('warns about files it cannot probe, naming the error, and counts them', async () => {
+    const w = world();
+    w.dirs['/lib'] = ['libssl.so.3'];
+    w.keys['/lib/libssl.so.3'] = '8:1:1';
+    const ld = loader({ '/lib/libssl.so.3': -13 });
+    const { l, lines } = log();
+    const tls = new TlsTargets({ attach: ld.attach, log: l, fs: w.fs, libraryDirs: ['/lib'] });
+    await tls.scanAll();
+    assert.equal(tls.failures, 1);
+    assert.deepEqual(lines, ['warn TLS: cannot probe /lib/libssl.so.3: EACCES (errno 13); its HTTPS traffic is not captured']);
+  });
+
+  it('keeps going when the loader fails a request', async () => {
+    const w = world();
+    w.dirs['/lib'] = ['libssl.so.3', 'libssl.so.1.1'];
+    w.keys['/lib/libssl.so.3'] = '8:1:1';
+    w.keys['/lib/libssl.so.1.1'] = '8:1:2';
+    let n = 0;
+    const tls = new TlsTargets({
+      attach: () => (n++ === 0 ? Promise.reject(new Error('loader exited')) : Promise.resolve({ kind: 'attach', requestId: 0, err: 0, attached: ALL })),
+      log: log().l,
+      fs: w.fs,
+      libraryDirs: ['/lib'],
+    });
+    await tls.scanAll();
+    assert.equal(tls.failures, 1);
+    assert.equal(tls.attached.length, 1);
+  });
+});
