@@ -131,9 +131,10 @@ struct ht_ssl_call {
 	__u8 _pad0[6];
 };
 
-/* thread id -> the SSL call it is in. */
+/* thread id -> the SSL call it is in. LRU, like ht_active_io: a thread that
+ * never returns from the call cannot leak its entry for good. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u32);
 	__type(value, struct ht_ssl_call);

@@ -65,6 +65,23 @@ function shutdownGrpc(server: grpc.Server, graceMs = 2000): Promise<void> {
   });
 }
 
+/** A unary `Export` method at `path` whose requests and responses stay raw protobuf bytes. */
+export function bytesExportService(path: string): grpc.ServiceDefinition {
+  const identity = (b: Buffer) => b;
+  return {
+    Export: {
+      path,
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: identity,
+      requestDeserialize: identity,
+      responseSerialize: identity,
+      responseDeserialize: identity,
+      originalName: 'export',
+    },
+  };
+}
+
 function hostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
@@ -96,41 +113,28 @@ export class OtlpReceiver {
     ]);
   }
 
-  private _decode(raw: Buffer): FlatRecord[] | string {
+  /** Decodes a request, or reports it malformed and returns why. */
+  private _tryDecode<T>(raw: Buffer, signal: 'logs' | 'metrics', decode: (b: Buffer) => T): T | string {
     try {
-      return decodeLogsRequest(raw);
+      return decode(raw);
     } catch (err) {
-      const msg = `malformed OTLP logs request (${raw.length} bytes): ${(err as Error).message}`;
+      const msg = `malformed OTLP ${signal} request (${raw.length} bytes): ${(err as Error).message}`;
       this._opts.onError?.(msg);
       return msg;
     }
   }
 
+  private _decode(raw: Buffer): FlatRecord[] | string {
+    return this._tryDecode(raw, 'logs', decodeLogsRequest);
+  }
+
   private _decodeMetrics(raw: Buffer): MetricPoint[] | string {
-    try {
-      return decodeMetricsRequest(raw);
-    } catch (err) {
-      const msg = `malformed OTLP metrics request (${raw.length} bytes): ${(err as Error).message}`;
-      this._opts.onError?.(msg);
-      return msg;
-    }
+    return this._tryDecode(raw, 'metrics', decodeMetricsRequest);
   }
 
   private _startGrpc(listen: string): Promise<string> {
     const { host, port } = parseListen(listen, '--listen');
-    const identity = (b: Buffer) => b;
-    const unary = (path: string): grpc.ServiceDefinition => ({
-      Export: {
-        path,
-        requestStream: false,
-        responseStream: false,
-        requestSerialize: identity,
-        requestDeserialize: identity,
-        responseSerialize: identity,
-        responseDeserialize: identity,
-        originalName: 'export',
-      },
-    });
+    const unary = bytesExportService;
     const server = new grpc.Server();
     server.addService(unary(METRICS_EXPORT_PATH), {
       Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {

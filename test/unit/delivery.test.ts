@@ -10,27 +10,16 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { SeverityNumber } from '@opentelemetry/api-logs';
 import { OTLPLogExporter as GrpcLogExporter } from '@opentelemetry/exporter-logs-otlp-grpc';
 import { OTLPLogExporter as ProtoLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
 import { silentLog, type Log } from '../../src/common/log';
-import { LogPipeline, resolveExportTarget, Spool, type ExchangeRecord, type OtlpProtocol } from '../../src/otel';
+import { LogPipeline, resolveExportTarget, Spool, type OtlpProtocol } from '../../src/otel';
 import { encodeRetryInfoStatus } from '../../src/otel/retry';
 import { decodeLogsRequest, EMPTY_RESPONSE } from '../../src/receiver/decode';
+import { bytesExportService } from '../../src/receiver/server';
 import { freePort } from '../helpers/integration';
+import { exchangeRecord as record } from '../helpers/records';
 import { startOtlpSink, type OtlpSink } from '../helpers/otlp-sink';
-
-function record(i: number): ExchangeRecord {
-  return {
-    eventName: 'headertap.http.exchange',
-    timestamp: [1_700_000_000, i],
-    severityNumber: SeverityNumber.INFO,
-    severityText: 'INFO',
-    body: `GET /r${i} -> 200`,
-    attributes: { 'url.path': `/r${i}`, 'http.request.header.x-i': [String(i)], 'http.response.status_code': 200 },
-    spanContext: { traceId: 'a'.repeat(32), spanId: 'b'.repeat(16), traceFlags: 1, isRemote: true },
-  };
-}
 
 /** Which records arrived: indexes from the bodies, with how often each came. */
 function arrived(sink: { records(): { body?: unknown }[] }): Map<number, number> {
@@ -280,22 +269,8 @@ type Handler = (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendU
 
 /** A bare OTLP logs gRPC service whose answers the test decides. */
 async function grpcLogsServer(handler: Handler): Promise<grpc.Server & { port: number }> {
-  const identity = (b: Buffer) => b;
   const server = new grpc.Server();
-  server.addService(
-    {
-      Export: {
-        path: '/opentelemetry.proto.collector.logs.v1.LogsService/Export',
-        requestStream: false,
-        responseStream: false,
-        requestSerialize: identity,
-        requestDeserialize: identity,
-        responseSerialize: identity,
-        responseDeserialize: identity,
-      },
-    },
-    { Export: handler },
-  );
+  server.addService(bytesExportService('/opentelemetry.proto.collector.logs.v1.LogsService/Export'), { Export: handler });
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );

@@ -1,21 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { SeverityNumber } from '@opentelemetry/api-logs';
 import { silentLog } from '../../src/common/log';
-import { LogPipeline, resolveExportTarget, type ExchangeRecord } from '../../src/otel';
+import { LogPipeline, resolveExportTarget } from '../../src/otel';
 import { startOtlpSink } from '../helpers/otlp-sink';
-
-function record(i: number): ExchangeRecord {
-  return {
-    eventName: 'headertap.http.exchange',
-    timestamp: [1_700_000_000, i],
-    severityNumber: SeverityNumber.INFO,
-    severityText: 'INFO',
-    body: `GET /r${i} -> 200`,
-    attributes: { 'url.path': `/r${i}`, 'http.request.header.x-i': [String(i)] },
-    spanContext: { traceId: 'a'.repeat(32), spanId: 'b'.repeat(16), traceFlags: 1, isRemote: true },
-  };
-}
+import { exchangeRecord as record } from '../helpers/records';
 
 describe('LogPipeline (real OTLP exporters to a real receiver, no root)', () => {
   for (const transport of ['grpc', 'http'] as const) {
