@@ -14,6 +14,9 @@ import { OTLPLogExporter as GrpcLogExporter } from '@opentelemetry/exporter-logs
 import { OTLPLogExporter as ProtoLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
 import { silentLog, type Log } from '../../src/common/log';
 import { LogPipeline, resolveExportTarget, Spool, type OtlpProtocol } from '../../src/otel';
+import { decodeSegment, encodeSegment } from '../../src/otel/spool';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import { encodeRetryInfoStatus } from '../../src/otel/retry';
 import { decodeLogsRequest, EMPTY_RESPONSE } from '../../src/receiver/decode';
 import { bytesExportService } from '../../src/receiver/server';
@@ -249,6 +252,30 @@ describe('delivery: the on-disk spool', () => {
     await third.shutdown(2000);
     assert.equal(sink.records().length, before);
     assert.equal(third.counters.exported, 0);
+  });
+
+  it('segments keep each record under its own resource and scope (records of many workloads share the buffer)', () => {
+    const a = resourceFromAttributes({ 'service.name': 'nginx', 'process.pid': 10 });
+    const b = resourceFromAttributes({ 'service.name': 'curl', 'process.pid': 11 });
+    const rec = (i: number, resource: typeof a): ReadableLogRecord => ({
+      hrTime: [1, i],
+      hrTimeObserved: [2, i],
+      severityNumber: 9,
+      severityText: 'INFO',
+      body: `b${i}`,
+      eventName: 'headertap.http.exchange',
+      attributes: { 'url.path': `/p${i}`, 'http.request.header.x': ['1', '2'], n: i },
+      droppedAttributesCount: 0,
+      spanContext: { traceId: 'c'.repeat(32), spanId: 'd'.repeat(16), traceFlags: 1 },
+      resource,
+      instrumentationScope: { name: 'headertap', version: '1' },
+    });
+    const back = decodeSegment(encodeSegment([rec(0, a), rec(1, b), rec(2, a)]));
+    assert.deepEqual(back.map((r) => r.resource.attributes['service.name']), ['nginx', 'curl', 'nginx']);
+    assert.equal(back[0].resource, back[2].resource, 'one Resource object per resource, so an export groups them');
+    assert.notEqual(back[0].resource, back[1].resource);
+    assert.deepEqual(back[1].attributes, { 'url.path': '/p1', 'http.request.header.x': ['1', '2'], n: 1 });
+    assert.deepEqual([back[1].hrTime, back[1].body, back[1].spanContext?.traceId, back[1].instrumentationScope.name], [[1, 1], 'b1', 'c'.repeat(32), 'headertap']);
   });
 
   it('a full spool deletes its oldest records and counts them', async () => {
