@@ -30,11 +30,13 @@ Examples:
   headertap run --embedded-receiver            print what crosses the wire
   headertap run --endpoint http://collector:4317 --port 8080
   headertap run --config /etc/headertap.yaml   same keys as the flags
+  headertap run --emit-spans                   also one span per exchange (Jaeger)
 `;
 
 const RECEIVE_EPILOG = `
-A minimal OTLP logs receiver that prints each record: point headertap (or any
-OpenTelemetry SDK) at it to see records without installing a collector.
+A minimal OTLP receiver (logs and traces) that prints each record and span:
+point headertap (or any OpenTelemetry SDK) at it to see what it sends without
+installing a collector.
 
 Examples:
   headertap receive                            gRPC on 127.0.0.1:4317
@@ -75,7 +77,7 @@ function buildProgram(io: CliIO, setStatus: (p: Promise<number>) => void): Comma
 
   program
     .command('receive')
-    .description('run the embedded OTLP logs receiver and print what arrives')
+    .description('run the embedded OTLP receiver (logs, traces) and print what arrives')
     .addHelpText('after', RECEIVE_EPILOG)
     .option('--listen <host:port>', 'OTLP/gRPC address', '127.0.0.1:4317')
     .option('--http-listen <host:port>', 'also accept OTLP/HTTP (protobuf) on this address')

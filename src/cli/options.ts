@@ -32,6 +32,7 @@ export interface RunOptions {
   /** Capture TLS plaintext with uprobes on OpenSSL (--no-tls turns it off). */
   tls: boolean;
   serviceName: string;
+  emitSpans: boolean;
   embeddedReceiver: boolean;
   format: 'pretty' | 'jsonl';
   record?: string;
@@ -310,6 +311,14 @@ export const RUN_OPTIONS: OptionSpec[] = [
     help: "service.name of headertap's own resource (default: headertap)",
     parse: nonEmpty,
     default: 'headertap',
+  },
+  {
+    key: 'emit-spans',
+    prop: 'emitSpans',
+    flag: '--emit-spans',
+    help: "also export one CLIENT/SERVER span per exchange over OTLP traces, a child of the request's trace context (headers in Jaeger)",
+    parse: bool,
+    default: false,
   },
   {
     key: 'embedded-receiver',

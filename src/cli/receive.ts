@@ -1,7 +1,7 @@
-import { toJsonLine, toPretty, type FlatRecord } from '../common/flat-record';
 import { UsageError } from '../common/errors';
 import { metricsLine, OtlpReceiver } from '../receiver';
 import { lineWriter, stderrLog, type CliIO } from './output';
+import { batchPrinter } from './print';
 
 export interface ReceiveOptions {
   listen: string;
@@ -9,18 +9,17 @@ export interface ReceiveOptions {
   format: string;
 }
 
-/** `headertap receive`: print every record that arrives until SIGINT/SIGTERM. */
+/** `headertap receive`: print every record (and span) that arrives until SIGINT/SIGTERM. */
 export async function runReceiver(opts: ReceiveOptions, io: CliIO): Promise<number> {
   if (opts.format !== 'pretty' && opts.format !== 'jsonl') {
     throw new UsageError(`--format '${opts.format}' is not one of: pretty, jsonl`);
   }
   const log = stderrLog(io, false);
   const out = lineWriter(io.stdout);
-  const print = opts.format === 'jsonl' ? (r: FlatRecord) => out(toJsonLine(r)) : (r: FlatRecord) => out(toPretty(r) + '\n');
   const receiver = new OtlpReceiver({
     grpcListen: opts.listen,
     ...(opts.httpListen ? { httpListen: opts.httpListen } : {}),
-    onBatch: (batch) => batch.records.forEach(print),
+    onBatch: batchPrinter(opts.format, out),
     onMetrics: (points) => log.info(metricsLine(points)),
     onError: (msg) => log.warn(msg),
   });

@@ -1,11 +1,10 @@
 import { diag, DiagLogLevel } from '@opentelemetry/api';
 import { setGlobalErrorHandler } from '@opentelemetry/core';
 import { EnvironmentError, LoaderError, UsageError } from '../common/errors';
-import { toJsonLine, toPretty, type FlatRecord } from '../common/flat-record';
 import type { Log } from '../common/log';
 import { LOADER_PATH } from '../common/paths';
 import { ConnectionTracker } from '../http';
-import { ExchangeMapper, LogPipeline, resolveExportTarget, SelfMetrics, Spool, type ExportTarget } from '../otel';
+import { ExchangeMapper, LogPipeline, resolveExportTarget, SelfMetrics, SpanPipeline, Spool, type ExportTarget } from '../otel';
 import { OtlpReceiver } from '../receiver';
 import {
   LoaderSource,
@@ -22,6 +21,7 @@ import {
 import { ProcessInfoCache, resolveCgroupPath } from '../workload';
 import type { RunOptions } from './options';
 import { lineWriter, stderrLog, type CliIO } from './output';
+import { batchPrinter } from './print';
 import { checkKernel, checkPrivileges } from './privileges';
 import { agentStats, summaryLine, type StatsParts } from './stats';
 import { headerRulesOf, maskedRecorder } from './secrets';
@@ -100,6 +100,7 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   const log = stderrLog(io, opts.verbose);
   routeSdkDiagnostics(log);
   const target = resolveExportTarget({ endpoint: opts.endpoint, protocol: opts.protocol }, io.env);
+  const traceTarget = opts.emitSpans ? resolveExportTarget({ endpoint: opts.endpoint, protocol: opts.protocol }, io.env, 'traces') : undefined;
   const rules = headerRulesOf(opts, io.env);
   const payload = opts.replay ? readRecording(opts.replay) : undefined;
   const cgroups = payload ? [] : opts.cgroup.map((c) => resolveCgroupPath(c));
@@ -111,10 +112,9 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   const out = lineWriter(io.stdout);
   let receiver: OtlpReceiver | undefined;
   if (opts.embeddedReceiver) {
-    const print = opts.format === 'jsonl' ? (r: FlatRecord) => out(toJsonLine(r)) : (r: FlatRecord) => out(toPretty(r) + '\n');
     receiver = new OtlpReceiver({
       ...receiverListen(target),
-      onBatch: (batch) => batch.records.forEach(print),
+      onBatch: batchPrinter(opts.format, out),
       onError: (msg) => log.warn(`embedded receiver: ${msg}`),
     });
     await receiver.start();
@@ -131,6 +131,9 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
     delivery: { maxRecords: opts.bufferRecords, maxBytes: opts.bufferBytes, ...(spool ? { spool } : {}) },
     workloads: { commandLine: opts.processCommandLine, rules },
   });
+  const spans = traceTarget
+    ? new SpanPipeline({ target: traceTarget, serviceName: opts.serviceName, version: VERSION, log, workloads: { commandLine: opts.processCommandLine, rules } })
+    : undefined;
   const clock = new MonotonicClock();
   const processes = new ProcessInfoCache({ commandLine: opts.processCommandLine });
   const mapper = new ExchangeMapper({
@@ -141,7 +144,10 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   const tracker = new ConnectionTracker({
     maxHeaderBytes: opts.maxHeaderBytes,
     ports: opts.port,
-    onExchange: (ex) => pipeline.emit(mapper.map(ex)),
+    onExchange: (ex) => {
+      const rec = mapper.map(ex);
+      pipeline.emit(spans ? spans.withSpan(rec) : rec);
+    },
   });
 
   let kernel: KernelCounters | undefined;
@@ -221,6 +227,8 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
     eventsIn,
     loaderRestarts: supervised?.restarts ?? 0,
   });
+  /** The totals line, with the spans' when --emit-spans is on. */
+  const summary = (): string => `${summaryLine(parts())}${spans ? `; ${spans.summary()}` : ''}`;
 
   const signal = waitForSignal();
   let ready: ReadyEvent;
@@ -229,7 +237,7 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   } catch (err) {
     signal.dispose();
     await receiver?.stop();
-    await pipeline.shutdown(opts.shutdownTimeout * 1000);
+    await Promise.all([pipeline.shutdown(opts.shutdownTimeout * 1000), spans?.shutdown()]);
     if (err instanceof LoaderError && err.exitCode === 2) throw new EnvironmentError(err.message);
     throw err;
   }
@@ -240,18 +248,19 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   const protocolName = target.protocol === 'grpc' ? 'OTLP/gRPC' : 'OTLP/HTTP (protobuf)';
   const what = tls ? 'HTTP/1.x and HTTP/2 over TCP and TLS' : 'HTTP/1.x and HTTP/2 over TCP';
   const from = payload ? `replaying ${opts.replay}` : `capturing ${what} on ${ready.ncpus} CPUs (loader pid ${ready.loaderPid})`;
+  const spansTo = traceTarget ? `, spans to ${traceTarget.url}` : '';
   io.stderr.write(
-    `headertap ready: ${from}; exporting ${protocolName} to ${target.url}${receiver ? ' (embedded receiver)' : ''}; filters: ${describeFilters(opts, cgroups)}\n`,
+    `headertap ready: ${from}; exporting ${protocolName} to ${target.url}${spansTo}${receiver ? ' (embedded receiver)' : ''}; filters: ${describeFilters(opts, cgroups)}\n`,
   );
 
   const sweep = setInterval(() => tracker.evictIdle(lastNs - IDLE_CONNECTION_NS), IDLE_SWEEP_MS);
   sweep.unref();
   const statsTimer =
-    opts.statsInterval > 0 ? setInterval(() => io.stderr.write(`headertap stats: ${summaryLine(parts())}\n`), opts.statsInterval * 1000) : undefined;
+    opts.statsInterval > 0 ? setInterval(() => io.stderr.write(`headertap stats: ${summary()}\n`), opts.statsInterval * 1000) : undefined;
   statsTimer?.unref();
   const selfMetrics = opts.selfMetrics
     ? new SelfMetrics({
-        target,
+        target: resolveExportTarget({ endpoint: opts.endpoint, protocol: opts.protocol }, io.env, 'metrics'),
         serviceName: opts.serviceName,
         version: VERSION,
         intervalMs: (opts.statsInterval || 60) * 1000,
@@ -269,14 +278,14 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   tls?.stop();
   await source.stop(); // delivers every event already captured
   tracker.flush('agent_stopped');
-  // Records get the whole --shutdown-timeout; the closing exporter gets a little more.
+  // Records get the whole --shutdown-timeout; the closing exporters get a little more.
   const timeoutMs = opts.shutdownTimeout * 1000;
-  const flushed = await withTimeout(pipeline.shutdown(timeoutMs), timeoutMs + 2000);
-  if (flushed === 'timeout') log.warn(`gave up waiting for the exporter to close after ${opts.shutdownTimeout} s`);
+  const flushed = await withTimeout(Promise.all([pipeline.shutdown(timeoutMs), spans?.shutdown()]), timeoutMs + 2000);
+  if (flushed === 'timeout') log.warn(`gave up waiting for the exporters to close after ${opts.shutdownTimeout} s`);
   await selfMetrics?.shutdown(); // the final counts, after the last records
   await receiver?.stop();
   await recorder?.close();
 
-  io.stderr.write(`headertap stopped: ${summaryLine(parts())}\n`);
+  io.stderr.write(`headertap stopped: ${summary()}\n`);
   return ended.reason === 'failed' ? 1 : 0;
 }

@@ -11,9 +11,10 @@ export {
 } from './headers';
 export { redactArgs, redactHeaderValue, redactQuery, redactUrl } from './redact';
 export { extractSpanContext, extractTraceContext, MAX_TRACE_HEADER_BYTES, type TraceContextFormat } from './trace-context';
-export { resolveExportTarget, parseProtocol, OTLP_PROTOCOLS, type ExportTarget, type OtlpProtocol } from './endpoint';
+export { resolveExportTarget, parseProtocol, OTLP_PROTOCOLS, type ExportTarget, type OtlpProtocol, type OtlpSignal } from './endpoint';
 export { LogPipeline, flattenSdkRecord, createExporter, type PipelineOptions } from './pipeline';
 export { DeliveryProcessor, DELIVERY_DEFAULTS, DROP_REASONS, type DeliveryCounters, type DeliveryOptions, type DropReason } from './delivery';
 export { Spool } from './spool';
-export { SelfMetrics, metricsUrl, type AgentStats } from './self-metrics';
-export { WorkloadLoggers, workloadAttributes, DEFAULT_MAX_WORKLOADS, type WorkloadCounters, type WorkloadOptions } from './workloads';
+export { SelfMetrics, type AgentStats } from './self-metrics';
+export { WorkloadLoggers, PerWorkload, workloadAttributes, DEFAULT_MAX_WORKLOADS, type WorkloadCounters, type WorkloadOptions } from './workloads';
+export { SpanPipeline, createSpanExporter, spanName, spanOutcome, SPAN_BATCH_DEFAULTS, type SpanCounters, type SpanPipelineOptions } from './spans';

@@ -94,15 +94,8 @@ class ProtoMetricExporter extends OTLPExporterBase<ResourceMetrics> implements P
   }
 }
 
-/** The metrics URL next to the logs URL: the same for gRPC, /v1/metrics for HTTP. */
-export function metricsUrl(target: ExportTarget): string {
-  if (target.protocol === 'grpc') return target.url;
-  const url = new URL(target.url);
-  url.pathname = url.pathname.endsWith('/v1/logs') ? url.pathname.replace(/\/v1\/logs$/, '/v1/metrics') : '/v1/metrics';
-  return url.toString();
-}
-
 export interface SelfMetricsOptions {
+  /** Where metrics go: resolveExportTarget(…, 'metrics'), so OTEL_EXPORTER_OTLP_METRICS_* apply. */
   target: ExportTarget;
   serviceName: string;
   version: string;
@@ -120,7 +113,7 @@ export class SelfMetrics {
   private readonly _provider: MeterProvider;
 
   constructor(opts: SelfMetricsOptions) {
-    const url = metricsUrl(opts.target);
+    const url = opts.target.url;
     const exporter = opts.exporter ?? (opts.target.protocol === 'grpc' ? new GrpcMetricExporter(url) : new ProtoMetricExporter(url));
     this._provider = new MeterProvider({
       resource: defaultResource().merge(

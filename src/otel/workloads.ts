@@ -14,7 +14,7 @@
 import { hostname } from 'node:os';
 import type { Attributes } from '@opentelemetry/api';
 import type { Logger } from '@opentelemetry/api-logs';
-import { resourceFromAttributes } from '@opentelemetry/resources';
+import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import { LoggerProvider, type LogRecordLimits, type LogRecordProcessor } from '@opentelemetry/sdk-logs';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import { LRUCache } from 'lru-cache';
@@ -73,50 +73,66 @@ interface Shared {
   version: string;
 }
 
-/** A Logger per workload resource, created on first use, LRU-bounded. */
-export class WorkloadLoggers {
+/**
+ * One T (a Logger, a Tracer) per workload resource, made on first use from
+ * the resource, LRU-bounded. Evicted ones are dropped, never shut down.
+ */
+export class PerWorkload<T extends object> {
   readonly counters: WorkloadCounters = { created: 0, evicted: 0 };
   /** ProcessInfo objects are cached per process: their key is computed once. */
   private readonly _keys = new WeakMap<ProcessInfo, { key: string; attrs: Attributes }>();
-  private readonly _loggers: LRUCache<string, Logger>;
+  private readonly _items: LRUCache<string, T>;
   private readonly _opts: WorkloadOptions;
 
   constructor(
-    private readonly _shared: Shared,
+    private readonly _make: (resource: Resource) => T,
     opts: WorkloadOptions = {},
   ) {
     this._opts = { ...opts, hostName: opts.hostName ?? hostname() };
-    this._loggers = new LRUCache<string, Logger>({
+    this._items = new LRUCache<string, T>({
       max: opts.max ?? DEFAULT_MAX_WORKLOADS,
-      dispose: (_logger, _key, reason) => {
+      dispose: (_item, _key, reason) => {
         if (reason === 'evict') this.counters.evicted++;
       },
     });
   }
 
-  /** Loggers currently held. */
+  /** Items currently held. */
   get size(): number {
-    return this._loggers.size;
+    return this._items.size;
   }
 
-  logger(info: ProcessInfo): Logger {
+  get(info: ProcessInfo): T {
     let id = this._keys.get(info);
     if (!id) {
       const attrs = workloadAttributes(info, this._opts);
       id = { key: JSON.stringify(attrs), attrs };
       this._keys.set(info, id);
     }
-    let logger = this._loggers.get(id.key);
-    if (!logger) {
-      const provider = new LoggerProvider({
-        resource: resourceFromAttributes(id.attrs),
-        processors: this._shared.processors,
-        logRecordLimits: this._shared.logRecordLimits,
-      });
-      logger = provider.getLogger('headertap', this._shared.version);
-      this._loggers.set(id.key, logger);
+    let item = this._items.get(id.key);
+    if (!item) {
+      item = this._make(resourceFromAttributes(id.attrs));
+      this._items.set(id.key, item);
       this.counters.created++;
     }
-    return logger;
+    return item;
+  }
+}
+
+/** A Logger per workload resource, sharing the pipeline's processors. */
+export class WorkloadLoggers extends PerWorkload<Logger> {
+  constructor(shared: Shared, opts: WorkloadOptions = {}) {
+    super(
+      (resource) =>
+        new LoggerProvider({ resource, processors: shared.processors, logRecordLimits: shared.logRecordLimits }).getLogger(
+          'headertap',
+          shared.version,
+        ),
+      opts,
+    );
+  }
+
+  logger(info: ProcessInfo): Logger {
+    return this.get(info);
   }
 }

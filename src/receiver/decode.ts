@@ -1,24 +1,38 @@
 import * as path from 'node:path';
 import protobuf from 'protobufjs';
 import { formatUnixNano, type FlatRecord, type FlatValue } from '../common/flat-record';
+import type { FlatSpan, FlatSpanKind, FlatStatusCode } from '../common/flat-span';
 import { PROTO_DIR } from '../common/paths';
 
-const SERVICE_PROTO = 'opentelemetry/proto/collector/logs/v1/logs_service.proto';
+interface ServiceTypes {
+  request: protobuf.Type;
+  response: protobuf.Type;
+}
 
-let cached: { request: protobuf.Type; response: protobuf.Type } | undefined;
+const cached = new Map<string, ServiceTypes>();
 
-/** The OTLP logs request/response types, from proto/ (loaded once). */
-export function logsTypes(): { request: protobuf.Type; response: protobuf.Type } {
-  if (!cached) {
+/** An OTLP collector service's request/response types, from proto/ (loaded once). */
+function serviceTypes(signal: 'logs' | 'trace', request: string, response: string): ServiceTypes {
+  let types = cached.get(signal);
+  if (!types) {
     const root = new protobuf.Root();
     root.resolvePath = (_origin, target) => path.join(PROTO_DIR, target);
-    root.loadSync(SERVICE_PROTO, { keepCase: true });
-    cached = {
-      request: root.lookupType('opentelemetry.proto.collector.logs.v1.ExportLogsServiceRequest'),
-      response: root.lookupType('opentelemetry.proto.collector.logs.v1.ExportLogsServiceResponse'),
-    };
+    root.loadSync(`opentelemetry/proto/collector/${signal}/v1/${signal}_service.proto`, { keepCase: true });
+    const pkg = `opentelemetry.proto.collector.${signal}.v1`;
+    types = { request: root.lookupType(`${pkg}.${request}`), response: root.lookupType(`${pkg}.${response}`) };
+    cached.set(signal, types);
   }
-  return cached;
+  return types;
+}
+
+/** The OTLP logs request/response types. */
+export function logsTypes(): ServiceTypes {
+  return serviceTypes('logs', 'ExportLogsServiceRequest', 'ExportLogsServiceResponse');
+}
+
+/** The OTLP trace request/response types. */
+export function tracesTypes(): ServiceTypes {
+  return serviceTypes('trace', 'ExportTraceServiceRequest', 'ExportTraceServiceResponse');
 }
 
 /* The decoded message, as protobufjs's toObject() gives it (keepCase, longs as strings). */
@@ -110,7 +124,68 @@ export function decodeLogsRequest(bytes: Uint8Array): FlatRecord[] {
   return out;
 }
 
-/** An empty ExportLogsServiceResponse: full success. */
+interface SpanMsg {
+  trace_id?: Buffer;
+  span_id?: Buffer;
+  trace_state?: string;
+  parent_span_id?: Buffer;
+  flags?: number;
+  name?: string;
+  kind?: number;
+  start_time_unix_nano?: string;
+  end_time_unix_nano?: string;
+  attributes?: KeyValue[];
+  status?: { code?: number; message?: string };
+}
+interface ExportTraceRequest {
+  resource_spans?: {
+    resource?: { attributes?: KeyValue[] };
+    scope_spans?: { scope?: { name?: string; version?: string }; spans?: SpanMsg[] }[];
+  }[];
+}
+
+const SPAN_KINDS: FlatSpanKind[] = ['UNSPECIFIED', 'INTERNAL', 'SERVER', 'CLIENT', 'PRODUCER', 'CONSUMER'];
+const STATUS_CODES: FlatStatusCode[] = ['UNSET', 'OK', 'ERROR'];
+
+/** Decodes an ExportTraceServiceRequest to printable spans; throws on malformed bytes. */
+export function decodeTracesRequest(bytes: Uint8Array): FlatSpan[] {
+  const { request } = tracesTypes();
+  const msg = request.toObject(request.decode(bytes), { longs: String, bytes: Buffer, defaults: false }) as ExportTraceRequest;
+  const out: FlatSpan[] = [];
+  for (const rs of msg.resource_spans ?? []) {
+    const resource = keyValues(rs.resource?.attributes);
+    for (const ss of rs.scope_spans ?? []) {
+      const scope = ss.scope?.name !== undefined ? { name: ss.scope.name, ...(ss.scope.version ? { version: ss.scope.version } : {}) } : undefined;
+      for (const s of ss.spans ?? []) {
+        const start = BigInt(s.start_time_unix_nano ?? '0');
+        const end = BigInt(s.end_time_unix_nano ?? '0');
+        const parent = hex(s.parent_span_id);
+        out.push({
+          trace_id: hex(s.trace_id) ?? '',
+          span_id: hex(s.span_id) ?? '',
+          ...(parent ? { parent_span_id: parent } : {}),
+          ...(s.trace_state ? { trace_state: s.trace_state } : {}),
+          trace_flags: (s.flags ?? 0) & 0xff,
+          name: s.name ?? '',
+          kind: SPAN_KINDS[s.kind ?? 0] ?? 'UNSPECIFIED',
+          start_time: formatUnixNano(start),
+          end_time: formatUnixNano(end),
+          duration_ns: Number(end - start),
+          status: {
+            code: STATUS_CODES[s.status?.code ?? 0] ?? 'UNSET',
+            ...(s.status?.message ? { message: s.status.message } : {}),
+          },
+          resource,
+          ...(scope ? { scope } : {}),
+          attributes: keyValues(s.attributes),
+        });
+      }
+    }
+  }
+  return out;
+}
+
+/** An empty ExportLogsServiceResponse or ExportTraceServiceResponse: full success. */
 export const EMPTY_RESPONSE = Buffer.alloc(0);
 
 const METRICS_SERVICE_PROTO = 'opentelemetry/proto/collector/metrics/v1/metrics_service.proto';

@@ -1,2 +1,2 @@
-export { OtlpReceiver, parseListen, type ReceivedBatch, type ReceiverOptions, type BoundAddresses } from './server';
-export { decodeLogsRequest, decodeMetricsRequest, logsTypes, metricsLine, type MetricPoint } from './decode';
+export { OtlpReceiver, parseListen, type ReceivedBatch, type ReceiverOptions, type BoundAddresses, type Signal } from './server';
+export { decodeLogsRequest, decodeMetricsRequest, decodeTracesRequest, logsTypes, metricsLine, tracesTypes, type MetricPoint } from './decode';

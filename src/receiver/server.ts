@@ -4,12 +4,22 @@ import { gunzipSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import { UsageError } from '../common/errors';
 import type { FlatRecord } from '../common/flat-record';
-import { decodeLogsRequest, decodeMetricsRequest, EMPTY_RESPONSE, type MetricPoint } from './decode';
+import type { FlatSpan } from '../common/flat-span';
+import { decodeLogsRequest, decodeMetricsRequest, decodeTracesRequest, EMPTY_RESPONSE, type MetricPoint } from './decode';
+
+/** The OTLP services the receiver implements. */
+export type Signal = 'logs' | 'traces' | 'metrics';
 
 /** One export request as it arrived. */
 export interface ReceivedBatch {
   transport: 'grpc' | 'http';
+  signal: Signal;
+  /** Log records (empty for a traces request). */
   records: FlatRecord[];
+  /** Spans (empty for a logs request). */
+  spans: FlatSpan[];
+  /** Sum and gauge points of a metrics request (those go to onMetrics, not onBatch). */
+  points: MetricPoint[];
   /** The request's protobuf bytes, exactly as received (after decompression). */
   raw: Buffer;
   /** gRPC metadata or HTTP headers. */
@@ -21,12 +31,13 @@ export interface ReceiverOptions {
   grpcListen?: string;
   /** HOST:PORT for OTLP/HTTP (protobuf); port 0 picks a free one. */
   httpListen?: string;
+  /** A logs or traces request. */
   onBatch(batch: ReceivedBatch): void;
   /**
    * An OTLP metrics export (e.g. headertap's own counters): its sum and gauge
    * points. Without this the metrics service still answers, and drops them.
    */
-  onMetrics?(points: MetricPoint[], transport: 'grpc' | 'http'): void;
+  onMetrics?(points: MetricPoint[], transport: ReceivedBatch['transport']): void;
   /** A request that could not be decoded (answered INVALID_ARGUMENT / 400). */
   onError?(message: string): void;
 }
@@ -36,8 +47,12 @@ export interface BoundAddresses {
   http?: string;
 }
 
-const LOGS_EXPORT_PATH = '/opentelemetry.proto.collector.logs.v1.LogsService/Export';
-const METRICS_EXPORT_PATH = '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export';
+/** Per signal: the gRPC method path and the OTLP/HTTP path. */
+const SIGNALS: Record<Signal, { grpcPath: string; httpPath: string }> = {
+  logs: { grpcPath: '/opentelemetry.proto.collector.logs.v1.LogsService/Export', httpPath: '/v1/logs' },
+  traces: { grpcPath: '/opentelemetry.proto.collector.trace.v1.TraceService/Export', httpPath: '/v1/traces' },
+  metrics: { grpcPath: '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export', httpPath: '/v1/metrics' },
+};
 const MAX_HTTP_BODY = 64 << 20;
 
 /** HOST:PORT (IPv6 in brackets) to parts; throws UsageError naming the flag. */
@@ -87,9 +102,9 @@ function hostPort(host: string, port: number): string {
 }
 
 /**
- * The embedded OTLP logs receiver: a real gRPC server (@grpc/grpc-js) and an
- * OTLP/HTTP endpoint, decoding with the OTLP protos. What a collector would
- * get, without installing one.
+ * The embedded OTLP receiver: a real gRPC server (@grpc/grpc-js) and an
+ * OTLP/HTTP endpoint for the logs and trace services, decoding with the OTLP
+ * protos. What a collector would get, without installing one.
  */
 export class OtlpReceiver {
   private _grpc?: grpc.Server;
@@ -113,10 +128,13 @@ export class OtlpReceiver {
     ]);
   }
 
-  /** Decodes a request, or reports it malformed and returns why. */
-  private _tryDecode<T>(raw: Buffer, signal: 'logs' | 'metrics', decode: (b: Buffer) => T): T | string {
+  /** The batch, or why the bytes are not a request of that signal. */
+  private _decode(signal: Signal, raw: Buffer, transport: ReceivedBatch['transport'], metadata: Record<string, string>): ReceivedBatch | string {
     try {
-      return decode(raw);
+      const records = signal === 'logs' ? decodeLogsRequest(raw) : [];
+      const spans = signal === 'traces' ? decodeTracesRequest(raw) : [];
+      const points = signal === 'metrics' ? decodeMetricsRequest(raw) : [];
+      return { transport, signal, records, spans, points, raw, metadata };
     } catch (err) {
       const msg = `malformed OTLP ${signal} request (${raw.length} bytes): ${(err as Error).message}`;
       this._opts.onError?.(msg);
@@ -124,42 +142,29 @@ export class OtlpReceiver {
     }
   }
 
-  private _decode(raw: Buffer): FlatRecord[] | string {
-    return this._tryDecode(raw, 'logs', decodeLogsRequest);
-  }
-
-  private _decodeMetrics(raw: Buffer): MetricPoint[] | string {
-    return this._tryDecode(raw, 'metrics', decodeMetricsRequest);
+  private _deliver(batch: ReceivedBatch): void {
+    if (batch.signal === 'metrics') this._opts.onMetrics?.(batch.points, batch.transport);
+    else this._opts.onBatch(batch);
   }
 
   private _startGrpc(listen: string): Promise<string> {
     const { host, port } = parseListen(listen, '--listen');
-    const unary = bytesExportService;
     const server = new grpc.Server();
-    server.addService(unary(METRICS_EXPORT_PATH), {
-      Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
-        const points = this._decodeMetrics(call.request);
-        if (typeof points === 'string') {
-          callback({ code: grpc.status.INVALID_ARGUMENT, details: points });
-          return;
-        }
-        this._opts.onMetrics?.(points, 'grpc');
-        callback(null, EMPTY_RESPONSE);
-      },
-    });
-    server.addService(unary(LOGS_EXPORT_PATH), {
-      Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
-        const records = this._decode(call.request);
-        if (typeof records === 'string') {
-          callback({ code: grpc.status.INVALID_ARGUMENT, details: records });
-          return;
-        }
-        const metadata: Record<string, string> = {};
-        for (const [k, v] of Object.entries(call.metadata.getMap())) metadata[k] = String(v);
-        this._opts.onBatch({ transport: 'grpc', records, raw: call.request, metadata });
-        callback(null, EMPTY_RESPONSE);
-      },
-    });
+    for (const signal of Object.keys(SIGNALS) as Signal[]) {
+      server.addService(bytesExportService(SIGNALS[signal].grpcPath), {
+        Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
+          const metadata: Record<string, string> = {};
+          for (const [k, v] of Object.entries(call.metadata.getMap())) metadata[k] = String(v);
+          const batch = this._decode(signal, call.request, 'grpc', metadata);
+          if (typeof batch === 'string') {
+            callback({ code: grpc.status.INVALID_ARGUMENT, details: batch });
+            return;
+          }
+          this._deliver(batch);
+          callback(null, EMPTY_RESPONSE);
+        },
+      });
+    }
     this._grpc = server;
     return new Promise((resolve, reject) => {
       server.bindAsync(hostPort(host, port), grpc.ServerCredentials.createInsecure(), (err, boundPort) => {
@@ -185,9 +190,8 @@ export class OtlpReceiver {
       res.end(text ?? EMPTY_RESPONSE);
     };
     const urlPath = (req.url ?? '').split('?')[0];
-    if (req.method !== 'POST' || (urlPath !== '/v1/logs' && urlPath !== '/v1/metrics')) {
-      return reply(404, 'only POST /v1/logs and /v1/metrics\n');
-    }
+    const signal = (Object.keys(SIGNALS) as Signal[]).find((s) => SIGNALS[s].httpPath === urlPath);
+    if (req.method !== 'POST' || !signal) return reply(404, 'only POST /v1/logs, /v1/traces and /v1/metrics\n');
     if (!(req.headers['content-type'] ?? '').startsWith('application/x-protobuf')) {
       return reply(415, 'only application/x-protobuf\n');
     }
@@ -205,17 +209,11 @@ export class OtlpReceiver {
       } catch {
         return reply(400, 'bad gzip body\n');
       }
-      if (urlPath === '/v1/metrics') {
-        const points = this._decodeMetrics(raw);
-        if (typeof points === 'string') return reply(400, points + '\n');
-        this._opts.onMetrics?.(points, 'http');
-        return reply(200);
-      }
-      const records = this._decode(raw);
-      if (typeof records === 'string') return reply(400, records + '\n');
       const metadata: Record<string, string> = {};
       for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) metadata[k] = String(v);
-      this._opts.onBatch({ transport: 'http', records, raw, metadata });
+      const batch = this._decode(signal, raw, 'http', metadata);
+      if (typeof batch === 'string') return reply(400, batch + '\n');
+      this._deliver(batch);
       reply(200);
     });
   }

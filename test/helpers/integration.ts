@@ -82,9 +82,13 @@ export interface Finished {
 }
 
 /** Runs a command to completion. */
-export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}): Promise<Finished & { pid: number }> {
+export function run(
+  cmd: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number; cwd?: string } = {},
+): Promise<Finished & { pid: number }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'], ...(opts.cwd ? { cwd: opts.cwd } : {}) });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -129,9 +133,12 @@ export interface Agent {
   stop(signal?: NodeJS.Signals): Promise<Finished>;
 }
 
-/** Starts `headertap run` and resolves once it printed its ready line. */
-export function startAgent(t: TestContext, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Agent> {
-  const child = spawn(process.execPath, [HEADERTAP, 'run', ...args], {
+/**
+ * Starts `headertap run` and resolves once it printed its ready line.
+ * `command` replaces `node bin/headertap` (e.g. an installed copy).
+ */
+export function startAgent(t: TestContext, args: string[], env: NodeJS.ProcessEnv = {}, command: string[] = [process.execPath, HEADERTAP]): Promise<Agent> {
+  const child = spawn(command[0], [...command.slice(1), 'run', ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

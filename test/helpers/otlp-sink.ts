@@ -1,9 +1,10 @@
 /**
  * A real OTLP receiver for tests: the embedded receiver (@grpc/grpc-js server
  * and OTLP/HTTP endpoint) keeping every request's raw protobuf bytes and its
- * decoded records, with a wait for the records a test expects.
+ * decoded records and spans, with a wait for what a test expects.
  */
 import type { FlatRecord } from '../../src/common/flat-record';
+import type { FlatSpan } from '../../src/common/flat-span';
 import { OtlpReceiver, type MetricPoint, type ReceivedBatch } from '../../src/receiver';
 import { logsTypes } from '../../src/receiver/decode';
 
@@ -16,8 +17,12 @@ export interface OtlpSink {
   /** Sum and gauge points of every metrics export (headertap's self-metrics). */
   metrics: MetricPoint[];
   records(): FlatRecord[];
+  /** Spans received over the OTLP trace service. */
+  spans(): FlatSpan[];
   /** Resolves with all records once `done(records)` holds; rejects after timeoutMs. */
   waitFor(done: (records: FlatRecord[]) => boolean, timeoutMs?: number, what?: string): Promise<FlatRecord[]>;
+  /** The same for spans. */
+  waitForSpans(done: (spans: FlatSpan[]) => boolean, timeoutMs?: number, what?: string): Promise<FlatSpan[]>;
   stop(): Promise<void>;
 }
 
@@ -25,46 +30,51 @@ export interface OtlpSink {
 export async function startOtlpSink(transport: 'grpc' | 'http' = 'grpc', host = '127.0.0.1', port = 0): Promise<OtlpSink> {
   const batches: ReceivedBatch[] = [];
   const metrics: MetricPoint[] = [];
-  let wake = () => {};
+  const waiters = new Set<() => void>();
   const receiver = new OtlpReceiver({
     ...(transport === 'grpc' ? { grpcListen: `${host}:${port}` } : { httpListen: `${host}:${port}` }),
     onBatch: (b) => {
       batches.push(b);
-      wake();
+      for (const wake of [...waiters]) wake();
     },
     onMetrics: (points) => {
       metrics.push(...points);
-      wake();
+      for (const wake of [...waiters]) wake();
     },
   });
   const bound = await receiver.start();
   const addr = (transport === 'grpc' ? bound.grpc : bound.http)!;
   const boundPort = Number(addr.slice(addr.lastIndexOf(':') + 1));
   const records = () => batches.flatMap((b) => b.records);
+  const spans = () => batches.flatMap((b) => b.spans);
+  /** Resolves once done(items()) holds, re-checked on every batch. */
+  const waitUntil = <T>(items: () => T[], done: (xs: T[]) => boolean, timeoutMs: number, what: string, show: (x: T) => string) =>
+    new Promise<T[]>((resolve, reject) => {
+      const check = () => {
+        if (!done(items())) return;
+        clearTimeout(timer);
+        waiters.delete(check);
+        resolve(items());
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(check);
+        const got = items().map(show);
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; received ${got.length}${got.length > 20 ? ', the last 20' : ''}: ${got.slice(-20).join(' | ')}`));
+      }, timeoutMs);
+      waiters.add(check);
+      check();
+    });
   return {
     endpoint: `http://${addr}`,
     ...(transport === 'grpc' ? { grpcPort: boundPort } : { httpPort: boundPort }),
     batches,
     metrics,
     records,
-    waitFor(done, timeoutMs = 15000, what = 'expected records') {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          if (done(records())) {
-            clearTimeout(timer);
-            wake = () => {};
-            resolve(records());
-          }
-        };
-        const timer = setTimeout(() => {
-          wake = () => {};
-          const got = records().map((r) => `${String(r.attributes['headertap.role'])} ${String(r.body)}`);
-          reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; received ${got.length}${got.length > 20 ? ', the last 20' : ''}: ${got.slice(-20).join(' | ')}`));
-        }, timeoutMs);
-        wake = check;
-        check();
-      });
-    },
+    spans,
+    waitFor: (done, timeoutMs = 15000, what = 'expected records') =>
+      waitUntil(records, done, timeoutMs, what, (r) => `${String(r.attributes['headertap.role'])} ${String(r.body)}`),
+    waitForSpans: (done, timeoutMs = 15000, what = 'expected spans') =>
+      waitUntil(spans, done, timeoutMs, what, (s) => `${s.kind} ${s.name} ${String(s.attributes['url.path'])}`),
     stop: () => receiver.stop(),
   };
 }

@@ -31,6 +31,28 @@ describe('resolveExportTarget', () => {
     });
   });
 
+  it('resolves the traces target (--emit-spans) the same way, with /v1/traces and OTEL_EXPORTER_OTLP_TRACES_*', () => {
+    assert.deepEqual(resolveExportTarget({}, {}, 'traces'), { protocol: 'grpc', url: 'http://localhost:4317' });
+    assert.deepEqual(resolveExportTarget({ protocol: 'http/protobuf' }, {}, 'traces'), {
+      protocol: 'http/protobuf',
+      url: 'http://localhost:4318/v1/traces',
+    });
+    assert.equal(resolveExportTarget({ endpoint: 'https://c/otlp/', protocol: 'http/protobuf' }, {}, 'traces').url, 'https://c/otlp/v1/traces');
+    const env = {
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://base:4318',
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+      OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: 'http://logs:1/l',
+      OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc',
+      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://traces:4317',
+    };
+    assert.deepEqual(resolveExportTarget({}, env, 'traces'), { protocol: 'grpc', url: 'http://traces:4317' });
+    assert.deepEqual(resolveExportTarget({}, env, 'logs'), { protocol: 'http/protobuf', url: 'http://logs:1/l' });
+    assert.throws(
+      () => resolveExportTarget({}, { OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json' }, 'traces'),
+      (e: unknown) => e instanceof UsageError && /OTEL_EXPORTER_OTLP_TRACES_PROTOCOL 'http\/json'/.test(e.message),
+    );
+  });
+
   it('rejects bad endpoints and protocols with a message naming the source and the fix', () => {
     const cases: [Parameters<typeof resolveExportTarget>, RegExp][] = [
       [[{ endpoint: 'collector:4317' }, {}], /--endpoint 'collector:4317' has scheme 'collector'; use http:\/\//],

@@ -27,6 +27,13 @@ describe('resolveRunOptions', () => {
     assert.equal(o.serviceName, 'headertap');
     assert.deepEqual([o.pid, o.comm, o.port], [[], [], []]);
     assert.equal(o.console, false);
+    assert.equal(o.emitSpans, false, '--emit-spans is opt-in');
+  });
+
+  it('turns on --emit-spans from the flag or the config key emit-spans', () => {
+    assert.equal(resolveRunOptions({ emitSpans: true }).emitSpans, true);
+    assert.equal(resolveRunOptions({}, configFile('emit-spans: true\n')).emitSpans, true);
+    throwsUsage(() => resolveRunOptions({}, configFile('emit-spans: maybe\n')), /key 'emit-spans': expected true or false/);
   });
 
   it('delivery, lifecycle and telemetry options: defaults, units, config keys, flags winning', () => {

@@ -4,7 +4,6 @@ import * as grpc from '@grpc/grpc-js';
 import { OTLPExporterError } from '@opentelemetry/otlp-exporter-base';
 import { resolveExportTarget, SelfMetrics, type AgentStats } from '../../src/otel';
 import { backoffDelay, classifyExportError, encodeRetryInfoStatus, retryInfoDelayMs } from '../../src/otel/retry';
-import { metricsUrl } from '../../src/otel/self-metrics';
 import { metricsLine } from '../../src/receiver';
 import { startOtlpSink } from '../helpers/otlp-sink';
 
@@ -58,8 +57,8 @@ describe('self-metrics over OTLP/HTTP (real exporter, real receiver)', () => {
   it('sends the counters next to the logs, under the agent resource', async () => {
     const sink = await startOtlpSink('http');
     after(() => sink.stop());
-    const target = resolveExportTarget({ endpoint: sink.endpoint, protocol: 'http/protobuf' }, {});
-    assert.equal(metricsUrl(target), `${sink.endpoint}/v1/metrics`);
+    const target = resolveExportTarget({ endpoint: sink.endpoint, protocol: 'http/protobuf' }, {}, 'metrics');
+    assert.equal(target.url, `${sink.endpoint}/v1/metrics`);
     const stats: AgentStats = {
       eventsIn: 10,
       exchanges: 4,

@@ -1,0 +1,229 @@
+/**
+ * `--emit-spans`: one CLIENT or SERVER span per HTTP exchange, next to its log
+ * record, for backends that store only traces (Jaeger). The span is a child
+ * of the caller's span from the request's trace context, so it lands in the
+ * caller's trace; without trace context it starts a new trace, and the log
+ * record then carries that trace so logs and spans still link.
+ */
+import { hostname } from 'node:os';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type HrTime, type SpanContext, type Tracer } from '@opentelemetry/api';
+import { addHrTimes, ExportResultCode, type ExportResult } from '@opentelemetry/core';
+import { OTLPTraceExporter as GrpcTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
+import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import { defaultResource, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import {
+  AlwaysOnSampler,
+  BasicTracerProvider,
+  BatchSpanProcessor,
+  type BufferConfig,
+  type ReadableSpan,
+  type SpanExporter,
+  type SpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
+import { ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
+import { RateLimitedWarning, type Log } from '../common/log';
+import { ATTR_HT_DURATION_NS, ATTR_HT_ROLE, ATTR_HT_UNANSWERED_REASON, type ExchangeRecord } from './attributes';
+import type { ExportTarget } from './endpoint';
+import { PerWorkload, type WorkloadOptions } from './workloads';
+
+/** Same sizing as the logs pipeline: one span per record, at the same rates. */
+export const SPAN_BATCH_DEFAULTS: Required<Pick<BufferConfig, 'maxQueueSize' | 'maxExportBatchSize' | 'scheduledDelayMillis' | 'exportTimeoutMillis'>> = {
+  maxQueueSize: 65536,
+  maxExportBatchSize: 2048,
+  scheduledDelayMillis: 200,
+  exportTimeoutMillis: 15000,
+};
+
+/** Attributes per span; the SDK's default (128) would cut header-heavy requests. */
+const ATTRIBUTE_COUNT_LIMIT = 2048;
+
+export interface SpanCounters {
+  /** Spans started and ended. */
+  emitted: number;
+  /** Spans the collector accepted. */
+  exported: number;
+  /** Spans in exports that failed. */
+  failed: number;
+}
+
+export interface SpanPipelineOptions {
+  /** Where spans go: resolveExportTarget(…, 'traces'). */
+  target: ExportTarget;
+  serviceName: string;
+  version: string;
+  log: Log;
+  /** Replaces the OTLP exporter (tests). */
+  exporter?: SpanExporter;
+  batch?: Partial<typeof SPAN_BATCH_DEFAULTS>;
+  /** Per-workload resources, as for the log records (spans of a record with a workload go under its resource). */
+  workloads?: WorkloadOptions;
+}
+
+export function createSpanExporter(target: ExportTarget): SpanExporter {
+  return target.protocol === 'grpc' ? new GrpcTraceExporter({ url: target.url }) : new ProtoTraceExporter({ url: target.url });
+}
+
+/** Counts what the exporter delivered and what it lost, and says so. */
+class CountingSpanExporter implements SpanExporter {
+  private readonly _warning: RateLimitedWarning;
+
+  constructor(
+    private readonly _inner: SpanExporter,
+    private readonly _counters: SpanCounters,
+    private readonly _destination: string,
+    log: Log,
+  ) {
+    this._warning = new RateLimitedWarning(log, 10_000);
+  }
+
+  export(spans: ReadableSpan[], done: (result: ExportResult) => void): void {
+    this._inner.export(spans, (result) => {
+      if (result.code === ExportResultCode.SUCCESS) {
+        this._counters.exported += spans.length;
+      } else {
+        this._counters.failed += spans.length;
+        const cause = result.error?.message?.split('\n')[0] ?? 'unknown error';
+        this._warning.warn(`span export to ${this._destination} failed, ${spans.length} spans lost: ${cause}`);
+      }
+      done(result);
+    });
+  }
+
+  shutdown(): Promise<void> {
+    return this._inner.shutdown();
+  }
+
+  forceFlush(): Promise<void> {
+    return this._inner.forceFlush?.() ?? Promise.resolve();
+  }
+}
+
+/**
+ * The span name HTTP semantic conventions give when no route is known:
+ * the method, or "HTTP" for methods they do not name.
+ */
+export function spanName(attrs: Attributes): string {
+  const method = attrs[ATTR_HTTP_REQUEST_METHOD];
+  return typeof method === 'string' && method !== '_OTHER' ? method : 'HTTP';
+}
+
+/**
+ * Span status and error.type from the outcome, as HTTP semantic conventions
+ * say: a client span fails on 4xx and 5xx, a server span on 5xx only (a 4xx
+ * is the caller's error); no response at all is an error on both sides.
+ */
+export function spanOutcome(role: unknown, attrs: Attributes): { failed: boolean; errorType?: string } {
+  const status = attrs[ATTR_HTTP_RESPONSE_STATUS_CODE];
+  if (typeof status !== 'number') {
+    const reason = attrs[ATTR_HT_UNANSWERED_REASON];
+    return { failed: true, errorType: typeof reason === 'string' ? reason : '_OTHER' };
+  }
+  const failed = status >= 500 || (role === 'client' && status >= 400);
+  return failed ? { failed, errorType: String(status) } : { failed };
+}
+
+function nsToHrTime(ns: number): HrTime {
+  const whole = Math.max(0, Math.round(ns));
+  return [Math.floor(whole / 1e9), whole % 1e9];
+}
+
+/**
+ * Spans for exchanges: BasicTracerProvider with every exchange sampled, a
+ * BatchSpanProcessor sized like the logs one, the OTLP trace exporter for the
+ * chosen protocol, counting every span exported or lost. Like the log
+ * records, a span goes under the observed workload's resource (a provider
+ * per workload, all sharing the one processor), else under headertap's.
+ */
+export class SpanPipeline {
+  readonly counters: SpanCounters = { emitted: 0, exported: 0, failed: 0 };
+  /** Tracers of observed workloads; they share this pipeline's processor. */
+  readonly workloads: PerWorkload<Tracer>;
+  private readonly _provider: BasicTracerProvider;
+  private readonly _tracer: Tracer;
+
+  constructor(opts: SpanPipelineOptions) {
+    const exporter = new CountingSpanExporter(opts.exporter ?? createSpanExporter(opts.target), this.counters, opts.target.url, opts.log);
+    const processor: SpanProcessor = new BatchSpanProcessor(exporter, { ...SPAN_BATCH_DEFAULTS, ...opts.batch });
+    const provider = (resource: Resource) =>
+      new BasicTracerProvider({
+        resource,
+        // Every exchange gets its span, whatever the caller's sampled flag: the
+        // point is to see every request's headers, like the log records.
+        sampler: new AlwaysOnSampler(),
+        spanLimits: { attributeCountLimit: ATTRIBUTE_COUNT_LIMIT },
+        spanProcessors: [processor],
+      });
+    this._provider = provider(
+      defaultResource().merge(
+        resourceFromAttributes({
+          [ATTR_SERVICE_NAME]: opts.serviceName,
+          [ATTR_SERVICE_VERSION]: opts.version,
+          'host.name': hostname(),
+        }),
+      ),
+    );
+    this._tracer = this._provider.getTracer('headertap', opts.version);
+    this.workloads = new PerWorkload((resource) => provider(resource).getTracer('headertap', opts.version), opts.workloads);
+  }
+
+  /**
+   * Starts and ends the exchange's span: kind from headertap.role, start at
+   * the request's first byte, end at the response head's last byte (start
+   * plus headertap.duration_ns; no response: a zero-length span), the
+   * record's attributes, status from the HTTP status. Returns the span's
+   * context.
+   */
+  emit(rec: ExchangeRecord): SpanContext {
+    const attrs = rec.attributes as Attributes;
+    const role = attrs[ATTR_HT_ROLE];
+    const parent = rec.spanContext ? trace.setSpanContext(ROOT_CONTEXT, rec.spanContext) : ROOT_CONTEXT;
+    const tracer = rec.workload ? this.workloads.get(rec.workload) : this._tracer;
+    const span = tracer.startSpan(
+      spanName(attrs),
+      { kind: role === 'client' ? SpanKind.CLIENT : SpanKind.SERVER, startTime: rec.timestamp, attributes: attrs },
+      parent,
+    );
+    const outcome = spanOutcome(role, attrs);
+    if (outcome.failed) {
+      span.setStatus({ code: SpanStatusCode.ERROR });
+      if (outcome.errorType) span.setAttribute(ATTR_ERROR_TYPE, outcome.errorType);
+    }
+    const duration = attrs[ATTR_HT_DURATION_NS];
+    span.end(typeof duration === 'number' ? addHrTimes(rec.timestamp, nsToHrTime(duration)) : rec.timestamp);
+    this.counters.emitted++;
+    return span.spanContext();
+  }
+
+  /**
+   * Emits the exchange's span and returns the record to log: unchanged when
+   * the request carried trace context (its ids stay the caller's, as the
+   * log-record contract says), else carrying the new span's trace and span
+   * id so Loki/Tempo and Jaeger still link the two.
+   */
+  withSpan(rec: ExchangeRecord): ExchangeRecord {
+    const ctx = this.emit(rec);
+    return rec.spanContext ? rec : { ...rec, spanContext: ctx };
+  }
+
+  /** Spans ended but neither exported nor reported failed: dropped or still queued. */
+  get unaccounted(): number {
+    const c = this.counters;
+    return c.emitted - c.exported - c.failed;
+  }
+
+  /**
+   * Exports everything queued, then closes the exporter (the processor is
+   * shared by every workload's provider). The batch processor
+   * rejects when the last export fails; that loss is already counted and
+   * reported, so shutdown still resolves.
+   */
+  async shutdown(): Promise<void> {
+    await this._provider.shutdown().catch(() => undefined);
+  }
+
+  /** The spans' part of the line printed at exit. */
+  summary(): string {
+    const c = this.counters;
+    return `spans exported ${c.exported}, failed ${c.failed}, dropped ${this.unaccounted}`;
+  }
+}
