@@ -34,6 +34,7 @@
 #define HT_EV_READY 64 /* loader: programs attached (struct ht_ready_event) */
 #define HT_EV_STATS 65 /* loader: counter totals, once a second (struct ht_stats_event) */
 #define HT_EV_ATTACH 66 /* loader: result of an attach-tls command (struct ht_attach_event) */
+#define HT_EV_CPU_STATS 67 /* loader: one CPU's counter totals, after HT_EV_STATS, for CPUs that lost events */
 
 /* ht_data_event.direction, from the observed process's point of view. */
 #define HT_DIR_EGRESS 1  /* the process sent these bytes */
@@ -151,6 +152,15 @@ struct ht_stats_event {
 	__u64 counters[HT_CNT_MAX];
 };
 
+/* Written by the loader after a stats event, one per CPU whose ring-buffer
+ * reservations failed: that CPU's totals, so loss under a hot CPU is visible. */
+struct ht_cpu_stats_event {
+	__u8 kind; /* HT_EV_CPU_STATS */
+	__u8 _pad0[3];
+	__u32 cpu;
+	__u64 counters[HT_CNT_MAX];
+};
+
 #define HT_LAYOUT_VERSION 1
 
 /* An address:port of one of headertap's own sockets (key of ht_self_endpoints). */
@@ -168,6 +178,8 @@ _Static_assert(sizeof(struct ht_attach_event) == 16, "ht_attach_event has hidden
 _Static_assert(sizeof(struct ht_ready_event) == 32, "ht_ready_event has hidden padding");
 _Static_assert(sizeof(struct ht_stats_event) == 16 + 8 * HT_CNT_MAX,
 	       "ht_stats_event has hidden padding");
+_Static_assert(sizeof(struct ht_cpu_stats_event) == 8 + 8 * HT_CNT_MAX,
+	       "ht_cpu_stats_event has hidden padding");
 _Static_assert(sizeof(struct ht_endpoint) == 20, "ht_endpoint has hidden padding");
 
 #endif /* __HEADERTAP_H */

@@ -72,6 +72,11 @@ int main(void)
 	FIELD(ht_stats_event, kind);
 	FIELD(ht_stats_event, realtime_offset_ns);
 	FIELD(ht_stats_event, counters);
+	first = 0;
+	printf("}},\"ht_cpu_stats_event\":{\"size\":%zu,\"fields\":{", sizeof(struct ht_cpu_stats_event));
+	FIELD(ht_cpu_stats_event, kind);
+	FIELD(ht_cpu_stats_event, cpu);
+	FIELD(ht_cpu_stats_event, counters);
 	printf("}}},\"constants\":{\"HT_MAX_DATA\":%d", HT_MAX_DATA);
 	CONST(HT_DATA_HEADER_SIZE);
 	CONST(HT_COMM_LEN);
@@ -83,6 +88,7 @@ int main(void)
 	CONST(HT_EV_STATS);
 	CONST(HT_EV_EXEC);
 	CONST(HT_EV_ATTACH);
+	CONST(HT_EV_CPU_STATS);
 	CONST(HT_DIR_EGRESS);
 	CONST(HT_DIR_INGRESS);
 	CONST(HT_SRC_WRITE);

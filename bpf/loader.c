@@ -278,19 +278,30 @@ static void emit_stats(struct headertap_bpf *skel, int ncpus)
 {
 	struct ht_stats_event st = { .kind = HT_EV_STATS };
 	int fd = bpf_map__fd(skel->maps.ht_counters);
-	__u64 *vals = calloc(ncpus, sizeof(__u64));
+	/* vals[counter * ncpus + cpu]: the per-CPU values of every counter */
+	__u64 *vals = calloc((size_t)ncpus * HT_CNT_MAX, sizeof(__u64));
 
 	if (!vals)
 		return;
 	for (__u32 i = 0; i < HT_CNT_MAX; i++) {
-		if (bpf_map_lookup_elem(fd, &i, vals))
+		if (bpf_map_lookup_elem(fd, &i, vals + (size_t)i * ncpus))
 			continue;
 		for (int c = 0; c < ncpus; c++)
-			st.counters[i] += vals[c];
+			st.counters[i] += vals[(size_t)i * ncpus + c];
 	}
-	free(vals);
 	st.realtime_offset_ns = realtime_offset_ns();
 	write_frame(&st, sizeof(st));
+	/* Ring-buffer loss per CPU: one hot CPU can lose events while others don't. */
+	for (int c = 0; c < ncpus; c++) {
+		struct ht_cpu_stats_event cs = { .kind = HT_EV_CPU_STATS, .cpu = c };
+
+		if (!vals[(size_t)HT_CNT_RINGBUF_LOST * ncpus + c])
+			continue;
+		for (__u32 i = 0; i < HT_CNT_MAX; i++)
+			cs.counters[i] = vals[(size_t)i * ncpus + c];
+		write_frame(&cs, sizeof(cs));
+	}
+	free(vals);
 }
 
 /* libbpf attaches tracepoints through tracefs; mount it when nobody has. */

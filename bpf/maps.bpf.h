@@ -71,17 +71,19 @@ struct ht_active_io {
 };
 
 /* thread id -> the socket syscall it is in. Entries live for one syscall; the
- * size bounds how many threads can be inside one at the same time. */
+ * size bounds how many threads can be inside one at the same time. LRU: a
+ * thread that never reaches the exit tracepoint (killed inside a blocking
+ * call) cannot leak its entry for good. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u32);
 	__type(value, struct ht_active_io);
 } ht_active_io SEC(".maps");
 
-/* thread id -> fd of a connect() by one of headertap's own threads. */
+/* thread id -> fd of a connect() by one of headertap's own threads. LRU, as above. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 1024);
 	__type(key, __u32);
 	__type(value, __s32);
@@ -132,9 +134,10 @@ struct ht_ssl_call {
 	__u8 _pad0[6];
 };
 
-/* thread id -> the SSL call it is in. */
+/* thread id -> the SSL call it is in. LRU, like ht_active_io: a thread that
+ * never returns from the call cannot leak its entry for good. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u32);
 	__type(value, struct ht_ssl_call);

@@ -38,6 +38,14 @@ export interface RunOptions {
   record?: string;
   replay?: string;
   verbose: boolean;
+  bufferRecords: number;
+  bufferBytes: number;
+  spoolDir?: string;
+  spoolMaxBytes: number;
+  shutdownTimeout: number;
+  statsInterval: number;
+  selfMetrics: boolean;
+  ringbufKb: number;
 }
 
 type Parser<T> = (raw: unknown, where: string) => T;
@@ -85,6 +93,31 @@ function list<T>(item: Parser<T>, split = true): Parser<T[]> {
       }
     }
     return out;
+  };
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, k: 1 << 10, kib: 1 << 10, m: 1 << 20, mib: 1 << 20, g: 1 << 30, gib: 1 << 30 };
+
+/** A byte size: a plain integer or one with a binary unit (64MiB, 512k, 1G). */
+function size(min: number, max: number): Parser<number> {
+  return (raw, where) => {
+    const s = str(raw, where).trim();
+    const m = /^(\d+)\s*([a-zA-Z]*)$/.exec(s);
+    const unit = m ? SIZE_UNITS[m[2].toLowerCase()] : undefined;
+    const n = m && unit ? Number(m[1]) * unit : NaN;
+    if (!(n >= min && n <= max)) {
+      throw new UsageError(`${where} '${s}' is not a valid size; expected bytes from ${min} to ${max}, optionally with a unit (KiB, MiB, GiB), e.g. 64MiB`);
+    }
+    return n;
+  };
+}
+
+function powerOfTwo(min: number, max: number, what: string): Parser<number> {
+  const base = integer(min, max, what);
+  return (raw, where) => {
+    const n = base(raw, where);
+    if (n & (n - 1)) throw new UsageError(`${where} '${n}' is not a power of two; e.g. ${min}, ${min * 2}, ${min * 4}`);
+    return n;
   };
 }
 
@@ -318,6 +351,69 @@ export const RUN_OPTIONS: OptionSpec[] = [
     parse: nonEmpty,
   },
   { key: 'verbose', prop: 'verbose', flag: '--verbose', help: 'print debug messages, including libbpf and loader output', parse: bool, default: false },
+  {
+    key: 'buffer-records',
+    prop: 'bufferRecords',
+    flag: '--buffer-records <N>',
+    help: 'records held in memory while the collector is slow or down; beyond, the oldest are dropped and counted (default: 65536)',
+    parse: integer(1, 10_000_000, 'record count'),
+    default: 65536,
+  },
+  {
+    key: 'buffer-bytes',
+    prop: 'bufferBytes',
+    flag: '--buffer-bytes <size>',
+    help: 'bytes of records held in memory at most (approximate encoded size, e.g. 64MiB) (default: 64MiB)',
+    parse: size(1 << 16, 2 ** 34),
+    default: 64 << 20,
+  },
+  {
+    key: 'spool-dir',
+    prop: 'spoolDir',
+    flag: '--spool-dir <dir>',
+    help: 'keep records the memory buffer cannot hold, and those pending at exit, in DIR; sent when the collector is back, also after a restart',
+    parse: nonEmpty,
+  },
+  {
+    key: 'spool-max-bytes',
+    prop: 'spoolMaxBytes',
+    flag: '--spool-max-bytes <size>',
+    help: 'size of --spool-dir at most; beyond, the oldest records are deleted and counted (default: 1GiB)',
+    parse: size(1 << 20, 2 ** 40),
+    default: 1 << 30,
+  },
+  {
+    key: 'shutdown-timeout',
+    prop: 'shutdownTimeout',
+    flag: '--shutdown-timeout <seconds>',
+    help: 'on SIGINT/SIGTERM, how long to keep trying to deliver pending records before exiting (default: 20)',
+    parse: integer(1, 3600, 'number of seconds'),
+    default: 20,
+  },
+  {
+    key: 'stats-interval',
+    prop: 'statsInterval',
+    flag: '--stats-interval <seconds>',
+    help: 'print a line of counters on stderr, and export them as OTLP metrics, this often; 0: only at exit (default: 60)',
+    parse: integer(0, 86400, 'number of seconds'),
+    default: 60,
+  },
+  {
+    key: 'self-metrics',
+    prop: 'selfMetrics',
+    flag: '--no-self-metrics',
+    help: "do not export headertap's own counters as OTLP metrics to the endpoint",
+    parse: bool,
+    default: true,
+  },
+  {
+    key: 'ringbuf-kb',
+    prop: 'ringbufKb',
+    flag: '--ringbuf-kb <N>',
+    help: 'kernel ring buffer size in KiB, a power of two; events beyond it are lost and counted (default: 16384)',
+    parse: powerOfTwo(64, 1 << 22, 'size in KiB'),
+    default: 16384,
+  },
 ];
 
 const SPEC_BY_KEY = new Map(RUN_OPTIONS.map((s) => [s.key, s]));

@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { release } from 'node:os';
 import { EnvironmentError } from '../common/errors';
 
 const CAP_SYS_ADMIN = 21;
@@ -38,8 +39,20 @@ export function checkPrivileges(caps = effectiveCapabilities()): void {
   );
 }
 
-/** BTF is what CO-RE relocates against; without it nothing can load. */
-export function checkKernel(btfPath = '/sys/kernel/btf/vmlinux'): void {
+/** The BPF ring buffer (and the tracepoints headertap uses) arrived in Linux 5.8. */
+const MIN_KERNEL: [number, number] = [5, 8];
+
+/**
+ * BTF is what CO-RE relocates against; without it nothing can load. The
+ * ring buffer needs 5.8: older kernels are named before anything is tried.
+ */
+export function checkKernel(btfPath = '/sys/kernel/btf/vmlinux', kernelRelease = release()): void {
+  const m = /^(\d+)\.(\d+)/.exec(kernelRelease);
+  if (m && (Number(m[1]) < MIN_KERNEL[0] || (Number(m[1]) === MIN_KERNEL[0] && Number(m[2]) < MIN_KERNEL[1]))) {
+    throw new EnvironmentError(
+      `Linux ${kernelRelease} is too old; headertap needs Linux ${MIN_KERNEL.join('.')} or newer (BPF ring buffer) with BTF: upgrade the kernel (Debian 11+, Ubuntu 20.10+, RHEL 9)`,
+    );
+  }
   if (!existsSync(btfPath)) {
     throw new EnvironmentError(
       `this kernel has no BTF (${btfPath} is missing); headertap needs a kernel built with CONFIG_DEBUG_INFO_BTF=y (Debian 11+, Ubuntu 20.10+, RHEL 8.2+ ship one)`,

@@ -1,5 +1,5 @@
 import { UsageError } from '../common/errors';
-import { OtlpReceiver } from '../receiver';
+import { metricsLine, OtlpReceiver } from '../receiver';
 import { lineWriter, stderrLog, type CliIO } from './output';
 import { batchPrinter } from './print';
 
@@ -20,6 +20,7 @@ export async function runReceiver(opts: ReceiveOptions, io: CliIO): Promise<numb
     grpcListen: opts.listen,
     ...(opts.httpListen ? { httpListen: opts.httpListen } : {}),
     onBatch: batchPrinter(opts.format, out),
+    onMetrics: (points) => log.info(metricsLine(points)),
     onError: (msg) => log.warn(msg),
   });
   const bound = await receiver.start();

@@ -3,8 +3,8 @@ import { setGlobalErrorHandler } from '@opentelemetry/core';
 import { EnvironmentError, LoaderError, UsageError } from '../common/errors';
 import type { Log } from '../common/log';
 import { LOADER_PATH } from '../common/paths';
-import { ConnectionTracker, type HttpCounters } from '../http';
-import { ExchangeMapper, LogPipeline, resolveExportTarget, SpanPipeline, type ExportTarget, type PipelineCounters } from '../otel';
+import { ConnectionTracker } from '../http';
+import { ExchangeMapper, LogPipeline, resolveExportTarget, SelfMetrics, SpanPipeline, Spool, type ExportTarget } from '../otel';
 import { OtlpReceiver } from '../receiver';
 import {
   LoaderSource,
@@ -12,6 +12,7 @@ import {
   ReplaySource,
   TlsTargets,
   readRecording,
+  SupervisedSource,
   type EventSource,
   type KernelCounters,
   type ReadyEvent,
@@ -22,16 +23,15 @@ import type { RunOptions } from './options';
 import { lineWriter, stderrLog, type CliIO } from './output';
 import { batchPrinter } from './print';
 import { checkKernel, checkPrivileges } from './privileges';
+import { agentStats, summaryLine, type StatsParts } from './stats';
 import { headerRulesOf, maskedRecorder } from './secrets';
 import { VERSION } from './version';
 
 /** Connections with no traffic for this long are dropped (their requests reported unanswered). */
 const IDLE_CONNECTION_NS = 5 * 60 * 1e9;
 const IDLE_SWEEP_MS = 30_000;
-/** Records a replay lets wait for export at most (well under the batch queue). */
+/** Records a replay lets wait for export at most (well under the delivery buffer). */
 const REPLAY_MAX_PENDING = 16384;
-/** How long shutdown waits for the last exports before giving up. */
-const SHUTDOWN_EXPORT_TIMEOUT_MS = 20_000;
 
 /** The OpenTelemetry SDK reports through diag; show it only with --verbose (failures are counted and reported by us). */
 function routeSdkDiagnostics(log: Log): void {
@@ -61,31 +61,6 @@ function describeFilters(o: RunOptions, cgroups: readonly string[]): string {
     ...cgroups.map((c) => `cgroup ${c}`),
   ];
   return parts.length ? parts.join(', ') : 'none (all processes)';
-}
-
-export interface RunTotals {
-  http: HttpCounters;
-  export: PipelineCounters;
-  kernel?: KernelCounters;
-  dropped: number;
-}
-
-/** The one-line account printed at exit: what was seen, sent, and lost. */
-export function summaryLine(t: RunTotals): string {
-  const h = t.http;
-  const p = h.problems;
-  const resyncs = Object.values(p).reduce((a, b) => a + b, 0) + Object.values(h.http2Problems).reduce((a, b) => a + b, 0);
-  const k = t.kernel;
-  const kernel = k
-    ? `kernel events ${k.dataEvents + k.closeEvents}, lost ${k.ringbufLost}, truncated ${k.truncated}, unreadable ${k.copyFailed}`
-    : 'kernel events n/a';
-  return (
-    `exchanges ${h.exchanges} (unanswered ${h.unanswered}, truncated ${h.truncatedMessages}); ` +
-    `records exported ${t.export.exported}, failed ${t.export.failed}, dropped ${t.dropped}; ` +
-    `${kernel}; parser resyncs ${resyncs}, orphan responses ${h.orphanResponses}; ` +
-    `tls sessions ${h.tlsSessions}, ciphertext connections ${h.ciphertextConnections}; ` +
-    `http/2 connections ${h.http2Connections}, records with unknown HPACK state ${h.truncatedRecords.hpack_state_unknown}`
-  );
 }
 
 /** The startup line about TLS: which files got probes. */
@@ -147,12 +122,15 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
     await receiver.start();
   }
 
+  const spool = opts.spoolDir ? new Spool(opts.spoolDir, opts.spoolMaxBytes) : undefined;
+  if (spool && !spool.empty) log.info(`${spool.stats.records} records from an earlier run wait in ${spool.dir}; sending them first`);
   const pipeline = new LogPipeline({
     target,
     serviceName: opts.serviceName,
     version: VERSION,
     log,
     ...(opts.console ? { console: out } : {}),
+    delivery: { maxRecords: opts.bufferRecords, maxBytes: opts.bufferBytes, ...(spool ? { spool } : {}) },
     workloads: { commandLine: opts.processCommandLine, rules },
   });
   const spans = traceTarget
@@ -175,17 +153,21 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   });
 
   let kernel: KernelCounters | undefined;
+  const lostByCpu: number[] = [];
+  let eventsIn = 0;
   let lastNs = 0;
   let tls: TlsTargets | undefined;
   const onEvent = (ev: SourceEvent): void => {
     switch (ev.kind) {
       case 'data':
+        eventsIn++;
         lastNs = ev.tsNs;
         processes.get(ev.pid, ev.comm); // look the process up while it still runs
         tls?.onActivity(ev.pid);
         tracker.onData(ev);
         return;
       case 'close':
+        eventsIn++;
         tracker.onClose(ev);
         return;
       case 'exec':
@@ -200,26 +182,57 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
         clock.setOffset(ev.realtimeOffsetNs);
         kernel = ev.counters;
         return;
+      case 'cpu_stats':
+        lostByCpu[ev.cpu] = ev.counters.ringbufLost;
+        return;
     }
   };
 
   const recorder = opts.record ? maskedRecorder(opts.record, rules) : undefined;
-  const loader = payload
+  const loader = (): LoaderSource =>
+    new LoaderSource({
+      path: LOADER_PATH,
+      pids: opts.pid,
+      comms: opts.comm,
+      ports: opts.port,
+      cgroups,
+      selfPids: [process.pid],
+      noTls: !opts.tls,
+      ringbufKb: opts.ringbufKb,
+      verbose: opts.verbose,
+      log,
+      ...(recorder ? { tap: (chunk: Buffer) => recorder.write(chunk) } : {}),
+    });
+  /** Probes the TLS libraries present now through the running loader (again after a restart: a new loader has none). */
+  const probeTls = async (l: LoaderSource): Promise<void> => {
+    tls?.stop();
+    tls = new TlsTargets({ attach: (file) => l.attachTls(file), log });
+    await tls.scanAll();
+    io.stderr.write(`headertap: ${describeTls(tls)}\n`);
+  };
+  const supervised = payload
     ? undefined
-    : new LoaderSource({
-        path: LOADER_PATH,
-        pids: opts.pid,
-        comms: opts.comm,
-        ports: opts.port,
-        cgroups,
-        selfPids: [process.pid],
-        noTls: !opts.tls,
-        verbose: opts.verbose,
+    : new SupervisedSource({
+        create: loader,
         log,
-        ...(recorder ? { tap: (chunk: Buffer) => recorder.write(chunk) } : {}),
+        // the new loader's socket ids differ: requests still waiting will never see their response
+        onRestart: () => tracker.flush('evicted'),
+        onRestarted: (l) => (opts.tls ? probeTls(l) : Promise.resolve()),
       });
   // A replay runs as fast as the exporter drains, never faster (it would drop records).
-  const source: EventSource = loader ?? new ReplaySource(payload!, { canTake: () => pipeline.unaccounted < REPLAY_MAX_PENDING });
+  const source: EventSource =
+    supervised ?? new ReplaySource(payload!, { canTake: () => pipeline.delivery.bufferedRecords < REPLAY_MAX_PENDING });
+  const parts = (): StatsParts => ({
+    http: tracker.counters,
+    delivery: pipeline.delivery,
+    ...(spool ? { spool: spool.stats } : {}),
+    ...(kernel ? { kernel } : {}),
+    lostByCpu,
+    eventsIn,
+    loaderRestarts: supervised?.restarts ?? 0,
+  });
+  /** The totals line, with the spans' when --emit-spans is on. */
+  const summary = (): string => `${summaryLine(parts())}${spans ? `; ${spans.summary()}` : ''}`;
 
   const signal = waitForSignal();
   let ready: ReadyEvent;
@@ -228,17 +241,13 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   } catch (err) {
     signal.dispose();
     await receiver?.stop();
-    await Promise.all([pipeline.shutdown(), spans?.shutdown()]);
+    await Promise.all([pipeline.shutdown(opts.shutdownTimeout * 1000), spans?.shutdown()]);
     if (err instanceof LoaderError && err.exitCode === 2) throw new EnvironmentError(err.message);
     throw err;
   }
 
-  if (loader && opts.tls) {
-    // Probe the TLS libraries present now before saying ready, so HTTPS started after the ready line is seen.
-    tls = new TlsTargets({ attach: (file) => loader.attachTls(file), log });
-    await tls.scanAll();
-    io.stderr.write(`headertap: ${describeTls(tls)}\n`);
-  }
+  // Probe the TLS libraries present now before saying ready, so HTTPS started after the ready line is seen.
+  if (supervised?.current && opts.tls) await probeTls(supervised.current);
 
   const protocolName = target.protocol === 'grpc' ? 'OTLP/gRPC' : 'OTLP/HTTP (protobuf)';
   const what = tls ? 'HTTP/1.x and HTTP/2 over TCP and TLS' : 'HTTP/1.x and HTTP/2 over TCP';
@@ -250,23 +259,37 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
 
   const sweep = setInterval(() => tracker.evictIdle(lastNs - IDLE_CONNECTION_NS), IDLE_SWEEP_MS);
   sweep.unref();
+  const statsTimer =
+    opts.statsInterval > 0 ? setInterval(() => io.stderr.write(`headertap stats: ${summary()}\n`), opts.statsInterval * 1000) : undefined;
+  statsTimer?.unref();
+  const selfMetrics = opts.selfMetrics
+    ? new SelfMetrics({
+        target: resolveExportTarget({ endpoint: opts.endpoint, protocol: opts.protocol }, io.env, 'metrics'),
+        serviceName: opts.serviceName,
+        version: VERSION,
+        intervalMs: (opts.statsInterval || 60) * 1000,
+        stats: () => agentStats(parts()),
+      })
+    : undefined;
 
   const ended = await Promise.race([signal.promise.then((s) => ({ reason: 'signal' as const, message: s })), source.ended]);
   signal.dispose();
   clearInterval(sweep);
+  clearInterval(statsTimer);
   if (ended.reason === 'failed') log.warn(ended.message ?? 'event source failed');
   log.debug(`stopping (${ended.message ?? ended.reason})`);
 
   tls?.stop();
   await source.stop(); // delivers every event already captured
   tracker.flush('agent_stopped');
-  const flushed = await withTimeout(Promise.all([pipeline.shutdown(), spans?.shutdown()]), SHUTDOWN_EXPORT_TIMEOUT_MS);
-  if (flushed === 'timeout') log.warn(`gave up waiting for the last exports after ${SHUTDOWN_EXPORT_TIMEOUT_MS / 1000}s`);
+  // Records get the whole --shutdown-timeout; the closing exporters get a little more.
+  const timeoutMs = opts.shutdownTimeout * 1000;
+  const flushed = await withTimeout(Promise.all([pipeline.shutdown(timeoutMs), spans?.shutdown()]), timeoutMs + 2000);
+  if (flushed === 'timeout') log.warn(`gave up waiting for the exporters to close after ${opts.shutdownTimeout} s`);
+  await selfMetrics?.shutdown(); // the final counts, after the last records
   await receiver?.stop();
   await recorder?.close();
 
-  const dropped = pipeline.unaccounted;
-  const spanTotals = spans ? `; ${spans.summary()}` : '';
-  io.stderr.write(`headertap stopped: ${summaryLine({ http: tracker.counters, export: pipeline.counters, kernel, dropped })}${spanTotals}\n`);
+  io.stderr.write(`headertap stopped: ${summary()}\n`);
   return ended.reason === 'failed' ? 1 : 0;
 }

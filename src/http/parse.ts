@@ -30,7 +30,9 @@ export type ParseProblem =
   /** bytes were missing where the parser needed them; it resynced */
   | 'gap_resync'
   /** a head grew past the hard limit without ending */
-  | 'head_overflow';
+  | 'head_overflow'
+  /** the stream's first message came after skipped bytes: capture started mid-message */
+  | 'missed_start';
 
 export interface ParserSink {
   message(head: HttpMessageHead): void;
@@ -214,6 +216,9 @@ export class Http1StreamParser implements DirectionParser {
   /** Body bytes (or chunk bytes) still to skip. */
   private _remaining = 0;
   private _nowNs = 0;
+  /** A first start line was found; before it, skipped bytes mean we joined mid-message. */
+  private _synced = false;
+  private _skippedBeforeSync = false;
 
   constructor(
     private readonly _sink: ParserSink,
@@ -273,6 +278,7 @@ export class Http1StreamParser implements DirectionParser {
         return;
       case State.Seek:
         this._resetLine();
+        this._skippedBeforeSync = true;
         return;
       case State.Headers:
         // The rest of this head is gone: report what we have, then resync.
@@ -375,6 +381,7 @@ export class Http1StreamParser implements DirectionParser {
       case State.StartLine:
         if (!discarded) this._onStartLine(buf, start, end, rawLength);
         else if (this._state === State.StartLine) this._invalidStartLine();
+        else this._skippedBeforeSync = true;
         return;
       case State.Headers:
         if (discarded) return this._markTruncated('header_limit');
@@ -399,7 +406,13 @@ export class Http1StreamParser implements DirectionParser {
     const start = this._state === State.Seek ? findStartLine(text) : parseStartLine(text);
     if (!start) {
       if (this._state === State.StartLine) this._invalidStartLine();
+      else this._skippedBeforeSync = true;
       return;
+    }
+    if (!this._synced) {
+      this._synced = true;
+      // A start line glued after other bytes also means bytes before it were skipped.
+      if (this._skippedBeforeSync || !parseStartLine(text)) this._sink.problem('missed_start');
     }
     this._msg = {
       start,

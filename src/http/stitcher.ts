@@ -135,7 +135,7 @@ function newCounters(): HttpCounters {
     unanswered: 0,
     gapBytes: 0,
     truncatedMessages: 0,
-    problems: { invalid_start_line: 0, invalid_framing: 0, invalid_chunk: 0, gap_resync: 0, head_overflow: 0 },
+    problems: { invalid_start_line: 0, invalid_framing: 0, invalid_chunk: 0, gap_resync: 0, head_overflow: 0, missed_start: 0 },
     tlsSessions: 0,
     ciphertextConnections: 0,
     portFiltered: 0,

@@ -9,8 +9,8 @@ export interface ExportTarget {
   url: string;
 }
 
-/** The OTLP signals headertap exports: log records, and spans with --emit-spans. */
-export type OtlpSignal = 'logs' | 'traces';
+/** The OTLP signals headertap exports: log records, spans with --emit-spans, its own metrics. */
+export type OtlpSignal = 'logs' | 'traces' | 'metrics';
 
 type Env = Record<string, string | undefined>;
 

@@ -12,6 +12,9 @@ export {
 export { redactArgs, redactHeaderValue, redactQuery, redactUrl } from './redact';
 export { extractSpanContext, extractTraceContext, MAX_TRACE_HEADER_BYTES, type TraceContextFormat } from './trace-context';
 export { resolveExportTarget, parseProtocol, OTLP_PROTOCOLS, type ExportTarget, type OtlpProtocol, type OtlpSignal } from './endpoint';
-export { LogPipeline, flattenSdkRecord, createExporter, BATCH_DEFAULTS, type PipelineCounters, type PipelineOptions } from './pipeline';
+export { LogPipeline, flattenSdkRecord, createExporter, type PipelineOptions } from './pipeline';
+export { DeliveryProcessor, DELIVERY_DEFAULTS, DROP_REASONS, type DeliveryCounters, type DeliveryOptions, type DropReason } from './delivery';
+export { Spool } from './spool';
+export { SelfMetrics, type AgentStats } from './self-metrics';
 export { WorkloadLoggers, PerWorkload, workloadAttributes, DEFAULT_MAX_WORKLOADS, type WorkloadCounters, type WorkloadOptions } from './workloads';
 export { SpanPipeline, createSpanExporter, spanName, spanOutcome, SPAN_BATCH_DEFAULTS, type SpanCounters, type SpanPipelineOptions } from './spans';

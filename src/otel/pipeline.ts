@@ -1,12 +1,10 @@
 import { hostname } from 'node:os';
 import { ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import type { Logger } from '@opentelemetry/api-logs';
-import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { OTLPLogExporter as GrpcLogExporter } from '@opentelemetry/exporter-logs-otlp-grpc';
 import { OTLPLogExporter as ProtoLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import {
-  BatchLogRecordProcessor,
   LoggerProvider,
   type LogRecordExporter,
   type LogRecordProcessor,
@@ -15,32 +13,14 @@ import {
 } from '@opentelemetry/sdk-logs';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import { formatTime, toJsonLine, type FlatRecord, type FlatValue } from '../common/flat-record';
-import { RateLimitedWarning, type Log } from '../common/log';
+import type { Log } from '../common/log';
 import type { ExchangeRecord } from './attributes';
+import { DeliveryProcessor, type DeliveryCounters, type DeliveryOptions } from './delivery';
 import type { ExportTarget } from './endpoint';
 import { WorkloadLoggers, type WorkloadOptions } from './workloads';
 
-/** Batching sized for high rates: the SDK defaults (2048/512) drop most records under load. */
-export const BATCH_DEFAULTS = {
-  maxQueueSize: 65536,
-  maxExportBatchSize: 2048,
-  scheduledDelayMillis: 200,
-  exportTimeoutMillis: 15000,
-};
-
 /** Attributes per record; the SDK's default (128) would cut header-heavy requests. */
 const ATTRIBUTE_COUNT_LIMIT = 2048;
-
-export interface PipelineCounters {
-  /** Records handed to the SDK. */
-  emitted: number;
-  /** Records the collector accepted. */
-  exported: number;
-  /** Records in exports that failed (collector down, rejected, timed out). */
-  failed: number;
-  /** Export calls that failed. */
-  failedExports: number;
-}
 
 export interface PipelineOptions {
   target: ExportTarget;
@@ -51,45 +31,10 @@ export interface PipelineOptions {
   console?: (line: string) => void;
   /** Replaces the OTLP exporter (tests, benchmarks). */
   exporter?: LogRecordExporter;
-  batch?: Partial<typeof BATCH_DEFAULTS>;
+  /** Buffer bounds, batching, retry, spool (src/otel/delivery.ts). */
+  delivery?: Omit<DeliveryOptions, 'exporter' | 'log' | 'destination'>;
   /** Per-workload resources (records with a workload go under their process's resource). */
   workloads?: WorkloadOptions;
-}
-
-/** Counts what the exporter delivered and what it lost, and says so. */
-class CountingExporter implements LogRecordExporter {
-  private readonly _warning: RateLimitedWarning;
-
-  constructor(
-    private readonly _inner: LogRecordExporter,
-    private readonly _counters: PipelineCounters,
-    private readonly _destination: string,
-    log: Log,
-  ) {
-    this._warning = new RateLimitedWarning(log, 10_000);
-  }
-
-  export(records: ReadableLogRecord[], done: (result: ExportResult) => void): void {
-    this._inner.export(records, (result) => {
-      if (result.code === ExportResultCode.SUCCESS) {
-        this._counters.exported += records.length;
-      } else {
-        this._counters.failed += records.length;
-        this._counters.failedExports++;
-        const cause = result.error?.message?.split('\n')[0] ?? 'unknown error';
-        this._warning.warn(`export to ${this._destination} failed, ${records.length} records lost: ${cause}`);
-      }
-      done(result);
-    });
-  }
-
-  shutdown(): Promise<void> {
-    return this._inner.shutdown();
-  }
-
-  forceFlush(): Promise<void> {
-    return this._inner.forceFlush?.() ?? Promise.resolve();
-  }
 }
 
 function flatValue(v: unknown): FlatValue {
@@ -139,32 +84,43 @@ class ConsoleProcessor implements LogRecordProcessor {
   }
 }
 
-export function createExporter(target: ExportTarget): LogRecordExporter {
-  return target.protocol === 'grpc' ? new GrpcLogExporter({ url: target.url }) : new ProtoLogExporter({ url: target.url });
+/**
+ * The OTLP logs exporter for the target. `channel` > 0 gives a gRPC exporter
+ * its own connection (grpc-js pools connections by their options, the user
+ * agent among them): see DeliveryOptions.renewExporter.
+ */
+export function createExporter(target: ExportTarget, userAgent?: string, channel = 0): LogRecordExporter {
+  if (target.protocol !== 'grpc') return new ProtoLogExporter({ url: target.url, ...(userAgent ? { userAgent } : {}) });
+  const agent = [userAgent, channel ? `channel/${channel}` : undefined].filter(Boolean).join(' ');
+  return new GrpcLogExporter({ url: target.url, ...(agent ? { userAgent: agent } : {}) });
 }
 
 /**
- * The OpenTelemetry logs pipeline: LoggerProvider, a BatchLogRecordProcessor
- * sized for high rates, the OTLP exporter for the chosen protocol, counting
- * every record exported or lost.
+ * The OpenTelemetry logs pipeline: LoggerProvider, headertap's delivery
+ * processor (bounded buffer, retries, spool) and the OTLP exporter for the
+ * chosen protocol, counting every record exported or lost.
  */
 export class LogPipeline {
-  readonly counters: PipelineCounters = { emitted: 0, exported: 0, failed: 0, failedExports: 0 };
+  /** Buffering, retries and every exported or dropped record's count. */
+  readonly delivery: DeliveryProcessor;
   private readonly _provider: LoggerProvider;
   private readonly _logger: Logger;
   /** Loggers of observed workloads; they share this pipeline's processors. */
   readonly workloads: WorkloadLoggers;
 
   constructor(opts: PipelineOptions) {
-    const exporter = new CountingExporter(
-      opts.exporter ?? createExporter(opts.target),
-      this.counters,
-      opts.target.url,
-      opts.log,
-    );
+    const userAgent = `headertap/${opts.version}`;
+    let channel = 0;
+    this.delivery = new DeliveryProcessor({
+      ...(opts.exporter || opts.target.protocol !== 'grpc' ? {} : { renewExporter: () => createExporter(opts.target, userAgent, ++channel) }),
+      ...opts.delivery,
+      exporter: opts.exporter ?? createExporter(opts.target, userAgent),
+      log: opts.log,
+      destination: opts.target.url,
+    });
     const processors: LogRecordProcessor[] = [];
     if (opts.console) processors.push(new ConsoleProcessor(opts.console));
-    processors.push(new BatchLogRecordProcessor({ exporter, ...BATCH_DEFAULTS, ...opts.batch }));
+    processors.push(this.delivery);
     this._provider = new LoggerProvider({
       resource: defaultResource().merge(
         resourceFromAttributes({
@@ -183,9 +139,12 @@ export class LogPipeline {
     );
   }
 
+  get counters(): DeliveryCounters {
+    return this.delivery.counters;
+  }
+
   /** Under the observed workload's resource when the record names one, else headertap's own. */
   emit(rec: ExchangeRecord): void {
-    this.counters.emitted++;
     const logger = rec.workload ? this.workloads.logger(rec.workload) : this._logger;
     logger.emit({
       eventName: rec.eventName,
@@ -198,14 +157,13 @@ export class LogPipeline {
     });
   }
 
-  /** Records emitted but neither exported nor reported failed: dropped or still queued. */
-  get unaccounted(): number {
-    const c = this.counters;
-    return c.emitted - c.exported - c.failed;
-  }
-
-  /** Exports everything queued, then closes the exporter (the processors are shared by every workload). */
-  shutdown(): Promise<void> {
-    return this._provider.shutdown();
+  /**
+   * Exports everything queued within `timeoutMs` (what is left goes to the
+   * spool, or is counted dropped), then closes the exporter (the processors
+   * are shared by every workload).
+   */
+  async shutdown(timeoutMs?: number): Promise<void> {
+    await this.delivery.shutdown(timeoutMs);
+    await this._provider.shutdown();
   }
 }

@@ -187,3 +187,83 @@ export function decodeTracesRequest(bytes: Uint8Array): FlatSpan[] {
 
 /** An empty ExportLogsServiceResponse or ExportTraceServiceResponse: full success. */
 export const EMPTY_RESPONSE = Buffer.alloc(0);
+
+const METRICS_SERVICE_PROTO = 'opentelemetry/proto/collector/metrics/v1/metrics_service.proto';
+
+let metricsCached: protobuf.Type | undefined;
+
+function metricsRequestType(): protobuf.Type {
+  if (!metricsCached) {
+    const root = new protobuf.Root();
+    root.resolvePath = (_origin, target) => path.join(PROTO_DIR, target);
+    root.loadSync(METRICS_SERVICE_PROTO, { keepCase: true });
+    metricsCached = root.lookupType('opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest');
+  }
+  return metricsCached;
+}
+
+/** One number data point of a sum or gauge, with where it came from. */
+export interface MetricPoint {
+  resource: Record<string, FlatValue>;
+  scope?: string;
+  name: string;
+  unit?: string;
+  kind: 'sum' | 'gauge';
+  attributes: Record<string, FlatValue>;
+  value: number;
+}
+
+interface NumberPointMsg {
+  attributes?: KeyValue[];
+  as_double?: number;
+  as_int?: string;
+}
+interface MetricsRequest {
+  resource_metrics?: {
+    resource?: { attributes?: KeyValue[] };
+    scope_metrics?: {
+      scope?: { name?: string };
+      metrics?: { name: string; unit?: string; sum?: { data_points?: NumberPointMsg[] }; gauge?: { data_points?: NumberPointMsg[] } }[];
+    }[];
+  }[];
+}
+
+/** Decodes an ExportMetricsServiceRequest to its sum and gauge points (histograms are skipped); throws on malformed bytes. */
+export function decodeMetricsRequest(bytes: Uint8Array): MetricPoint[] {
+  const type = metricsRequestType();
+  const msg = type.toObject(type.decode(bytes), { longs: String, defaults: false }) as MetricsRequest;
+  const out: MetricPoint[] = [];
+  for (const rm of msg.resource_metrics ?? []) {
+    const resource = keyValues(rm.resource?.attributes);
+    for (const sm of rm.scope_metrics ?? []) {
+      for (const m of sm.metrics ?? []) {
+        const kind = m.sum ? 'sum' : m.gauge ? 'gauge' : undefined;
+        if (!kind) continue;
+        for (const p of (m.sum ?? m.gauge)?.data_points ?? []) {
+          out.push({
+            resource,
+            ...(sm.scope?.name ? { scope: sm.scope.name } : {}),
+            name: m.name,
+            ...(m.unit ? { unit: m.unit } : {}),
+            kind,
+            attributes: keyValues(p.attributes),
+            value: p.as_double ?? Number(p.as_int ?? 0),
+          });
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** One short line for a metrics export: who sent it, how many points, the non-zero ones. */
+export function metricsLine(points: readonly MetricPoint[]): string {
+  const services = [...new Set(points.map((p) => String(p.resource['service.name'] ?? 'unknown')))];
+  const nonZero = points
+    .filter((p) => p.value !== 0)
+    .map((p) => {
+      const attrs = Object.entries(p.attributes).map(([k, v]) => `${k}=${String(v)}`);
+      return `${p.name}${attrs.length ? `{${attrs.join(',')}}` : ''}=${p.value}`;
+    });
+  return `metrics from ${services.join(', ') || 'unknown'}: ${points.length} points${nonZero.length ? `; ${nonZero.join(' ')}` : ', all zero'}`;
+}

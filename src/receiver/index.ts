@@ -1,2 +1,2 @@
 export { OtlpReceiver, parseListen, type ReceivedBatch, type ReceiverOptions, type BoundAddresses, type Signal } from './server';
-export { decodeLogsRequest, decodeTracesRequest, logsTypes, tracesTypes } from './decode';
+export { decodeLogsRequest, decodeMetricsRequest, decodeTracesRequest, logsTypes, metricsLine, tracesTypes, type MetricPoint } from './decode';

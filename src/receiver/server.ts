@@ -5,10 +5,10 @@ import * as grpc from '@grpc/grpc-js';
 import { UsageError } from '../common/errors';
 import type { FlatRecord } from '../common/flat-record';
 import type { FlatSpan } from '../common/flat-span';
-import { decodeLogsRequest, decodeTracesRequest, EMPTY_RESPONSE } from './decode';
+import { decodeLogsRequest, decodeMetricsRequest, decodeTracesRequest, EMPTY_RESPONSE, type MetricPoint } from './decode';
 
 /** The OTLP services the receiver implements. */
-export type Signal = 'logs' | 'traces';
+export type Signal = 'logs' | 'traces' | 'metrics';
 
 /** One export request as it arrived. */
 export interface ReceivedBatch {
@@ -18,6 +18,8 @@ export interface ReceivedBatch {
   records: FlatRecord[];
   /** Spans (empty for a logs request). */
   spans: FlatSpan[];
+  /** Sum and gauge points of a metrics request (those go to onMetrics, not onBatch). */
+  points: MetricPoint[];
   /** The request's protobuf bytes, exactly as received (after decompression). */
   raw: Buffer;
   /** gRPC metadata or HTTP headers. */
@@ -29,7 +31,13 @@ export interface ReceiverOptions {
   grpcListen?: string;
   /** HOST:PORT for OTLP/HTTP (protobuf); port 0 picks a free one. */
   httpListen?: string;
+  /** A logs or traces request. */
   onBatch(batch: ReceivedBatch): void;
+  /**
+   * An OTLP metrics export (e.g. headertap's own counters): its sum and gauge
+   * points. Without this the metrics service still answers, and drops them.
+   */
+  onMetrics?(points: MetricPoint[], transport: ReceivedBatch['transport']): void;
   /** A request that could not be decoded (answered INVALID_ARGUMENT / 400). */
   onError?(message: string): void;
 }
@@ -43,6 +51,7 @@ export interface BoundAddresses {
 const SIGNALS: Record<Signal, { grpcPath: string; httpPath: string }> = {
   logs: { grpcPath: '/opentelemetry.proto.collector.logs.v1.LogsService/Export', httpPath: '/v1/logs' },
   traces: { grpcPath: '/opentelemetry.proto.collector.trace.v1.TraceService/Export', httpPath: '/v1/traces' },
+  metrics: { grpcPath: '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export', httpPath: '/v1/metrics' },
 };
 const MAX_HTTP_BODY = 64 << 20;
 
@@ -69,6 +78,23 @@ function shutdownGrpc(server: grpc.Server, graceMs = 2000): Promise<void> {
       resolve();
     });
   });
+}
+
+/** A unary `Export` method at `path` whose requests and responses stay raw protobuf bytes. */
+export function bytesExportService(path: string): grpc.ServiceDefinition {
+  const identity = (b: Buffer) => b;
+  return {
+    Export: {
+      path,
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: identity,
+      requestDeserialize: identity,
+      responseSerialize: identity,
+      responseDeserialize: identity,
+      originalName: 'export',
+    },
+  };
 }
 
 function hostPort(host: string, port: number): string {
@@ -107,7 +133,8 @@ export class OtlpReceiver {
     try {
       const records = signal === 'logs' ? decodeLogsRequest(raw) : [];
       const spans = signal === 'traces' ? decodeTracesRequest(raw) : [];
-      return { transport, signal, records, spans, raw, metadata };
+      const points = signal === 'metrics' ? decodeMetricsRequest(raw) : [];
+      return { transport, signal, records, spans, points, raw, metadata };
     } catch (err) {
       const msg = `malformed OTLP ${signal} request (${raw.length} bytes): ${(err as Error).message}`;
       this._opts.onError?.(msg);
@@ -115,24 +142,16 @@ export class OtlpReceiver {
     }
   }
 
+  private _deliver(batch: ReceivedBatch): void {
+    if (batch.signal === 'metrics') this._opts.onMetrics?.(batch.points, batch.transport);
+    else this._opts.onBatch(batch);
+  }
+
   private _startGrpc(listen: string): Promise<string> {
     const { host, port } = parseListen(listen, '--listen');
-    const identity = (b: Buffer) => b;
     const server = new grpc.Server();
     for (const signal of Object.keys(SIGNALS) as Signal[]) {
-      const service: grpc.ServiceDefinition = {
-        Export: {
-          path: SIGNALS[signal].grpcPath,
-          requestStream: false,
-          responseStream: false,
-          requestSerialize: identity,
-          requestDeserialize: identity,
-          responseSerialize: identity,
-          responseDeserialize: identity,
-          originalName: 'export',
-        },
-      };
-      server.addService(service, {
+      server.addService(bytesExportService(SIGNALS[signal].grpcPath), {
         Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
           const metadata: Record<string, string> = {};
           for (const [k, v] of Object.entries(call.metadata.getMap())) metadata[k] = String(v);
@@ -141,7 +160,7 @@ export class OtlpReceiver {
             callback({ code: grpc.status.INVALID_ARGUMENT, details: batch });
             return;
           }
-          this._opts.onBatch(batch);
+          this._deliver(batch);
           callback(null, EMPTY_RESPONSE);
         },
       });
@@ -172,7 +191,7 @@ export class OtlpReceiver {
     };
     const urlPath = (req.url ?? '').split('?')[0];
     const signal = (Object.keys(SIGNALS) as Signal[]).find((s) => SIGNALS[s].httpPath === urlPath);
-    if (req.method !== 'POST' || !signal) return reply(404, 'only POST /v1/logs and POST /v1/traces\n');
+    if (req.method !== 'POST' || !signal) return reply(404, 'only POST /v1/logs, /v1/traces and /v1/metrics\n');
     if (!(req.headers['content-type'] ?? '').startsWith('application/x-protobuf')) {
       return reply(415, 'only application/x-protobuf\n');
     }
@@ -194,7 +213,7 @@ export class OtlpReceiver {
       for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) metadata[k] = String(v);
       const batch = this._decode(signal, raw, 'http', metadata);
       if (typeof batch === 'string') return reply(400, batch + '\n');
-      this._opts.onBatch(batch);
+      this._deliver(batch);
       reply(200);
     });
   }

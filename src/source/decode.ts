@@ -1,5 +1,5 @@
 import { CONSTANTS as C, DATA, LAYOUT } from './layout';
-import type { AttachEvent, CloseEvent, DataEvent, ExecEvent, KernelCounters, ReadyEvent, SourceEvent, StatsEvent } from './types';
+import type { AttachEvent, CloseEvent, CpuStatsEvent, DataEvent, ExecEvent, KernelCounters, ReadyEvent, SourceEvent, StatsEvent } from './types';
 
 /** Why a frame could not be decoded; counted, never thrown. */
 export type DecodeProblem = 'unknown_kind' | 'short_frame';
@@ -91,11 +91,9 @@ function decodeReady(frame: Buffer): ReadyEvent | DecodeProblem {
   };
 }
 
-function decodeStats(frame: Buffer): StatsEvent | DecodeProblem {
-  const f = LAYOUT.ht_stats_event.fields;
-  if (frame.length < LAYOUT.ht_stats_event.size) return 'short_frame';
-  const at = (i: number) => u64(frame, f.counters[0] + 8 * i);
-  const counters: KernelCounters = {
+function decodeCounters(frame: Buffer, off: number): KernelCounters {
+  const at = (i: number) => u64(frame, off + 8 * i);
+  return {
     dataEvents: at(C.HT_CNT_DATA_EVENTS),
     closeEvents: at(C.HT_CNT_CLOSE_EVENTS),
     ringbufLost: at(C.HT_CNT_RINGBUF_LOST),
@@ -105,7 +103,19 @@ function decodeStats(frame: Buffer): StatsEvent | DecodeProblem {
     tlsNoSocket: at(C.HT_CNT_TLS_NO_SOCK),
     ciphertextSkipped: at(C.HT_CNT_CIPHERTEXT),
   };
+}
+
+function decodeStats(frame: Buffer): StatsEvent | DecodeProblem {
+  const f = LAYOUT.ht_stats_event.fields;
+  if (frame.length < LAYOUT.ht_stats_event.size) return 'short_frame';
+  const counters = decodeCounters(frame, f.counters[0]);
   return { kind: 'stats', realtimeOffsetNs: frame.readBigInt64LE(f.realtime_offset_ns[0]), counters };
+}
+
+function decodeCpuStats(frame: Buffer): CpuStatsEvent | DecodeProblem {
+  const f = LAYOUT.ht_cpu_stats_event.fields;
+  if (frame.length < LAYOUT.ht_cpu_stats_event.size) return 'short_frame';
+  return { kind: 'cpu_stats', cpu: frame.readUInt32LE(f.cpu[0]), counters: decodeCounters(frame, f.counters[0]) };
 }
 
 /** One frame (without its length prefix) to an event; the first byte says which. */
@@ -124,6 +134,8 @@ export function decodeFrame(frame: Buffer): DecodeResult {
       return decodeReady(frame);
     case C.HT_EV_STATS:
       return decodeStats(frame);
+    case C.HT_EV_CPU_STATS:
+      return decodeCpuStats(frame);
     default:
       return 'unknown_kind';
   }

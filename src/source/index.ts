@@ -1,6 +1,7 @@
 export type {
   AttachEvent,
   CloseEvent,
+  CpuStatsEvent,
   DataEvent,
   Direction,
   Endpoint,
@@ -12,6 +13,7 @@ export type {
 } from './types';
 export type { EventSource, SourceCounters, SourceEnd } from './source';
 export { LoaderSource, type LoaderOptions } from './loader';
+export { SupervisedSource, type SupervisorOptions } from './supervisor';
 export { RecordingWriter, ReplaySource, readRecording, eventsOf } from './recording';
 export { RecordingMasker } from './recording-masker';
 export { MonotonicClock, type HrTime } from './clock';

@@ -58,6 +58,10 @@ export const LAYOUT = {
     size: 16 + 8 * 8,
     fields: { kind: [0, 1], realtime_offset_ns: [8, 8], counters: [16, 64] },
   },
+  ht_cpu_stats_event: {
+    size: 8 + 8 * 8,
+    fields: { kind: [0, 1], cpu: [4, 4], counters: [8, 64] },
+  },
 } as const;
 
 export const CONSTANTS = {
@@ -72,6 +76,7 @@ export const CONSTANTS = {
   HT_EV_STATS: 65,
   HT_EV_EXEC: 3,
   HT_EV_ATTACH: 66,
+  HT_EV_CPU_STATS: 67,
   HT_DIR_EGRESS: 1,
   HT_DIR_INGRESS: 2,
   HT_SRC_WRITE: 1,

@@ -99,7 +99,14 @@ export interface StatsEvent {
   counters: KernelCounters;
 }
 
-export type SourceEvent = DataEvent | CloseEvent | ExecEvent | AttachEvent | ReadyEvent | StatsEvent;
+/** One CPU's counter totals; sent only for CPUs whose ring-buffer reservations failed. */
+export interface CpuStatsEvent {
+  kind: 'cpu_stats';
+  cpu: number;
+  counters: KernelCounters;
+}
+
+export type SourceEvent = DataEvent | CloseEvent | ExecEvent | AttachEvent | ReadyEvent | StatsEvent | CpuStatsEvent;
 
 export interface Endpoint {
   address: string;

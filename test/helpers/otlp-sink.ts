@@ -5,7 +5,7 @@
  */
 import type { FlatRecord } from '../../src/common/flat-record';
 import type { FlatSpan } from '../../src/common/flat-span';
-import { OtlpReceiver, type ReceivedBatch } from '../../src/receiver';
+import { OtlpReceiver, type MetricPoint, type ReceivedBatch } from '../../src/receiver';
 import { logsTypes } from '../../src/receiver/decode';
 
 export interface OtlpSink {
@@ -14,6 +14,8 @@ export interface OtlpSink {
   grpcPort?: number;
   httpPort?: number;
   batches: ReceivedBatch[];
+  /** Sum and gauge points of every metrics export (headertap's self-metrics). */
+  metrics: MetricPoint[];
   records(): FlatRecord[];
   /** Spans received over the OTLP trace service. */
   spans(): FlatSpan[];
@@ -24,19 +26,25 @@ export interface OtlpSink {
   stop(): Promise<void>;
 }
 
-export async function startOtlpSink(transport: 'grpc' | 'http' = 'grpc', host = '127.0.0.1'): Promise<OtlpSink> {
+/** port 0 picks a free one; a fixed port lets a test stop the sink and start another where the first was. */
+export async function startOtlpSink(transport: 'grpc' | 'http' = 'grpc', host = '127.0.0.1', port = 0): Promise<OtlpSink> {
   const batches: ReceivedBatch[] = [];
+  const metrics: MetricPoint[] = [];
   const waiters = new Set<() => void>();
   const receiver = new OtlpReceiver({
-    ...(transport === 'grpc' ? { grpcListen: `${host}:0` } : { httpListen: `${host}:0` }),
+    ...(transport === 'grpc' ? { grpcListen: `${host}:${port}` } : { httpListen: `${host}:${port}` }),
     onBatch: (b) => {
       batches.push(b);
+      for (const wake of [...waiters]) wake();
+    },
+    onMetrics: (points) => {
+      metrics.push(...points);
       for (const wake of [...waiters]) wake();
     },
   });
   const bound = await receiver.start();
   const addr = (transport === 'grpc' ? bound.grpc : bound.http)!;
-  const port = Number(addr.slice(addr.lastIndexOf(':') + 1));
+  const boundPort = Number(addr.slice(addr.lastIndexOf(':') + 1));
   const records = () => batches.flatMap((b) => b.records);
   const spans = () => batches.flatMap((b) => b.spans);
   /** Resolves once done(items()) holds, re-checked on every batch. */
@@ -51,15 +59,16 @@ export async function startOtlpSink(transport: 'grpc' | 'http' = 'grpc', host = 
       const timer = setTimeout(() => {
         waiters.delete(check);
         const got = items().map(show);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; received ${got.length}: ${got.join(' | ')}`));
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; received ${got.length}${got.length > 20 ? ', the last 20' : ''}: ${got.slice(-20).join(' | ')}`));
       }, timeoutMs);
       waiters.add(check);
       check();
     });
   return {
     endpoint: `http://${addr}`,
-    ...(transport === 'grpc' ? { grpcPort: port } : { httpPort: port }),
+    ...(transport === 'grpc' ? { grpcPort: boundPort } : { httpPort: boundPort }),
     batches,
+    metrics,
     records,
     spans,
     waitFor: (done, timeoutMs = 15000, what = 'expected records') =>

@@ -43,6 +43,12 @@ describe('headertap CLI: bad input', () => {
     ['replay of a non-recording', ['run', '--replay', '/etc/hostname'], /--replay file \/etc\/hostname is not a headertap recording/],
     ['bad receiver address', ['receive', '--listen', 'localhost'], /--listen 'localhost' is not HOST:PORT/],
     ['bad receiver format', ['receive', '--format', 'xml'], /--format 'xml' is not one of: pretty, jsonl/],
+    ['bad buffer size', ['run', '--buffer-bytes', '12 parsecs'], /--buffer-bytes '12 parsecs' is not a valid size; expected bytes from 65536 to \d+, optionally with a unit \(KiB, MiB, GiB\), e.g. 64MiB/],
+    ['zero buffer records', ['run', '--buffer-records', '0'], /--buffer-records '0' is not a valid record count; expected an integer from 1 to 10000000/],
+    ['ring buffer not a power of two', ['run', '--ringbuf-kb', '100'], /--ringbuf-kb '100' is not a power of two; e.g. 64, 128, 256/],
+    ['bad shutdown timeout', ['run', '--shutdown-timeout', '-1'], /--shutdown-timeout '-1' is not a valid number of seconds; expected an integer from 1 to 3600/],
+    ['endpoint with another scheme', ['run', '--endpoint', 'grpc://collector:4317'], /--endpoint 'grpc:\/\/collector:4317' has scheme 'grpc'; use http:\/\/ \(plaintext\) or https:\/\/ \(TLS\)/],
+    ['unwritable spool dir', ['run', '--spool-dir', '/proc/headertap-spool', '--replay', 'test/fixtures/curl-nginx.htrec'], /--spool-dir \/proc\/headertap-spool is not a writable directory \(ENOENT.*\); create it/],
   ];
   for (const [name, args, re] of cases) {
     it(`${name}: one line, exit 2`, () => {
@@ -64,10 +70,23 @@ describe('headertap CLI: bad input', () => {
     assertOneLineError(headertap(['run', '--config', file]), /unknown key 'redact-header' \(did you mean 'redact-headers'\?\)/);
   });
 
+  it('invalid YAML: names the line; a bad value: names the key', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'ht-cli-'));
+    const broken = path.join(dir, 'broken.yaml');
+    writeFileSync(broken, 'endpoint: http://localhost:4317\nport: [80\n');
+    assertOneLineError(headertap(['run', '--config', broken]), /--config .*broken\.yaml is not valid YAML at line \d+: /);
+    const badValue = path.join(dir, 'bad-value.yaml');
+    writeFileSync(badValue, 'buffer-records: lots\n');
+    assertOneLineError(headertap(['run', '--config', badValue]), /--config .*bad-value\.yaml: key 'buffer-records' 'lots' is not a valid record count/);
+    const notMapping = path.join(dir, 'list.yaml');
+    writeFileSync(notMapping, '- a\n- b\n');
+    assertOneLineError(headertap(['run', '--config', notMapping]), /must be a mapping of option names to values/);
+  });
+
   it('--help and --version exit 0', () => {
     const help = headertap(['run', '--help']);
     assert.equal(help.code, 0);
-    for (const flag of ['--endpoint', '--protocol', '--console', '--pid', '--comm', '--port', '--capture-headers', '--redact-headers', '--max-header-bytes', '--service-name', '--config']) {
+    for (const flag of ['--endpoint', '--protocol', '--console', '--pid', '--comm', '--port', '--capture-headers', '--redact-headers', '--max-header-bytes', '--service-name', '--config', '--buffer-records', '--buffer-bytes', '--spool-dir', '--spool-max-bytes', '--shutdown-timeout', '--stats-interval', '--no-self-metrics', '--ringbuf-kb']) {
       assert.ok(help.stdout.includes(flag), `help mentions ${flag}`);
     }
     const v = headertap(['--version']);
@@ -103,6 +122,16 @@ describe('privilege and kernel checks', () => {
     assert.doesNotThrow(() => checkPrivileges(bit(21)));
     assert.doesNotThrow(() => checkPrivileges(bit(39) | bit(38) | bit(24)));
     assert.throws(() => checkPrivileges(bit(39)), (e: unknown) => e instanceof EnvironmentError && /missing: CAP_PERFMON, CAP_SYS_RESOURCE\)/.test(e.message));
+  });
+
+  it('names a kernel too old for the BPF ring buffer', () => {
+    assert.throws(
+      () => checkKernel('/sys/kernel/btf/vmlinux', '5.4.0-150-generic'),
+      (e: unknown) => e instanceof EnvironmentError && /^Linux 5\.4\.0-150-generic is too old; headertap needs Linux 5\.8 or newer/.test(e.message),
+    );
+    assert.throws(() => checkKernel('/sys/kernel/btf/vmlinux', '4.19.0'), EnvironmentError);
+    assert.doesNotThrow(() => checkKernel(process.execPath, '5.8.0'));
+    assert.doesNotThrow(() => checkKernel(process.execPath, '6.1.0-13-amd64'));
   });
 
   it('explains a kernel without BTF', () => {

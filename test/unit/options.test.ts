@@ -36,6 +36,20 @@ describe('resolveRunOptions', () => {
     throwsUsage(() => resolveRunOptions({}, configFile('emit-spans: maybe\n')), /key 'emit-spans': expected true or false/);
   });
 
+  it('delivery, lifecycle and telemetry options: defaults, units, config keys, flags winning', () => {
+    const d = resolveRunOptions({});
+    assert.deepEqual(
+      [d.bufferRecords, d.bufferBytes, d.spoolDir, d.spoolMaxBytes, d.shutdownTimeout, d.statsInterval, d.selfMetrics, d.ringbufKb],
+      [65536, 64 << 20, undefined, 1 << 30, 20, 60, true, 16384],
+    );
+    const o = resolveRunOptions({ bufferBytes: '512KiB', spoolMaxBytes: '2G' });
+    assert.equal(o.bufferBytes, 512 << 10);
+    assert.equal(o.spoolMaxBytes, 2 ** 31);
+    const file = configFile('self-metrics: false\nstats-interval: 5\nspool-dir: /var/spool/headertap\nbuffer-records: 1000\n');
+    const c = resolveRunOptions({ bufferRecords: '7' }, file);
+    assert.deepEqual([c.selfMetrics, c.statsInterval, c.spoolDir, c.bufferRecords], [false, 5, '/var/spool/headertap', 7]);
+  });
+
   it('accepts repeated and comma-separated filters', () => {
     const o = resolveRunOptions({ pid: ['1', '2,3'], port: ['80'], comm: ['nginx', 'curl'] });
     assert.deepEqual(o.pid, [1, 2, 3]);

@@ -286,6 +286,32 @@ describe('Http1StreamParser', () => {
   });
 });
 
+describe('joined mid-message (missed_start)', () => {
+  it('counts a stream whose first message came after skipped bytes, once', () => {
+    const r = feed('dy of an earlier response\r\nmore body\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n');
+    assert.equal(r.messages.length, 2);
+    assert.deepEqual(r.problems, ['missed_start']);
+  });
+
+  it('a start line glued after body bytes is a missed start too', () => {
+    assert.deepEqual(feed('tail of a bodyGET /x HTTP/1.1\r\nHost: a\r\n\r\n').problems, ['missed_start']);
+  });
+
+  it('a stream that starts at a message boundary, or an empty line before it, is not', () => {
+    assert.deepEqual(feed('GET / HTTP/1.1\r\nHost: a\r\n\r\n').problems, []);
+    assert.deepEqual(feed('\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n').problems, []);
+  });
+
+  it('a gap before the first message counts, a later resync does not', () => {
+    const r = parser();
+    r.parser.gap(100);
+    r.parser.push(Buffer.from('GET / HTTP/1.1\r\n\r\n'), 1);
+    r.parser.push(Buffer.from('garbage\r\nGET /2 HTTP/1.1\r\n\r\n'), 2);
+    assert.deepEqual(r.problems, ['missed_start', 'invalid_start_line']);
+    assert.equal(r.messages.length, 2);
+  });
+});
+
 describe('findStartLine (resync)', () => {
   it('finds a start line glued to the end of body bytes', () => {
     assert.equal(findStartLine('{"a":1}HTTP/1.1 200 OK')?.kind, 'response');

@@ -1,21 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { SeverityNumber } from '@opentelemetry/api-logs';
 import { silentLog } from '../../src/common/log';
-import { LogPipeline, resolveExportTarget, type ExchangeRecord } from '../../src/otel';
+import { LogPipeline, resolveExportTarget } from '../../src/otel';
 import { startOtlpSink } from '../helpers/otlp-sink';
-
-function record(i: number): ExchangeRecord {
-  return {
-    eventName: 'headertap.http.exchange',
-    timestamp: [1_700_000_000, i],
-    severityNumber: SeverityNumber.INFO,
-    severityText: 'INFO',
-    body: `GET /r${i} -> 200`,
-    attributes: { 'url.path': `/r${i}`, 'http.request.header.x-i': [String(i)] },
-    spanContext: { traceId: 'a'.repeat(32), spanId: 'b'.repeat(16), traceFlags: 1, isRemote: true },
-  };
-}
+import { exchangeRecord as record } from '../helpers/records';
 
 describe('LogPipeline (real OTLP exporters to a real receiver, no root)', () => {
   for (const transport of ['grpc', 'http'] as const) {
@@ -29,8 +17,10 @@ describe('LogPipeline (real OTLP exporters to a real receiver, no root)', () => 
       await p.shutdown();
       const got = sink.records();
       assert.equal(got.length, 5000);
-      assert.deepEqual(p.counters, { emitted: 5000, exported: 5000, failed: 0, failedExports: 0 });
-      assert.equal(p.unaccounted, 0);
+      assert.equal(p.counters.accepted, 5000);
+      assert.equal(p.counters.exported, 5000);
+      assert.equal(p.counters.failedExports, 0);
+      assert.equal(p.delivery.pending, 0);
       const r = got.find((x) => x.body === 'GET /r42 -> 200')!;
       assert.equal(r.event_name, 'headertap.http.exchange');
       assert.equal(r.trace_id, 'a'.repeat(32));
@@ -42,7 +32,7 @@ describe('LogPipeline (real OTLP exporters to a real receiver, no root)', () => 
     });
   }
 
-  it('counts records lost when the collector is unreachable', async () => {
+  it('retries while the collector is unreachable and counts what shutdown could not deliver', async () => {
     const target = resolveExportTarget({ endpoint: 'http://127.0.0.1:9' }, {}); // discard port: nothing listens
     const warnings: string[] = [];
     const p = new LogPipeline({
@@ -50,12 +40,16 @@ describe('LogPipeline (real OTLP exporters to a real receiver, no root)', () => 
       serviceName: 't',
       version: '0',
       log: { ...silentLog, warn: (m) => warnings.push(m) },
-      batch: { exportTimeoutMillis: 3000 },
+      delivery: { backoff: { initialMs: 50, maxMs: 200 } },
     });
     for (let i = 0; i < 10; i++) p.emit(record(i));
-    await p.shutdown();
+    await new Promise((r) => setTimeout(r, 1500));
+    await p.shutdown(500);
     assert.equal(p.counters.exported, 0);
-    assert.equal(p.counters.failed, 10);
-    assert.match(warnings[0], /export to http:\/\/127\.0\.0\.1:9 failed, 10 records lost/);
+    assert.ok(p.counters.retries >= 2, `retried (${p.counters.retries})`);
+    assert.equal(p.counters.dropped.shutdown, 10);
+    assert.equal(p.delivery.pending, 0);
+    assert.match(warnings[0], /export to http:\/\/127\.0\.0\.1:9 failed \(UNAVAILABLE\): .*; retrying 10 records in/);
+    assert.ok(warnings.some((w) => /10 records not delivered to http:\/\/127\.0\.0\.1:9 before the shutdown timeout/.test(w)));
   });
 });

@@ -1,0 +1,75 @@
+/**
+ * Everything the agent counts, in one place: the snapshot the self-metrics
+ * export, and the one-line summary printed every --stats-interval and at exit.
+ */
+import type { HttpCounters } from '../http';
+import { DROP_REASONS, type AgentStats, type DeliveryProcessor } from '../otel';
+import type { KernelCounters } from '../source';
+
+export interface StatsParts {
+  http: HttpCounters;
+  delivery: DeliveryProcessor;
+  spool?: { records: number; bytes: number };
+  /** Kernel totals (all loaders), when capturing live. */
+  kernel?: KernelCounters;
+  /** Ring-buffer losses per CPU (index = CPU), when any. */
+  lostByCpu: number[];
+  eventsIn: number;
+  loaderRestarts: number;
+}
+
+/** The counters as self-metrics export them. */
+export function agentStats(p: StatsParts): AgentStats {
+  const d = p.delivery.counters;
+  const { missed_start: missedStart, ...http1Errors } = p.http.problems;
+  const parseErrors: Record<string, number> = { ...http1Errors };
+  for (const [kind, n] of Object.entries(p.http.http2Problems)) parseErrors[`http2_${kind}`] = n;
+  return {
+    eventsIn: p.eventsIn,
+    exchanges: p.http.exchanges,
+    recordsExported: d.exported,
+    recordsDropped: { ...d.dropped },
+    exportRetries: d.retries,
+    exportFailures: d.failedExports,
+    bufferRecords: p.delivery.bufferedRecords,
+    bufferBytes: p.delivery.bufferedBytes,
+    spoolRecords: p.spool?.records ?? 0,
+    spoolBytes: p.spool?.bytes ?? 0,
+    ringbufLost: p.kernel?.ringbufLost ?? 0,
+    ringbufLostByCpu: Array.from(p.lostByCpu, (v) => v ?? 0),
+    captureTruncated: p.kernel?.truncated ?? 0,
+    captureUnreadable: p.kernel?.copyFailed ?? 0,
+    truncatedMessages: p.http.truncatedMessages,
+    missedStart,
+    parseErrors,
+    loaderRestarts: p.loaderRestarts,
+  };
+}
+
+/** The one-line account: what was seen, sent, held and lost, and where. */
+export function summaryLine(p: StatsParts): string {
+  const h = p.http;
+  const pr = h.problems;
+  const resyncs =
+    Object.entries(pr).reduce((n, [kind, v]) => (kind === 'missed_start' ? n : n + v), 0) +
+    Object.values(h.http2Problems).reduce((a, b) => a + b, 0);
+  const d = p.delivery.counters;
+  const dropReasons = DROP_REASONS.filter((r) => r !== 'rejected' && d.dropped[r] > 0);
+  const dropped = dropReasons.reduce((n, r) => n + d.dropped[r], 0);
+  const droppedDetail = dropReasons.length ? ` (${dropReasons.map((r) => `${r} ${d.dropped[r]}`).join(', ')})` : '';
+  const spooled = p.spool ? `, spooled ${p.spool.records}` : '';
+  const k = p.kernel;
+  const cpus = p.lostByCpu.map((v, cpu) => (v ? `cpu${cpu} ${v}` : '')).filter(Boolean);
+  const kernel = k
+    ? `kernel events ${k.dataEvents + k.closeEvents}, lost ${k.ringbufLost}${cpus.length ? ` (${cpus.join(', ')})` : ''}, truncated ${k.truncated}, unreadable ${k.copyFailed}`
+    : 'kernel events n/a';
+  const restarts = p.loaderRestarts ? `; loader restarts ${p.loaderRestarts}` : '';
+  return (
+    `exchanges ${h.exchanges} (unanswered ${h.unanswered}, truncated ${h.truncatedMessages}); ` +
+    `records exported ${d.exported}, failed ${d.dropped.rejected}, dropped ${dropped}${droppedDetail}; ` +
+    `retries ${d.retries}, buffered ${p.delivery.bufferedRecords}${spooled}; ` +
+    `${kernel}; parser resyncs ${resyncs}, orphan responses ${h.orphanResponses}, missed starts ${pr.missed_start}; ` +
+    `tls sessions ${h.tlsSessions}, ciphertext connections ${h.ciphertextConnections}; ` +
+    `http/2 connections ${h.http2Connections}, records with unknown HPACK state ${h.truncatedRecords.hpack_state_unknown}${restarts}`
+  );
+}

@@ -1,0 +1,168 @@
+/**
+ * headertap's own telemetry: its counters as OTLP metrics, sent to the same
+ * endpoint as the records, under the agent's own resource. The exporters are
+ * composed from the same 0.223.1 parts as the logs exporters (the packaged
+ * metrics exporters have no 0.223.1 release, and a second copy of the OTLP
+ * base packages would be the result).
+ */
+import { hostname } from 'node:os';
+import type { Attributes } from '@opentelemetry/api';
+import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
+import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentelemetry/otlp-exporter-base/node-http';
+import { convertLegacyOtlpGrpcOptions, createOtlpGrpcExportDelegate } from '@opentelemetry/otlp-grpc-exporter-base';
+import { MetricsExporterMetricsHelper, ProtobufMetricsSerializer } from '@opentelemetry/otlp-transformer';
+import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  AggregationTemporality,
+  MeterProvider,
+  PeriodicExportingMetricReader,
+  type PushMetricExporter,
+  type ResourceMetrics,
+} from '@opentelemetry/sdk-metrics';
+import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
+import type { ExportTarget } from './endpoint';
+
+/** A snapshot of every counter the agent keeps (totals since start, gauges now). */
+export interface AgentStats {
+  /** Kernel events (data, close) the agent received. */
+  eventsIn: number;
+  /** Request/response pairs (and unanswered requests) parsed. */
+  exchanges: number;
+  recordsExported: number;
+  /** Records lost by reason (buffer_full, rejected, shutdown, spool_full, spool_corrupt). */
+  recordsDropped: Record<string, number>;
+  /** Export attempts retried. */
+  exportRetries: number;
+  /** Export attempts that failed, retried or not. */
+  exportFailures: number;
+  bufferRecords: number;
+  bufferBytes: number;
+  spoolRecords: number;
+  spoolBytes: number;
+  /** Events the kernel could not reserve ring-buffer space for, in total and per CPU. */
+  ringbufLost: number;
+  ringbufLostByCpu: number[];
+  /** Syscalls whose bytes were cut at the per-call copy limit. */
+  captureTruncated: number;
+  /** Syscalls whose buffer could not be read. */
+  captureUnreadable: number;
+  /** HTTP messages whose headers are incomplete. */
+  truncatedMessages: number;
+  /** Connections joined mid-stream: bytes skipped before the first message, or a response first. */
+  missedStart: number;
+  /** Parser resyncs, by kind. */
+  parseErrors: Record<string, number>;
+  /** Times the eBPF loader was restarted. */
+  loaderRestarts: number;
+}
+
+class GrpcMetricExporter extends OTLPExporterBase<ResourceMetrics> implements PushMetricExporter {
+  constructor(url: string) {
+    super(
+      createOtlpGrpcExportDelegate(
+        convertLegacyOtlpGrpcOptions({ url }, 'METRICS'),
+        ProtobufMetricsSerializer,
+        'otlp_grpc_metric_exporter',
+        MetricsExporterMetricsHelper,
+        undefined,
+        'MetricsExportService',
+        '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export',
+      ),
+    );
+  }
+
+  selectAggregationTemporality(): AggregationTemporality {
+    return AggregationTemporality.CUMULATIVE;
+  }
+}
+
+class ProtoMetricExporter extends OTLPExporterBase<ResourceMetrics> implements PushMetricExporter {
+  constructor(url: string) {
+    super(
+      createOtlpHttpExportDelegate(
+        convertLegacyHttpOptions({ url }, 'METRICS', 'v1/metrics', { 'Content-Type': 'application/x-protobuf' }),
+        ProtobufMetricsSerializer,
+        'otlp_http_metric_exporter',
+        MetricsExporterMetricsHelper,
+        undefined,
+      ),
+    );
+  }
+
+  selectAggregationTemporality(): AggregationTemporality {
+    return AggregationTemporality.CUMULATIVE;
+  }
+}
+
+export interface SelfMetricsOptions {
+  /** Where metrics go: resolveExportTarget(…, 'metrics'), so OTEL_EXPORTER_OTLP_METRICS_* apply. */
+  target: ExportTarget;
+  serviceName: string;
+  version: string;
+  intervalMs: number;
+  stats(): AgentStats;
+  /** Replaces the OTLP exporter (tests). */
+  exporter?: PushMetricExporter;
+}
+
+/**
+ * Observable instruments over AgentStats, read and exported every
+ * `intervalMs` and once more at shutdown.
+ */
+export class SelfMetrics {
+  private readonly _provider: MeterProvider;
+
+  constructor(opts: SelfMetricsOptions) {
+    const url = opts.target.url;
+    const exporter = opts.exporter ?? (opts.target.protocol === 'grpc' ? new GrpcMetricExporter(url) : new ProtoMetricExporter(url));
+    this._provider = new MeterProvider({
+      resource: defaultResource().merge(
+        resourceFromAttributes({ [ATTR_SERVICE_NAME]: opts.serviceName, [ATTR_SERVICE_VERSION]: opts.version, 'host.name': hostname() }),
+      ),
+      readers: [
+        new PeriodicExportingMetricReader({
+          exporter,
+          exportIntervalMillis: opts.intervalMs,
+          exportTimeoutMillis: Math.min(opts.intervalMs, 10_000),
+        }),
+      ],
+    });
+    const meter = this._provider.getMeter('headertap', opts.version);
+    const counter = (name: string, description: string, unit: string, values: (s: AgentStats) => [number, Attributes?][]) => {
+      const c = meter.createObservableCounter(name, { description, unit });
+      c.addCallback((result) => {
+        const s = opts.stats();
+        for (const [v, attrs] of values(s)) result.observe(v, attrs);
+      });
+    };
+    const gauge = (name: string, description: string, unit: string, value: (s: AgentStats) => number) => {
+      const g = meter.createObservableGauge(name, { description, unit });
+      g.addCallback((result) => result.observe(value(opts.stats())));
+    };
+    const byKey = (rec: Record<string, number>, key: string): [number, Attributes][] => Object.entries(rec).map(([k, v]) => [v, { [key]: k }]);
+    counter('headertap.events.received', 'kernel events received (socket data, close)', '{event}', (s) => [[s.eventsIn]]);
+    counter('headertap.exchanges', 'HTTP request/response pairs parsed', '{exchange}', (s) => [[s.exchanges]]);
+    counter('headertap.records.exported', 'log records the collector accepted', '{record}', (s) => [[s.recordsExported]]);
+    counter('headertap.records.dropped', 'log records lost, by reason', '{record}', (s) => byKey(s.recordsDropped, 'reason'));
+    counter('headertap.export.retries', 'export attempts retried', '{attempt}', (s) => [[s.exportRetries]]);
+    counter('headertap.export.failures', 'export attempts that failed', '{attempt}', (s) => [[s.exportFailures]]);
+    gauge('headertap.buffer.records', 'records waiting in memory', '{record}', (s) => s.bufferRecords);
+    gauge('headertap.buffer.bytes', 'approximate bytes of records waiting in memory', 'By', (s) => s.bufferBytes);
+    gauge('headertap.spool.records', 'records waiting on disk (--spool-dir)', '{record}', (s) => s.spoolRecords);
+    gauge('headertap.spool.bytes', 'bytes of records waiting on disk', 'By', (s) => s.spoolBytes);
+    counter('headertap.ringbuf.lost', 'events lost in the kernel: ring buffer full, per CPU', '{event}', (s) =>
+      s.ringbufLostByCpu.length ? s.ringbufLostByCpu.map((v, cpu) => [v, { cpu }] as [number, Attributes]) : [[s.ringbufLost]],
+    );
+    counter('headertap.capture.truncated', 'socket calls cut at the per-call copy limit', '{call}', (s) => [[s.captureTruncated]]);
+    counter('headertap.capture.unreadable', 'socket calls whose buffer could not be read', '{call}', (s) => [[s.captureUnreadable]]);
+    counter('headertap.messages.truncated', 'HTTP messages with incomplete headers', '{message}', (s) => [[s.truncatedMessages]]);
+    counter('headertap.connections.missed_start', 'connections joined mid-stream', '{connection}', (s) => [[s.missedStart]]);
+    counter('headertap.parse.errors', 'HTTP parser resyncs, by kind', '{error}', (s) => byKey(s.parseErrors, 'kind'));
+    counter('headertap.loader.restarts', 'times the eBPF loader was restarted', '{restart}', (s) => [[s.loaderRestarts]]);
+  }
+
+  /** Exports the final values, then stops. */
+  async shutdown(timeoutMs = 5000): Promise<void> {
+    await Promise.race([this._provider.shutdown().catch(() => {}), new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+  }
+}

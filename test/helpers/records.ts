@@ -1,0 +1,15 @@
+import { SeverityNumber } from '@opentelemetry/api-logs';
+import type { ExchangeRecord } from '../../src/otel';
+
+/** A small exchange record numbered i (body `GET /r<i> -> 200`), for pipeline and delivery tests. */
+export function exchangeRecord(i: number): ExchangeRecord {
+  return {
+    eventName: 'headertap.http.exchange',
+    timestamp: [1_700_000_000, i],
+    severityNumber: SeverityNumber.INFO,
+    severityText: 'INFO',
+    body: `GET /r${i} -> 200`,
+    attributes: { 'url.path': `/r${i}`, 'http.request.header.x-i': [String(i)], 'http.response.status_code': 200 },
+    spanContext: { traceId: 'a'.repeat(32), spanId: 'b'.repeat(16), traceFlags: 1, isRemote: true },
+  };
+}

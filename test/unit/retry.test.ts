@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import { OTLPExporterError } from '@opentelemetry/otlp-exporter-base';
+import { resolveExportTarget, SelfMetrics, type AgentStats } from '../../src/otel';
+import { backoffDelay, classifyExportError, encodeRetryInfoStatus, retryInfoDelayMs } from '../../src/otel/retry';
+import { metricsLine } from '../../src/receiver';
+import { startOtlpSink } from '../helpers/otlp-sink';
+
+function grpcError(code: number, metadata = new grpc.Metadata()): Error {
+  return Object.assign(new Error(`${code} ${grpc.status[code]}: x`), { code, details: 'x', metadata });
+}
+
+describe('which export failures are retried', () => {
+  it('gRPC: the OTLP retryable codes, with the RetryInfo delay when the server sent one', () => {
+    for (const code of [grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.RESOURCE_EXHAUSTED, grpc.status.ABORTED]) {
+      assert.equal(classifyExportError(grpcError(code)).retryable, true, grpc.status[code]);
+    }
+    for (const code of [grpc.status.INVALID_ARGUMENT, grpc.status.PERMISSION_DENIED, grpc.status.UNAUTHENTICATED, grpc.status.UNIMPLEMENTED]) {
+      assert.equal(classifyExportError(grpcError(code)).retryable, false, grpc.status[code]);
+    }
+    const md = new grpc.Metadata();
+    md.set('grpc-status-details-bin', encodeRetryInfoStatus(8, 'slow down', 2250));
+    assert.deepEqual(classifyExportError(grpcError(grpc.status.RESOURCE_EXHAUSTED, md)), { retryable: true, kind: 'RESOURCE_EXHAUSTED', serverDelayMs: 2250 });
+  });
+
+  it('HTTP statuses, network errors and the exporters own retryable failures', () => {
+    assert.equal(classifyExportError(new OTLPExporterError('Service Unavailable', 503)).retryable, true);
+    assert.equal(classifyExportError(new OTLPExporterError('Too Many Requests', 429)).retryable, true);
+    assert.equal(classifyExportError(new OTLPExporterError('Bad Request', 400)).retryable, false);
+    assert.equal(classifyExportError(new OTLPExporterError('Export failed with retryable status')).retryable, true);
+    assert.equal(classifyExportError(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })).retryable, true);
+    assert.equal(classifyExportError(Object.assign(new Error('certificate'), { code: 'CERT_HAS_EXPIRED' })).retryable, false);
+    assert.equal(classifyExportError(new Error('Request timed out')).retryable, true);
+    assert.equal(classifyExportError(new Error('something else')).retryable, false);
+    assert.equal(classifyExportError(undefined).retryable, false);
+  });
+
+  it('RetryInfo decoding ignores garbage and other detail types', () => {
+    assert.equal(retryInfoDelayMs(encodeRetryInfoStatus(14, 'x', 0)), 0);
+    assert.equal(retryInfoDelayMs(encodeRetryInfoStatus(14, 'x', 61_500)), 61_500);
+    assert.equal(retryInfoDelayMs(Buffer.from([0xff, 0xff, 0xff])), undefined);
+    assert.equal(retryInfoDelayMs(Buffer.alloc(0)), undefined);
+  });
+
+  it('backoff grows exponentially, stays within jitter and the cap', () => {
+    const o = { initialMs: 500, maxMs: 30_000, multiplier: 2, jitter: 0.2 };
+    assert.deepEqual([0, 1, 2, 3].map((a) => backoffDelay(a, o, () => 0.5)), [500, 1000, 2000, 4000]);
+    assert.equal(backoffDelay(0, o, () => 0), 400);
+    assert.equal(backoffDelay(0, o, () => 1), 600);
+    assert.equal(backoffDelay(100, o, () => 1), 30_000);
+    assert.equal(backoffDelay(10_000, o, () => 0.5), 30_000);
+  });
+});
+
+describe('self-metrics over OTLP/HTTP (real exporter, real receiver)', () => {
+  it('sends the counters next to the logs, under the agent resource', async () => {
+    const sink = await startOtlpSink('http');
+    after(() => sink.stop());
+    const target = resolveExportTarget({ endpoint: sink.endpoint, protocol: 'http/protobuf' }, {}, 'metrics');
+    assert.equal(target.url, `${sink.endpoint}/v1/metrics`);
+    const stats: AgentStats = {
+      eventsIn: 10,
+      exchanges: 4,
+      recordsExported: 3,
+      recordsDropped: { buffer_full: 1, rejected: 0 },
+      exportRetries: 2,
+      exportFailures: 2,
+      bufferRecords: 5,
+      bufferBytes: 500,
+      spoolRecords: 0,
+      spoolBytes: 0,
+      ringbufLost: 7,
+      ringbufLostByCpu: [3, 4],
+      captureTruncated: 1,
+      captureUnreadable: 0,
+      truncatedMessages: 1,
+      missedStart: 1,
+      parseErrors: { gap_resync: 2 },
+      loaderRestarts: 1,
+    };
+    const m = new SelfMetrics({ target, serviceName: 'agent-x', version: '1', intervalMs: 60_000, stats: () => stats });
+    await m.shutdown();
+    const v = (name: string, attrs: Record<string, unknown> = {}) =>
+      sink.metrics.find((p) => p.name === name && Object.entries(attrs).every(([k, x]) => p.attributes[k] === x))?.value;
+    assert.equal(v('headertap.exchanges'), 4);
+    assert.equal(v('headertap.records.dropped', { reason: 'buffer_full' }), 1);
+    assert.equal(v('headertap.ringbuf.lost', { cpu: 1 }), 4);
+    assert.equal(v('headertap.buffer.records'), 5);
+    assert.equal(v('headertap.parse.errors', { kind: 'gap_resync' }), 2);
+    assert.equal(sink.metrics[0].resource['service.name'], 'agent-x');
+    assert.match(metricsLine(sink.metrics), /^metrics from agent-x: \d+ points; headertap\.events\.received=10 headertap\.exchanges=4 /);
+  });
+});
