@@ -14,7 +14,10 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { InMemoryLogRecordExporter, LoggerProvider, SimpleLogRecordProcessor } from '@opentelemetry/sdk-logs';
 import { PACKAGE_ROOT } from '../../src/common/paths';
 import { countOtlpRecords } from '../bench/lib/otlp-count';
-import { startSink, BENCH_DIST } from '../bench/lib/setup';
+import { startSink, summaryFigures, BENCH_DIST } from '../bench/lib/setup';
+import { summaryLine } from '../../src/cli/stats';
+import { ConnectionTracker } from '../../src/http';
+import { DeliveryProcessor } from '../../src/otel/delivery';
 import { start } from '../bench/lib/procs';
 
 const FIXTURE = path.join(PACKAGE_ROOT, 'test', 'fixtures', 'curl-nginx.htrec');
@@ -57,5 +60,17 @@ describe('benchmark suite (plumbing only)', () => {
     } finally {
       await sink.stop();
     }
+  });
+
+  it("reads lost and dropped counts from the agent's own exit summary line", async () => {
+    const delivery = new DeliveryProcessor({ exporter: new InMemoryLogRecordExporter(), log: { info() {}, warn() {}, debug() {} }, destination: 'x' });
+    delivery.counters.exported = 7;
+    delivery.counters.dropped.buffer_full = 3;
+    delivery.counters.dropped.rejected = 2;
+    const kernel = { dataEvents: 40, closeEvents: 2, ringbufLost: 11, truncated: 0, copyFailed: 0, selfSkipped: 0, tlsNoSocket: 0, ciphertextSkipped: 0 };
+    const line = `headertap stopped: ${summaryLine({ http: new ConnectionTracker({ maxHeaderBytes: 100, onExchange() {} }).counters, delivery, kernel, lostByCpu: [11], eventsIn: 42, loaderRestarts: 0 })}`;
+    const f = summaryFigures(`headertap ready\n${line}\n`);
+    assert.deepEqual({ dropped: f.dropped, events: f.events, lost: f.lost }, { dropped: 5, events: 42, lost: 11 }, line);
+    await delivery.shutdown();
   });
 });

@@ -201,11 +201,13 @@ export async function startSink(cpus: string | undefined): Promise<Sink> {
   };
 }
 
-function summaryFigures(stderr: string): ObserverEnd {
+/** The figures of the agent's exit summary line (src/cli/stats.ts summaryLine). */
+export function summaryFigures(stderr: string): ObserverEnd {
   const line = stderr.split('\n').find((l) => l.startsWith('headertap stopped')) ?? '';
-  const m = /records exported (\d+), failed (\d+), dropped (\d+); kernel events (\d+), lost (\d+)/.exec(line);
-  if (!m) return { summary: line || stderr.trim().split('\n').slice(-3).join(' | ') };
-  return { dropped: Number(m[2]) + Number(m[3]), events: Number(m[4]), lost: Number(m[5]), summary: line };
+  const rec = /records exported (\d+), failed (\d+), dropped (\d+)/.exec(line);
+  const ker = /kernel events (\d+), lost (\d+)/.exec(line);
+  if (!rec || !ker) return { summary: line || stderr.trim().split('\n').slice(-3).join(' | ') };
+  return { dropped: Number(rec[2]) + Number(rec[3]), events: Number(ker[1]), lost: Number(ker[2]), summary: line };
 }
 
 /** `headertap run` to a receiver process, agent and receiver pinned to `cpus`. */
