@@ -14,6 +14,7 @@ import {
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import { formatTime, toJsonLine, type FlatRecord, type FlatValue } from '../common/flat-record';
 import type { Log } from '../common/log';
+import { AttachAttributes } from './attach-attributes';
 import type { ExchangeRecord } from './attributes';
 import { DeliveryProcessor, type DeliveryCounters, type DeliveryOptions } from './delivery';
 import type { ExportTarget } from './endpoint';
@@ -107,6 +108,7 @@ export class LogPipeline {
   private readonly _logger: Logger;
   /** Loggers of observed workloads; they share this pipeline's processors. */
   readonly workloads: WorkloadLoggers;
+  private readonly _attach = new AttachAttributes(ATTRIBUTE_COUNT_LIMIT);
 
   constructor(opts: PipelineOptions) {
     const userAgent = `headertap/${opts.version}`;
@@ -118,7 +120,7 @@ export class LogPipeline {
       log: opts.log,
       destination: opts.target.url,
     });
-    const processors: LogRecordProcessor[] = [];
+    const processors: LogRecordProcessor[] = [this._attach]; // first: the others see the attributes
     if (opts.console) processors.push(new ConsoleProcessor(opts.console));
     processors.push(this.delivery);
     this._provider = new LoggerProvider({
@@ -146,15 +148,17 @@ export class LogPipeline {
   /** Under the observed workload's resource when the record names one, else headertap's own. */
   emit(rec: ExchangeRecord): void {
     const logger = rec.workload ? this.workloads.logger(rec.workload) : this._logger;
-    logger.emit({
-      eventName: rec.eventName,
-      timestamp: rec.timestamp,
-      severityNumber: rec.severityNumber,
-      severityText: rec.severityText,
-      body: rec.body,
-      attributes: rec.attributes,
-      ...(rec.spanContext ? { context: trace.setSpanContext(ROOT_CONTEXT, rec.spanContext) } : {}),
-    });
+    // The attributes skip the SDK's per-value checks (see AttachAttributes).
+    this._attach.emitWith(rec.attributes, () =>
+      logger.emit({
+        eventName: rec.eventName,
+        timestamp: rec.timestamp,
+        severityNumber: rec.severityNumber,
+        severityText: rec.severityText,
+        body: rec.body,
+        ...(rec.spanContext ? { context: trace.setSpanContext(ROOT_CONTEXT, rec.spanContext) } : {}),
+      }),
+    );
   }
 
   /**
