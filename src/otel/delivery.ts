@@ -195,10 +195,20 @@ export class DeliveryProcessor implements LogRecordProcessor {
 
   /** Approximate bytes held in memory, the batch in flight included. */
   get bufferedBytes(): number {
-    let n = this._queuedBytes;
-    if (this._inflight && this._inflight.spoolId === undefined) for (const e of this._inflight.entries) n += e.bytes;
-    return n;
+    const b = this._inflight;
+    if (!b || b.spoolId !== undefined) return this._queuedBytes;
+    // Asked on every emit: sum a batch's entries once, not per record.
+    if (this._inflightSized !== b) {
+      this._inflightSized = b;
+      this._inflightBytes = 0;
+      for (const e of b.entries) this._inflightBytes += e.bytes;
+    }
+    return this._queuedBytes + this._inflightBytes;
   }
+
+  /** The in-flight batch whose size _inflightBytes holds (its entries do not change). */
+  private _inflightSized?: Batch;
+  private _inflightBytes = 0;
 
   /** Records accepted but neither exported nor dropped: in memory, in flight or spooled. */
   get pending(): number {
