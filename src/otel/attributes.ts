@@ -53,7 +53,12 @@ export interface ExchangeRecord {
   spanContext?: SpanContext;
   /** The observed process: its records go under its own OTLP resource. */
   workload?: ProcessInfo;
+  /** At least the number of attributes (so a consumer need not count them). */
+  maxAttributes?: number;
 }
+
+/** More than the attributes map() sets besides the header ones. */
+const NON_HEADER_ATTRIBUTES_MAX = 128;
 
 export interface MapperOptions {
   rules: HeaderRules;
@@ -194,6 +199,7 @@ export class ExchangeMapper {
       attributes: attrs,
       ...(spanContext ? { spanContext } : {}),
       workload: proc,
+      maxAttributes: NON_HEADER_ATTRIBUTES_MAX + (req.headers.length + (res?.headers.length ?? 0)) / 2,
     };
   }
 

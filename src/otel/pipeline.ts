@@ -149,7 +149,7 @@ export class LogPipeline {
   emit(rec: ExchangeRecord): void {
     const logger = rec.workload ? this.workloads.logger(rec.workload) : this._logger;
     // The attributes skip the SDK's per-value checks (see AttachAttributes).
-    this._attach.emitWith(rec.attributes, () =>
+    this._attach.emitWith(rec.attributes, rec.maxAttributes, () =>
       logger.emit({
         eventName: rec.eventName,
         timestamp: rec.timestamp,

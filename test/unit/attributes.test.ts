@@ -106,6 +106,15 @@ describe('ExchangeMapper', () => {
     assert.equal(rec.spanContext, undefined);
   });
 
+  it('maxAttributes is never below the number of attributes, with many headers too', () => {
+    const many: string[] = [];
+    for (let i = 0; i < 300; i++) many.push(`x-h${i}`, 'v');
+    for (const ex of [exchange(), exchange({ request: request({ headers: many }), response: response({ headers: many }) })]) {
+      const rec = mapper().map(ex);
+      assert.ok(Object.keys(rec.attributes).length <= rec.maxAttributes!, `${Object.keys(rec.attributes).length} > ${rec.maxAttributes}`);
+    }
+  });
+
   it('on the server side the client is the peer and the server is this end', () => {
     const ex = exchange({ role: 'server', request: request({ headers: [] }) });
     ex.connection = { ...ex.connection, local: { address: '10.0.0.1', port: 80 }, remote: { address: '10.0.0.9', port: 5555 } };
