@@ -10,7 +10,7 @@
  * Needs root (eBPF), nginx, h2load (nghttp2-client), bpftrace, and the
  * reference probe (built by `npm run bench`). See docs/performance.md.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus as osCpus, release, totalmem } from 'node:os';
 import * as path from 'node:path';
@@ -594,12 +594,10 @@ function machine(): Record<string, unknown> {
   };
 }
 
+/** nginx -v prints on stderr. */
 function execNginxVersion(): string {
-  try {
-    return execFileSync('/usr/sbin/nginx', ['-v'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-  } catch (err) {
-    return String((err as { stderr?: string }).stderr ?? '').trim() || 'unknown';
-  }
+  const r = spawnSync('/usr/sbin/nginx', ['-v'], { encoding: 'utf8' });
+  return `${r.stdout ?? ''}${r.stderr ?? ''}`.trim() || 'not installed';
 }
 
 /** Why the suite cannot run here, or undefined. */
