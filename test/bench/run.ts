@@ -117,6 +117,11 @@ function usage(problem?: string): never {
   process.exit(0);
 }
 
+/** A fixed-rate scenario: `perSecond` requests a second for `seconds`, over `connections`. */
+function rate(id: string, target: TargetName, perSecond: number, seconds: number, connections: number, configs: ConfigName[], quick: boolean): Scenario {
+  return { id, target, mode: 'rate', rate: perSecond, requests: perSecond * seconds, connections, configs, reps: quick ? 1 : 2 };
+}
+
 function scenarios(a: Args): Scenario[] {
   const q = a.quick;
   const sat = q ? 20000 : 100000;
@@ -150,40 +155,11 @@ function scenarios(a: Args): Scenario[] {
       configs: ['baseline', 'headertap', 'refprobe', 'bpftrace', 'otel-http'],
       reps: q ? 1 : 2,
     },
-    {
-      id: 'nginx-5k',
-      target: 'nginx',
-      mode: 'rate',
-      rate: 5000,
-      requests: 5000 * rateSeconds,
-      connections: 20,
-      configs: ['baseline', 'headertap', 'headertap-kernel'],
-      reps: q ? 1 : 2,
-    },
-    {
-      id: 'nginx-20k',
-      target: 'nginx',
-      mode: 'rate',
-      rate: 20000,
-      requests: 20000 * rateSeconds,
-      connections: 40,
-      configs: ['baseline', 'headertap', 'headertap-kernel', 'refprobe'],
-      reps: q ? 1 : 2,
-    },
-    {
-      id: 'node-5k',
-      target: 'node',
-      mode: 'rate',
-      rate: 5000,
-      requests: 5000 * rateSeconds,
-      connections: 20,
-      configs: ['baseline', 'headertap', 'otel-http'],
-      reps: q ? 1 : 2,
-    },
+    rate('nginx-5k', 'nginx', 5000, rateSeconds, 20, ['baseline', 'headertap', 'headertap-kernel'], q),
+    rate('nginx-20k', 'nginx', 20000, rateSeconds, 40, ['baseline', 'headertap', 'headertap-kernel', 'refprobe'], q),
+    rate('node-5k', 'node', 5000, rateSeconds, 20, ['baseline', 'headertap', 'otel-http'], q),
   ];
-  if (a.soak) {
-    list.push({ id: 'nginx-20k-60s', target: 'nginx', mode: 'rate', rate: 20000, requests: 20000 * 60, connections: 40, configs: ['headertap'], reps: 1 });
-  }
+  if (a.soak) list.push({ ...rate('nginx-20k-60s', 'nginx', 20000, 60, 40, ['headertap'], q), reps: 1 });
   return list
     .filter((s) => !a.only || a.only.includes(s.id))
     .map((s) => ({
@@ -674,6 +650,12 @@ async function main(): Promise<void> {
   process.stdout.write(`results: ${a.out}\n`);
 }
 
+// `npm run bench -- --dry-run | head` closes stdout early: that is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err;
+  killAll();
+  process.exit(0);
+});
 process.on('SIGINT', () => {
   killAll();
   process.exit(130);

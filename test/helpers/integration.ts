@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import type { TestContext } from 'node:test';
 import { LOADER_PATH, PACKAGE_ROOT } from '../../src/common/paths';
 import type { FlatRecord } from '../../src/common/flat-record';
+import { nginxConf } from './nginx-conf';
 
 export const HEADERTAP = path.join(PACKAGE_ROOT, 'bin', 'headertap');
 export const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
@@ -212,24 +213,8 @@ export async function startNginx(t: TestContext, opts: { tls?: boolean; http2?: 
   const tlsConfig = tls ? `ssl_certificate ${tls.cert};\n    ssl_certificate_key ${tls.key};` : '';
   mkdirSync(path.join(dir, 'www'));
   writeFileSync(path.join(dir, 'www', 'big.bin'), Buffer.alloc(200_000, 0x61));
-  writeFileSync(
-    path.join(dir, 'nginx.conf'),
-    `
-user root;
-daemon off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 128; }
-http {
-  access_log off;
-  sendfile on;
+  const http = `  sendfile on;
   keepalive_requests 1000;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
   server {
     listen 127.0.0.1:${port}${listenSuffix};
     listen [::1]:${port}${listenSuffix};
@@ -240,10 +225,8 @@ http {
       add_header Cache-Control no-store always;
       return 200 "hello from nginx\\n";
     }
-  }
-}
-`,
-  );
+  }`;
+  writeFileSync(path.join(dir, 'nginx.conf'), nginxConf(dir, { workerConnections: 128, http }));
   const child = background(t, '/usr/sbin/nginx', ['-c', path.join(dir, 'nginx.conf'), '-p', dir, '-e', path.join(dir, 'error.log')]);
   await waitForPort(port);
   return {

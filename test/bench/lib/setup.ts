@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, 
 import { createServer } from 'node:net';
 import * as path from 'node:path';
 import { LOADER_PATH, PACKAGE_ROOT } from '../../../src/common/paths';
+import { nginxConf } from '../../helpers/nginx-conf';
 import { childrenOf } from './proc';
 import { sleep, start, stop, waitFor, waitForPort, type Proc } from './procs';
 
@@ -67,32 +68,15 @@ export async function startNginx(cpus: string): Promise<Target> {
   const port = await freePort();
   mkdirSync(path.join(dir, 'www'));
   writeFileSync(path.join(dir, 'www', 'index.html'), 'x'.repeat(612));
-  writeFileSync(
-    path.join(dir, 'nginx.conf'),
-    `user root;
-daemon off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  sendfile on;
+  const http = `  sendfile on;
   tcp_nopush on;
   keepalive_requests 10000000;
   keepalive_timeout 120s;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
   server {
     listen 127.0.0.1:${port};
     root ${dir}/www;
-  }
-}
-`,
-  );
+  }`;
+  writeFileSync(path.join(dir, 'nginx.conf'), nginxConf(dir, { workerConnections: 1024, http }));
   const p = start('/usr/sbin/nginx', ['-c', path.join(dir, 'nginx.conf'), '-p', dir, '-e', path.join(dir, 'error.log')], { cpus });
   await waitForPort(port);
   return {
