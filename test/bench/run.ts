@@ -256,30 +256,51 @@ function expectedRecords(config: ConfigName, requests: number): number | undefin
   return undefined;
 }
 
+/** What a measurement started, so it is stopped whatever happens. */
+interface Started {
+  target?: { stop(): Promise<void> };
+  observer?: Observer;
+}
+
+/** Runs one measurement: an error is recorded in r, not thrown; whatever was started is stopped. */
+async function measure(r: RunResult, body: (started: Started) => Promise<void>): Promise<RunResult> {
+  const started: Started = {};
+  try {
+    await body(started);
+  } catch (err) {
+    r.error = (err as Error).message.split('\n').slice(0, 4).join(' | ');
+  } finally {
+    if (started.observer) await started.observer.stop().catch(() => ({}));
+    if (started.target) await started.target.stop().catch(() => {});
+  }
+  return r;
+}
+
+/** Stops the observer and returns what it reports. */
+async function stopObserver(started: Started, observer: Observer): Promise<ObserverEnd> {
+  const end = await observer.stop();
+  started.observer = undefined;
+  return end;
+}
+
 /** syscall-cost: ns per traced syscall under each observer (the kernel side alone). */
 async function runSyscallCost(s: Scenario, config: ConfigName, rep: number): Promise<RunResult> {
   const r: RunResult = { scenario: s.id, config, rep, loadAvgBefore: loadAverage().one };
-  let target: Awaited<ReturnType<typeof startSyscost>> | undefined;
-  let observer: Observer | undefined;
-  try {
-    target = await startSyscost(APP_CPU, s.requests);
+  return measure(r, async (started) => {
+    const target = await startSyscost(APP_CPU, s.requests);
+    started.target = target;
+    let observer: Observer;
     if (config === 'headertap-kernel') observer = await startLoaderOnly(TOOL_CPU, target);
     else if (config === 'headertap-kernel-filtered') observer = await startLoaderOnly(TOOL_CPU, target, 1);
     else if (config === 'refprobe') observer = await startRefprobe(TOOL_CPU);
     else observer = noObserver();
+    started.observer = observer;
     const before = observerCpu(observer);
     r.nsPerCall = await target.go();
     await waitIdle(observer, 10000);
     r.observerCpuS = cpuDelta(before, observerCpu(observer));
-    r.end = await observer.stop();
-    observer = undefined;
-  } catch (err) {
-    r.error = (err as Error).message.split('\n').slice(0, 4).join(' | ');
-  } finally {
-    if (observer) await observer.stop().catch(() => ({}));
-    if (target) await target.stop().catch(() => {});
-  }
-  return r;
+    r.end = await stopObserver(started, observer);
+  });
 }
 
 async function runOne(s: Scenario, config: ConfigName, rep: number): Promise<RunResult> {
@@ -289,12 +310,12 @@ async function runOne(s: Scenario, config: ConfigName, rep: number): Promise<Run
     const why = bpftraceUnavailable();
     if (why) return { ...r, skipped: why };
   }
-  let target: Target | undefined;
-  let observer: Observer | undefined;
-  try {
-    const started = await startTarget(s, config);
-    target = started.target;
-    observer = await startObserver(config, target, started.sink);
+  return measure(r, async (started) => {
+    const t = await startTarget(s, config);
+    const target = t.target;
+    started.target = target;
+    const observer = await startObserver(config, target, t.sink);
+    started.observer = observer;
     const log = path.join(SCRATCH, `ht-bench-h2load-${process.pid}.log`);
     const warm = await runLoad({ port: target.port, requests: WARMUP_REQUESTS, connections: Math.min(s.connections, 16), cpus: TOOL_CPU, logFile: log });
     await waitIdle(observer, 10000);
@@ -317,18 +338,11 @@ async function runOne(s: Scenario, config: ConfigName, rep: number): Promise<Run
     if (rss.length) r.peakRssBytes = rss.reduce((x, y) => x + y, 0);
     const recordsAfter = observer.liveRecords?.();
     if (recordsBefore !== undefined && recordsAfter !== undefined) r.records = recordsAfter - recordsBefore;
-    r.end = await observer.stop();
-    observer = undefined;
+    r.end = await stopObserver(started, observer);
     if (r.end.records !== undefined) r.recordsTotal = r.end.records;
     const expected = expectedRecords(config, warm.succeeded + r.load.succeeded);
     if (expected !== undefined) r.expectedTotal = expected;
-  } catch (err) {
-    r.error = (err as Error).message.split('\n').slice(0, 4).join(' | ');
-  } finally {
-    if (observer) await observer.stop().catch(() => ({}));
-    if (target) await target.stop().catch(() => {});
-  }
-  return r;
+  });
 }
 
 // ---------------------------------------------------------------- capacity

@@ -8,22 +8,10 @@
  *   node dist/test/bench/sink.js [HOST:PORT]   (default 127.0.0.1:0)
  */
 import * as grpc from '@grpc/grpc-js';
+import { bytesExportService } from '../../src/receiver/server';
 import { countOtlpRecords } from './lib/otlp-count';
 
-const identity = (b: Buffer) => b;
 const EMPTY = Buffer.alloc(0); // an empty Export*ServiceResponse
-
-function method(path: string): grpc.MethodDefinition<Buffer, Buffer> {
-  return {
-    path,
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: identity,
-    requestDeserialize: identity,
-    responseSerialize: identity,
-    responseDeserialize: identity,
-  };
-}
 
 const counts = { logs: 0, spans: 0, requests: 0, bytes: 0, malformed: 0 };
 let printed = '';
@@ -51,14 +39,8 @@ function handler(kind: 'logs' | 'spans') {
 function main(): void {
   const listen = process.argv[2] ?? '127.0.0.1:0';
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 64 << 20 });
-  server.addService(
-    { Export: method('/opentelemetry.proto.collector.logs.v1.LogsService/Export') },
-    { Export: handler('logs') },
-  );
-  server.addService(
-    { Export: method('/opentelemetry.proto.collector.trace.v1.TraceService/Export') },
-    { Export: handler('spans') },
-  );
+  server.addService(bytesExportService('/opentelemetry.proto.collector.logs.v1.LogsService/Export'), { Export: handler('logs') });
+  server.addService(bytesExportService('/opentelemetry.proto.collector.trace.v1.TraceService/Export'), { Export: handler('spans') });
   server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (err, port) => {
     if (err) {
       process.stderr.write(`sink: cannot listen on ${listen}: ${err.message}\n`);
