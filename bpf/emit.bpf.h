@@ -58,7 +58,9 @@ static __always_inline __u32 ht_copy_iov(__u8 *dst, const struct iovec *iov, __u
 
 /*
  * Fills the per-CPU scratch event and sends the header plus the copied bytes.
- * Returns false when the event was not sent (filtered, or the ring was full).
+ * Callers apply --port themselves (the syscall path at entry, the TLS path
+ * once it knows the session's socket). Returns false when the event was not
+ * sent (headertap's own peer, or the ring was full).
  */
 static __always_inline bool ht_send_data(const struct ht_emit_args *a, __u64 id)
 {
@@ -83,8 +85,6 @@ static __always_inline bool ht_send_data(const struct ht_emit_args *a, __u64 id)
 			ht_count(HT_CNT_SELF_SKIPPED);
 			return false;
 		}
-		if (!ht_ports_wanted(ev->lport, ev->rport))
-			return false;
 	} else {
 		/* User space applies --port once a later event names the socket. */
 		__builtin_memset(ev->laddr, 0, HT_ADDR_LEN);

@@ -78,7 +78,8 @@ static __always_inline void ht_ssl_emit(struct ht_ssl_call *call, __u64 id, __u6
 	a.direction = call->direction;
 	a.source = call->source;
 	sess->pos[dir & 1] += moved;
-	if (ht_send_data(&a, id))
+	/* --port once the socket is known; without it user space decides later. */
+	if ((!a.sk || ht_ports_wanted(ht_sk_lport(a.sk), ht_sk_rport(a.sk))) && ht_send_data(&a, id))
 		sess->emitted = 1;
 	/* Memory BIO: the ciphertext of this write leaves on the next socket write. */
 	if (!sess->confirmed && call->direction == HT_DIR_EGRESS)
