@@ -94,6 +94,12 @@ function hex(b: Buffer | undefined): string | undefined {
   return b && b.length ? Buffer.from(b).toString('hex') : undefined;
 }
 
+/** An instrumentation scope as printed: its name, and its version when it has one. */
+function flatScope(scope: { name?: string; version?: string } | undefined): { name: string; version?: string } | undefined {
+  if (scope?.name === undefined) return undefined;
+  return { name: scope.name, ...(scope.version ? { version: scope.version } : {}) };
+}
+
 /** Decodes an ExportLogsServiceRequest to printable records; throws on malformed bytes. */
 export function decodeLogsRequest(bytes: Uint8Array): FlatRecord[] {
   const { request } = logsTypes();
@@ -102,7 +108,7 @@ export function decodeLogsRequest(bytes: Uint8Array): FlatRecord[] {
   for (const rl of msg.resource_logs ?? []) {
     const resource = keyValues(rl.resource?.attributes);
     for (const sl of rl.scope_logs ?? []) {
-      const scope = sl.scope?.name !== undefined ? { name: sl.scope.name, ...(sl.scope.version ? { version: sl.scope.version } : {}) } : undefined;
+      const scope = flatScope(sl.scope);
       for (const r of sl.log_records ?? []) {
         const traceId = hex(r.trace_id);
         out.push({
@@ -155,7 +161,7 @@ export function decodeTracesRequest(bytes: Uint8Array): FlatSpan[] {
   for (const rs of msg.resource_spans ?? []) {
     const resource = keyValues(rs.resource?.attributes);
     for (const ss of rs.scope_spans ?? []) {
-      const scope = ss.scope?.name !== undefined ? { name: ss.scope.name, ...(ss.scope.version ? { version: ss.scope.version } : {}) } : undefined;
+      const scope = flatScope(ss.scope);
       for (const s of ss.spans ?? []) {
         const start = BigInt(s.start_time_unix_nano ?? '0');
         const end = BigInt(s.end_time_unix_nano ?? '0');
