@@ -9,7 +9,8 @@
  * http       + connection tracking, HTTP/1.x and HTTP/2 parsing (src/http)
  * map        + log-record mapping: attributes, rules, trace context (src/otel/attributes)
  * sdk-emit   + OpenTelemetry SDK Logger.emit as the pipeline calls it (AttachAttributes), batched by 2048
- * serialize  + OTLP protobuf serialization of each batch (the exporter's serializer)
+ * serialize  + OTLP protobuf serialization of each batch (the exporters' serializer,
+ *              src/otel/otlp-logs.ts; HT_STAGES_SDK_SERIALIZER=1 for the SDK's)
  * The OTLP/gRPC send itself is the rest of the capacity benchmark's figure.
  */
 import { SeverityNumber } from '@opentelemetry/api-logs';
@@ -19,6 +20,7 @@ import { LoggerProvider, type LogRecordProcessor, type SdkLogRecord } from '@ope
 import { ConnectionTracker, type HttpExchange } from '../../src/http';
 import { DEFAULT_CAPTURE_HEADERS, DEFAULT_REDACT_HEADERS, ExchangeMapper, HeaderRules } from '../../src/otel';
 import { AttachAttributes } from '../../src/otel/attach-attributes';
+import { otlpLogsSerializer } from '../../src/otel/otlp-logs';
 import { MonotonicClock, eventsOf, readRecording, type SourceEvent } from '../../src/source';
 import { ProcessInfoCache } from '../../src/workload';
 
@@ -49,10 +51,12 @@ class Batcher implements LogRecordProcessor {
 
 function runStage(stage: Stage, payload: Buffer): { records: number; cpuUs: number } {
   const upTo = STAGES.indexOf(stage);
+  // HT_STAGES_SDK_SERIALIZER=1 measures the SDK's own serializer instead, for comparison.
+  const serializer = process.env.HT_STAGES_SDK_SERIALIZER === '1' ? ProtobufLogsSerializer : otlpLogsSerializer();
   let records = 0;
   let bytes = 0;
   const batcher = new Batcher((batch) => {
-    if (upTo >= STAGES.indexOf('serialize')) bytes += ProtobufLogsSerializer.serializeRequest(batch)?.length ?? 0;
+    if (upTo >= STAGES.indexOf('serialize')) bytes += serializer.serializeRequest(batch)?.length ?? 0;
   });
   const attach = new AttachAttributes(2048);
   const provider = new LoggerProvider({

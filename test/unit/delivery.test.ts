@@ -10,10 +10,8 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { OTLPLogExporter as GrpcLogExporter } from '@opentelemetry/exporter-logs-otlp-grpc';
-import { OTLPLogExporter as ProtoLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
 import { silentLog, type Log } from '../../src/common/log';
-import { LogPipeline, resolveExportTarget, Spool, type OtlpProtocol } from '../../src/otel';
+import { createExporter, LogPipeline, resolveExportTarget, Spool, type OtlpProtocol } from '../../src/otel';
 import { decodeSegment, encodeSegment } from '../../src/otel/spool';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
@@ -69,7 +67,7 @@ describe('delivery: collector down, restarted, refusing, slow (real exporters, r
       const port = await freePort();
       const endpoint = `http://127.0.0.1:${port}`;
       // The HTTP exporter retries by itself first, within its timeout: keep that short so ours must take over.
-      const exporter = protocol === 'grpc' ? undefined : new ProtoLogExporter({ url: `${endpoint}/v1/logs`, timeoutMillis: 700 });
+      const exporter = protocol === 'grpc' ? undefined : createExporter({ protocol: 'http/protobuf', url: `${endpoint}/v1/logs` }, { timeoutMillis: 700 });
       const p = pipeline(endpoint, protocol, exporter ? { exporter } : {});
       for (let i = 0; i < 500; i++) p.emit(record(i));
       await sleep(2000);
@@ -185,7 +183,7 @@ describe('delivery: collector down, restarted, refusing, slow (real exporters, r
     after(() => server.forceShutdown());
     const log = collectingLog();
     const url = `http://127.0.0.1:${server.port}`;
-    const p = pipeline(url, 'grpc', { log, exporter: new GrpcLogExporter({ url, timeoutMillis: 300 }) });
+    const p = pipeline(url, 'grpc', { log, exporter: createExporter({ protocol: 'grpc', url }, { timeoutMillis: 300 }) });
     for (let i = 0; i < 10; i++) p.emit(record(i));
     await p.shutdown(20_000);
     assert.equal(calls, 2);
