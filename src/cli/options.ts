@@ -363,7 +363,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
     key: 'buffer-bytes',
     prop: 'bufferBytes',
     flag: '--buffer-bytes <size>',
-    help: 'bytes of records held in memory at most (approximate encoded size, e.g. 64MiB) (default: 64MiB)',
+    help: 'bytes of records held in memory at most (their OTLP-encoded size, e.g. 64MiB) (default: 64MiB)',
     parse: size(1 << 16, 2 ** 34),
     default: 64 << 20,
   },

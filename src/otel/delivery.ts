@@ -8,17 +8,24 @@
  *
  * Records of any resource share the buffer: the exporter groups a batch by
  * resource and scope, so one processor can serve many LoggerProviders.
+ *
+ * A record is encoded (OTLP protobuf, src/otel/otlp-logs.ts) when it is
+ * emitted, and the buffer holds those bytes: its byte bound is the records'
+ * real size on the wire, memory follows it closely, and the SDK's record
+ * objects are garbage at once instead of surviving until their batch is sent
+ * (which made the young-generation collector copy every one of them).
  */
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
-import type { LogRecordExporter, LogRecordProcessor, ReadableLogRecord, SdkLogRecord } from '@opentelemetry/sdk-logs';
+import type { LogRecordProcessor, SdkLogRecord } from '@opentelemetry/sdk-logs';
 import { RateLimitedWarning, type Log } from '../common/log';
+import { OtlpLogsEncoder, type EncodedLogExporter, type EncodedLogRecord } from './otlp-logs';
 import { BACKOFF_DEFAULTS, backoffDelay, classifyExportError, type BackoffOptions } from './retry';
 import type { Spool } from './spool';
 
 export const DELIVERY_DEFAULTS = {
   /** --buffer-records */
   maxRecords: 65536,
-  /** --buffer-bytes (approximate encoded size of the records) */
+  /** --buffer-bytes (the records' encoded size) */
   maxBytes: 64 << 20,
   /** Records per export request. */
   maxBatch: 2048,
@@ -59,14 +66,14 @@ export interface DeliveryCounters {
 }
 
 export interface DeliveryOptions extends Partial<typeof DELIVERY_DEFAULTS> {
-  exporter: LogRecordExporter;
+  exporter: EncodedLogExporter;
   /**
    * A fresh exporter to use after an UNAVAILABLE failure. @grpc/grpc-js
    * keeps a failed connection in its own reconnect backoff (up to 120 s, in a
    * process-wide pool), so a collector that is back would wait for it; a new
    * exporter whose channel differs connects at once.
    */
-  renewExporter?: () => LogRecordExporter;
+  renewExporter?: () => EncodedLogExporter;
   log: Log;
   /** Where the collector is, for messages. */
   destination: string;
@@ -75,40 +82,12 @@ export interface DeliveryOptions extends Partial<typeof DELIVERY_DEFAULTS> {
   random?: () => number;
 }
 
-interface Entry {
-  record: ReadableLogRecord;
-  bytes: number;
-}
+type Entry = EncodedLogRecord;
 
 interface Batch {
   entries: Entry[];
   /** Set when the batch came from the spool: its segment id. */
   spoolId?: number;
-}
-
-function valueBytes(v: unknown): number {
-  if (typeof v === 'string') return v.length + 4;
-  if (Array.isArray(v)) {
-    let n = 4;
-    for (const x of v) n += valueBytes(x);
-    return n;
-  }
-  if (v instanceof Uint8Array) return v.length + 4;
-  if (v !== null && typeof v === 'object') {
-    let n = 4;
-    for (const [k, x] of Object.entries(v)) n += k.length + 4 + valueBytes(x);
-    return n;
-  }
-  return 9;
-}
-
-/** About how many bytes a record takes encoded: its attribute keys and values and body. */
-export function estimateRecordBytes(r: ReadableLogRecord): number {
-  let n = 64; // timestamps, severity, ids, framing
-  for (const key in r.attributes) n += key.length + 4 + valueBytes(r.attributes[key]);
-  if (r.body !== undefined) n += valueBytes(r.body);
-  if (r.eventName) n += r.eventName.length;
-  return n;
 }
 
 function newCounters(): DeliveryCounters {
@@ -170,7 +149,8 @@ export class DeliveryProcessor implements LogRecordProcessor {
   private _shutdown?: Promise<void>;
   private readonly _idleWaiters: (() => void)[] = [];
   private readonly _warning: RateLimitedWarning;
-  private _exporter: LogRecordExporter;
+  private _exporter: EncodedLogExporter;
+  private readonly _encoder = new OtlpLogsEncoder();
 
   constructor(private readonly _opts: DeliveryOptions) {
     this._exporter = _opts.exporter;
@@ -193,7 +173,7 @@ export class DeliveryProcessor implements LogRecordProcessor {
     return this._queue.length + (this._inflight && this._inflight.spoolId === undefined ? this._inflight.entries.length : 0);
   }
 
-  /** Approximate bytes held in memory, the batch in flight included. */
+  /** Encoded bytes held in memory, the batch in flight included. */
   get bufferedBytes(): number {
     const b = this._inflight;
     if (!b || b.spoolId !== undefined) return this._queuedBytes;
@@ -201,7 +181,7 @@ export class DeliveryProcessor implements LogRecordProcessor {
     if (this._inflightSized !== b) {
       this._inflightSized = b;
       this._inflightBytes = 0;
-      for (const e of b.entries) this._inflightBytes += e.bytes;
+      for (const e of b.entries) this._inflightBytes += e.bytes.length;
     }
     return this._queuedBytes + this._inflightBytes;
   }
@@ -227,9 +207,9 @@ export class DeliveryProcessor implements LogRecordProcessor {
       this.counters.dropped.shutdown++;
       return;
     }
-    const bytes = estimateRecordBytes(record);
-    this._queue.push({ record, bytes });
-    this._queuedBytes += bytes;
+    const entry = this._encoder.encodeRecord(record);
+    this._queue.push(entry);
+    this._queuedBytes += entry.bytes.length;
     this._enforceBound();
     if (this._queue.length >= this._o.maxBatch) this._schedule(0);
     else this._schedule(this._o.batchDelayMs);
@@ -295,7 +275,7 @@ export class DeliveryProcessor implements LogRecordProcessor {
     }
     while (over() && this._queue.length > 0) {
       const e = this._queue.shift()!;
-      this._queuedBytes -= e.bytes;
+      this._queuedBytes -= e.bytes.length;
       this.counters.dropped.buffer_full++;
       this._warning.warn(
         `buffer full (${this._o.maxRecords} records / ${this._o.maxBytes} bytes): dropping the oldest records while ${this._opts.destination} does not keep up; raise --buffer-records/--buffer-bytes or set --spool-dir`,
@@ -305,14 +285,14 @@ export class DeliveryProcessor implements LogRecordProcessor {
 
   private _takeQueued(n: number): Entry[] {
     const entries = this._queue.take(n);
-    for (const e of entries) this._queuedBytes -= e.bytes;
+    for (const e of entries) this._queuedBytes -= e.bytes.length;
     return entries;
   }
 
   private _spill(entries: Entry[]): void {
     const spool = this._opts.spool!;
     try {
-      const lost = spool.append(entries.map((e) => e.record));
+      const lost = spool.append(entries);
       this.counters.spooled += entries.length;
       if (lost) {
         this.counters.dropped.spool_full += lost;
@@ -353,7 +333,7 @@ export class DeliveryProcessor implements LogRecordProcessor {
     if (spool && !spool.empty && !this._giveUp) {
       const seg = spool.peek();
       this.counters.dropped.spool_corrupt = spool.corrupt;
-      if (seg) return { entries: seg.records.map((record) => ({ record, bytes: 0 })), spoolId: seg.id };
+      if (seg) return { entries: seg.records, spoolId: seg.id };
     }
     const full = this._queue.length >= this._o.maxBatch;
     if (this._queue.length === 0 || (!full && this._flushing === 0 && !this._batchDue)) return undefined;
@@ -389,7 +369,7 @@ export class DeliveryProcessor implements LogRecordProcessor {
 
   /** Sends one batch until it is accepted, rejected, or shutdown gives up; false when given up. */
   private async _deliver(batch: Batch): Promise<boolean> {
-    const records = batch.entries.map((e) => e.record);
+    const records = batch.entries;
     for (let attempt = 0; ; attempt++) {
       const result = await this._exportOnce(records);
       if (this._abandoned) return false;
@@ -425,7 +405,7 @@ export class DeliveryProcessor implements LogRecordProcessor {
     void old.shutdown().catch(() => {});
   }
 
-  private _exportOnce(records: ReadableLogRecord[]): Promise<ExportResult> {
+  private _exportOnce(records: EncodedLogRecord[]): Promise<ExportResult> {
     return new Promise((resolve) => {
       const guard = setTimeout(
         () => resolve({ code: ExportResultCode.FAILED, error: new Error('no answer from the exporter in time') }),

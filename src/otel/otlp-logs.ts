@@ -8,16 +8,18 @@
  * names that repeat on every record) it was the largest single cost in user
  * space: 13.8 µs of a record's 37 (docs/performance.md). This writer makes one
  * pass into a reused buffer, writes long or non-ASCII strings with Node's
- * native UTF-8 encoder, keeps the encoded form of attribute keys, resources
- * and instrumentation scopes, and reserves two length bytes for a record so
- * that a record between 128 bytes and 16 KiB is never moved.
+ * native UTF-8 encoder, and keeps the encoded form of attribute keys,
+ * resources and instrumentation scopes. Records are encoded one by one as
+ * they are emitted (encodeRecord) and a request is put together from them
+ * (encodeRequest): see EncodedLogRecord.
  *
  * The output is the SDK's: same field order, same minimal varints, same
  * handling of every attribute value type (test/unit/otlp-logs.test.ts holds
  * the two to the same bytes on recorded traffic and on random values). The
  * response is still decoded by the SDK.
  */
-import { ProtobufLogsSerializer, type IExportLogsServiceResponse, type ISerializer } from '@opentelemetry/otlp-transformer';
+import type { ExportResult } from '@opentelemetry/core';
+import { ProtobufLogsSerializer, type IExporterMetricsHelper, type IExportLogsServiceResponse, type ISerializer } from '@opentelemetry/otlp-transformer';
 import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
 
 type Resource = ReadableLogRecord['resource'];
@@ -175,24 +177,24 @@ class Writer {
     for (let i = 0; i < n; i++) buf[this.pos++] = (hexDigit(h.charCodeAt(2 * i)) << 4) | hexDigit(h.charCodeAt(2 * i + 1));
   }
 
-  /** Starts a length-delimited message whose length will fit `reserve` bytes in the common case. */
-  start(reserve: 1 | 2 = 1): number {
-    this.ensure(reserve);
-    const at = this.pos;
-    this.pos += reserve;
-    return at;
+  /** Starts a length-delimited message: one byte kept for its length. */
+  start(): number {
+    this.ensure(1);
+    return this.pos++;
   }
 
-  /** Writes the length of the message started at `at`, moving its content when the length needs another size. */
-  finish(at: number, reserve: 1 | 2 = 1): void {
-    const len = this.pos - at - reserve;
-    const size = varintSize(len);
-    if (size !== reserve) {
-      this.ensure(size - reserve);
-      this.buf.copyWithin(at + size, at + reserve, this.pos);
-      this.pos += size - reserve;
+  /** Writes the length of the message started at `at`, moving its content when the length needs more than a byte. */
+  finish(at: number): void {
+    const len = this.pos - at - 1;
+    if (len < 0x80) {
+      this.buf[at] = len;
+      return;
     }
+    const extra = varintSize(len) - 1;
+    this.ensure(extra);
     const buf = this.buf;
+    buf.copyWithin(at + 1 + extra, at + 1, this.pos);
+    this.pos += extra;
     let v = len;
     let p = at;
     while (v > 0x7f) {
@@ -217,7 +219,19 @@ function hexDigit(c: number): number {
   return c - 55;
 }
 
-/** Encodes ExportLogsServiceRequest messages; holds the caches, so keep one. */
+/**
+ * One log record already encoded (its LogRecord message, without tag or
+ * length) and what an export groups it by. The delivery buffer and the spool
+ * hold these: their size is the size on the wire, and the SDK's record
+ * objects die young instead of waiting for the batch.
+ */
+export interface EncodedLogRecord {
+  bytes: Buffer;
+  resource: Resource;
+  scope: Scope;
+}
+
+/** Encodes log records and ExportLogsServiceRequest messages; holds the caches, so keep one. */
 export class OtlpLogsEncoder {
   private readonly _w = new Writer(1 << 20);
   /** Attribute key → its encoded KeyValue.key field. */
@@ -225,14 +239,21 @@ export class OtlpLogsEncoder {
   private readonly _resources = new WeakMap<Resource, Buffer>();
   private readonly _scopes = new WeakMap<Scope, Buffer>();
 
-  encode(records: readonly ReadableLogRecord[]): Buffer {
+  /** The LogRecord message of one record. */
+  encodeRecord(r: ReadableLogRecord): EncodedLogRecord {
+    this._record(r);
+    return { bytes: this._w.take(), resource: r.resource, scope: r.instrumentationScope };
+  }
+
+  /** The export request for records encoded by encodeRecord(). */
+  encodeRequest(records: readonly EncodedLogRecord[]): Buffer {
     // Grouped by resource, then scope, both by identity and in first-seen order, as the SDK does.
-    const byResource = new Map<Resource, Map<Scope, ReadableLogRecord[]>>();
+    const byResource = new Map<Resource, Map<Scope, EncodedLogRecord[]>>();
     for (const r of records) {
       let scopes = byResource.get(r.resource);
       if (!scopes) byResource.set(r.resource, (scopes = new Map()));
-      let list = scopes.get(r.instrumentationScope);
-      if (!list) scopes.set(r.instrumentationScope, (list = []));
+      let list = scopes.get(r.scope);
+      if (!list) scopes.set(r.scope, (list = []));
       list.push(r);
     }
     const w = this._w;
@@ -246,7 +267,7 @@ export class OtlpLogsEncoder {
         w.raw(this._scope(scope));
         for (const r of list) {
           w.byte(0x12); // log_records = 2
-          this._record(r);
+          w.bytes(r.bytes);
         }
         if (scope.schemaUrl) {
           w.byte(0x1a); // schema_url = 3
@@ -263,9 +284,14 @@ export class OtlpLogsEncoder {
     return w.take();
   }
 
+  /** The export request for SDK records, in one go. */
+  encode(records: readonly ReadableLogRecord[]): Buffer {
+    return this.encodeRequest(records.map((r) => this.encodeRecord(r)));
+  }
+
+  /** Writes a LogRecord message's fields (no tag, no length). */
   private _record(r: ReadableLogRecord): void {
     const w = this._w;
-    const at = w.start(2);
     w.byte(0x09); // time_unix_nano = 1, fixed64
     w.hrTime(r.hrTime);
     if (r.severityNumber !== undefined && r.severityNumber !== 0) {
@@ -305,7 +331,6 @@ export class OtlpLogsEncoder {
       w.byte(0x62); // event_name = 12
       w.string(r.eventName);
     }
-    w.finish(at, 2);
   }
 
   /** Repeated KeyValue under the field whose tag byte is `tag`. */
@@ -445,10 +470,19 @@ export class OtlpLogsEncoder {
 }
 
 /** headertap's logs serializer for the OTLP exporters: its own request encoder, the SDK's response decoder. */
-export function otlpLogsSerializer(): ISerializer<ReadableLogRecord[], IExportLogsServiceResponse> {
+export function otlpLogsSerializer(): ISerializer<EncodedLogRecord[], IExportLogsServiceResponse> {
   const encoder = new OtlpLogsEncoder();
   return {
-    serializeRequest: (records) => encoder.encode(records),
+    serializeRequest: (records) => encoder.encodeRequest(records),
     deserializeResponse: (data) => ProtobufLogsSerializer.deserializeResponse(data),
   };
+}
+
+/** What the OTLP exporters count (nothing is counted unless a meter provider is given). */
+export const ENCODED_LOGS_METRICS_HELPER: IExporterMetricsHelper<EncodedLogRecord[]> = { name: 'log', countItems: (records) => records.length };
+
+/** An OTLP logs exporter of encoded records (src/otel/pipeline.ts createExporter). */
+export interface EncodedLogExporter {
+  export(records: EncodedLogRecord[], done: (result: ExportResult) => void): void;
+  shutdown(): Promise<void>;
 }

@@ -4,11 +4,9 @@ import type { Logger } from '@opentelemetry/api-logs';
 import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
 import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentelemetry/otlp-exporter-base/node-http';
 import { convertLegacyOtlpGrpcOptions, createOtlpGrpcExportDelegate } from '@opentelemetry/otlp-grpc-exporter-base';
-import { LogsExporterMetricsHelper } from '@opentelemetry/otlp-transformer';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import {
   LoggerProvider,
-  type LogRecordExporter,
   type LogRecordProcessor,
   type ReadableLogRecord,
   type SdkLogRecord,
@@ -20,7 +18,7 @@ import { AttachAttributes } from './attach-attributes';
 import type { ExchangeRecord } from './attributes';
 import { DeliveryProcessor, type DeliveryCounters, type DeliveryOptions } from './delivery';
 import type { ExportTarget } from './endpoint';
-import { otlpLogsSerializer } from './otlp-logs';
+import { ENCODED_LOGS_METRICS_HELPER, otlpLogsSerializer, type EncodedLogExporter } from './otlp-logs';
 import { WorkloadLoggers, type WorkloadOptions } from './workloads';
 
 /** Attributes per record; the SDK's default (128) would cut header-heavy requests. */
@@ -34,7 +32,7 @@ export interface PipelineOptions {
   /** Also write each record as one JSON line here (--console). */
   console?: (line: string) => void;
   /** Replaces the OTLP exporter (tests, benchmarks). */
-  exporter?: LogRecordExporter;
+  exporter?: EncodedLogExporter;
   /** Buffer bounds, batching, retry, spool (src/otel/delivery.ts). */
   delivery?: Omit<DeliveryOptions, 'exporter' | 'log' | 'destination'>;
   /** Per-workload resources (records with a workload go under their process's resource). */
@@ -101,18 +99,19 @@ export interface ExporterOptions {
  * The OTLP logs exporter for the target: the SDK's OTLP/gRPC or OTLP/HTTP
  * protobuf exporter (transport, timeouts, headers, the OTEL_EXPORTER_OTLP_*
  * environment), composed as the SDK composes its own, with headertap's
- * request encoder in place of the SDK's serializer (src/otel/otlp-logs.ts:
- * the same bytes, a third of the CPU). `channel` > 0 gives a gRPC exporter
+ * encoder in place of the SDK's serializer (src/otel/otlp-logs.ts: the same
+ * bytes, a third of the CPU). It exports records the delivery buffer holds
+ * already encoded. `channel` > 0 gives a gRPC exporter
  * its own connection (grpc-js pools connections by their options, the user
  * agent among them): see DeliveryOptions.renewExporter.
  */
-export function createExporter(target: ExportTarget, opts: ExporterOptions = {}): LogRecordExporter {
+export function createExporter(target: ExportTarget, opts: ExporterOptions = {}): EncodedLogExporter {
   const common = { url: target.url, ...(opts.timeoutMillis ? { timeoutMillis: opts.timeoutMillis } : {}) };
   if (target.protocol !== 'grpc') {
     const config = convertLegacyHttpOptions({ ...common, ...(opts.userAgent ? { userAgent: opts.userAgent } : {}) }, 'LOGS', 'v1/logs', {
       'Content-Type': 'application/x-protobuf',
     });
-    return new OTLPExporterBase(createOtlpHttpExportDelegate(config, otlpLogsSerializer(), 'otlp_http_log_exporter', LogsExporterMetricsHelper, undefined));
+    return new OTLPExporterBase(createOtlpHttpExportDelegate(config, otlpLogsSerializer(), 'otlp_http_log_exporter', ENCODED_LOGS_METRICS_HELPER, undefined));
   }
   const agent = [opts.userAgent, opts.channel ? `channel/${opts.channel}` : undefined].filter(Boolean).join(' ');
   const config = convertLegacyOtlpGrpcOptions({ ...common, ...(agent ? { userAgent: agent } : {}) }, 'LOGS');
@@ -121,7 +120,7 @@ export function createExporter(target: ExportTarget, opts: ExporterOptions = {})
       config,
       otlpLogsSerializer(),
       'otlp_grpc_log_exporter',
-      LogsExporterMetricsHelper,
+      ENCODED_LOGS_METRICS_HELPER,
       undefined,
       'LogsExportService',
       '/opentelemetry.proto.collector.logs.v1.LogsService/Export',

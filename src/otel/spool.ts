@@ -6,14 +6,16 @@
  */
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
-import type { HrTime } from '@opentelemetry/api';
 import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
-import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import { UsageError } from '../common/errors';
+import type { EncodedLogRecord } from './otlp-logs';
 
-/** seg-<sequence>-<record count>.jsonl */
-const SEGMENT = /^seg-(\d{16})-(\d+)\.jsonl$/;
-const FORMAT_VERSION = 1;
+/**
+ * seg-<sequence>-<record count>.otlp; .jsonl is the format before 2
+ * (records as JSON): such a segment is counted as unreadable, not skipped.
+ */
+const SEGMENT = /^seg-(\d{16})-(\d+)\.(otlp|jsonl)$/;
+const FORMAT_VERSION = 2;
 
 interface Segment {
   seq: number;
@@ -25,90 +27,76 @@ interface Segment {
 interface SegmentHeader {
   v: number;
   resources: Record<string, unknown>[];
-  scopes: { name: string; version?: string; schemaUrl?: string }[];
+  scopes: EncodedLogRecord['scope'][];
 }
 
-/** One record on disk: [resource index, scope index, fields]. */
-type Line = [number, number, StoredRecord];
-
-interface StoredRecord {
-  t: HrTime;
-  o: HrTime;
-  sn?: number;
-  st?: string;
-  b?: unknown;
-  e?: string;
-  a: Record<string, unknown>;
-  d?: number;
-  sc?: { traceId: string; spanId: string; traceFlags: number };
+function writeVarint(out: number[], v: number): void {
+  while (v > 0x7f) {
+    out.push((v & 0x7f) | 0x80);
+    v >>>= 7;
+  }
+  out.push(v);
 }
 
-function toStored(r: ReadableLogRecord): StoredRecord {
-  return {
-    t: r.hrTime,
-    o: r.hrTimeObserved,
-    ...(r.severityNumber !== undefined ? { sn: r.severityNumber } : {}),
-    ...(r.severityText !== undefined ? { st: r.severityText } : {}),
-    ...(r.body !== undefined ? { b: r.body } : {}),
-    ...(r.eventName !== undefined ? { e: r.eventName } : {}),
-    a: r.attributes,
-    ...(r.droppedAttributesCount ? { d: r.droppedAttributesCount } : {}),
-    ...(r.spanContext
-      ? { sc: { traceId: r.spanContext.traceId, spanId: r.spanContext.spanId, traceFlags: r.spanContext.traceFlags } }
-      : {}),
-  };
-}
-
-function fromStored(s: StoredRecord, resource: Resource, scope: SegmentHeader['scopes'][number]): ReadableLogRecord {
-  return {
-    hrTime: s.t,
-    hrTimeObserved: s.o,
-    ...(s.sn !== undefined ? { severityNumber: s.sn } : {}),
-    ...(s.st !== undefined ? { severityText: s.st } : {}),
-    ...(s.b !== undefined ? { body: s.b as ReadableLogRecord['body'] } : {}),
-    ...(s.e !== undefined ? { eventName: s.e } : {}),
-    attributes: s.a as ReadableLogRecord['attributes'],
-    droppedAttributesCount: s.d ?? 0,
-    ...(s.sc ? { spanContext: { ...s.sc, isRemote: true } } : {}),
-    resource,
-    instrumentationScope: scope,
-  };
-}
-
-/** Records as segment text: a header line (resources, scopes), then one line per record. */
-export function encodeSegment(records: readonly ReadableLogRecord[]): string {
+/**
+ * Records as a segment: a JSON header line (resources, scopes), then per
+ * record its resource and scope index and its encoded LogRecord message,
+ * each as a varint, the message length-prefixed.
+ */
+export function encodeSegment(records: readonly EncodedLogRecord[]): Buffer {
   const resources = new Map<Resource, number>();
-  const scopes = new Map<string, number>();
+  const scopes = new Map<EncodedLogRecord['scope'], number>();
   const header: SegmentHeader = { v: FORMAT_VERSION, resources: [], scopes: [] };
-  const lines: string[] = [];
+  const parts: Buffer[] = [];
   for (const r of records) {
     let ri = resources.get(r.resource);
     if (ri === undefined) {
       ri = header.resources.push({ ...r.resource.attributes }) - 1;
       resources.set(r.resource, ri);
     }
-    const s = r.instrumentationScope;
-    const scopeKey = `${s.name}\0${s.version ?? ''}\0${s.schemaUrl ?? ''}`;
-    let si = scopes.get(scopeKey);
+    let si = scopes.get(r.scope);
     if (si === undefined) {
+      const s = r.scope;
       si = header.scopes.push({ name: s.name, ...(s.version ? { version: s.version } : {}), ...(s.schemaUrl ? { schemaUrl: s.schemaUrl } : {}) }) - 1;
-      scopes.set(scopeKey, si);
+      scopes.set(r.scope, si);
     }
-    lines.push(JSON.stringify([ri, si, toStored(r)] satisfies Line));
+    const prefix: number[] = [];
+    writeVarint(prefix, ri);
+    writeVarint(prefix, si);
+    writeVarint(prefix, r.bytes.length);
+    parts.push(Buffer.from(prefix), r.bytes);
   }
-  return `${JSON.stringify(header)}\n${lines.join('\n')}\n`;
+  return Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`), ...parts]);
 }
 
-/** Segment text back to records; records of one resource share one Resource object. */
-export function decodeSegment(text: string): ReadableLogRecord[] {
-  const lines = text.split('\n').filter((l) => l.length > 0);
-  const header = JSON.parse(lines[0]) as SegmentHeader;
+/** A segment back to records; records of one resource share one Resource object (and scope). */
+export function decodeSegment(data: Buffer): EncodedLogRecord[] {
+  const nl = data.indexOf(0x0a);
+  if (nl < 0) throw new Error('no segment header');
+  const header = JSON.parse(data.toString('utf8', 0, nl)) as SegmentHeader;
   if (header.v !== FORMAT_VERSION) throw new Error(`unknown spool format ${String(header.v)}`);
   const resources = header.resources.map((a) => resourceFromAttributes(a as Parameters<typeof resourceFromAttributes>[0]));
-  return lines.slice(1).map((l) => {
-    const [ri, si, s] = JSON.parse(l) as Line;
-    return fromStored(s, resources[ri], header.scopes[si]);
-  });
+  let pos = nl + 1;
+  const varint = (): number => {
+    let v = 0;
+    for (let shift = 0; shift < 35; shift += 7) {
+      if (pos >= data.length) throw new Error('segment cut short');
+      const b = data[pos++];
+      v += (b & 0x7f) * 2 ** shift;
+      if (b < 0x80) return v;
+    }
+    throw new Error('bad varint in segment');
+  };
+  const out: EncodedLogRecord[] = [];
+  while (pos < data.length) {
+    const resource = resources[varint()];
+    const scope = header.scopes[varint()];
+    const len = varint();
+    if (!resource || !scope || pos + len > data.length) throw new Error('segment corrupt');
+    out.push({ bytes: data.subarray(pos, pos + len), resource, scope });
+    pos += len;
+  }
+  return out;
 }
 
 export interface SpoolStats {
@@ -168,19 +156,19 @@ export class Spool {
    * Writes records as one segment (atomically: temp file, fsync, rename).
    * Returns how many older records were deleted to stay within the bound.
    */
-  append(records: readonly ReadableLogRecord[]): number {
+  append(records: readonly EncodedLogRecord[]): number {
     if (records.length === 0) return 0;
-    const text = encodeSegment(records);
-    const bytes = Buffer.byteLength(text);
+    const data = encodeSegment(records);
+    const bytes = data.length;
     let dropped = 0;
     while (this._segments.length > 0 && this._bytes + bytes > this._maxBytes) dropped += this._removeOldest();
     if (bytes > this._maxBytes) return dropped + records.length; // one batch larger than the whole spool
     const seq = this._nextSeq++;
-    const file = path.join(this.dir, `seg-${String(seq).padStart(16, '0')}-${records.length}.jsonl`);
+    const file = path.join(this.dir, `seg-${String(seq).padStart(16, '0')}-${records.length}.otlp`);
     const tmp = `${file}.tmp`;
     const fd = openSync(tmp, 'w', 0o600);
     try {
-      writeSync(fd, text);
+      writeSync(fd, data);
       fsyncSync(fd);
     } finally {
       closeSync(fd);
@@ -193,11 +181,11 @@ export class Spool {
   }
 
   /** The oldest segment's records, without removing it (see remove()). */
-  peek(): { id: number; records: ReadableLogRecord[] } | undefined {
+  peek(): { id: number; records: EncodedLogRecord[] } | undefined {
     while (this._segments.length > 0) {
       const seg = this._segments[0];
       try {
-        return { id: seg.seq, records: decodeSegment(readFileSync(seg.file, 'utf8')) };
+        return { id: seg.seq, records: decodeSegment(readFileSync(seg.file)) };
       } catch {
         this._removeOldest(); // unreadable (disk trouble, edited by hand): cannot be sent
         this.corrupt += seg.records;

@@ -9,8 +9,9 @@
  * http       + connection tracking, HTTP/1.x and HTTP/2 parsing (src/http)
  * map        + log-record mapping: attributes, rules, trace context (src/otel/attributes)
  * sdk-emit   + OpenTelemetry SDK Logger.emit as the pipeline calls it (AttachAttributes), batched by 2048
- * serialize  + OTLP protobuf serialization of each batch (the exporters' serializer,
- *              src/otel/otlp-logs.ts; HT_STAGES_SDK_SERIALIZER=1 for the SDK's)
+ * serialize  + OTLP protobuf encoding of each record and batch (src/otel/otlp-logs.ts,
+ *              as the delivery buffer and exporter do it; HT_STAGES_SDK_SERIALIZER=1
+ *              for the SDK's serializer instead)
  * The OTLP/gRPC send itself is the rest of the capacity benchmark's figure.
  */
 import { SeverityNumber } from '@opentelemetry/api-logs';
@@ -20,7 +21,7 @@ import { LoggerProvider, type LogRecordProcessor, type SdkLogRecord } from '@ope
 import { ConnectionTracker, type HttpExchange } from '../../src/http';
 import { DEFAULT_CAPTURE_HEADERS, DEFAULT_REDACT_HEADERS, ExchangeMapper, HeaderRules } from '../../src/otel';
 import { AttachAttributes } from '../../src/otel/attach-attributes';
-import { otlpLogsSerializer } from '../../src/otel/otlp-logs';
+import { OtlpLogsEncoder } from '../../src/otel/otlp-logs';
 import { MonotonicClock, eventsOf, readRecording, type SourceEvent } from '../../src/source';
 import { ProcessInfoCache } from '../../src/workload';
 
@@ -52,11 +53,12 @@ class Batcher implements LogRecordProcessor {
 function runStage(stage: Stage, payload: Buffer): { records: number; cpuUs: number } {
   const upTo = STAGES.indexOf(stage);
   // HT_STAGES_SDK_SERIALIZER=1 measures the SDK's own serializer instead, for comparison.
-  const serializer = process.env.HT_STAGES_SDK_SERIALIZER === '1' ? ProtobufLogsSerializer : otlpLogsSerializer();
+  const encoder = new OtlpLogsEncoder();
+  const serialize = process.env.HT_STAGES_SDK_SERIALIZER === '1' ? (b: SdkLogRecord[]) => ProtobufLogsSerializer.serializeRequest(b)! : (b: SdkLogRecord[]) => encoder.encode(b);
   let records = 0;
   let bytes = 0;
   const batcher = new Batcher((batch) => {
-    if (upTo >= STAGES.indexOf('serialize')) bytes += serializer.serializeRequest(batch)?.length ?? 0;
+    if (upTo >= STAGES.indexOf('serialize')) bytes += serialize(batch).length;
   });
   const attach = new AttachAttributes(2048);
   const provider = new LoggerProvider({

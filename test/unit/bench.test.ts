@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { SeverityNumber } from '@opentelemetry/api-logs';
+import { ExportResultCode } from '@opentelemetry/core';
 import { ProtobufLogsSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { InMemoryLogRecordExporter, LoggerProvider, SimpleLogRecordProcessor } from '@opentelemetry/sdk-logs';
@@ -63,7 +64,8 @@ describe('benchmark suite (plumbing only)', () => {
   });
 
   it("reads lost and dropped counts from the agent's own exit summary line", async () => {
-    const delivery = new DeliveryProcessor({ exporter: new InMemoryLogRecordExporter(), log: { info() {}, warn() {}, debug() {} }, destination: 'x' });
+    const exporter = { export: (_r: unknown, done: (r: { code: ExportResultCode }) => void) => done({ code: ExportResultCode.SUCCESS }), shutdown: () => Promise.resolve() };
+    const delivery = new DeliveryProcessor({ exporter, log: { info() {}, warn() {}, debug() {} }, destination: 'x' });
     delivery.counters.exported = 7;
     delivery.counters.dropped.buffer_full = 3;
     delivery.counters.dropped.rejected = 2;

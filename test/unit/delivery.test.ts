@@ -5,13 +5,14 @@
  * UNAVAILABLE. No root needed.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { silentLog, type Log } from '../../src/common/log';
 import { createExporter, LogPipeline, resolveExportTarget, Spool, type OtlpProtocol } from '../../src/otel';
+import { OtlpLogsEncoder } from '../../src/otel/otlp-logs';
 import { decodeSegment, encodeSegment } from '../../src/otel/spool';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
@@ -255,6 +256,7 @@ describe('delivery: the on-disk spool', () => {
   it('segments keep each record under its own resource and scope (records of many workloads share the buffer)', () => {
     const a = resourceFromAttributes({ 'service.name': 'nginx', 'process.pid': 10 });
     const b = resourceFromAttributes({ 'service.name': 'curl', 'process.pid': 11 });
+    const scope = { name: 'headertap', version: '1' };
     const rec = (i: number, resource: typeof a): ReadableLogRecord => ({
       hrTime: [1, i],
       hrTimeObserved: [2, i],
@@ -266,14 +268,37 @@ describe('delivery: the on-disk spool', () => {
       droppedAttributesCount: 0,
       spanContext: { traceId: 'c'.repeat(32), spanId: 'd'.repeat(16), traceFlags: 1 },
       resource,
-      instrumentationScope: { name: 'headertap', version: '1' },
+      instrumentationScope: scope, // one object per logger, as the SDK's are
     });
-    const back = decodeSegment(encodeSegment([rec(0, a), rec(1, b), rec(2, a)]));
+    const encoder = new OtlpLogsEncoder();
+    const records = [rec(0, a), rec(1, b), rec(2, a)];
+    const back = decodeSegment(encodeSegment(records.map((r) => encoder.encodeRecord(r))));
     assert.deepEqual(back.map((r) => r.resource.attributes['service.name']), ['nginx', 'curl', 'nginx']);
     assert.equal(back[0].resource, back[2].resource, 'one Resource object per resource, so an export groups them');
     assert.notEqual(back[0].resource, back[1].resource);
-    assert.deepEqual(back[1].attributes, { 'url.path': '/p1', 'http.request.header.x': ['1', '2'], n: 1 });
-    assert.deepEqual([back[1].hrTime, back[1].body, back[1].spanContext?.traceId, back[1].instrumentationScope.name], [[1, 1], 'b1', 'c'.repeat(32), 'headertap']);
+    assert.equal(back[0].scope, back[1].scope);
+    // Sent from the spool, the request is the one the records would have made directly.
+    assert.ok(encoder.encodeRequest(back).equals(encoder.encode(records)));
+    const sent = decodeLogsRequest(encoder.encodeRequest(back)); // grouped by resource: nginx's two, then curl's
+    assert.deepEqual(sent.map((r) => r.body), ['b0', 'b2', 'b1']);
+    assert.deepEqual(sent[2].attributes, { 'url.path': '/p1', 'http.request.header.x': ['1', '2'], n: 1 });
+    assert.deepEqual([sent[2].trace_id, sent[2].scope?.name, sent[2].resource['service.name']], ['c'.repeat(32), 'headertap', 'curl']);
+  });
+
+  it('a spool file of the earlier JSON format, or a cut one, is counted as unreadable, never sent or skipped silently', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'ht-spool-'));
+    writeFileSync(path.join(dir, `seg-${'1'.padStart(16, '0')}-5.jsonl`), '{"v":1,"resources":[],"scopes":[]}\n');
+    const encoder = new OtlpLogsEncoder();
+    const rec = { hrTime: [1, 0], hrTimeObserved: [1, 0], attributes: { a: 'b' }, droppedAttributesCount: 0, resource: resourceFromAttributes({}), instrumentationScope: { name: 'h' } } as ReadableLogRecord;
+    const whole = encodeSegment([encoder.encodeRecord(rec), encoder.encodeRecord(rec)]);
+    writeFileSync(path.join(dir, `seg-${'2'.padStart(16, '0')}-2.otlp`), whole.subarray(0, whole.length - 3));
+    writeFileSync(path.join(dir, `seg-${'3'.padStart(16, '0')}-2.otlp`), whole);
+    const spool = new Spool(dir, 1 << 20);
+    assert.equal(spool.stats.records, 9);
+    const seg = spool.peek()!;
+    assert.equal(seg.records.length, 2, 'the intact segment is read');
+    assert.equal(spool.corrupt, 7, 'the JSON one (5) and the cut one (2)');
+    assert.deepEqual(readdirSync(dir).sort(), [`seg-${'3'.padStart(16, '0')}-2.otlp`]);
   });
 
   it('a full spool deletes its oldest records and counts them', async () => {
