@@ -398,19 +398,7 @@ export class OtlpLogsEncoder {
     } else if (t === 'object' && value !== null) {
       w.byte(0x32); // kvlist_value = 6
       const l = w.start();
-      const obj = value as Record<string, unknown>;
-      for (const k in obj) {
-        if (!Object.prototype.hasOwnProperty.call(obj, k)) continue;
-        w.byte(0x0a); // values = 1
-        const kv = w.start();
-        w.byte(0x0a); // key = 1
-        w.string(k);
-        w.byte(0x12); // value = 2
-        const v = w.start();
-        this._anyValue(obj[k]);
-        w.finish(v);
-        w.finish(kv);
-      }
+      this._attributes(w, 0x0a, value as Record<string, unknown>); // values = 1
       w.finish(l);
     }
   }
