@@ -13,6 +13,7 @@ export const MAX_CGROUP_FILTERS = 8;
 export interface RunOptions {
   endpoint?: string;
   protocol?: string;
+  compression?: 'gzip' | 'none';
   console: boolean;
   pid: number[];
   comm: string[];
@@ -173,6 +174,13 @@ export const RUN_OPTIONS: OptionSpec[] = [
     flag: '--protocol <protocol>',
     help: 'grpc or http/protobuf (default: from OTEL_EXPORTER_OTLP_[LOGS_]PROTOCOL, else grpc)',
     parse: nonEmpty,
+  },
+  {
+    key: 'compression',
+    prop: 'compression',
+    flag: '--compression <c>',
+    help: 'OTLP request compression, gzip or none (default: from OTEL_EXPORTER_OTLP_[LOGS_]COMPRESSION, else gzip)',
+    parse: oneOf('gzip', 'none'),
   },
   { key: 'console', prop: 'console', flag: '--console', help: 'also print each record to stdout as one JSON line', parse: bool, default: false },
   {

@@ -101,8 +101,9 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
 export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   const log = stderrLog(io, opts.verbose);
   routeSdkDiagnostics(log);
-  const target = resolveExportTarget({ endpoint: opts.endpoint, protocol: opts.protocol }, io.env);
-  const traceTarget = opts.emitSpans ? resolveExportTarget({ endpoint: opts.endpoint, protocol: opts.protocol }, io.env, 'traces') : undefined;
+  const exportFlags = { endpoint: opts.endpoint, protocol: opts.protocol, compression: opts.compression };
+  const target = resolveExportTarget(exportFlags, io.env);
+  const traceTarget = opts.emitSpans ? resolveExportTarget(exportFlags, io.env, 'traces') : undefined;
   const rules = headerRulesOf(opts, io.env);
   const payload = opts.replay ? readRecording(opts.replay) : undefined;
   const cgroups = payload ? [] : opts.cgroup.map((c) => resolveCgroupPath(c));
@@ -264,7 +265,7 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   statsTimer?.unref();
   const selfMetrics = opts.selfMetrics
     ? new SelfMetrics({
-        target: resolveExportTarget({ endpoint: opts.endpoint, protocol: opts.protocol }, io.env, 'metrics'),
+        target: resolveExportTarget(exportFlags, io.env, 'metrics'),
         serviceName: opts.serviceName,
         version: VERSION,
         intervalMs: (opts.statsInterval || 60) * 1000,

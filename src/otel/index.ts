@@ -11,7 +11,18 @@ export {
 } from './headers';
 export { redactArgs, redactHeaderValue, redactQuery, redactUrl } from './redact';
 export { extractSpanContext, extractTraceContext, MAX_TRACE_HEADER_BYTES, type TraceContextFormat } from './trace-context';
-export { resolveExportTarget, parseProtocol, OTLP_PROTOCOLS, type ExportTarget, type OtlpProtocol, type OtlpSignal } from './endpoint';
+export {
+  resolveExportTarget,
+  parseProtocol,
+  parseCompression,
+  OTLP_PROTOCOLS,
+  OTLP_COMPRESSIONS,
+  DEFAULT_COMPRESSION,
+  type ExportTarget,
+  type OtlpCompression,
+  type OtlpProtocol,
+  type OtlpSignal,
+} from './endpoint';
 export { LogPipeline, flattenSdkRecord, createExporter, type PipelineOptions } from './pipeline';
 export { DeliveryProcessor, DELIVERY_DEFAULTS, DROP_REASONS, type DeliveryCounters, type DeliveryOptions, type DropReason } from './delivery';
 export { Spool } from './spool';

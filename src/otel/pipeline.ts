@@ -17,7 +17,7 @@ import type { Log } from '../common/log';
 import { AttachAttributes } from './attach-attributes';
 import type { ExchangeRecord } from './attributes';
 import { DeliveryProcessor, type DeliveryCounters, type DeliveryOptions } from './delivery';
-import type { ExportTarget } from './endpoint';
+import { exporterConfig, type ExportTarget } from './endpoint';
 import { ENCODED_LOGS_METRICS_HELPER, otlpLogsSerializer, type EncodedLogExporter } from './otlp-logs';
 import { WorkloadLoggers, type WorkloadOptions } from './workloads';
 
@@ -106,7 +106,7 @@ export interface ExporterOptions {
  * agent among them): see DeliveryOptions.renewExporter.
  */
 export function createExporter(target: ExportTarget, opts: ExporterOptions = {}): EncodedLogExporter {
-  const common = { url: target.url, ...(opts.timeoutMillis ? { timeoutMillis: opts.timeoutMillis } : {}) };
+  const common = exporterConfig(target, opts.timeoutMillis);
   if (target.protocol !== 'grpc') {
     const config = convertLegacyHttpOptions({ ...common, ...(opts.userAgent ? { userAgent: opts.userAgent } : {}) }, 'LOGS', 'v1/logs', {
       'Content-Type': 'application/x-protobuf',

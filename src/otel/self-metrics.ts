@@ -20,7 +20,7 @@ import {
   type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
-import type { ExportTarget } from './endpoint';
+import { exporterConfig, type ExportTarget } from './endpoint';
 
 /** A snapshot of every counter the agent keeps (totals since start, gauges now). */
 export interface AgentStats {
@@ -57,10 +57,10 @@ export interface AgentStats {
 }
 
 class GrpcMetricExporter extends OTLPExporterBase<ResourceMetrics> implements PushMetricExporter {
-  constructor(url: string) {
+  constructor(target: ExportTarget) {
     super(
       createOtlpGrpcExportDelegate(
-        convertLegacyOtlpGrpcOptions({ url }, 'METRICS'),
+        convertLegacyOtlpGrpcOptions(exporterConfig(target), 'METRICS'),
         ProtobufMetricsSerializer,
         'otlp_grpc_metric_exporter',
         MetricsExporterMetricsHelper,
@@ -77,10 +77,10 @@ class GrpcMetricExporter extends OTLPExporterBase<ResourceMetrics> implements Pu
 }
 
 class ProtoMetricExporter extends OTLPExporterBase<ResourceMetrics> implements PushMetricExporter {
-  constructor(url: string) {
+  constructor(target: ExportTarget) {
     super(
       createOtlpHttpExportDelegate(
-        convertLegacyHttpOptions({ url }, 'METRICS', 'v1/metrics', { 'Content-Type': 'application/x-protobuf' }),
+        convertLegacyHttpOptions(exporterConfig(target), 'METRICS', 'v1/metrics', { 'Content-Type': 'application/x-protobuf' }),
         ProtobufMetricsSerializer,
         'otlp_http_metric_exporter',
         MetricsExporterMetricsHelper,
@@ -113,8 +113,7 @@ export class SelfMetrics {
   private readonly _provider: MeterProvider;
 
   constructor(opts: SelfMetricsOptions) {
-    const url = opts.target.url;
-    const exporter = opts.exporter ?? (opts.target.protocol === 'grpc' ? new GrpcMetricExporter(url) : new ProtoMetricExporter(url));
+    const exporter = opts.exporter ?? (opts.target.protocol === 'grpc' ? new GrpcMetricExporter(opts.target) : new ProtoMetricExporter(opts.target));
     this._provider = new MeterProvider({
       resource: defaultResource().merge(
         resourceFromAttributes({ [ATTR_SERVICE_NAME]: opts.serviceName, [ATTR_SERVICE_VERSION]: opts.version, 'host.name': hostname() }),

@@ -23,7 +23,7 @@ import {
 import { ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import { RateLimitedWarning, type Log } from '../common/log';
 import { ATTR_HT_DURATION_NS, ATTR_HT_ROLE, ATTR_HT_UNANSWERED_REASON, type ExchangeRecord } from './attributes';
-import type { ExportTarget } from './endpoint';
+import { exporterConfig, type ExportTarget } from './endpoint';
 import { PerWorkload, type WorkloadOptions } from './workloads';
 
 /** Same sizing as the logs pipeline: one span per record, at the same rates. */
@@ -60,7 +60,8 @@ export interface SpanPipelineOptions {
 }
 
 export function createSpanExporter(target: ExportTarget): SpanExporter {
-  return target.protocol === 'grpc' ? new GrpcTraceExporter({ url: target.url }) : new ProtoTraceExporter({ url: target.url });
+  const config = exporterConfig(target);
+  return target.protocol === 'grpc' ? new GrpcTraceExporter(config) : new ProtoTraceExporter(config);
 }
 
 /** Counts what the exporter delivered and what it lost, and says so. */

@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
 import { describe, it, type TestContext } from 'node:test';
+import { gunzipSync } from 'node:zlib';
 import type { FlatRecord } from '../../src/common/flat-record';
 import { decodeLogsRequest } from '../../src/receiver';
 import { capture, headers } from '../helpers/capture';
@@ -308,7 +309,9 @@ describe('own traffic over TLS', () => {
       const body: Buffer[] = [];
       req.on('data', (c: Buffer) => body.push(c));
       req.on('end', () => {
-        if (req.url === '/v1/logs') received.push(...decodeLogsRequest(Buffer.concat(body))); // (also its own metrics: /v1/metrics)
+        const raw = Buffer.concat(body);
+        const payload = req.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw; // gzip: headertap's default
+        if (req.url === '/v1/logs') received.push(...decodeLogsRequest(payload)); // (also its own metrics: /v1/metrics)
         res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
       });
     });

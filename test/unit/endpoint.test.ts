@@ -5,10 +5,11 @@ import { resolveExportTarget } from '../../src/otel';
 
 describe('resolveExportTarget', () => {
   it('defaults to OTLP/gRPC on localhost:4317, and :4318/v1/logs for http/protobuf', () => {
-    assert.deepEqual(resolveExportTarget({}, {}), { protocol: 'grpc', url: 'http://localhost:4317' });
+    assert.deepEqual(resolveExportTarget({}, {}), { protocol: 'grpc', url: 'http://localhost:4317', compression: 'gzip' });
     assert.deepEqual(resolveExportTarget({ protocol: 'http/protobuf' }, {}), {
       protocol: 'http/protobuf',
       url: 'http://localhost:4318/v1/logs',
+      compression: 'gzip',
     });
   });
 
@@ -22,20 +23,22 @@ describe('resolveExportTarget', () => {
       OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
       OTEL_EXPORTER_OTLP_ENDPOINT: 'http://base:4318',
     };
-    assert.deepEqual(resolveExportTarget({}, env), { protocol: 'http/protobuf', url: 'http://base:4318/v1/logs' });
+    assert.deepEqual(resolveExportTarget({}, env), { protocol: 'http/protobuf', url: 'http://base:4318/v1/logs', compression: 'gzip' });
     const logs = { ...env, OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: 'http://logs:9999/custom', OTEL_EXPORTER_OTLP_LOGS_PROTOCOL: 'grpc' };
-    assert.deepEqual(resolveExportTarget({}, logs), { protocol: 'grpc', url: 'http://logs:9999/custom' });
+    assert.deepEqual(resolveExportTarget({}, logs), { protocol: 'grpc', url: 'http://logs:9999/custom', compression: 'gzip' });
     assert.deepEqual(resolveExportTarget({ endpoint: 'http://flag:4317', protocol: 'grpc' }, logs), {
       protocol: 'grpc',
       url: 'http://flag:4317',
+      compression: 'gzip',
     });
   });
 
   it('resolves the traces target (--emit-spans) the same way, with /v1/traces and OTEL_EXPORTER_OTLP_TRACES_*', () => {
-    assert.deepEqual(resolveExportTarget({}, {}, 'traces'), { protocol: 'grpc', url: 'http://localhost:4317' });
+    assert.deepEqual(resolveExportTarget({}, {}, 'traces'), { protocol: 'grpc', url: 'http://localhost:4317', compression: 'gzip' });
     assert.deepEqual(resolveExportTarget({ protocol: 'http/protobuf' }, {}, 'traces'), {
       protocol: 'http/protobuf',
       url: 'http://localhost:4318/v1/traces',
+      compression: 'gzip',
     });
     assert.equal(resolveExportTarget({ endpoint: 'https://c/otlp/', protocol: 'http/protobuf' }, {}, 'traces').url, 'https://c/otlp/v1/traces');
     const env = {
@@ -45,11 +48,24 @@ describe('resolveExportTarget', () => {
       OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc',
       OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://traces:4317',
     };
-    assert.deepEqual(resolveExportTarget({}, env, 'traces'), { protocol: 'grpc', url: 'http://traces:4317' });
-    assert.deepEqual(resolveExportTarget({}, env, 'logs'), { protocol: 'http/protobuf', url: 'http://logs:1/l' });
+    assert.deepEqual(resolveExportTarget({}, env, 'traces'), { protocol: 'grpc', url: 'http://traces:4317', compression: 'gzip' });
+    assert.deepEqual(resolveExportTarget({}, env, 'logs'), { protocol: 'http/protobuf', url: 'http://logs:1/l', compression: 'gzip' });
     assert.throws(
       () => resolveExportTarget({}, { OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json' }, 'traces'),
       (e: unknown) => e instanceof UsageError && /OTEL_EXPORTER_OTLP_TRACES_PROTOCOL 'http\/json'/.test(e.message),
+    );
+  });
+
+  it('gzips requests unless --compression or OTEL_EXPORTER_OTLP_[SIGNAL_]COMPRESSION says otherwise', () => {
+    assert.equal(resolveExportTarget({}, {}).compression, 'gzip');
+    assert.equal(resolveExportTarget({}, { OTEL_EXPORTER_OTLP_COMPRESSION: 'none' }).compression, 'none');
+    const env = { OTEL_EXPORTER_OTLP_COMPRESSION: 'none', OTEL_EXPORTER_OTLP_METRICS_COMPRESSION: 'gzip' };
+    assert.equal(resolveExportTarget({}, env, 'metrics').compression, 'gzip', 'the signal-specific variable wins');
+    assert.equal(resolveExportTarget({}, env, 'logs').compression, 'none');
+    assert.equal(resolveExportTarget({ compression: 'gzip' }, env, 'logs').compression, 'gzip', 'the flag wins');
+    assert.throws(
+      () => resolveExportTarget({}, { OTEL_EXPORTER_OTLP_LOGS_COMPRESSION: 'zstd' }),
+      (e: unknown) => e instanceof UsageError && /OTEL_EXPORTER_OTLP_LOGS_COMPRESSION 'zstd' is not a supported compression; use gzip or none/.test(e.message),
     );
   });
 
