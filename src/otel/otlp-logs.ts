@@ -29,6 +29,10 @@ type Scope = ReadableLogRecord['instrumentationScope'];
 const MAX_CACHED_KEYS = 8192;
 /** Keys longer than this are not worth a cache entry. */
 const MAX_CACHED_KEY_LENGTH = 256;
+/** Records are written into buffers of this size (see OtlpLogsEncoder._r)... */
+const RECORD_ARENA = 1 << 20;
+/** ...and one is started when less than this is left (a larger record still fits: the writer grows). */
+const RECORD_HEADROOM = 64 << 10;
 /** Strings up to this many UTF-16 units fit a one-byte length even as 3 bytes each. */
 const SHORT_STRING = 42;
 /** The int64 range in which a number is written as int_value (as the SDK does). */
@@ -204,6 +208,21 @@ class Writer {
     buf[p] = v;
   }
 
+  /**
+   * Makes sure `n` bytes are free, starting a new buffer when they are not:
+   * what was written before stays where it is, in the old one (cut() views).
+   */
+  headroom(n: number): void {
+    if (this.buf.length - this.pos >= n) return;
+    this.buf = Buffer.allocUnsafe(Math.max(this.buf.length, n));
+    this.pos = 0;
+  }
+
+  /** What was written since `from`, as a view: the writer goes on after it and never writes there again. */
+  cut(from: number): Buffer {
+    return this.buf.subarray(from, this.pos);
+  }
+
   /** A copy of what was written; the writer is then reset for the next request. */
   take(): Buffer {
     const out = Buffer.allocUnsafe(this.pos);
@@ -233,7 +252,15 @@ export interface EncodedLogRecord {
 
 /** Encodes log records and ExportLogsServiceRequest messages; holds the caches, so keep one. */
 export class OtlpLogsEncoder {
+  /** Requests and cached fragments, rewritten from the start each time. */
   private readonly _w = new Writer(1 << 20);
+  /**
+   * Records, one after the other in shared 1 MiB buffers (RECORD_ARENA):
+   * a record's bytes are a view, not an allocation and a copy of their own.
+   * A buffer is freed once the last record in it is sent or dropped; the
+   * delivery buffer is first in, first out, so they go in order.
+   */
+  private readonly _r = new Writer(RECORD_ARENA);
   /** Attribute key → its encoded KeyValue.key field. */
   private readonly _keys = new Map<string, Buffer>();
   private readonly _resources = new WeakMap<Resource, Buffer>();
@@ -241,8 +268,11 @@ export class OtlpLogsEncoder {
 
   /** The LogRecord message of one record. */
   encodeRecord(r: ReadableLogRecord): EncodedLogRecord {
-    this._record(r);
-    return { bytes: this._w.take(), resource: r.resource, scope: r.instrumentationScope };
+    const w = this._r;
+    w.headroom(RECORD_HEADROOM);
+    const from = w.pos;
+    this._record(w, r);
+    return { bytes: w.cut(from), resource: r.resource, scope: r.instrumentationScope };
   }
 
   /** The export request for records encoded by encodeRecord(). */
@@ -290,8 +320,7 @@ export class OtlpLogsEncoder {
   }
 
   /** Writes a LogRecord message's fields (no tag, no length). */
-  private _record(r: ReadableLogRecord): void {
-    const w = this._w;
+  private _record(w: Writer, r: ReadableLogRecord): void {
     w.byte(0x09); // time_unix_nano = 1, fixed64
     w.hrTime(r.hrTime);
     if (r.severityNumber !== undefined && r.severityNumber !== 0) {
@@ -305,7 +334,7 @@ export class OtlpLogsEncoder {
     if (r.body !== undefined) {
       w.byte(0x2a); // body = 5
       const b = w.start();
-      this._anyValue(r.body);
+      this._anyValue(w, r.body);
       w.finish(b);
     }
     const attrs = r.attributes;
@@ -348,7 +377,7 @@ export class OtlpLogsEncoder {
       }
       w.byte(0x12); // value = 2
       const v = w.start();
-      this._anyValue(attrs[key]);
+      this._anyValue(w, attrs[key]);
       w.finish(v);
       w.finish(kv);
     }
@@ -364,8 +393,7 @@ export class OtlpLogsEncoder {
   }
 
   /** AnyValue's fields for a value, in the SDK's order of checks; nothing for other types. */
-  private _anyValue(value: unknown): void {
-    const w = this._w;
+  private _anyValue(w: Writer, value: unknown): void {
     const t = typeof value;
     if (t === 'string') {
       w.byte(0x0a); // string_value = 1
@@ -391,7 +419,7 @@ export class OtlpLogsEncoder {
       for (const item of value) {
         w.byte(0x0a); // values = 1
         const i = w.start();
-        this._anyValue(item);
+        this._anyValue(w, item);
         w.finish(i);
       }
       w.finish(a);
