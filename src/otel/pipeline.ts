@@ -129,6 +129,24 @@ export function createExporter(target: ExportTarget, opts: ExporterOptions = {})
 }
 
 /**
+ * Emits a mapped record through an SDK logger whose provider has `attach`
+ * first among its processors: the attributes skip the SDK's per-value
+ * checks (see AttachAttributes), the trace context becomes the record's.
+ */
+export function emitExchangeRecord(logger: Logger, attach: AttachAttributes, rec: ExchangeRecord): void {
+  attach.emitWith(rec.attributes, rec.maxAttributes, () =>
+    logger.emit({
+      eventName: rec.eventName,
+      timestamp: rec.timestamp,
+      severityNumber: rec.severityNumber,
+      severityText: rec.severityText,
+      body: rec.body,
+      ...(rec.spanContext ? { context: trace.setSpanContext(ROOT_CONTEXT, rec.spanContext) } : {}),
+    }),
+  );
+}
+
+/**
  * The OpenTelemetry logs pipeline: LoggerProvider, headertap's delivery
  * processor (bounded buffer, retries, spool) and the OTLP exporter for the
  * chosen protocol, counting every record exported or lost.
@@ -179,18 +197,7 @@ export class LogPipeline {
 
   /** Under the observed workload's resource when the record names one, else headertap's own. */
   emit(rec: ExchangeRecord): void {
-    const logger = rec.workload ? this.workloads.logger(rec.workload) : this._logger;
-    // The attributes skip the SDK's per-value checks (see AttachAttributes).
-    this._attach.emitWith(rec.attributes, rec.maxAttributes, () =>
-      logger.emit({
-        eventName: rec.eventName,
-        timestamp: rec.timestamp,
-        severityNumber: rec.severityNumber,
-        severityText: rec.severityText,
-        body: rec.body,
-        ...(rec.spanContext ? { context: trace.setSpanContext(ROOT_CONTEXT, rec.spanContext) } : {}),
-      }),
-    );
+    emitExchangeRecord(rec.workload ? this.workloads.logger(rec.workload) : this._logger, this._attach, rec);
   }
 
   /**

@@ -14,7 +14,6 @@
  *              for the SDK's serializer instead)
  * The OTLP/gRPC send itself is the rest of the capacity benchmark's figure.
  */
-import { SeverityNumber } from '@opentelemetry/api-logs';
 import { ProtobufLogsSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { LoggerProvider, type LogRecordProcessor, type SdkLogRecord } from '@opentelemetry/sdk-logs';
@@ -22,6 +21,7 @@ import { ConnectionTracker, type HttpExchange } from '../../src/http';
 import { DEFAULT_CAPTURE_HEADERS, DEFAULT_REDACT_HEADERS, ExchangeMapper, HeaderRules } from '../../src/otel';
 import { AttachAttributes } from '../../src/otel/attach-attributes';
 import { OtlpLogsEncoder } from '../../src/otel/otlp-logs';
+import { emitExchangeRecord } from '../../src/otel/pipeline';
 import { MonotonicClock, eventsOf, readRecording, type SourceEvent } from '../../src/source';
 import { ProcessInfoCache } from '../../src/workload';
 
@@ -79,9 +79,7 @@ function runStage(stage: Stage, payload: Buffer): { records: number; cpuUs: numb
     if (upTo < STAGES.indexOf('map')) return;
     const rec = mapper.map(ex);
     if (upTo < STAGES.indexOf('sdk-emit')) return;
-    attach.emitWith(rec.attributes, rec.maxAttributes, () =>
-      logger.emit({ eventName: rec.eventName, timestamp: rec.timestamp, severityNumber: rec.severityNumber ?? SeverityNumber.INFO, severityText: rec.severityText, body: rec.body }),
-    );
+    emitExchangeRecord(logger, attach, rec);
   };
   const tracker = new ConnectionTracker({ maxHeaderBytes: 16384, onExchange });
   const cpu0 = process.cpuUsage();

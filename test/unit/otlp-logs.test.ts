@@ -16,6 +16,7 @@ import { ConnectionTracker } from '../../src/http';
 import { DEFAULT_CAPTURE_HEADERS, DEFAULT_REDACT_HEADERS, ExchangeMapper, HeaderRules } from '../../src/otel';
 import { AttachAttributes } from '../../src/otel/attach-attributes';
 import { OtlpLogsEncoder, otlpLogsSerializer } from '../../src/otel/otlp-logs';
+import { emitExchangeRecord } from '../../src/otel/pipeline';
 import { decodeLogsRequest } from '../../src/receiver/decode';
 import { MonotonicClock, eventsOf, readRecording } from '../../src/source';
 import { ProcessInfoCache } from '../../src/workload';
@@ -61,17 +62,7 @@ function capturedRecords(): ReadableLogRecord[] {
     maxHeaderBytes: 16384,
     onExchange: (ex) => {
       const rec = mapper.map(ex);
-      const logger = loggers[ex.role === 'client' ? 0 : 1];
-      attach.emitWith(rec.attributes, rec.maxAttributes, () =>
-        logger.emit({
-          eventName: rec.eventName,
-          timestamp: rec.timestamp,
-          severityNumber: rec.severityNumber,
-          severityText: rec.severityText,
-          body: rec.body,
-          ...(rec.spanContext ? { context: trace.setSpanContext(ROOT_CONTEXT, rec.spanContext) } : {}),
-        }),
-      );
+      emitExchangeRecord(loggers[ex.role === 'client' ? 0 : 1], attach, rec);
     },
   });
   for (const ev of eventsOf(readRecording(FIXTURE))) {
