@@ -258,9 +258,10 @@ export class OtlpLogsEncoder {
    * Records, one after the other in shared 1 MiB buffers (RECORD_ARENA):
    * a record's bytes are a view, not an allocation and a copy of their own.
    * A buffer is freed once the last record in it is sent or dropped; the
-   * delivery buffer is first in, first out, so they go in order.
+   * delivery buffer is first in, first out, so they go in order. Made on
+   * first use: an exporter's encoder only writes requests.
    */
-  private readonly _r = new Writer(RECORD_ARENA);
+  private _r?: Writer;
   /** Attribute key → its encoded KeyValue.key field. */
   private readonly _keys = new Map<string, Buffer>();
   private readonly _resources = new WeakMap<Resource, Buffer>();
@@ -268,7 +269,7 @@ export class OtlpLogsEncoder {
 
   /** The LogRecord message of one record. */
   encodeRecord(r: ReadableLogRecord): EncodedLogRecord {
-    const w = this._r;
+    const w = (this._r ??= new Writer(RECORD_ARENA));
     w.headroom(RECORD_HEADROOM);
     const from = w.pos;
     this._record(w, r);
