@@ -7,6 +7,7 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
 import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import protobuf from 'protobufjs';
 import { UsageError } from '../common/errors';
 import type { EncodedLogRecord } from './otlp-logs';
 
@@ -30,24 +31,16 @@ interface SegmentHeader {
   scopes: EncodedLogRecord['scope'][];
 }
 
-function writeVarint(out: number[], v: number): void {
-  while (v > 0x7f) {
-    out.push((v & 0x7f) | 0x80);
-    v >>>= 7;
-  }
-  out.push(v);
-}
-
 /**
  * Records as a segment: a JSON header line (resources, scopes), then per
  * record its resource and scope index and its encoded LogRecord message,
- * each as a varint, the message length-prefixed.
+ * each as a protobuf varint, the message length-prefixed.
  */
 export function encodeSegment(records: readonly EncodedLogRecord[]): Buffer {
   const resources = new Map<Resource, number>();
   const scopes = new Map<EncodedLogRecord['scope'], number>();
   const header: SegmentHeader = { v: FORMAT_VERSION, resources: [], scopes: [] };
-  const parts: Buffer[] = [];
+  const body = protobuf.Writer.create();
   for (const r of records) {
     let ri = resources.get(r.resource);
     if (ri === undefined) {
@@ -60,13 +53,9 @@ export function encodeSegment(records: readonly EncodedLogRecord[]): Buffer {
       si = header.scopes.push({ name: s.name, ...(s.version ? { version: s.version } : {}), ...(s.schemaUrl ? { schemaUrl: s.schemaUrl } : {}) }) - 1;
       scopes.set(r.scope, si);
     }
-    const prefix: number[] = [];
-    writeVarint(prefix, ri);
-    writeVarint(prefix, si);
-    writeVarint(prefix, r.bytes.length);
-    parts.push(Buffer.from(prefix), r.bytes);
+    body.uint32(ri).uint32(si).bytes(r.bytes);
   }
-  return Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`), ...parts]);
+  return Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`), body.finish()]);
 }
 
 /** A segment back to records; records of one resource share one Resource object (and scope). */
@@ -76,25 +65,14 @@ export function decodeSegment(data: Buffer): EncodedLogRecord[] {
   const header = JSON.parse(data.toString('utf8', 0, nl)) as SegmentHeader;
   if (header.v !== FORMAT_VERSION) throw new Error(`unknown spool format ${String(header.v)}`);
   const resources = header.resources.map((a) => resourceFromAttributes(a as Parameters<typeof resourceFromAttributes>[0]));
-  let pos = nl + 1;
-  const varint = (): number => {
-    let v = 0;
-    for (let shift = 0; shift < 35; shift += 7) {
-      if (pos >= data.length) throw new Error('segment cut short');
-      const b = data[pos++];
-      v += (b & 0x7f) * 2 ** shift;
-      if (b < 0x80) return v;
-    }
-    throw new Error('bad varint in segment');
-  };
+  const body = protobuf.Reader.create(data.subarray(nl + 1)); // throws when cut short
   const out: EncodedLogRecord[] = [];
-  while (pos < data.length) {
-    const resource = resources[varint()];
-    const scope = header.scopes[varint()];
-    const len = varint();
-    if (!resource || !scope || pos + len > data.length) throw new Error('segment corrupt');
-    out.push({ bytes: data.subarray(pos, pos + len), resource, scope });
-    pos += len;
+  while (body.pos < body.len) {
+    const resource = resources[body.uint32()];
+    const scope = header.scopes[body.uint32()];
+    const bytes = body.bytes() as Buffer;
+    if (!resource || !scope) throw new Error('segment corrupt');
+    out.push({ bytes, resource, scope });
   }
   return out;
 }
