@@ -1,3 +1,10 @@
+import type { Direction } from '../source';
+
+/** The connection's other direction. */
+export function otherDirection(d: Direction): Direction {
+  return d === 'egress' ? 'ingress' : 'egress';
+}
+
 /**
  * What the tracker needs from a protocol parser for one direction of one
  * connection, so HTTP/1.x and HTTP/2 are interchangeable behind it.

@@ -3,7 +3,7 @@ import { formatAddress, isV4Mapped } from '../source';
 import { SniffingParser, http2Starts, upgradesToH2c, type Http2Evidence } from './h2/detect';
 import { HTTP2_PROBLEMS, Http2Session, type DirectionStart, type Http2Problem } from './h2/session';
 import { Http1StreamParser, type ParseProblem } from './parse';
-import type { DirectionParser } from './protocol';
+import { otherDirection, type DirectionParser } from './protocol';
 import type {
   ConnectionInfo,
   HttpExchange,
@@ -327,7 +327,7 @@ export class ConnectionTracker {
   /** The first bytes of direction `d` are HTTP/2: hand the connection to a session. */
   private _sniffedHttp2(conn: Connection, d: Direction, evidence: Http2Evidence, bytes: Buffer, tsNs: number): void {
     // The other direction is seen from its start only if none of its bytes went by yet.
-    const otherFresh = conn[d === 'egress' ? 'ingress' : 'egress'].nextSeq === undefined;
+    const otherFresh = conn[otherDirection(d)].nextSeq === undefined;
     this._useHttp2(conn, http2Starts(d, evidence, otherFresh), evidence === 'preface' ? d : undefined);
     conn[d].parser.push(bytes, tsNs);
   }
@@ -337,11 +337,7 @@ export class ConnectionTracker {
     const c = this.counters;
     const session = new Http2Session(
       {
-        message: (head) => {
-          if (head.kind === 'request') c.requests++;
-          else c.responses++;
-          if (head.truncated) c.truncatedMessages++;
-        },
+        message: (head) => this._countMessage(head),
         exchange: (ex) => this._emit(conn, ex),
         orphanResponse: () => this._orphan(conn),
         problem: (kind) => c.http2Problems[kind]++,
@@ -379,14 +375,20 @@ export class ConnectionTracker {
     if (this._portMatch(conn) === 'yes') this.counters.orphanResponses++;
   }
 
-  private _onMessage(conn: Connection, direction: Direction, head: HttpMessageHead): void {
+  /** Every decoded head, HTTP/1.x or HTTP/2, is counted here. */
+  private _countMessage(head: HttpMessageHead): void {
+    if (head.kind === 'request') this.counters.requests++;
+    else this.counters.responses++;
     if (head.truncated) this.counters.truncatedMessages++;
+  }
+
+  private _onMessage(conn: Connection, direction: Direction, head: HttpMessageHead): void {
+    this._countMessage(head);
     if (head.kind === 'request') this._onRequest(conn, direction, head);
     else this._onResponse(conn, direction, head);
   }
 
   private _onRequest(conn: Connection, direction: Direction, head: HttpRequestHead): void {
-    this.counters.requests++;
     if (conn.pending.length >= this._maxPending) {
       this._unanswered(conn, conn.pending.shift()!, 'too_many_pending');
     }
@@ -394,7 +396,6 @@ export class ConnectionTracker {
   }
 
   private _onResponse(conn: Connection, direction: Direction, head: HttpResponseHead): void {
-    this.counters.responses++;
     const req = conn.pending.shift();
     if (!req) {
       this._orphan(conn);
@@ -402,8 +403,7 @@ export class ConnectionTracker {
     }
     if (upgradesToH2c(head)) {
       // The answer to the upgraded request comes as HTTP/2 stream 1; the client sends a preface first.
-      const client: Direction = direction === 'egress' ? 'ingress' : 'egress';
-      this._useHttp2(conn, { [client]: 'preface', [direction]: 'start' } as Record<Direction, DirectionStart>, client).seedUpgrade(req.head);
+      this._useHttp2(conn, http2Starts(direction, 'start', true), otherDirection(direction)).seedUpgrade(req.head);
       return;
     }
     this._emit(conn, { role: req.role, request: req.head, response: head });

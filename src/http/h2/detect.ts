@@ -1,6 +1,6 @@
 import type { Direction } from '../../source';
 import type { Http1StreamParser } from '../parse';
-import type { DirectionParser } from '../protocol';
+import { otherDirection, type DirectionParser } from '../protocol';
 import type { HttpResponseHead } from '../types';
 import { DEFAULT_MAX_FRAME_SIZE, FRAME_HEADER_SIZE, FrameType, MAX_PARTIAL_HELD, PREFACE, frameRun } from './frames';
 import type { DirectionStart } from './session';
@@ -49,10 +49,9 @@ function couldStartSettings(buf: Buffer): boolean {
  * went by yet (`otherFresh`).
  */
 export function http2Starts(d: Direction, evidence: Http2Evidence, otherFresh: boolean): Record<Direction, DirectionStart> {
-  const o: Direction = d === 'egress' ? 'ingress' : 'egress';
   const mine: DirectionStart = evidence === 'frames' ? 'unknown' : evidence;
   const theirs: DirectionStart = evidence === 'frames' || !otherFresh ? 'unknown' : evidence === 'preface' ? 'start' : 'preface';
-  return { [d]: mine, [o]: theirs } as Record<Direction, DirectionStart>;
+  return { [d]: mine, [otherDirection(d)]: theirs } as Record<Direction, DirectionStart>;
 }
 
 /** A 101 that switches the connection to HTTP/2 (RFC 7540 §3.2, h2c). */

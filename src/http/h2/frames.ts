@@ -174,10 +174,6 @@ export class FrameReader {
     this._state = inSync ? ReadState.Header : ReadState.Lost;
   }
 
-  get inSync(): boolean {
-    return this._state !== ReadState.Lost;
-  }
-
   push(data: Buffer, tsNs: number): void {
     let pos = 0;
     if (this._state === ReadState.Lost) {

@@ -66,8 +66,6 @@ export interface DecodedBlock {
    * fields before the stop are kept; the table is then unknown.
    */
   error?: 'invalid' | 'incomplete';
-  /** Octets of decoded names and values (what --max-header-bytes counts). */
-  fieldBytes: number;
 }
 
 export interface DecodeOptions {
@@ -142,7 +140,7 @@ export class HpackDecoder {
 
   /** Decodes one complete header block (HEADERS or PUSH_PROMISE plus CONTINUATION fragments). */
   decode(block: Buffer, opts: DecodeOptions = {}): DecodedBlock {
-    const out: DecodedBlock = { fields: [], unknownFields: 0, fieldBytes: 0 };
+    const out: DecodedBlock = { fields: [], unknownFields: 0 };
     const r = new Reader(block);
     let atStart = true;
     while (r.pos < block.length) {
@@ -206,7 +204,6 @@ export class HpackDecoder {
   private _emit(out: DecodedBlock, name: string, value: string): boolean {
     if (!FIELD_NAME.test(name) || BAD_VALUE.test(value)) return false;
     out.fields.push(name, value);
-    out.fieldBytes += name.length + value.length;
     return true;
   }
 

@@ -1,6 +1,6 @@
 import type { Direction } from '../../source';
-import type { DirectionParser } from '../protocol';
-import type { HeaderList, HttpRequestHead, HttpResponseHead, Role, TruncationReason, UnansweredReason } from '../types';
+import { otherDirection, type DirectionParser } from '../protocol';
+import type { HeaderList, HttpExchange, HttpRequestHead, HttpResponseHead, Role, TruncationReason, UnansweredReason } from '../types';
 import { Flag, FrameReader, FrameType, MAX_KEPT_PAYLOAD, PREFACE, Setting, type Frame, type FrameHeader, type FrameSink } from './frames';
 import { HpackDecoder, type DecodedBlock } from './hpack';
 
@@ -34,12 +34,8 @@ export type DirectionStart =
   /** somewhere in the middle: framing and HPACK state unknown */
   | 'unknown';
 
-export interface Http2Exchange {
-  role: Role;
-  request: HttpRequestHead;
-  response?: HttpResponseHead;
-  unanswered?: UnansweredReason;
-}
+/** An exchange of one stream; the tracker adds the connection. */
+export type Http2Exchange = Omit<HttpExchange, 'connection'>;
 
 export interface Http2Sink {
   /** A request or response head was decoded (for counting). */
@@ -71,6 +67,8 @@ interface HeaderBlock {
   promisedId?: number;
   endStream: boolean;
   fragments: Buffer[];
+  /** Octets in fragments, kept as they are added (a block can come in many small CONTINUATIONs). */
+  bytes: number;
   startNs: number;
   endNs: number;
   /** Why the block is incomplete before decoding: bytes never captured, too large, connection end. */
@@ -90,10 +88,6 @@ interface Fields {
   headBytes: number;
   startNs: number;
   endNs: number;
-}
-
-function other(d: Direction): Direction {
-  return d === 'egress' ? 'ingress' : 'egress';
 }
 
 export class Http2Session {
@@ -147,7 +141,7 @@ export class Http2Session {
 
   onSettings(d: Direction, payload: Buffer): void {
     // A peer's SETTINGS describe what it accepts: they bound what the other direction sends.
-    const peer = this.direction(other(d));
+    const peer = this.direction(otherDirection(d));
     for (let at = 0; at + 6 <= payload.length; at += 6) {
       const id = payload.readUInt16BE(at);
       const value = payload.readUInt32BE(at + 2);
@@ -193,7 +187,7 @@ export class Http2Session {
     const request = [...pseudo.keys()].some((k) => REQUEST_PSEUDO.has(k));
     const response = pseudo.has(':status');
     if (request === response) return undefined;
-    this._clientDir = request ? d : other(d);
+    this._clientDir = request ? d : otherDirection(d);
     return request;
   }
 
@@ -216,7 +210,7 @@ export class Http2Session {
     return {
       pseudo,
       headers,
-      headBytes: block.fragments.reduce((n, b) => n + b.length, 0),
+      headBytes: block.bytes,
       startNs: block.startNs,
       endNs: block.endNs,
       ...(truncated ? { truncated } : {}),
@@ -420,6 +414,7 @@ export class H2Direction implements DirectionParser, FrameSink {
       b = this._newBlock(cut, false);
     } else if (cut && cut.type === FrameType.Continuation && b && b.streamId === cut.streamId) {
       b.fragments.push(cut.payload);
+      b.bytes += cut.payload.length;
     }
     this._block = undefined;
     if (b) {
@@ -452,6 +447,7 @@ export class H2Direction implements DirectionParser, FrameSink {
       streamId: f.streamId,
       endStream: f.type === FrameType.Headers && (f.flags & Flag.EndStream) !== 0,
       fragments: [part.fragment],
+      bytes: part.fragment.length,
       startNs: f.startNs,
       endNs: f.endNs,
       ...(part.promisedId !== undefined ? { promisedId: part.promisedId } : {}),
@@ -476,8 +472,9 @@ export class H2Direction implements DirectionParser, FrameSink {
       return;
     }
     b.fragments.push(f.payload);
+    b.bytes += f.payload.length;
     b.endNs = f.endNs;
-    if (b.fragments.reduce((n, x) => n + x.length, 0) > MAX_KEPT_PAYLOAD) {
+    if (b.bytes > MAX_KEPT_PAYLOAD) {
       // Memory stays bounded: decode what is held, the rest of the block is lost.
       this._block = undefined;
       b.cut = 'header_limit';
