@@ -110,6 +110,15 @@ function startsMessage(buf: Buffer, from: number, to: number): boolean {
   return i > from && (i === to || buf[i] === SP);
 }
 
+function isDataFrame(f: Buffer): boolean {
+  return f.length >= C.HT_DATA_HEADER_SIZE && f[0] === C.HT_EV_DATA;
+}
+
+/** One direction of a connection (`id/tls`, as in _h2), the same key when data is seen and when it closes. */
+function streamKey(conn: string, direction: number): string {
+  return `${conn}/${direction}`;
+}
+
 export class RecordingMasker {
   private readonly _streams = new Map<string, Stream>();
   /** Connections (`id/tls`) that spoke HTTP/2: all their bytes are hidden. */
@@ -128,38 +137,45 @@ export class RecordingMasker {
    */
   push(chunk: Buffer): Buffer | undefined {
     const out: Buffer[] = [];
-    const ok = this._reader.push(chunk, (f) => out.push(frame(this.maskFrame(f))));
+    const ok = this._reader.push(chunk, (f) => {
+      const framed = frame(f); // a copy already: masked where it is
+      this._mask(framed.subarray(4));
+      out.push(framed);
+    });
     return ok ? Buffer.concat(out) : undefined;
   }
 
   /** One frame (without its length prefix), data frames masked in a copy. */
   maskFrame(f: Buffer): Buffer {
-    if (f.length === 0) return f;
-    if (f[0] === C.HT_EV_CLOSE && f.length >= LAYOUT.ht_close_event.size) {
-      const id = f.readBigUInt64LE(LAYOUT.ht_close_event.fields.sock_id[0]).toString();
-      const tls = f[LAYOUT.ht_close_event.fields.flags[0]] & C.HT_FLAG_TLS;
-      this._streams.delete(`${id}/${C.HT_DIR_EGRESS}/${tls}`);
-      this._streams.delete(`${id}/${C.HT_DIR_INGRESS}/${tls}`);
-      this._h2.delete(`${id}/${tls}`);
-      return f;
+    return this._mask(isDataFrame(f) ? Buffer.from(f) : f);
+  }
+
+  /** Masks a data frame in place (notes a close frame); returns the frame. */
+  private _mask(copy: Buffer): Buffer {
+    if (copy.length > 0 && copy[0] === C.HT_EV_CLOSE && copy.length >= LAYOUT.ht_close_event.size) {
+      const conn = `${copy.readBigUInt64LE(LAYOUT.ht_close_event.fields.sock_id[0])}/${copy[LAYOUT.ht_close_event.fields.flags[0]] & C.HT_FLAG_TLS}`;
+      this._streams.delete(streamKey(conn, C.HT_DIR_EGRESS));
+      this._streams.delete(streamKey(conn, C.HT_DIR_INGRESS));
+      this._h2.delete(conn);
+      return copy;
     }
-    if (f[0] !== C.HT_EV_DATA || f.length < C.HT_DATA_HEADER_SIZE) return f;
-    const copy = Buffer.from(f);
+    if (!isDataFrame(copy)) return copy;
     const end = Math.min(copy.length, DATA.buf + copy.readUInt32LE(DATA.bufSize));
     // TLS plaintext has its own ids (sessions) and offsets: a stream of its own.
     const tls = copy.readUInt32LE(DATA.flags) & C.HT_FLAG_TLS;
     const conn = `${copy.readBigUInt64LE(DATA.sockId)}/${tls}`;
-    const key = `${conn}/${copy[DATA.direction]}`;
+    const key = streamKey(conn, copy[DATA.direction]);
     const seq = copy.readUInt32LE(DATA.seq);
     if (this._h2.has(conn)) {
       this._hideAll(copy, DATA.buf, end);
       return copy;
     }
-    let s = this._streams.get(key);
+    const prev = this._streams.get(key);
+    let s = prev;
     if (!s || s.nextSeq !== seq) {
       // First bytes seen, or bytes missing before these: trust only a message start.
-      s = this._fresh(startsMessage(copy, DATA.buf, end), s);
-      if (!this._streams.has(key) && this._streams.size >= MAX_STREAMS) {
+      s = this._fresh(startsMessage(copy, DATA.buf, end));
+      if (!prev && this._streams.size >= MAX_STREAMS) {
         this._streams.delete(this._streams.keys().next().value as string);
       }
       this._streams.set(key, s);
@@ -175,7 +191,8 @@ export class RecordingMasker {
     return copy;
   }
 
-  private _fresh(atMessage: boolean, old?: Stream): Stream {
+  /** A stream's state at its first bytes, or after bytes it never saw (nextSeq is set once the frame is scanned). */
+  private _fresh(atMessage: boolean): Stream {
     return {
       mode: atMessage ? Mode.LineStart : Mode.Masked,
       part: Part.Plain,
@@ -186,7 +203,7 @@ export class RecordingMasker {
       prev1: -1,
       prev2: -1,
       authStart: -1,
-      nextSeq: old?.nextSeq ?? 0,
+      nextSeq: 0,
     };
   }
 

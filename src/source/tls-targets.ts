@@ -177,7 +177,6 @@ export class TlsTargets {
   /** A process started a new program: probe it, and its libraries once loaded. */
   onExec(pid: number): void {
     if (this._stopped) return;
-    this._scanned.delete(pid);
     this._scanProcess(pid, true);
     for (const ms of this._opts.execRescanMs ?? [50, 500, 2000]) {
       const timer = setTimeout(() => {

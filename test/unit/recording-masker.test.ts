@@ -110,6 +110,16 @@ describe('RecordingMasker', () => {
     assert.match(next.toString('latin1'), /GET \/after HTTP\/1\.1\r\n\r\n$/, 'a message start after a gap is kept');
   });
 
+  it('forgets a connection when it closes: an id used again starts a new stream', () => {
+    const conn = new ConnectionSim({ sockId: 778 });
+    const masker = new RecordingMasker(isSecret);
+    masker.maskFrame(conn.dataFrame('egress', 'GET / HTTP/1.1\r\nAuthorization: Bearer OPEN-'));
+    masker.maskFrame(conn.closeFrame());
+    // The next socket with that id, its bytes happening to continue the old sequence numbers.
+    const next = masker.maskFrame(conn.dataFrame('egress', 'GET /reused HTTP/1.1\r\n\r\n'));
+    assert.match(next.toString('latin1'), /GET \/reused HTTP\/1\.1\r\n\r\n$/);
+  });
+
   it('masks TLS plaintext too, as its own stream beside the ciphertext of the same id', () => {
     const plain = new ConnectionSim({ sockId: 4242, tls: true });
     const cipher = new ConnectionSim({ sockId: 4242 });
