@@ -133,4 +133,19 @@ static __always_inline bool ht_send_data(const struct ht_emit_args *a, __u64 id)
 	return true;
 }
 
+/* The end of a connection (flags 0) or of a TLS session (HT_FLAG_TLS) whose id user space knows. */
+static __always_inline void ht_send_close(__u64 id, __u8 flags)
+{
+	struct ht_close_event ev = {};
+
+	ev.kind = HT_EV_CLOSE;
+	ev.flags = flags;
+	ev.sock_id = id;
+	ev.ts_ns = bpf_ktime_get_ns();
+	if (bpf_ringbuf_output(&ht_events, &ev, sizeof(ev), ht_wakeup_flags()))
+		ht_count(HT_CNT_RINGBUF_LOST);
+	else
+		ht_count(HT_CNT_CLOSE_EVENTS);
+}
+
 #endif /* __HT_EMIT_BPF_H */

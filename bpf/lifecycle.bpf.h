@@ -12,7 +12,6 @@ int ht_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 {
 	struct sock *sk = (struct sock *)ctx->skaddr;
 	__u64 skp = (__u64)sk;
-	struct ht_close_event ev = {};
 	struct ht_endpoint local = {};
 	__u8 raddr[HT_ADDR_LEN];
 	__u64 *owner;
@@ -28,20 +27,15 @@ int ht_sock_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	if (owner && *owner == skp)
 		bpf_map_delete_elem(&ht_self_endpoints, &local);
 
-	/* Forget it as a TLS carrier: the address may come back as another socket. */
-	bpf_map_delete_elem(&ht_tls_socks, &skp);
+	/* Forget it as a TLS carrier: the address may come back as another
+	 * socket. (Only TLS probes add entries: none without them.) */
+	if (tls_enabled)
+		bpf_map_delete_elem(&ht_tls_socks, &skp);
 
 	if (!bpf_map_lookup_elem(&ht_seen_socks, &skp))
 		return 0;
 	bpf_map_delete_elem(&ht_seen_socks, &skp);
-	ev.kind = HT_EV_CLOSE;
-	ev.sock_id = ht_sock_id(sk);
-	ev.ts_ns = bpf_ktime_get_ns();
-	if (bpf_ringbuf_output(&ht_events, &ev, sizeof(ev), ht_wakeup_flags())) {
-		ht_count(HT_CNT_RINGBUF_LOST);
-		return 0;
-	}
-	ht_count(HT_CNT_CLOSE_EVENTS);
+	ht_send_close(ht_sock_id(sk), 0);
 	return 0;
 }
 

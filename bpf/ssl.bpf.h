@@ -150,20 +150,11 @@ int BPF_KPROBE(ht_ssl_free, void *ssl)
 {
 	__u64 key = (__u64)ssl;
 	struct ht_ssl_session *sess = bpf_map_lookup_elem(&ht_ssl_sessions, &key);
-	struct ht_close_event ev = {};
 
 	if (!sess)
 		return 0;
-	if (sess->emitted) {
-		ev.kind = HT_EV_CLOSE;
-		ev.flags = HT_FLAG_TLS;
-		ev.sock_id = ht_ssl_id(key);
-		ev.ts_ns = bpf_ktime_get_ns();
-		if (bpf_ringbuf_output(&ht_events, &ev, sizeof(ev), ht_wakeup_flags()))
-			ht_count(HT_CNT_RINGBUF_LOST);
-		else
-			ht_count(HT_CNT_CLOSE_EVENTS);
-	}
+	if (sess->emitted)
+		ht_send_close(ht_ssl_id(key), HT_FLAG_TLS);
 	bpf_map_delete_elem(&ht_ssl_sessions, &key);
 	return 0;
 }

@@ -29,7 +29,9 @@ static __always_inline void ht_ssl_bind(__u64 ssl, struct sock *sk)
 
 		bpf_map_update_elem(&ht_ssl_sessions, &ssl, &fresh, BPF_ANY);
 	}
-	bpf_map_update_elem(&ht_tls_socks, &skp, &one, BPF_ANY);
+	/* Once per socket: every ciphertext syscall passes here. */
+	if (!bpf_map_lookup_elem(&ht_tls_socks, &skp))
+		bpf_map_update_elem(&ht_tls_socks, &skp, &one, BPF_ANY);
 }
 
 /*
