@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { UsageError } from '../common/errors';
-import { DEFAULT_CAPTURE_HEADERS, DEFAULT_REDACT_HEADERS } from '../otel';
+import { DEFAULT_CAPTURE_HEADERS, DEFAULT_REDACT_HEADERS, OTLP_COMPRESSIONS, type OtlpCompression } from '../otel';
 
 /** The environment variable holding the --hash-headers key when --hash-key-file is not given. */
 export const HASH_KEY_ENV = 'HEADERTAP_HASH_KEY';
@@ -13,7 +13,7 @@ export const MAX_CGROUP_FILTERS = 8;
 export interface RunOptions {
   endpoint?: string;
   protocol?: string;
-  compression?: 'gzip' | 'none';
+  compression?: OtlpCompression;
   console: boolean;
   pid: number[];
   comm: string[];
@@ -180,7 +180,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
     prop: 'compression',
     flag: '--compression <c>',
     help: 'OTLP request compression, gzip or none (default: from OTEL_EXPORTER_OTLP_[LOGS_]COMPRESSION, else gzip)',
-    parse: oneOf('gzip', 'none'),
+    parse: oneOf(...OTLP_COMPRESSIONS),
   },
   { key: 'console', prop: 'console', flag: '--console', help: 'also print each record to stdout as one JSON line', parse: bool, default: false },
   {

@@ -1,6 +1,9 @@
 import type { LogAttributes } from '@opentelemetry/api-logs';
 import type { LogRecordProcessor, SdkLogRecord } from '@opentelemetry/sdk-logs';
 
+/** Attributes per record or span; the SDK's default (128) would cut header-heavy requests. */
+export const ATTRIBUTE_COUNT_LIMIT = 2048;
+
 /**
  * Hands a record's attributes to the SDK without its per-attribute checks.
  *

@@ -74,6 +74,8 @@ export interface DeliveryOptions extends Partial<typeof DELIVERY_DEFAULTS> {
    * exporter whose channel differs connects at once.
    */
   renewExporter?: () => EncodedLogExporter;
+  /** Encodes each record as it is emitted (the pipeline shares one with its exporters). */
+  encoder?: OtlpLogsEncoder;
   log: Log;
   /** Where the collector is, for messages. */
   destination: string;
@@ -86,6 +88,8 @@ type Entry = EncodedLogRecord;
 
 interface Batch {
   entries: Entry[];
+  /** Its entries' bytes held in memory (0 for a batch read back from the spool). */
+  bytes: number;
   /** Set when the batch came from the spool: its segment id. */
   spoolId?: number;
 }
@@ -150,10 +154,11 @@ export class DeliveryProcessor implements LogRecordProcessor {
   private readonly _idleWaiters: (() => void)[] = [];
   private readonly _warning: RateLimitedWarning;
   private _exporter: EncodedLogExporter;
-  private readonly _encoder = new OtlpLogsEncoder();
+  private readonly _encoder: OtlpLogsEncoder;
 
   constructor(private readonly _opts: DeliveryOptions) {
     this._exporter = _opts.exporter;
+    this._encoder = _opts.encoder ?? new OtlpLogsEncoder();
     this._o = {
       maxRecords: _opts.maxRecords ?? DELIVERY_DEFAULTS.maxRecords,
       maxBytes: _opts.maxBytes ?? DELIVERY_DEFAULTS.maxBytes,
@@ -175,20 +180,8 @@ export class DeliveryProcessor implements LogRecordProcessor {
 
   /** Encoded bytes held in memory, the batch in flight included. */
   get bufferedBytes(): number {
-    const b = this._inflight;
-    if (!b || b.spoolId !== undefined) return this._queuedBytes;
-    // Asked on every emit: sum a batch's entries once, not per record.
-    if (this._inflightSized !== b) {
-      this._inflightSized = b;
-      this._inflightBytes = 0;
-      for (const e of b.entries) this._inflightBytes += e.bytes.length;
-    }
-    return this._queuedBytes + this._inflightBytes;
+    return this._queuedBytes + (this._inflight?.bytes ?? 0);
   }
-
-  /** The in-flight batch whose size _inflightBytes holds (its entries do not change). */
-  private _inflightSized?: Batch;
-  private _inflightBytes = 0;
 
   /** Records accepted but neither exported nor dropped: in memory, in flight or spooled. */
   get pending(): number {
@@ -270,7 +263,7 @@ export class DeliveryProcessor implements LogRecordProcessor {
     if (!over()) return;
     if (this._opts.spool) {
       // Move the oldest queued records to disk, one batch at a time.
-      while (over() && this._queue.length > 0) this._spill(this._takeQueued(this._o.maxBatch));
+      while (over() && this._queue.length > 0) this._spill(this._takeQueued(this._o.maxBatch).entries);
       return;
     }
     while (over() && this._queue.length > 0) {
@@ -283,10 +276,12 @@ export class DeliveryProcessor implements LogRecordProcessor {
     }
   }
 
-  private _takeQueued(n: number): Entry[] {
+  private _takeQueued(n: number): Batch {
     const entries = this._queue.take(n);
-    for (const e of entries) this._queuedBytes -= e.bytes.length;
-    return entries;
+    let bytes = 0;
+    for (const e of entries) bytes += e.bytes.length;
+    this._queuedBytes -= bytes;
+    return { entries, bytes };
   }
 
   private _spill(entries: Entry[]): void {
@@ -333,11 +328,11 @@ export class DeliveryProcessor implements LogRecordProcessor {
     if (spool && !spool.empty && !this._giveUp) {
       const seg = spool.peek();
       this.counters.dropped.spool_corrupt = spool.corrupt;
-      if (seg) return { entries: seg.records, spoolId: seg.id };
+      if (seg) return { entries: seg.records, bytes: 0, spoolId: seg.id };
     }
     const full = this._queue.length >= this._o.maxBatch;
     if (this._queue.length === 0 || (!full && this._flushing === 0 && !this._batchDue)) return undefined;
-    return { entries: this._takeQueued(this._o.maxBatch) };
+    return this._takeQueued(this._o.maxBatch);
   }
 
   /** Shutdown took what was left: a late export answer changes nothing. */

@@ -258,10 +258,9 @@ export class OtlpLogsEncoder {
    * Records, one after the other in shared 1 MiB buffers (RECORD_ARENA):
    * a record's bytes are a view, not an allocation and a copy of their own.
    * A buffer is freed once the last record in it is sent or dropped; the
-   * delivery buffer is first in, first out, so they go in order. Made on
-   * first use: an exporter's encoder only writes requests.
+   * delivery buffer is first in, first out, so they go in order.
    */
-  private _r?: Writer;
+  private readonly _r = new Writer(RECORD_ARENA);
   /** Attribute key → its encoded KeyValue.key field. */
   private readonly _keys = new Map<string, Buffer>();
   private readonly _resources = new WeakMap<Resource, Buffer>();
@@ -269,7 +268,7 @@ export class OtlpLogsEncoder {
 
   /** The LogRecord message of one record. */
   encodeRecord(r: ReadableLogRecord): EncodedLogRecord {
-    const w = (this._r ??= new Writer(RECORD_ARENA));
+    const w = this._r;
     w.headroom(RECORD_HEADROOM);
     const from = w.pos;
     this._record(w, r);
@@ -487,8 +486,7 @@ export class OtlpLogsEncoder {
 }
 
 /** headertap's logs serializer for the OTLP exporters: its own request encoder, the SDK's response decoder. */
-export function otlpLogsSerializer(): ISerializer<EncodedLogRecord[], IExportLogsServiceResponse> {
-  const encoder = new OtlpLogsEncoder();
+export function otlpLogsSerializer(encoder = new OtlpLogsEncoder()): ISerializer<EncodedLogRecord[], IExportLogsServiceResponse> {
   return {
     serializeRequest: (records) => encoder.encodeRequest(records),
     deserializeResponse: (data) => ProtobufLogsSerializer.deserializeResponse(data),

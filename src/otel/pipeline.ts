@@ -1,28 +1,23 @@
-import { hostname } from 'node:os';
 import { ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import type { Logger } from '@opentelemetry/api-logs';
 import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
 import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentelemetry/otlp-exporter-base/node-http';
 import { convertLegacyOtlpGrpcOptions, createOtlpGrpcExportDelegate } from '@opentelemetry/otlp-grpc-exporter-base';
-import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import {
   LoggerProvider,
   type LogRecordProcessor,
   type ReadableLogRecord,
   type SdkLogRecord,
 } from '@opentelemetry/sdk-logs';
-import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import { formatTime, toJsonLine, type FlatRecord, type FlatValue } from '../common/flat-record';
 import type { Log } from '../common/log';
-import { AttachAttributes } from './attach-attributes';
+import { ATTRIBUTE_COUNT_LIMIT, AttachAttributes } from './attach-attributes';
 import type { ExchangeRecord } from './attributes';
 import { DeliveryProcessor, type DeliveryCounters, type DeliveryOptions } from './delivery';
 import { exporterConfig, type ExportTarget } from './endpoint';
-import { ENCODED_LOGS_METRICS_HELPER, otlpLogsSerializer, type EncodedLogExporter } from './otlp-logs';
-import { WorkloadLoggers, type WorkloadOptions } from './workloads';
+import { ENCODED_LOGS_METRICS_HELPER, OtlpLogsEncoder, otlpLogsSerializer, type EncodedLogExporter } from './otlp-logs';
+import { WorkloadLoggers, agentResource, type WorkloadOptions } from './workloads';
 
-/** Attributes per record; the SDK's default (128) would cut header-heavy requests. */
-const ATTRIBUTE_COUNT_LIMIT = 2048;
 
 export interface PipelineOptions {
   target: ExportTarget;
@@ -93,6 +88,8 @@ export interface ExporterOptions {
   channel?: number;
   /** One export attempt's timeout (the SDK's default is 10 s). */
   timeoutMillis?: number;
+  /** Shares its caches (attribute keys, resources, scopes) with the delivery buffer's encoding. */
+  encoder?: OtlpLogsEncoder;
 }
 
 /**
@@ -111,14 +108,14 @@ export function createExporter(target: ExportTarget, opts: ExporterOptions = {})
     const config = convertLegacyHttpOptions({ ...common, ...(opts.userAgent ? { userAgent: opts.userAgent } : {}) }, 'LOGS', 'v1/logs', {
       'Content-Type': 'application/x-protobuf',
     });
-    return new OTLPExporterBase(createOtlpHttpExportDelegate(config, otlpLogsSerializer(), 'otlp_http_log_exporter', ENCODED_LOGS_METRICS_HELPER, undefined));
+    return new OTLPExporterBase(createOtlpHttpExportDelegate(config, otlpLogsSerializer(opts.encoder), 'otlp_http_log_exporter', ENCODED_LOGS_METRICS_HELPER, undefined));
   }
   const agent = [opts.userAgent, opts.channel ? `channel/${opts.channel}` : undefined].filter(Boolean).join(' ');
   const config = convertLegacyOtlpGrpcOptions({ ...common, ...(agent ? { userAgent: agent } : {}) }, 'LOGS');
   return new OTLPExporterBase(
     createOtlpGrpcExportDelegate(
       config,
-      otlpLogsSerializer(),
+      otlpLogsSerializer(opts.encoder),
       'otlp_grpc_log_exporter',
       ENCODED_LOGS_METRICS_HELPER,
       undefined,
@@ -163,10 +160,13 @@ export class LogPipeline {
   constructor(opts: PipelineOptions) {
     const userAgent = `headertap/${opts.version}`;
     let channel = 0;
+    // One encoder: records are encoded as emitted, requests put together from them, one set of caches.
+    const encoder = new OtlpLogsEncoder();
     this.delivery = new DeliveryProcessor({
-      ...(opts.exporter || opts.target.protocol !== 'grpc' ? {} : { renewExporter: () => createExporter(opts.target, { userAgent, channel: ++channel }) }),
+      ...(opts.exporter || opts.target.protocol !== 'grpc' ? {} : { renewExporter: () => createExporter(opts.target, { userAgent, channel: ++channel, encoder }) }),
       ...opts.delivery,
-      exporter: opts.exporter ?? createExporter(opts.target, { userAgent }),
+      encoder,
+      exporter: opts.exporter ?? createExporter(opts.target, { userAgent, encoder }),
       log: opts.log,
       destination: opts.target.url,
     });
@@ -174,13 +174,7 @@ export class LogPipeline {
     if (opts.console) processors.push(new ConsoleProcessor(opts.console));
     processors.push(this.delivery);
     this._provider = new LoggerProvider({
-      resource: defaultResource().merge(
-        resourceFromAttributes({
-          [ATTR_SERVICE_NAME]: opts.serviceName,
-          [ATTR_SERVICE_VERSION]: opts.version,
-          'host.name': hostname(),
-        }),
-      ),
+      resource: agentResource(opts.serviceName, opts.version),
       processors,
       logRecordLimits: { attributeCountLimit: ATTRIBUTE_COUNT_LIMIT },
     });

@@ -5,13 +5,11 @@
  * metrics exporters have no 0.223.1 release, and a second copy of the OTLP
  * base packages would be the result).
  */
-import { hostname } from 'node:os';
 import type { Attributes } from '@opentelemetry/api';
 import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
 import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentelemetry/otlp-exporter-base/node-http';
 import { convertLegacyOtlpGrpcOptions, createOtlpGrpcExportDelegate } from '@opentelemetry/otlp-grpc-exporter-base';
 import { MetricsExporterMetricsHelper, ProtobufMetricsSerializer } from '@opentelemetry/otlp-transformer';
-import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import {
   AggregationTemporality,
   MeterProvider,
@@ -19,8 +17,8 @@ import {
   type PushMetricExporter,
   type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';
-import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import { exporterConfig, type ExportTarget } from './endpoint';
+import { agentResource } from './workloads';
 
 /** A snapshot of every counter the agent keeps (totals since start, gauges now). */
 export interface AgentStats {
@@ -115,9 +113,7 @@ export class SelfMetrics {
   constructor(opts: SelfMetricsOptions) {
     const exporter = opts.exporter ?? (opts.target.protocol === 'grpc' ? new GrpcMetricExporter(opts.target) : new ProtoMetricExporter(opts.target));
     this._provider = new MeterProvider({
-      resource: defaultResource().merge(
-        resourceFromAttributes({ [ATTR_SERVICE_NAME]: opts.serviceName, [ATTR_SERVICE_VERSION]: opts.version, 'host.name': hostname() }),
-      ),
+      resource: agentResource(opts.serviceName, opts.version),
       readers: [
         new PeriodicExportingMetricReader({
           exporter,

@@ -5,12 +5,11 @@
  * caller's trace; without trace context it starts a new trace, and the log
  * record then carries that trace so logs and spans still link.
  */
-import { hostname } from 'node:os';
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type HrTime, type SpanContext, type Tracer } from '@opentelemetry/api';
 import { addHrTimes, ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { OTLPTraceExporter as GrpcTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { OTLPTraceExporter as ProtoTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import { defaultResource, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import type { Resource } from '@opentelemetry/resources';
 import {
   AlwaysOnSampler,
   BasicTracerProvider,
@@ -20,22 +19,21 @@ import {
   type SpanExporter,
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
-import { ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
+import { ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE } from '@opentelemetry/semantic-conventions';
 import { RateLimitedWarning, type Log } from '../common/log';
 import { ATTR_HT_DURATION_NS, ATTR_HT_ROLE, ATTR_HT_UNANSWERED_REASON, type ExchangeRecord } from './attributes';
 import { exporterConfig, type ExportTarget } from './endpoint';
-import { PerWorkload, type WorkloadOptions } from './workloads';
+import { ATTRIBUTE_COUNT_LIMIT } from './attach-attributes';
+import { DELIVERY_DEFAULTS } from './delivery';
+import { PerWorkload, agentResource, type WorkloadOptions } from './workloads';
 
 /** Same sizing as the logs pipeline: one span per record, at the same rates. */
 export const SPAN_BATCH_DEFAULTS: Required<Pick<BufferConfig, 'maxQueueSize' | 'maxExportBatchSize' | 'scheduledDelayMillis' | 'exportTimeoutMillis'>> = {
-  maxQueueSize: 65536,
-  maxExportBatchSize: 2048,
-  scheduledDelayMillis: 200,
-  exportTimeoutMillis: 15000,
+  maxQueueSize: DELIVERY_DEFAULTS.maxRecords,
+  maxExportBatchSize: DELIVERY_DEFAULTS.maxBatch,
+  scheduledDelayMillis: DELIVERY_DEFAULTS.batchDelayMs,
+  exportTimeoutMillis: DELIVERY_DEFAULTS.exportTimeoutMs,
 };
-
-/** Attributes per span; the SDK's default (128) would cut header-heavy requests. */
-const ATTRIBUTE_COUNT_LIMIT = 2048;
 
 export interface SpanCounters {
   /** Spans started and ended. */
@@ -154,15 +152,7 @@ export class SpanPipeline {
         spanLimits: { attributeCountLimit: ATTRIBUTE_COUNT_LIMIT },
         spanProcessors: [processor],
       });
-    this._provider = provider(
-      defaultResource().merge(
-        resourceFromAttributes({
-          [ATTR_SERVICE_NAME]: opts.serviceName,
-          [ATTR_SERVICE_VERSION]: opts.version,
-          'host.name': hostname(),
-        }),
-      ),
-    );
+    this._provider = provider(agentResource(opts.serviceName, opts.version));
     this._tracer = this._provider.getTracer('headertap', opts.version);
     this.workloads = new PerWorkload((resource) => provider(resource).getTracer('headertap', opts.version), opts.workloads);
   }

@@ -14,9 +14,9 @@
 import { hostname } from 'node:os';
 import type { Attributes } from '@opentelemetry/api';
 import type { Logger } from '@opentelemetry/api-logs';
-import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import { defaultResource, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import { LoggerProvider, type LogRecordLimits, type LogRecordProcessor } from '@opentelemetry/sdk-logs';
-import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
+import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import { LRUCache } from 'lru-cache';
 import type { ProcessInfo } from '../workload';
 import { ATTR_CONTAINER_ID, ATTR_PROCESS_EXECUTABLE_NAME, ATTR_PROCESS_PID } from './attributes';
@@ -46,6 +46,13 @@ export interface WorkloadCounters {
   created: number;
   /** Resources dropped to stay within max. */
   evicted: number;
+}
+
+/** headertap's own resource (its self-telemetry, and records with no workload): --service-name, version, host. */
+export function agentResource(serviceName: string, version: string): Resource {
+  return defaultResource().merge(
+    resourceFromAttributes({ [ATTR_SERVICE_NAME]: serviceName, [ATTR_SERVICE_VERSION]: version, [ATTR_HOST_NAME]: hostname() }),
+  );
 }
 
 /**
