@@ -18,12 +18,17 @@ export interface StatsParts {
   loaderRestarts: number;
 }
 
+/** Parser resyncs by kind: HTTP/1.x problems (a missed start is not one) and HTTP/2 ones (http2_*). */
+function parseErrors(h: HttpCounters): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [kind, n] of Object.entries(h.problems)) if (kind !== 'missed_start') out[kind] = n;
+  for (const [kind, n] of Object.entries(h.http2Problems)) out[`http2_${kind}`] = n;
+  return out;
+}
+
 /** The counters as self-metrics export them. */
 export function agentStats(p: StatsParts): AgentStats {
   const d = p.delivery.counters;
-  const { missed_start: missedStart, ...http1Errors } = p.http.problems;
-  const parseErrors: Record<string, number> = { ...http1Errors };
-  for (const [kind, n] of Object.entries(p.http.http2Problems)) parseErrors[`http2_${kind}`] = n;
   return {
     eventsIn: p.eventsIn,
     exchanges: p.http.exchanges,
@@ -40,8 +45,8 @@ export function agentStats(p: StatsParts): AgentStats {
     captureTruncated: p.kernel?.truncated ?? 0,
     captureUnreadable: p.kernel?.copyFailed ?? 0,
     truncatedMessages: p.http.truncatedMessages,
-    missedStart,
-    parseErrors,
+    missedStart: p.http.problems.missed_start,
+    parseErrors: parseErrors(p.http),
     loaderRestarts: p.loaderRestarts,
   };
 }
@@ -49,10 +54,7 @@ export function agentStats(p: StatsParts): AgentStats {
 /** The one-line account: what was seen, sent, held and lost, and where. */
 export function summaryLine(p: StatsParts): string {
   const h = p.http;
-  const pr = h.problems;
-  const resyncs =
-    Object.entries(pr).reduce((n, [kind, v]) => (kind === 'missed_start' ? n : n + v), 0) +
-    Object.values(h.http2Problems).reduce((a, b) => a + b, 0);
+  const resyncs = Object.values(parseErrors(h)).reduce((a, b) => a + b, 0);
   const d = p.delivery.counters;
   const dropReasons = DROP_REASONS.filter((r) => r !== 'rejected' && d.dropped[r] > 0);
   const dropped = dropReasons.reduce((n, r) => n + d.dropped[r], 0);
@@ -68,7 +70,7 @@ export function summaryLine(p: StatsParts): string {
     `exchanges ${h.exchanges} (unanswered ${h.unanswered}, truncated ${h.truncatedMessages}); ` +
     `records exported ${d.exported}, failed ${d.dropped.rejected}, dropped ${dropped}${droppedDetail}; ` +
     `retries ${d.retries}, buffered ${p.delivery.bufferedRecords}${spooled}; ` +
-    `${kernel}; parser resyncs ${resyncs}, orphan responses ${h.orphanResponses}, missed starts ${pr.missed_start}; ` +
+    `${kernel}; parser resyncs ${resyncs}, orphan responses ${h.orphanResponses}, missed starts ${h.problems.missed_start}; ` +
     `tls sessions ${h.tlsSessions}, ciphertext connections ${h.ciphertextConnections}; ` +
     `http/2 connections ${h.http2Connections}, records with unknown HPACK state ${h.truncatedRecords.hpack_state_unknown}${restarts}`
   );

@@ -12,7 +12,7 @@ interface ServiceTypes {
 const cached = new Map<string, ServiceTypes>();
 
 /** An OTLP collector service's request/response types, from proto/ (loaded once). */
-function serviceTypes(signal: 'logs' | 'trace', request: string, response: string): ServiceTypes {
+function serviceTypes(signal: 'logs' | 'trace' | 'metrics', request: string, response: string): ServiceTypes {
   let types = cached.get(signal);
   if (!types) {
     const root = new protobuf.Root();
@@ -194,18 +194,8 @@ export function decodeTracesRequest(bytes: Uint8Array): FlatSpan[] {
 /** An empty ExportLogsServiceResponse or ExportTraceServiceResponse: full success. */
 export const EMPTY_RESPONSE = Buffer.alloc(0);
 
-const METRICS_SERVICE_PROTO = 'opentelemetry/proto/collector/metrics/v1/metrics_service.proto';
-
-let metricsCached: protobuf.Type | undefined;
-
 function metricsRequestType(): protobuf.Type {
-  if (!metricsCached) {
-    const root = new protobuf.Root();
-    root.resolvePath = (_origin, target) => path.join(PROTO_DIR, target);
-    root.loadSync(METRICS_SERVICE_PROTO, { keepCase: true });
-    metricsCached = root.lookupType('opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest');
-  }
-  return metricsCached;
+  return serviceTypes('metrics', 'ExportMetricsServiceRequest', 'ExportMetricsServiceResponse').request;
 }
 
 /** One number data point of a sum or gauge, with where it came from. */
