@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs what headertap needs and is missing, then builds. Safe to re-run:
 # each step is skipped when already done. Sourced by start.sh and test.sh.
-#   ensure_deps build   toolchain + npm packages + build
-#   ensure_deps test    the same, plus what the tests drive (nginx, curl, python3)
+#   ensure_root "$0" "$@"  re-runs the calling script as root (through sudo)
+#   ensure_deps build      toolchain + npm packages + build
+#   ensure_deps test       the same, plus what the tests drive (nginx, curl, python3)
+# Everything these functions print goes to stderr: stdout belongs to the
+# program the script runs (`start.sh --format jsonl | jq .` must parse).
 set -euo pipefail
 
 HT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,8 +15,26 @@ NODE_MIN_MINOR=6
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'headertap: %s\n' "$*" >&2; exit 2; }
 
+# Loading eBPF programs and installing packages need root. A user shell
+# re-runs the script through sudo, keeping PATH (so that the same node, e.g.
+# one from nvm, is found) and the OTEL_* and HEADERTAP_* settings, which
+# sudo would otherwise reset; a root shell (containers, cloud VMs, CI) needs
+# no sudo at all, and often has none.
+ensure_root() {
+  local script="$1" keep=() name
+  shift
+  [ "$(id -u)" -eq 0 ] && return 0
+  command -v sudo >/dev/null ||
+    die "$(basename "$script") needs root (to install packages and load eBPF programs) and sudo is not installed: run it from a root shell (su -), or install sudo"
+  while IFS= read -r name; do
+    keep+=("$name=${!name}")
+  done < <(compgen -e | grep -E '^(OTEL_|HEADERTAP_)' || true)
+  say "not root: re-running as root through sudo"
+  exec sudo -- env "PATH=$PATH" "${keep[@]}" "$script" "$@"
+}
+
 BUILD_PACKAGES=(clang llvm libbpf-dev libelf-dev zlib1g-dev make gcc libc6-dev pkg-config)
-TEST_PACKAGES=(nginx-light curl python3 iproute2 openssl nghttp2-client util-linux systemd wrk)
+TEST_PACKAGES=(nginx-light curl python3 iproute2 openssl nghttp2-client util-linux systemd wrk sudo)
 
 missing_packages() {
   local p
@@ -71,6 +92,11 @@ ensure_build() {
 }
 
 ensure_deps() {
+  # stdout stays the caller's: every message of the installs and the build goes to stderr.
+  _ensure_deps "$@" >&2
+}
+
+_ensure_deps() {
   local what="${1:-build}" pkgs
   ensure_node
   pkgs=("${BUILD_PACKAGES[@]}")

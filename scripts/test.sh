@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The whole test suite: lint, unit tests, and (as root) the real-eBPF
-# integration tests. Installs what is missing first. Without root the
-# integration tests are skipped with the reason printed; set
-# HEADERTAP_REQUIRE_EBPF=1 to make that a failure (CI does).
+# The whole test suite: lint, unit tests, and the real-eBPF integration
+# tests. Installs what is missing first. Runs as root: from a user shell it
+# re-runs itself through sudo. (`npm run test:unit` needs no root; the
+# integration tests skip with the reason printed when run without root,
+# unless HEADERTAP_REQUIRE_EBPF=1, which CI sets, makes that a failure.)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/ensure-deps.sh"
+ensure_root "$HT_ROOT/scripts/$(basename "${BASH_SOURCE[0]}")" "$@"
 ensure_deps test
 cd "$HT_ROOT"
 say "lint"
