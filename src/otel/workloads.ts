@@ -29,6 +29,7 @@ export const DEFAULT_MAX_WORKLOADS = 1024;
 /** Incubating semantic conventions, copied as the package recommends. */
 export const ATTR_PROCESS_COMMAND_LINE = 'process.command_line';
 export const ATTR_HOST_NAME = 'host.name';
+export const ATTR_K8S_POD_UID = 'k8s.pod.uid';
 
 export interface WorkloadOptions {
   /** Workload resources kept at once (default DEFAULT_MAX_WORKLOADS). */
@@ -69,6 +70,8 @@ export function workloadAttributes(info: ProcessInfo, opts: WorkloadOptions = {}
     attrs[ATTR_PROCESS_COMMAND_LINE] = redactArgs(info.commandArgs, opts.rules).join(' ');
   }
   if (info.containerId) attrs[ATTR_CONTAINER_ID] = info.containerId;
+  // With container.id, what the collector's k8s_attributes associates a pod by (otel-config/kubernetes/).
+  if (info.podUid) attrs[ATTR_K8S_POD_UID] = info.podUid;
   attrs[ATTR_HOST_NAME] = opts.hostName ?? hostname();
   return attrs;
 }
