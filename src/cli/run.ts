@@ -24,6 +24,7 @@ import { lineWriter, stderrLog, type CliIO } from './output';
 import { batchPrinter } from './print';
 import { checkKernel, checkPrivileges } from './privileges';
 import { agentStats, summaryLine, type StatsParts } from './stats';
+import { resolveAgentIdentity } from './identity';
 import { headerRulesOf, maskedRecorder } from './secrets';
 import { VERSION } from './version';
 
@@ -123,20 +124,23 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
     await receiver.start();
   }
 
+  const identity = await resolveAgentIdentity(opts.serviceName, io.env);
+  for (const w of identity.warnings) log.warn(w);
+  log.debug(`host.name ${identity.host.name} (from ${identity.host.source}); service.name ${identity.serviceName}`);
+  const workloads = { commandLine: opts.processCommandLine, rules, hostName: identity.host.name };
+  const agent = { serviceName: identity.serviceName, agentAttributes: identity.attributes, version: VERSION };
+
   const spool = opts.spoolDir ? new Spool(opts.spoolDir, opts.spoolMaxBytes) : undefined;
   if (spool && !spool.empty) log.info(`${spool.stats.records} records from an earlier run wait in ${spool.dir}; sending them first`);
   const pipeline = new LogPipeline({
     target,
-    serviceName: opts.serviceName,
-    version: VERSION,
+    ...agent,
     log,
     ...(opts.console ? { console: out } : {}),
     delivery: { maxRecords: opts.bufferRecords, maxBytes: opts.bufferBytes, ...(spool ? { spool } : {}) },
-    workloads: { commandLine: opts.processCommandLine, rules },
+    workloads,
   });
-  const spans = traceTarget
-    ? new SpanPipeline({ target: traceTarget, serviceName: opts.serviceName, version: VERSION, log, workloads: { commandLine: opts.processCommandLine, rules } })
-    : undefined;
+  const spans = traceTarget ? new SpanPipeline({ target: traceTarget, ...agent, log, workloads }) : undefined;
   const clock = new MonotonicClock();
   const processes = new ProcessInfoCache({ commandLine: opts.processCommandLine });
   const mapper = new ExchangeMapper({
@@ -266,8 +270,7 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   const selfMetrics = opts.selfMetrics
     ? new SelfMetrics({
         target: resolveExportTarget(exportFlags, io.env, 'metrics'),
-        serviceName: opts.serviceName,
-        version: VERSION,
+        ...agent,
         intervalMs: (opts.statsInterval || 60) * 1000,
         stats: () => agentStats(parts()),
       })

@@ -49,10 +49,21 @@ export interface WorkloadCounters {
   evicted: number;
 }
 
-/** headertap's own resource (its self-telemetry, and records with no workload): --service-name, version, host. */
-export function agentResource(serviceName: string, version: string): Resource {
+/**
+ * headertap's own resource (its self-telemetry, and records with no
+ * workload): the SDK's defaults, then `attributes` (its own
+ * OTEL_RESOURCE_ATTRIBUTES, e.g. the DaemonSet's k8s.node.name, and the
+ * detected host.name), then service.name and service.version, which win as
+ * code-provided attributes win over the environment in every SDK.
+ */
+export function agentResource(serviceName: string, version: string, attributes: Attributes = {}): Resource {
   return defaultResource().merge(
-    resourceFromAttributes({ [ATTR_SERVICE_NAME]: serviceName, [ATTR_SERVICE_VERSION]: version, [ATTR_HOST_NAME]: hostname() }),
+    resourceFromAttributes({
+      [ATTR_HOST_NAME]: hostname(),
+      ...attributes,
+      [ATTR_SERVICE_NAME]: serviceName,
+      [ATTR_SERVICE_VERSION]: version,
+    }),
   );
 }
 

@@ -9,12 +9,12 @@
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import type { FlatRecord } from '../../src/common/flat-record';
 import { cgroup2Mount } from '../../src/workload';
-import { HEADERTAP, PYTHON, attr, background, byPid, freePort, requireEbpf, run, startAgent, startNginx, waitForPort } from '../helpers/integration';
+import { HEADERTAP, PYTHON, attr, background, byPid, freePort, requireCommand, requireEbpf, run, startAgent, startNginx, waitForPort } from '../helpers/integration';
 import { resourceLogsOf, startOtlpSink } from '../helpers/otlp-sink';
 
 const NODE_SERVER = `
@@ -107,6 +107,56 @@ describe('workload identity (real eBPF)', () => {
     assert.deepEqual(byName('curl').map((r) => r['process.pid']).sort(), [c1.pid, c2.pid].sort());
     assert.equal(resources.filter((r) => r['service.name'] === 'headertap').length, 0, 'no record under the agent');
     for (const r of sink.records()) assert.equal(r.resource['process.pid'], attr(r, 'process.pid'), 'each record sits under its own process');
+  });
+});
+
+describe("host.name and headertap's own resource when headertap runs in a container (real eBPF)", () => {
+  /** headertap in a UTS namespace of its own, named like a pod (what a DaemonSet pod without hostNetwork gets). */
+  const inOwnUts = (t: TestContext): string[] | undefined =>
+    requireCommand(t, '/usr/bin/unshare') && requireCommand(t, '/usr/bin/hostname')
+      ? ['/usr/bin/unshare', '--uts', '/bin/sh', '-c', '/usr/bin/hostname ht-pod-test && exec "$0" "$@"', process.execPath, HEADERTAP]
+      : undefined;
+
+  async function capture(t: TestContext, env: NodeJS.ProcessEnv): Promise<{ records: FlatRecord[]; agentResources: Record<string, unknown>[]; stderr: string }> {
+    const command = inOwnUts(t)!;
+    const port = await freePort();
+    background(t, process.execPath, ['-e', NODE_SERVER, String(port)]);
+    await waitForPort(port);
+    const sink = await startOtlpSink();
+    t.after(() => sink.stop());
+    const agent = await startAgent(t, ['--endpoint', sink.endpoint, '--port', String(port), '--verbose'], env, command);
+    const c = await run('curl', ['-sS', '-o', '/dev/null', `http://127.0.0.1:${port}/uts`]);
+    assert.equal(c.code, 0, c.stderr);
+    await sink.waitFor((rs) => rs.length >= 2, 15000, 'client and server records');
+    const end = await agent.stop();
+    assert.equal(end.code, 0, end.stderr);
+    return { records: sink.records(), agentResources: sink.metrics.map((m) => m.resource), stderr: end.stderr };
+  }
+
+  it("names the host (read from the host's UTS namespace), not the container; OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES on its own resource", async (t) => {
+    if (!requireEbpf(t) || !inOwnUts(t)) return;
+    assert.notEqual(hostname(), 'ht-pod-test');
+    const got = await capture(t, { OTEL_SERVICE_NAME: 'ht-node-agent', OTEL_RESOURCE_ATTRIBUTES: 'k8s.node.name=node-test-1,deployment.environment.name=test' });
+    assert.match(got.stderr, /host\.name \S+ \(from host-uts\)/);
+    for (const r of got.records) assert.equal(r.resource['host.name'], hostname(), `${String(r.resource['service.name'])}: the host's name`);
+    assert.ok(got.agentResources.length > 0, 'self-metrics arrived');
+    for (const res of got.agentResources) {
+      assert.equal(res['service.name'], 'ht-node-agent');
+      assert.equal(res['k8s.node.name'], 'node-test-1');
+      assert.equal(res['deployment.environment.name'], 'test');
+      assert.equal(res['host.name'], hostname());
+    }
+  });
+
+  it('without a way into the host UTS namespace (no nsenter): K8S_NODE_NAME; without that either, the container name and a warning', async (t) => {
+    if (!requireEbpf(t) || !inOwnUts(t)) return;
+    const noNsenter = { PATH: '/nonexistent' };
+    const node = await capture(t, { ...noNsenter, K8S_NODE_NAME: 'node-test-2' });
+    for (const r of node.records) assert.equal(r.resource['host.name'], 'node-test-2');
+    for (const res of node.agentResources) assert.equal(res['host.name'], 'node-test-2');
+    const none = await capture(t, noNsenter);
+    for (const r of none.records) assert.equal(r.resource['host.name'], 'ht-pod-test');
+    assert.match(none.stderr, /warning: host\.name is this container's hostname \(ht-pod-test\)/);
   });
 });
 
