@@ -18,8 +18,12 @@ Values of redacted headers (and query parameters) are [REDACTED]; hashed ones
 sha256:<hex>.
 
 Environment: OTEL_EXPORTER_OTLP_[LOGS_]ENDPOINT, _PROTOCOL, _HEADERS,
-_COMPRESSION, _TIMEOUT, _CERTIFICATE, _CLIENT_KEY, _CLIENT_CERTIFICATE are
-honored as in every OpenTelemetry SDK; flags win. HEADERTAP_HASH_KEY holds the
+_COMPRESSION, _TIMEOUT, _CERTIFICATE, _CLIENT_KEY, _CLIENT_CERTIFICATE,
+OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES (headertap's own resource),
+OTEL_SDK_DISABLED (true: capture nothing, wait for a signal) and
+OTEL_LOG_LEVEL (print the SDK's own messages) are honored as in every
+OpenTelemetry SDK; flags win. K8S_NODE_NAME is host.name
+when the host's own name cannot be read. HEADERTAP_HASH_KEY holds the
 --hash-headers key when --hash-key-file is not given.
 
 Needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE) and a kernel with

@@ -32,7 +32,8 @@ export interface RunOptions {
   maxHeaderBytes: number;
   /** Capture TLS plaintext with uprobes on OpenSSL (--no-tls turns it off). */
   tls: boolean;
-  serviceName: string;
+  /** --service-name; when not given, OTEL_SERVICE_NAME and the rest decide (src/cli/identity.ts). */
+  serviceName?: string;
   emitSpans: boolean;
   embeddedReceiver: boolean;
   format: 'pretty' | 'jsonl';
@@ -316,9 +317,8 @@ export const RUN_OPTIONS: OptionSpec[] = [
     key: 'service-name',
     prop: 'serviceName',
     flag: '--service-name <name>',
-    help: "service.name of headertap's own resource (default: headertap)",
+    help: "service.name of headertap's own resource (default: from OTEL_SERVICE_NAME, else service.name in OTEL_RESOURCE_ATTRIBUTES, else headertap)",
     parse: nonEmpty,
-    default: 'headertap',
   },
   {
     key: 'emit-spans',

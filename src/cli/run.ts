@@ -24,6 +24,8 @@ import { lineWriter, stderrLog, type CliIO } from './output';
 import { batchPrinter } from './print';
 import { checkKernel, checkPrivileges } from './privileges';
 import { agentStats, summaryLine, type StatsParts } from './stats';
+import { resolveAgentIdentity } from './identity';
+import { readSdkEnv } from './sdk-env';
 import { headerRulesOf, maskedRecorder } from './secrets';
 import { VERSION } from './version';
 
@@ -33,13 +35,40 @@ const IDLE_SWEEP_MS = 30_000;
 /** Records a replay lets wait for export at most (well under the delivery buffer). */
 const REPLAY_MAX_PENDING = 16384;
 
-/** The OpenTelemetry SDK reports through diag; show it only with --verbose (failures are counted and reported by us). */
-function routeSdkDiagnostics(log: Log): void {
-  diag.setLogger(
-    { error: log.debug, warn: log.debug, info: log.debug, debug: () => {}, verbose: () => {} },
-    DiagLogLevel.WARN,
+/**
+ * The OpenTelemetry SDK reports through diag. With OTEL_LOG_LEVEL its
+ * messages from that level up are printed as they are; without it only with
+ * --verbose, from warn up (failures are counted and reported by us): see
+ * src/cli/sdk-env.ts.
+ */
+function routeSdkDiagnostics(log: Log, io: CliIO, level: DiagLogLevel | undefined): void {
+  if (level === undefined) {
+    diag.setLogger({ error: log.debug, warn: log.debug, info: log.debug, debug: () => {}, verbose: () => {} }, DiagLogLevel.WARN);
+    setGlobalErrorHandler((err) => log.debug(`opentelemetry: ${String((err as Error)?.message ?? err)}`));
+    return;
+  }
+  const print =
+    (name: string) =>
+    (message: string, ...args: unknown[]): void => {
+      io.stderr.write(`headertap: opentelemetry ${name}: ${[message, ...args.map((a) => (a instanceof Error ? a.message : String(a)))].join(' ')}\n`);
+    };
+  const logger = { error: print('error'), warn: print('warn'), info: print('info'), debug: print('debug'), verbose: print('verbose') };
+  diag.setLogger(logger, { logLevel: level, suppressOverrideMessage: true });
+  setGlobalErrorHandler((err) => {
+    if (level >= DiagLogLevel.ERROR) logger.error(String((err as Error)?.message ?? err));
+  });
+}
+
+/** OTEL_SDK_DISABLED=true: nothing to export, so nothing is captured (src/cli/sdk-env.ts). */
+async function idleWhileDisabled(opts: RunOptions, io: CliIO): Promise<number> {
+  const signal = opts.replay ? undefined : waitForSignal(); // before saying so: a signal right after the line is handled
+  io.stderr.write(
+    `headertap: OTEL_SDK_DISABLED=true: OpenTelemetry is disabled and records, spans and metrics are all headertap makes, so it captures nothing${signal ? '; waiting for SIGINT or SIGTERM' : ''} (unset OTEL_SDK_DISABLED to capture)\n`,
   );
-  setGlobalErrorHandler((err) => log.debug(`opentelemetry: ${String((err as Error)?.message ?? err)}`));
+  if (!signal) return 0;
+  await signal.promise;
+  signal.dispose();
+  return 0;
 }
 
 /** An embedded receiver listens where the exporter sends: the endpoint's host and port. */
@@ -100,13 +129,17 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
 /** `headertap run`: capture, parse, map, export; returns the exit status. */
 export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   const log = stderrLog(io, opts.verbose);
-  routeSdkDiagnostics(log);
+  const sdk = readSdkEnv(io.env);
+  for (const w of sdk.warnings) log.warn(w);
+  routeSdkDiagnostics(log, io, sdk.logLevel);
   const exportFlags = { endpoint: opts.endpoint, protocol: opts.protocol, compression: opts.compression };
   const target = resolveExportTarget(exportFlags, io.env);
   const traceTarget = opts.emitSpans ? resolveExportTarget(exportFlags, io.env, 'traces') : undefined;
   const rules = headerRulesOf(opts, io.env);
   const payload = opts.replay ? readRecording(opts.replay) : undefined;
   const cgroups = payload ? [] : opts.cgroup.map((c) => resolveCgroupPath(c));
+  // Bad input is still reported first; a disabled SDK needs no privileges.
+  if (sdk.disabled) return idleWhileDisabled(opts, io);
   if (!payload) {
     checkPrivileges();
     checkKernel();
@@ -123,20 +156,23 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
     await receiver.start();
   }
 
+  const identity = await resolveAgentIdentity(opts.serviceName, io.env);
+  for (const w of identity.warnings) log.warn(w);
+  log.debug(`host.name ${identity.host.name} (from ${identity.host.source}); service.name ${identity.serviceName}`);
+  const workloads = { commandLine: opts.processCommandLine, rules, hostName: identity.host.name };
+  const agent = { serviceName: identity.serviceName, agentAttributes: identity.attributes, version: VERSION };
+
   const spool = opts.spoolDir ? new Spool(opts.spoolDir, opts.spoolMaxBytes) : undefined;
   if (spool && !spool.empty) log.info(`${spool.stats.records} records from an earlier run wait in ${spool.dir}; sending them first`);
   const pipeline = new LogPipeline({
     target,
-    serviceName: opts.serviceName,
-    version: VERSION,
+    ...agent,
     log,
     ...(opts.console ? { console: out } : {}),
     delivery: { maxRecords: opts.bufferRecords, maxBytes: opts.bufferBytes, ...(spool ? { spool } : {}) },
-    workloads: { commandLine: opts.processCommandLine, rules },
+    workloads,
   });
-  const spans = traceTarget
-    ? new SpanPipeline({ target: traceTarget, serviceName: opts.serviceName, version: VERSION, log, workloads: { commandLine: opts.processCommandLine, rules } })
-    : undefined;
+  const spans = traceTarget ? new SpanPipeline({ target: traceTarget, ...agent, log, workloads }) : undefined;
   const clock = new MonotonicClock();
   const processes = new ProcessInfoCache({ commandLine: opts.processCommandLine });
   const mapper = new ExchangeMapper({
@@ -266,8 +302,7 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   const selfMetrics = opts.selfMetrics
     ? new SelfMetrics({
         target: resolveExportTarget(exportFlags, io.env, 'metrics'),
-        serviceName: opts.serviceName,
-        version: VERSION,
+        ...agent,
         intervalMs: (opts.statsInterval || 60) * 1000,
         stats: () => agentStats(parts()),
       })

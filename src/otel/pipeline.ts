@@ -1,4 +1,4 @@
-import { ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import { ROOT_CONTEXT, trace, type Attributes } from '@opentelemetry/api';
 import type { Logger } from '@opentelemetry/api-logs';
 import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
 import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentelemetry/otlp-exporter-base/node-http';
@@ -22,6 +22,8 @@ import { WorkloadLoggers, agentResource, type WorkloadOptions } from './workload
 export interface PipelineOptions {
   target: ExportTarget;
   serviceName: string;
+  /** More attributes of headertap's own resource (agentResource). */
+  agentAttributes?: Attributes;
   version: string;
   log: Log;
   /** Also write each record as one JSON line here (--console). */
@@ -174,7 +176,7 @@ export class LogPipeline {
     if (opts.console) processors.push(new ConsoleProcessor(opts.console));
     processors.push(this.delivery);
     this._provider = new LoggerProvider({
-      resource: agentResource(opts.serviceName, opts.version),
+      resource: agentResource(opts.serviceName, opts.version, opts.agentAttributes),
       processors,
       logRecordLimits: { attributeCountLimit: ATTRIBUTE_COUNT_LIMIT },
     });

@@ -96,6 +96,8 @@ export interface SelfMetricsOptions {
   /** Where metrics go: resolveExportTarget(…, 'metrics'), so OTEL_EXPORTER_OTLP_METRICS_* apply. */
   target: ExportTarget;
   serviceName: string;
+  /** More attributes of headertap's own resource (agentResource). */
+  agentAttributes?: Attributes;
   version: string;
   intervalMs: number;
   stats(): AgentStats;
@@ -113,7 +115,7 @@ export class SelfMetrics {
   constructor(opts: SelfMetricsOptions) {
     const exporter = opts.exporter ?? (opts.target.protocol === 'grpc' ? new GrpcMetricExporter(opts.target) : new ProtoMetricExporter(opts.target));
     this._provider = new MeterProvider({
-      resource: agentResource(opts.serviceName, opts.version),
+      resource: agentResource(opts.serviceName, opts.version, opts.agentAttributes),
       readers: [
         new PeriodicExportingMetricReader({
           exporter,

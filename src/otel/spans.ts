@@ -48,6 +48,8 @@ export interface SpanPipelineOptions {
   /** Where spans go: resolveExportTarget(…, 'traces'). */
   target: ExportTarget;
   serviceName: string;
+  /** More attributes of headertap's own resource (agentResource). */
+  agentAttributes?: Attributes;
   version: string;
   log: Log;
   /** Replaces the OTLP exporter (tests). */
@@ -152,7 +154,7 @@ export class SpanPipeline {
         spanLimits: { attributeCountLimit: ATTRIBUTE_COUNT_LIMIT },
         spanProcessors: [processor],
       });
-    this._provider = provider(agentResource(opts.serviceName, opts.version));
+    this._provider = provider(agentResource(opts.serviceName, opts.version, opts.agentAttributes));
     this._tracer = this._provider.getTracer('headertap', opts.version);
     this.workloads = new PerWorkload((resource) => provider(resource).getTracer('headertap', opts.version), opts.workloads);
   }

@@ -29,6 +29,7 @@ export const DEFAULT_MAX_WORKLOADS = 1024;
 /** Incubating semantic conventions, copied as the package recommends. */
 export const ATTR_PROCESS_COMMAND_LINE = 'process.command_line';
 export const ATTR_HOST_NAME = 'host.name';
+export const ATTR_K8S_POD_UID = 'k8s.pod.uid';
 
 export interface WorkloadOptions {
   /** Workload resources kept at once (default DEFAULT_MAX_WORKLOADS). */
@@ -48,10 +49,21 @@ export interface WorkloadCounters {
   evicted: number;
 }
 
-/** headertap's own resource (its self-telemetry, and records with no workload): --service-name, version, host. */
-export function agentResource(serviceName: string, version: string): Resource {
+/**
+ * headertap's own resource (its self-telemetry, and records with no
+ * workload): the SDK's defaults, then `attributes` (its own
+ * OTEL_RESOURCE_ATTRIBUTES, e.g. the DaemonSet's k8s.node.name, and the
+ * detected host.name), then service.name and service.version, which win as
+ * code-provided attributes win over the environment in every SDK.
+ */
+export function agentResource(serviceName: string, version: string, attributes: Attributes = {}): Resource {
   return defaultResource().merge(
-    resourceFromAttributes({ [ATTR_SERVICE_NAME]: serviceName, [ATTR_SERVICE_VERSION]: version, [ATTR_HOST_NAME]: hostname() }),
+    resourceFromAttributes({
+      [ATTR_HOST_NAME]: hostname(),
+      ...attributes,
+      [ATTR_SERVICE_NAME]: serviceName,
+      [ATTR_SERVICE_VERSION]: version,
+    }),
   );
 }
 
@@ -69,6 +81,8 @@ export function workloadAttributes(info: ProcessInfo, opts: WorkloadOptions = {}
     attrs[ATTR_PROCESS_COMMAND_LINE] = redactArgs(info.commandArgs, opts.rules).join(' ');
   }
   if (info.containerId) attrs[ATTR_CONTAINER_ID] = info.containerId;
+  // With container.id, what the collector's k8s_attributes associates a pod by (otel-config/kubernetes/).
+  if (info.podUid) attrs[ATTR_K8S_POD_UID] = info.podUid;
   attrs[ATTR_HOST_NAME] = opts.hostName ?? hostname();
   return attrs;
 }

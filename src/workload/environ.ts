@@ -50,10 +50,20 @@ export function otelEnvFromEnviron(environ: string): OtelEnv {
   let serviceName: string | undefined;
   let attrs: string | undefined;
   for (const entry of environ.split('\0')) {
-    if (entry.startsWith('OTEL_SERVICE_NAME=')) serviceName = entry.slice('OTEL_SERVICE_NAME='.length).trim();
+    if (entry.startsWith('OTEL_SERVICE_NAME=')) serviceName = entry.slice('OTEL_SERVICE_NAME='.length);
     else if (entry.startsWith('OTEL_RESOURCE_ATTRIBUTES=')) attrs = entry.slice('OTEL_RESOURCE_ATTRIBUTES='.length);
   }
-  const resourceAttributes = attrs ? parseResourceAttributes(attrs) : {};
+  return otelEnv(serviceName, attrs);
+}
+
+/** The same facts from a process.env (headertap's own resource). */
+export function otelEnvFromProcessEnv(env: NodeJS.ProcessEnv): OtelEnv {
+  return otelEnv(env.OTEL_SERVICE_NAME, env.OTEL_RESOURCE_ATTRIBUTES);
+}
+
+function otelEnv(rawServiceName: string | undefined, rawAttrs: string | undefined): OtelEnv {
+  const resourceAttributes = rawAttrs ? parseResourceAttributes(rawAttrs) : {};
+  let serviceName = rawServiceName?.trim();
   if (serviceName && serviceName.length > MAX_ATTRIBUTE_LENGTH) serviceName = undefined;
   const fromAttrs = resourceAttributes['service.name']?.trim();
   const name = serviceName || fromAttrs || undefined;

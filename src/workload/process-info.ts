@@ -1,6 +1,7 @@
 import { readFileSync, readlinkSync } from 'node:fs';
 import { basename } from 'node:path';
 import { otelEnvFromEnviron } from './environ';
+import { podUidFromCgroup } from './kubepods';
 
 /** What headertap knows about an observed process. */
 export interface ProcessInfo {
@@ -9,6 +10,8 @@ export interface ProcessInfo {
   executableName: string;
   /** Container id from the process's cgroup path, when it has one. */
   containerId?: string;
+  /** Kubernetes pod UID from the process's cgroup path, when it runs in a pod (src/workload/kubepods.ts). */
+  podUid?: string;
   /** The process's own OTEL_SERVICE_NAME (or service.name in OTEL_RESOURCE_ATTRIBUTES). */
   serviceName?: string;
   /** The process's own OTEL_RESOURCE_ATTRIBUTES, parsed. */
@@ -103,6 +106,8 @@ export class ProcessInfoCache {
     const cgroup = this._read(`/proc/${pid}/cgroup`);
     const containerId = cgroup !== undefined ? containerIdFromCgroup(cgroup) : undefined;
     if (containerId) info.containerId = containerId;
+    const podUid = cgroup !== undefined ? podUidFromCgroup(cgroup) : undefined;
+    if (podUid) info.podUid = podUid;
     const environ = this._read(`/proc/${pid}/environ`);
     if (environ !== undefined) {
       const env = otelEnvFromEnviron(environ);

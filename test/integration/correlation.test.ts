@@ -9,12 +9,12 @@
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import type { FlatRecord } from '../../src/common/flat-record';
 import { cgroup2Mount } from '../../src/workload';
-import { HEADERTAP, PYTHON, attr, background, byPid, freePort, requireEbpf, run, startAgent, startNginx, waitForPort } from '../helpers/integration';
+import { HEADERTAP, PYTHON, attr, background, byPid, freePort, requireCommand, requireEbpf, run, startAgent, startNginx, waitForPort } from '../helpers/integration';
 import { resourceLogsOf, startOtlpSink } from '../helpers/otlp-sink';
 
 const NODE_SERVER = `
@@ -110,8 +110,62 @@ describe('workload identity (real eBPF)', () => {
   });
 });
 
-/** A cgroup v2 directory tree for one test, removed (after its processes) when the test ends. */
-function testCgroup(t: TestContext): { parent: string; scope: string; containerId: string } | undefined {
+describe("host.name and headertap's own resource when headertap runs in a container (real eBPF)", () => {
+  /** headertap in a UTS namespace of its own, named like a pod (what a DaemonSet pod without hostNetwork gets). */
+  const inOwnUts = (t: TestContext): string[] | undefined =>
+    requireCommand(t, '/usr/bin/unshare') && requireCommand(t, '/usr/bin/hostname')
+      ? ['/usr/bin/unshare', '--uts', '/bin/sh', '-c', '/usr/bin/hostname ht-pod-test && exec "$0" "$@"', process.execPath, HEADERTAP]
+      : undefined;
+
+  async function capture(t: TestContext, env: NodeJS.ProcessEnv): Promise<{ records: FlatRecord[]; agentResources: Record<string, unknown>[]; stderr: string }> {
+    const command = inOwnUts(t)!;
+    const port = await freePort();
+    background(t, process.execPath, ['-e', NODE_SERVER, String(port)]);
+    await waitForPort(port);
+    const sink = await startOtlpSink();
+    t.after(() => sink.stop());
+    const agent = await startAgent(t, ['--endpoint', sink.endpoint, '--port', String(port), '--verbose'], env, command);
+    const c = await run('curl', ['-sS', '-o', '/dev/null', `http://127.0.0.1:${port}/uts`]);
+    assert.equal(c.code, 0, c.stderr);
+    await sink.waitFor((rs) => rs.length >= 2, 15000, 'client and server records');
+    const end = await agent.stop();
+    assert.equal(end.code, 0, end.stderr);
+    return { records: sink.records(), agentResources: sink.metrics.map((m) => m.resource), stderr: end.stderr };
+  }
+
+  it("names the host (read from the host's UTS namespace), not the container; OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES on its own resource", async (t) => {
+    if (!requireEbpf(t) || !inOwnUts(t)) return;
+    assert.notEqual(hostname(), 'ht-pod-test');
+    const got = await capture(t, { OTEL_SERVICE_NAME: 'ht-node-agent', OTEL_RESOURCE_ATTRIBUTES: 'k8s.node.name=node-test-1,deployment.environment.name=test' });
+    assert.match(got.stderr, /host\.name \S+ \(from host-uts\)/);
+    for (const r of got.records) assert.equal(r.resource['host.name'], hostname(), `${String(r.resource['service.name'])}: the host's name`);
+    assert.ok(got.agentResources.length > 0, 'self-metrics arrived');
+    for (const res of got.agentResources) {
+      assert.equal(res['service.name'], 'ht-node-agent');
+      assert.equal(res['k8s.node.name'], 'node-test-1');
+      assert.equal(res['deployment.environment.name'], 'test');
+      assert.equal(res['host.name'], hostname());
+    }
+  });
+
+  it('without a way into the host UTS namespace (no nsenter): K8S_NODE_NAME; without that either, the container name and a warning', async (t) => {
+    if (!requireEbpf(t) || !inOwnUts(t)) return;
+    const noNsenter = { PATH: '/nonexistent' };
+    const node = await capture(t, { ...noNsenter, K8S_NODE_NAME: 'node-test-2' });
+    for (const r of node.records) assert.equal(r.resource['host.name'], 'node-test-2');
+    for (const res of node.agentResources) assert.equal(res['host.name'], 'node-test-2');
+    const none = await capture(t, noNsenter);
+    for (const r of none.records) assert.equal(r.resource['host.name'], 'ht-pod-test');
+    assert.match(none.stderr, /warning: host\.name is this container's hostname \(ht-pod-test\)/);
+  });
+});
+
+/**
+ * Directories under a fresh cgroup v2 directory of this test (`leaves`,
+ * relative, nested as given), removed after their processes when the test
+ * ends. Undefined (the test skipped) when no cgroup2 file system is mounted.
+ */
+function cgroupTree(t: TestContext, leaves: string[]): { parent: string; leaves: string[] } | undefined {
   const mount = cgroup2Mount();
   if (!mount) {
     const reason = 'no cgroup2 file system is mounted';
@@ -119,23 +173,27 @@ function testCgroup(t: TestContext): { parent: string; scope: string; containerI
     t.skip(reason);
     return undefined;
   }
-  const containerId = randomBytes(32).toString('hex');
   const parent = path.join(mount, `headertap-test-${process.pid}-${randomBytes(4).toString('hex')}`);
-  const scope = path.join(parent, `docker-${containerId}.scope`);
-  mkdirSync(scope, { recursive: true });
+  const dirs = leaves.map((l) => path.join(parent, l));
+  for (const d of dirs) mkdirSync(d, { recursive: true });
+  const removeBelow = (dir: string): void => {
+    for (const d of readdirSync(dir, { withFileTypes: true })) if (d.isDirectory()) removeBelow(path.join(dir, d.name));
+    rmdirSync(dir);
+  };
   t.after(async () => {
     // Only this test put processes here: end them first (a cgroup with members cannot be removed).
-    for (const pid of readFileSync(path.join(scope, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
-      try {
-        process.kill(Number(pid), 'SIGKILL');
-      } catch {
-        // exited already
+    for (const dir of dirs) {
+      for (const pid of readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          // exited already
+        }
       }
     }
     for (let i = 0; ; i++) {
       try {
-        for (const d of readdirSync(parent, { withFileTypes: true })) if (d.isDirectory()) rmdirSync(path.join(parent, d.name));
-        rmdirSync(parent);
+        removeBelow(parent);
         return;
       } catch (err) {
         if (i === 50) throw new Error(`cannot remove the test cgroup ${parent}: ${(err as Error).message}`);
@@ -143,7 +201,19 @@ function testCgroup(t: TestContext): { parent: string; scope: string; containerI
       }
     }
   });
-  return { parent, scope, containerId };
+  return { parent, leaves: dirs };
+}
+
+/** One Docker-named scope below a test cgroup. */
+function testCgroup(t: TestContext): { parent: string; scope: string; containerId: string } | undefined {
+  const containerId = randomBytes(32).toString('hex');
+  const tree = cgroupTree(t, [`docker-${containerId}.scope`]);
+  return tree && { parent: tree.parent, scope: tree.leaves[0], containerId };
+}
+
+/** A server that is in `cgroup` from its first instruction: the shell moves itself, then becomes the server. */
+function serverIn(t: TestContext, cgroup: string, port: number): ReturnType<typeof background> {
+  return background(t, '/bin/sh', ['-c', `echo $$ > ${cgroup}/cgroup.procs && exec ${PYTHON} -m http.server ${port} --bind 127.0.0.1`]);
 }
 
 describe('--cgroup (real eBPF, a cgroup the test creates)', () => {
@@ -152,8 +222,7 @@ describe('--cgroup (real eBPF, a cgroup the test creates)', () => {
     const cg = testCgroup(t);
     if (!cg) return;
     const [inside, outside] = [await freePort(), await freePort()];
-    // The shell moves itself into the cgroup, then becomes the server: no window outside it.
-    const srvIn = background(t, '/bin/sh', ['-c', `echo $$ > ${cg.scope}/cgroup.procs && exec ${PYTHON} -m http.server ${inside} --bind 127.0.0.1`]);
+    const srvIn = serverIn(t, cg.scope, inside);
     const srvOut = background(t, PYTHON, ['-m', 'http.server', String(outside), '--bind', '127.0.0.1']);
     await Promise.all([waitForPort(inside), waitForPort(outside)]);
     assert.ok(readFileSync(path.join(cg.scope, 'cgroup.procs'), 'utf8').split('\n').includes(String(srvIn.pid)), 'server is in the cgroup');
@@ -195,6 +264,51 @@ describe('--cgroup (real eBPF, a cgroup the test creates)', () => {
     const agent = await startAgent(t, ['--endpoint', sink.endpoint, '--cgroup', rel]);
     assert.match(agent.stderr(), new RegExp(`filters: cgroup ${cg.parent}`));
     assert.equal((await agent.stop()).code, 0);
+  });
+});
+
+describe('Kubernetes pods (real eBPF, cgroups named as the kubelet names them)', () => {
+  it('k8s.pod.uid and container.id on the resource of a server in a pod cgroup, systemd and cgroupfs drivers', async (t) => {
+    if (!requireEbpf(t)) return;
+    const uuid = (): string => {
+      const h = randomBytes(16).toString('hex');
+      return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+    };
+    const pods = [
+      { driver: 'systemd', uid: uuid(), containerId: randomBytes(32).toString('hex') },
+      { driver: 'cgroupfs', uid: uuid(), containerId: randomBytes(32).toString('hex') },
+    ];
+    const [systemd, cgroupfs] = pods;
+    const u = systemd.uid.replace(/-/g, '_');
+    const tree = cgroupTree(t, [
+      `kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${u}.slice/cri-containerd-${systemd.containerId}.scope`,
+      `kubepods/burstable/pod${cgroupfs.uid}/${cgroupfs.containerId}`,
+    ]);
+    if (!tree) return;
+    const ports = [await freePort(), await freePort()];
+    const servers = tree.leaves.map((dir, i) => serverIn(t, dir, ports[i]));
+    await Promise.all(ports.map((p) => waitForPort(p)));
+    const sink = await startOtlpSink();
+    t.after(() => sink.stop());
+    const agent = await startAgent(t, ['--endpoint', sink.endpoint, ...ports.flatMap((p) => ['--port', String(p)])]);
+    for (const port of ports) {
+      const c = await run('curl', ['-sS', '-o', '/dev/null', `http://127.0.0.1:${port}/pod`]);
+      assert.equal(c.code, 0, c.stderr);
+    }
+    await sink.waitFor((rs) => rs.length >= 4, 15000, 'client and server records of both calls');
+    assert.equal((await agent.stop()).code, 0);
+
+    for (const [i, pod] of pods.entries()) {
+      const server = byPid(sink.records(), servers[i].pid!);
+      assert.equal(server.length, 1, `one record of the ${pod.driver} server`);
+      assert.equal(server[0].resource['k8s.pod.uid'], pod.uid, `${pod.driver}: the pod UID, dashes restored`);
+      assert.equal(server[0].resource['container.id'], pod.containerId, pod.driver);
+    }
+    // curl runs in no pod: its resource says so by having neither.
+    for (const r of sink.records().filter((x) => attr(x, 'headertap.role') === 'client')) {
+      assert.equal(r.resource['k8s.pod.uid'], undefined);
+      assert.equal(r.resource['container.id'], undefined);
+    }
   });
 });
 

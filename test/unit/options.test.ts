@@ -24,7 +24,7 @@ describe('resolveRunOptions', () => {
     assert.deepEqual(o.captureHeaders, ['*']);
     assert.deepEqual(o.redactHeaders, DEFAULT_REDACT_HEADERS);
     assert.equal(o.maxHeaderBytes, 16384);
-    assert.equal(o.serviceName, 'headertap');
+    assert.equal(o.serviceName, undefined, 'decided with the environment: src/cli/identity.ts');
     assert.deepEqual([o.pid, o.comm, o.port], [[], [], []]);
     assert.equal(o.console, false);
     assert.equal(o.emitSpans, false, '--emit-spans is opt-in');
