@@ -104,7 +104,8 @@ struct ht_data_event {
 };
 #define HT_DATA_HEADER_SIZE 104 /* offsetof(struct ht_data_event, buf) */
 
-/* A socket reached TCP_CLOSE, or (flags HT_FLAG_TLS) a TLS session was freed. */
+/* A socket that carried data events was destroyed (closed by its process and
+ * done with by TCP), or (flags HT_FLAG_TLS) a TLS session was freed. */
 struct ht_close_event {
 	__u8 kind;  /* HT_EV_CLOSE */
 	__u8 flags; /* HT_FLAG_TLS: sock_id is a TLS session id */

@@ -161,7 +161,7 @@ struct {
 } ht_ssl_sessions SEC(".maps");
 
 /* struct sock pointer -> 1 for sockets carrying TLS: their syscall bytes are
- * ciphertext and never sent to user space. Cleared at TCP_CLOSE. */
+ * ciphertext and never sent to user space. Cleared when the socket is destroyed. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
