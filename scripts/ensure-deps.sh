@@ -13,7 +13,7 @@ say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'headertap: %s\n' "$*" >&2; exit 2; }
 
 BUILD_PACKAGES=(clang llvm libbpf-dev libelf-dev zlib1g-dev make gcc libc6-dev pkg-config)
-TEST_PACKAGES=(nginx-light curl python3 iproute2 openssl nghttp2-client util-linux systemd wrk)
+TEST_PACKAGES=(nginx-light curl python3 python3-grpcio iproute2 openssl nghttp2-client util-linux systemd wrk)
 
 missing_packages() {
   local p

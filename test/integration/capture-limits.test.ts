@@ -1,14 +1,74 @@
 /**
  * Real eBPF, real programs, loopback only: what real clients do that simple
- * ones do not. A client may half-close (shutdown(SHUT_WR)) before reading its
- * response.
+ * ones do not. grpcio's C core writes a request in one sendmsg with dozens of
+ * iovecs; a vector call may carry up to 1024 (UIO_MAXIOV); a client may
+ * half-close (shutdown(SHUT_WR)) before reading its response.
  *
  * Not covered here: TLS (tls.test.ts), HTTP/2 in general (http2.test.ts).
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { capture, headers } from '../helpers/capture';
-import { PYTHON, attr, background, byPid, freePort, requireEbpf, run, startNginx, waitForPort } from '../helpers/integration';
+import { PYTHON, attr, background, byPid, freePort, requireEbpf, requirePythonModule, run, startNginx, waitForPort } from '../helpers/integration';
+
+const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
+const TRACEPARENT = `00-${TRACE_ID}-00f067aa0ba902b7-01`;
+
+/** A grpcio (C core) server: demo.Echo/Say answers b'hi' with one initial metadata entry. */
+const GRPCIO_SERVER = `
+import grpc, sys
+from concurrent import futures
+def say(request, context):
+    context.send_initial_metadata((('x-served-by', 'grpcio'),))
+    return b'hi'
+handler = grpc.method_handlers_generic_handler('demo.Echo', {
+    'Say': grpc.unary_unary_rpc_method_handler(say, request_deserializer=None, response_serializer=None)})
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), handlers=(handler,))
+server.add_insecure_port('127.0.0.1:' + sys.argv[1])
+server.start()
+print('listening', flush=True)
+server.wait_for_termination()
+`;
+
+/** A grpcio client: three calls on one channel, each with a traceparent and 40 more metadata entries. */
+const GRPCIO_CLIENT = `
+import grpc, sys
+channel = grpc.insecure_channel('127.0.0.1:' + sys.argv[1])
+say = channel.unary_unary('/demo.Echo/Say')
+for i in range(3):
+    md = [('traceparent', sys.argv[2]), ('x-call', str(i))] + [('x-meta-%02d' % k, 'value-%d-%d' % (i, k)) for k in range(40)]
+    assert say(b'hello', metadata=md, timeout=10) == b'hi'
+channel.close()
+`;
+
+/**
+ * One request written with sendmsg() in N iovecs (a few bytes each, header
+ * lines split across them), the response read with recvmsg_into() into 8-byte
+ * buffers; both vector calls far beyond the old 16-entry walk.
+ */
+const PY_MANY_IOVECS = `
+import socket, sys
+port, n = int(sys.argv[1]), int(sys.argv[2])
+head = b'GET /iov?n=%d HTTP/1.1\\r\\nHost: iov.test\\r\\n' % n
+head += b''.join(b'X-Pad-%03d: %s\\r\\n' % (i, b'p' * (i % 7)) for i in range(40))
+head += b'X-Last: after-every-iovec\\r\\nConnection: close\\r\\n\\r\\n'
+step = -(-len(head) // n)
+parts = [head[i:i + step] for i in range(0, len(head), step)]
+parts += [b''] * (n - len(parts))  # empty entries count against the walk too
+assert len(parts) == n
+s = socket.create_connection(('127.0.0.1', port))
+sent = s.sendmsg(parts)
+assert sent == len(head), (sent, len(head))
+bufs = [bytearray(8) for _ in range(256)]
+got = s.recvmsg_into(bufs)[0]
+data = b''.join(bufs)[:got]
+while True:
+    more = s.recv(65536)
+    if not more:
+        break
+    data += more
+assert data.startswith(b'HTTP/1.1 200'), data[:40]
+`;
 
 /** Sends a request, shuts its sending side (FIN), then reads the whole response. */
 const PY_HALF_CLOSE = `
@@ -42,6 +102,68 @@ class H(http.server.BaseHTTPRequestHandler):
         pass
 http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()
 `;
+
+describe('vector calls with many iovecs (real eBPF)', () => {
+  it('grpcio client -> grpcio server, 42 metadata entries per call: every call complete on both sides, with :path and trace id', async (t) => {
+    if (!requireEbpf(t) || !requirePythonModule(t, 'grpc', 'python3-grpcio')) return;
+    const port = await freePort();
+    const server = background(t, PYTHON, ['-c', GRPCIO_SERVER, String(port)]);
+    await waitForPort(port);
+    const cap = await capture(t, [port]);
+    const client = await run(PYTHON, ['-c', GRPCIO_CLIENT, String(port), TRACEPARENT]);
+    assert.equal(client.code, 0, client.stderr);
+    await cap.sink.waitFor((rs) => byPid(rs, client.pid).length >= 3 && byPid(rs, server.pid!).length >= 3, 15000, '3 grpcio records per side');
+    const records = await cap.finish();
+    assert.match(cap.stderr(), /records with unknown HPACK state 0/);
+    for (const [pid, role] of [
+      [client.pid, 'client'],
+      [server.pid!, 'server'],
+    ] as const) {
+      const mine = byPid(records, pid);
+      assert.equal(mine.length, 3, `${role}: one record per call`);
+      mine.forEach((r, i) => {
+        assert.equal(attr(r, 'headertap.role'), role);
+        assert.equal(r.body, 'POST /demo.Echo/Say -> 200 grpc OK');
+        assert.equal(attr(r, 'url.path'), '/demo.Echo/Say');
+        assert.equal(attr(r, 'rpc.method'), 'Say');
+        assert.equal(r.trace_id, TRACE_ID, `${role} call ${i}: trace id from traceparent`);
+        assert.deepEqual(headers(r, 'request', 'traceparent'), [TRACEPARENT]);
+        assert.deepEqual(headers(r, 'request', 'x-call'), [String(i)]);
+        assert.deepEqual(headers(r, 'request', 'x-meta-00'), [`value-${i}-0`]);
+        assert.deepEqual(headers(r, 'request', 'x-meta-39'), [`value-${i}-39`]);
+        assert.match(String(attr(r, 'user_agent.original')), /^grpc-python\//);
+        assert.deepEqual(headers(r, 'response', 'x-served-by'), ['grpcio']);
+        assert.equal(attr(r, 'headertap.truncated'), undefined);
+      });
+    }
+  });
+
+  for (const n of [64, 1024]) {
+    it(`sendmsg() with ${n} iovecs and recvmsg_into() with 256 buffers: every header on both sides`, async (t) => {
+      if (!requireEbpf(t)) return;
+      const nginx = await startNginx(t);
+      const cap = await capture(t, [nginx.port]);
+      const py = await run(PYTHON, ['-c', PY_MANY_IOVECS, String(nginx.port), String(n)]);
+      assert.equal(py.code, 0, py.stderr);
+      await cap.sink.waitFor((rs) => rs.length >= 2, 15000, 'client and server records');
+      const records = await cap.finish();
+      assert.match(cap.stderr(), /kernel events \d+, lost 0, truncated 0, unreadable 0/, 'no call was cut');
+      const client = byPid(records, py.pid);
+      assert.equal(client.length, 1);
+      const server = records.find((r) => r !== client[0])!;
+      for (const r of [client[0], server]) {
+        assert.equal(attr(r, 'url.path'), '/iov');
+        assert.equal(attr(r, 'url.query'), `n=${n}`);
+        assert.deepEqual(headers(r, 'request', 'x-pad-000'), ['']);
+        assert.deepEqual(headers(r, 'request', 'x-pad-039'), ['pppp']);
+        assert.deepEqual(headers(r, 'request', 'x-last'), ['after-every-iovec']);
+        assert.equal(attr(r, 'http.response.status_code'), 200);
+        assert.deepEqual(headers(r, 'response', 'x-served-by'), ['nginx-test']);
+        assert.equal(attr(r, 'headertap.truncated'), undefined);
+      }
+    });
+  }
+});
 
 describe('half-closed connections (real eBPF)', () => {
   it('shutdown(SHUT_WR) after the request, against nginx: the client record has the response', async (t) => {
