@@ -2,7 +2,8 @@
  * Real eBPF, real programs, loopback only: what real clients do that simple
  * ones do not. grpcio's C core writes a request in one sendmsg with dozens of
  * iovecs; a vector call may carry up to 1024 (UIO_MAXIOV); a client may
- * half-close (shutdown(SHUT_WR)) before reading its response.
+ * half-close (shutdown(SHUT_WR)) before reading its response; a response head
+ * may be larger than the 16 KiB a call used to be cut at.
  *
  * Not covered here: TLS (tls.test.ts), HTTP/2 in general (http2.test.ts).
  */
@@ -101,6 +102,44 @@ class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()
+`;
+
+/** A server that answers with a head of about 40 KiB, written in one send() call with its body. */
+const PY_BIG_HEAD_SERVER = `
+import socket, sys
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(('127.0.0.1', int(sys.argv[1])))
+srv.listen(8)
+print('listening', flush=True)
+while True:
+    c, _ = srv.accept()
+    req = b''
+    while b'\\r\\n\\r\\n' not in req:
+        chunk = c.recv(65536)
+        if not chunk:
+            break
+        req += chunk
+    head = b'HTTP/1.1 200 OK\\r\\nX-First: 1\\r\\n'
+    head += b''.join(b'X-Big-%03d: %s\\r\\n' % (i, b'b' * 500) for i in range(80))
+    head += b'X-Last: end-of-big-head\\r\\nContent-Length: 3\\r\\nConnection: close\\r\\n\\r\\n'
+    c.sendall(head + b'big')
+    c.close()
+`;
+
+/** Reads the whole response with large recv() calls, so the head arrives in as few reads as possible. */
+const PY_BIG_HEAD_CLIENT = `
+import socket, sys, time
+s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
+s.sendall(b'GET /big-head HTTP/1.1\\r\\nHost: big.test\\r\\n\\r\\n')
+time.sleep(0.3)
+data = b''
+while True:
+    chunk = s.recv(1 << 20)
+    if not chunk:
+        break
+    data += chunk
+assert data.endswith(b'big') and b'X-Last: end-of-big-head' in data, data[-60:]
 `;
 
 describe('vector calls with many iovecs (real eBPF)', () => {
@@ -204,6 +243,60 @@ describe('half-closed connections (real eBPF)', () => {
       assert.equal(attr(r[0], 'headertap.role'), role);
       assert.equal(r[0].body, 'GET /half-closed -> 200');
       assert.deepEqual(headers(r[0], 'response', 'x-py-server'), ['yes']);
+    }
+  });
+});
+
+describe('--max-header-bytes sets the kernel copy too (real eBPF)', () => {
+  it('a 40 KiB response head written in one call: complete with --max-header-bytes 65536', async (t) => {
+    if (!requireEbpf(t)) return;
+    const port = await freePort();
+    const server = background(t, PYTHON, ['-c', PY_BIG_HEAD_SERVER, String(port)]);
+    await waitForPort(port);
+    const cap = await capture(t, [port], ['--max-header-bytes', '65536']);
+    const py = await run(PYTHON, ['-c', PY_BIG_HEAD_CLIENT, String(port)]);
+    assert.equal(py.code, 0, py.stderr);
+    await cap.sink.waitFor((rs) => rs.length >= 2, 15000, 'client and server records');
+    const records = await cap.finish();
+    assert.match(cap.stderr(), /truncated 0\)/, 'no message truncated');
+    for (const [pid, role] of [
+      [py.pid, 'client'],
+      [server.pid!, 'server'],
+    ] as const) {
+      const r = byPid(records, pid);
+      assert.equal(r.length, 1, `one ${role} record`);
+      assert.equal(attr(r[0], 'headertap.truncated'), undefined, `${role}: not truncated`);
+      assert.deepEqual(headers(r[0], 'response', 'x-first'), ['1']);
+      assert.deepEqual(headers(r[0], 'response', 'x-big-079'), ['b'.repeat(500)]);
+      assert.deepEqual(headers(r[0], 'response', 'x-last'), ['end-of-big-head']);
+    }
+  });
+
+  it('the same head with --max-header-bytes 20000: the headers before the limit, marked header_limit', async (t) => {
+    if (!requireEbpf(t)) return;
+    const port = await freePort();
+    const server = background(t, PYTHON, ['-c', PY_BIG_HEAD_SERVER, String(port)]);
+    await waitForPort(port);
+    const cap = await capture(t, [port], ['--max-header-bytes', '20000']);
+    const py = await run(PYTHON, ['-c', PY_BIG_HEAD_CLIENT, String(port)]);
+    assert.equal(py.code, 0, py.stderr);
+    await cap.sink.waitFor((rs) => rs.length >= 2, 15000, 'client and server records');
+    const end = await cap.agent.stop('SIGINT');
+    assert.equal(end.code, 0, end.stderr);
+    assert.match(end.stderr, /exchanges 2 \(unanswered 0, truncated 2\)/);
+    const records = cap.sink.records();
+    for (const [pid, role] of [
+      [py.pid, 'client'],
+      [server.pid!, 'server'],
+    ] as const) {
+      const r = byPid(records, pid);
+      assert.equal(r.length, 1, `one ${role} record`);
+      assert.equal(attr(r[0], 'headertap.truncated'), true);
+      assert.equal(attr(r[0], 'headertap.truncated_reason'), 'header_limit', `${role}: the user's limit, not a capture gap`);
+      assert.deepEqual(headers(r[0], 'response', 'x-first'), ['1']);
+      assert.deepEqual(headers(r[0], 'response', 'x-big-030'), ['b'.repeat(500)]);
+      assert.equal(headers(r[0], 'response', 'x-last'), undefined);
+      assert.equal(attr(r[0], 'http.response.status_code'), 200);
     }
   });
 });
