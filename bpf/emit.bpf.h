@@ -94,21 +94,38 @@ static __always_inline bool ht_copy_steps(struct ht_data_scratch *s, const int s
 			return true;
 		if (c->off >= c->len) {
 			/* The next vector entry; an empty one takes a step of its own. */
-			struct iovec v;
+			struct iovec *v;
 
-			if (!c->iov || c->next_iov >= c->iovcnt) {
-				c->stop = 1; /* the call moved more than its buffers hold: impossible */
-				return true;
+			if (c->batch_at >= c->batch_len) {
+				/* Entries are read HT_IOV_BATCH at a time: one helper call
+				 * instead of one per entry. Only entries of the vector are
+				 * read (the kernel read them all for the call). */
+				__u64 left = c->iovcnt - c->next_iov;
+				__u32 size;
+
+				if (!c->iov || c->next_iov >= c->iovcnt) {
+					c->stop = 1; /* the call moved more than its buffers hold: impossible */
+					return true;
+				}
+				if (left > HT_IOV_BATCH)
+					left = HT_IOV_BATCH;
+				size = left * sizeof(struct iovec);
+				if (size > sizeof(c->batch))
+					size = sizeof(c->batch); /* a no-op the verifier needs */
+				if (bpf_probe_read_user(c->batch, size, &c->iov[c->next_iov])) {
+					c->failed = c->stop = 1;
+					return true;
+				}
+				c->next_iov += left;
+				c->batch_len = left;
+				c->batch_at = 0;
 			}
-			if (bpf_probe_read_user(&v, sizeof(v), &c->iov[c->next_iov])) {
-				c->failed = c->stop = 1;
-				return true;
-			}
-			c->next_iov++;
-			c->base = v.iov_base;
-			c->len = v.iov_len;
+			v = &c->batch[c->batch_at & (HT_IOV_BATCH - 1)];
+			c->batch_at++;
+			c->base = v->iov_base;
+			c->len = v->iov_len;
 			c->off = 0;
-			if (!v.iov_len)
+			if (!c->len)
 				continue;
 		}
 		n = c->n;
@@ -138,19 +155,15 @@ static __always_inline bool ht_copy_steps(struct ht_data_scratch *s, const int s
 }
 
 /*
- * Fills the per-CPU scratch event's header and the cursor for one call's
- * bytes: up to copy_limit of them (--copy-bytes), sent as consecutive events
- * of at most HT_MAX_DATA bytes so a large header block written in one call
- * arrives whole. Returns NULL when the call is not sent (headertap's own
- * peer). Callers apply --port themselves (the syscall path at entry, the TLS
- * path once it knows the session's socket), then call ht_data_send().
+ * Fills the per-CPU scratch event's header for one call's bytes. Returns
+ * NULL when the call is not sent (headertap's own peer). Callers apply
+ * --port themselves (the syscall path at entry, the TLS path once it knows
+ * the session's socket), then call ht_data_send().
  */
 static __always_inline struct ht_data_scratch *ht_data_begin(const struct ht_emit_args *a, __u64 id)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
 	struct ht_data_scratch *s = bpf_map_lookup_elem(&ht_scratch, &cpu);
-	__u32 limit = copy_limit < HT_MAX_COPY ? copy_limit : HT_MAX_COPY;
-	struct ht_copy_cursor *c;
 	struct ht_data_event *ev;
 	struct sock *sk = a->sk;
 
@@ -187,18 +200,6 @@ static __always_inline struct ht_data_scratch *ht_data_begin(const struct ht_emi
 	ev->_pad0 = 0;
 	ev->ts_ns = a->ts_ns;
 	ht_process_comm(ev->comm);
-
-	c = &s->cur;
-	__builtin_memset(c, 0, sizeof(*c));
-	c->iov = a->iov;
-	c->iovcnt = a->iovcnt;
-	c->seq = a->seq;
-	c->total = a->total;
-	c->want = a->total < limit ? a->total : limit;
-	if (a->buf) {
-		c->base = a->buf;
-		c->len = c->want;
-	}
 	return s;
 }
 
@@ -217,16 +218,67 @@ static __always_inline void ht_copy_finish(struct ht_data_scratch *s)
 }
 
 /*
- * Copies and sends the bytes ht_data_begin() set up. With ctx (a syscall exit
- * tracepoint's), a walk longer than `steps` goes on in ht_copy_more by tail
- * call, which does not return: this must be the caller's last action.
- * Without (the TLS path: one buffer, done in HT_COPY_STEPS), it returns.
+ * Runs the copy the cursor describes, `steps` at a time. With ctx (a syscall
+ * exit tracepoint's), a walk longer than that goes on in ht_copy_more by tail
+ * call, which does not return. Without (the TLS path: one buffer, done in
+ * HT_COPY_STEPS), it returns.
  */
-static __always_inline void ht_data_send(void *ctx, struct ht_data_scratch *s, const int steps)
+static __always_inline void ht_copy_run(void *ctx, struct ht_data_scratch *s, const int steps)
 {
 	if (!ht_copy_steps(s, steps) && ctx)
 		bpf_tail_call(ctx, &ht_copy_progs, 0); /* returns only if it could not jump */
 	ht_copy_finish(s);
+}
+
+/*
+ * Copies and sends the bytes of the call ht_data_begin() started: up to
+ * copy_limit of them (--copy-bytes), as consecutive events of at most
+ * HT_MAX_DATA bytes, so a large header block written in one call arrives
+ * whole. May end in a tail call: this must be the caller's last action.
+ */
+static __always_inline void ht_data_send(void *ctx, struct ht_data_scratch *s,
+					 const struct ht_emit_args *a, const int steps)
+{
+	__u32 limit = copy_limit < HT_MAX_COPY ? copy_limit : HT_MAX_COPY;
+	__u32 want = a->total < limit ? a->total : limit;
+	struct ht_copy_cursor *c = &s->cur;
+	const void *buf = a->buf;
+	struct iovec v;
+
+	if (!buf && a->iovcnt == 1 && !bpf_probe_read_user(&v, sizeof(v), a->iov))
+		buf = v.iov_base; /* one entry: its length is at least what the call moved */
+	if (buf && want <= HT_MAX_DATA) {
+		/* One buffer and one event, nearly every call: no cursor, no loop. */
+		__u32 n = want;
+
+		barrier_var(n); /* keeps the mask below, which the verifier needs */
+		if (bpf_probe_read_user(s->ev.buf, n & (2 * HT_MAX_DATA - 1), buf)) {
+			ht_count(HT_CNT_COPY_FAILED);
+			n = 0;
+		} else if (n < a->total) {
+			ht_count(HT_CNT_TRUNCATED);
+		}
+		ht_output_data(&s->ev, a->seq, a->total, n);
+		return;
+	}
+
+	/* Every cursor field but the batch entries, which batch_len covers. */
+	c->iov = a->iov;
+	c->iovcnt = a->iovcnt;
+	c->next_iov = 0;
+	c->batch_len = 0;
+	c->batch_at = 0;
+	c->seq = a->seq;
+	c->total = a->total;
+	c->want = want;
+	c->base = buf;
+	c->len = buf ? want : 0;
+	c->off = 0;
+	c->done = 0;
+	c->n = 0;
+	c->failed = 0;
+	c->stop = 0;
+	ht_copy_run(ctx, s, steps);
 }
 
 /* The end of a connection (flags 0) or of a TLS session (HT_FLAG_TLS) whose id user space knows. */

@@ -199,10 +199,15 @@ struct {
  * built, so a tail call (ht_copy_more) can go on where the last program
  * stopped. Valid from ht_data_begin() until the call's last event is sent.
  */
+#define HT_IOV_BATCH 16 /* vector entries read from user memory at once; a power of two */
+
 struct ht_copy_cursor {
 	const struct iovec *iov; /* vector calls: the entries; NULL for one buffer */
 	__u64 iovcnt;
-	__u64 next_iov;     /* index of the next entry to read */
+	__u64 next_iov;     /* index of the next entry to read into batch */
+	struct iovec batch[HT_IOV_BATCH]; /* entries read, not all used yet */
+	__u32 batch_len;    /* entries in batch */
+	__u32 batch_at;     /* the next one to use */
 	const __u8 *base;   /* the buffer being copied (the call's own, or an entry's) */
 	__u64 len;          /* its length */
 	__u64 off;          /* bytes of it copied so far */

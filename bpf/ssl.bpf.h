@@ -84,7 +84,7 @@ static __always_inline void ht_ssl_emit(struct ht_ssl_call *call, __u64 id, __u6
 		s = ht_data_begin(&a, id);
 		if (s) {
 			sess->emitted = 1;
-			ht_data_send(NULL, s, HT_COPY_STEPS); /* one buffer: it returns */
+			ht_data_send(NULL, s, &a, HT_COPY_STEPS); /* one buffer: it returns */
 		}
 	}
 	/* Memory BIO: the ciphertext of this write leaves on the next socket write. */

@@ -90,7 +90,7 @@ static __always_inline int ht_exit_io(void *ctx, long ret)
 		return 0;
 	if (!bpf_map_lookup_elem(&ht_seen_socks, &skp))
 		bpf_map_update_elem(&ht_seen_socks, &skp, &one, BPF_ANY);
-	ht_data_send(ctx, s, HT_COPY_STEPS_FIRST);
+	ht_data_send(ctx, s, &a, HT_COPY_STEPS_FIRST);
 	return 0;
 }
 
@@ -192,7 +192,7 @@ int ht_copy_more(void *ctx)
 	struct ht_data_scratch *s = bpf_map_lookup_elem(&ht_scratch, &cpu);
 
 	if (s)
-		ht_data_send(ctx, s, HT_COPY_STEPS);
+		ht_copy_run(ctx, s, HT_COPY_STEPS);
 	return 0;
 }
 

@@ -104,7 +104,10 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()
 `;
 
-/** A server that answers with a head of about 40 KiB, written in one send() call with its body. */
+/**
+ * A server that answers with a head of about 40 KiB, written with its body in
+ * one call: send(), or with argv[2] 'sendmsg' one sendmsg() of 400-byte iovecs.
+ */
 const PY_BIG_HEAD_SERVER = `
 import socket, sys
 srv = socket.socket()
@@ -123,7 +126,11 @@ while True:
     head = b'HTTP/1.1 200 OK\\r\\nX-First: 1\\r\\n'
     head += b''.join(b'X-Big-%03d: %s\\r\\n' % (i, b'b' * 500) for i in range(80))
     head += b'X-Last: end-of-big-head\\r\\nContent-Length: 3\\r\\nConnection: close\\r\\n\\r\\n'
-    c.sendall(head + b'big')
+    data = head + b'big'
+    if sys.argv[2] == 'sendmsg':
+        assert c.sendmsg([data[i:i + 400] for i in range(0, len(data), 400)]) == len(data)
+    else:
+        c.sendall(data)
     c.close()
 `;
 
@@ -248,34 +255,37 @@ describe('half-closed connections (real eBPF)', () => {
 });
 
 describe('--max-header-bytes sets the kernel copy too (real eBPF)', () => {
-  it('a 40 KiB response head written in one call: complete with --max-header-bytes 65536', async (t) => {
-    if (!requireEbpf(t)) return;
-    const port = await freePort();
-    const server = background(t, PYTHON, ['-c', PY_BIG_HEAD_SERVER, String(port)]);
-    await waitForPort(port);
-    const cap = await capture(t, [port], ['--max-header-bytes', '65536']);
-    const py = await run(PYTHON, ['-c', PY_BIG_HEAD_CLIENT, String(port)]);
-    assert.equal(py.code, 0, py.stderr);
-    await cap.sink.waitFor((rs) => rs.length >= 2, 15000, 'client and server records');
-    const records = await cap.finish();
-    assert.match(cap.stderr(), /truncated 0\)/, 'no message truncated');
-    for (const [pid, role] of [
-      [py.pid, 'client'],
-      [server.pid!, 'server'],
-    ] as const) {
-      const r = byPid(records, pid);
-      assert.equal(r.length, 1, `one ${role} record`);
-      assert.equal(attr(r[0], 'headertap.truncated'), undefined, `${role}: not truncated`);
-      assert.deepEqual(headers(r[0], 'response', 'x-first'), ['1']);
-      assert.deepEqual(headers(r[0], 'response', 'x-big-079'), ['b'.repeat(500)]);
-      assert.deepEqual(headers(r[0], 'response', 'x-last'), ['end-of-big-head']);
-    }
-  });
+  for (const how of ['send', 'sendmsg']) {
+    it(`a 40 KiB response head written in one ${how}(): complete with --max-header-bytes 65536`, async (t) => {
+      if (!requireEbpf(t)) return;
+      const port = await freePort();
+      const server = background(t, PYTHON, ['-c', PY_BIG_HEAD_SERVER, String(port), how]);
+      await waitForPort(port);
+      const cap = await capture(t, [port], ['--max-header-bytes', '65536']);
+      const py = await run(PYTHON, ['-c', PY_BIG_HEAD_CLIENT, String(port)]);
+      assert.equal(py.code, 0, py.stderr);
+      await cap.sink.waitFor((rs) => rs.length >= 2, 15000, 'client and server records');
+      const records = await cap.finish();
+      assert.match(cap.stderr(), /truncated 0\)/, 'no message truncated');
+      assert.match(cap.stderr(), /kernel events \d+, lost 0, truncated 0,/, 'no call cut in the kernel');
+      for (const [pid, role] of [
+        [py.pid, 'client'],
+        [server.pid!, 'server'],
+      ] as const) {
+        const r = byPid(records, pid);
+        assert.equal(r.length, 1, `one ${role} record`);
+        assert.equal(attr(r[0], 'headertap.truncated'), undefined, `${role}: not truncated`);
+        assert.deepEqual(headers(r[0], 'response', 'x-first'), ['1']);
+        assert.deepEqual(headers(r[0], 'response', 'x-big-079'), ['b'.repeat(500)]);
+        assert.deepEqual(headers(r[0], 'response', 'x-last'), ['end-of-big-head']);
+      }
+    });
+  }
 
   it('the same head with --max-header-bytes 20000: the headers before the limit, marked header_limit', async (t) => {
     if (!requireEbpf(t)) return;
     const port = await freePort();
-    const server = background(t, PYTHON, ['-c', PY_BIG_HEAD_SERVER, String(port)]);
+    const server = background(t, PYTHON, ['-c', PY_BIG_HEAD_SERVER, String(port), 'send']);
     await waitForPort(port);
     const cap = await capture(t, [port], ['--max-header-bytes', '20000']);
     const py = await run(PYTHON, ['-c', PY_BIG_HEAD_CLIENT, String(port)]);
