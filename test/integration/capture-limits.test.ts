@@ -8,12 +8,24 @@
  * Not covered here: TLS (tls.test.ts), HTTP/2 in general (http2.test.ts).
  */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
-import { capture, headers } from '../helpers/capture';
+import { describe, it, type TestContext } from 'node:test';
+import type { FlatRecord } from '../../src/common/flat-record';
+import type { Role } from '../../src/http';
+import { capture, headers, type Capture } from '../helpers/capture';
 import { PYTHON, attr, background, byPid, freePort, requireEbpf, requirePythonModule, run, startNginx, waitForPort } from '../helpers/integration';
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 const TRACEPARENT = `00-${TRACE_ID}-00f067aa0ba902b7-01`;
+
+/** Python for the raw-socket programs below: read until the peer's FIN, `size` bytes per recv() at most. */
+const PY_RECV_ALL = `
+def recv_all(s, size=65536, data=b''):
+    while True:
+        chunk = s.recv(size)
+        if not chunk:
+            return data
+        data += chunk
+`;
 
 /** A grpcio (C core) server: demo.Echo/Say answers b'hi' with one initial metadata entry. */
 const GRPCIO_SERVER = `
@@ -47,7 +59,7 @@ channel.close()
  * lines split across them), the response read with recvmsg_into() into 8-byte
  * buffers; both vector calls far beyond the old 16-entry walk.
  */
-const PY_MANY_IOVECS = `
+const PY_MANY_IOVECS = `${PY_RECV_ALL}
 import socket, sys
 port, n = int(sys.argv[1]), int(sys.argv[2])
 head = b'GET /iov?n=%d HTTP/1.1\\r\\nHost: iov.test\\r\\n' % n
@@ -62,28 +74,18 @@ sent = s.sendmsg(parts)
 assert sent == len(head), (sent, len(head))
 bufs = [bytearray(8) for _ in range(256)]
 got = s.recvmsg_into(bufs)[0]
-data = b''.join(bufs)[:got]
-while True:
-    more = s.recv(65536)
-    if not more:
-        break
-    data += more
+data = recv_all(s, data=b''.join(bufs)[:got])
 assert data.startswith(b'HTTP/1.1 200'), data[:40]
 `;
 
 /** Sends a request, shuts its sending side (FIN), then reads the whole response. */
-const PY_HALF_CLOSE = `
+const PY_HALF_CLOSE = `${PY_RECV_ALL}
 import socket, sys, time
 s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
 s.sendall(b'GET /half-closed HTTP/1.1\\r\\nHost: half.test\\r\\nX-Half: closed\\r\\n\\r\\n')
 s.shutdown(socket.SHUT_WR)
 time.sleep(0.3)  # the response and the server's FIN arrive before the first read
-data = b''
-while True:
-    chunk = s.recv(65536)
-    if not chunk:
-        break
-    data += chunk
+data = recv_all(s)
 assert data.startswith(b'HTTP/1.') and b' 200 ' in data[:20], data[:40]
 s.close()
 `;
@@ -135,19 +137,29 @@ while True:
 `;
 
 /** Reads the whole response with large recv() calls, so the head arrives in as few reads as possible. */
-const PY_BIG_HEAD_CLIENT = `
+const PY_BIG_HEAD_CLIENT = `${PY_RECV_ALL}
 import socket, sys, time
 s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
 s.sendall(b'GET /big-head HTTP/1.1\\r\\nHost: big.test\\r\\n\\r\\n')
 time.sleep(0.3)
-data = b''
-while True:
-    chunk = s.recv(1 << 20)
-    if not chunk:
-        break
-    data += chunk
+data = recv_all(s, 1 << 20)
 assert data.endswith(b'big') and b'X-Last: end-of-big-head' in data, data[-60:]
 `;
+
+/** The one record each of the two processes wrote, with its role checked. */
+function oneEach(records: FlatRecord[], clientPid: number, serverPid: number): [FlatRecord, Role][] {
+  return (
+    [
+      [clientPid, 'client'],
+      [serverPid, 'server'],
+    ] as const
+  ).map(([pid, role]) => {
+    const mine = byPid(records, pid);
+    assert.equal(mine.length, 1, `one ${role} record`);
+    assert.equal(attr(mine[0], 'headertap.role'), role);
+    return [mine[0], role];
+  });
+}
 
 describe('vector calls with many iovecs (real eBPF)', () => {
   it('grpcio client -> grpcio server, 42 metadata entries per call: every call complete on both sides, with :path and trace id', async (t) => {
@@ -241,72 +253,57 @@ describe('half-closed connections (real eBPF)', () => {
     await cap.sink.waitFor((rs) => rs.length >= 2, 15000, 'client and server records');
     const records = await cap.finish();
     assert.match(cap.stderr(), /exchanges 2 \(unanswered 0,/);
-    for (const [pid, role] of [
-      [py.pid, 'client'],
-      [server.pid!, 'server'],
-    ] as const) {
-      const r = byPid(records, pid);
-      assert.equal(r.length, 1, `one ${role} record`);
-      assert.equal(attr(r[0], 'headertap.role'), role);
-      assert.equal(r[0].body, 'GET /half-closed -> 200');
-      assert.deepEqual(headers(r[0], 'response', 'x-py-server'), ['yes']);
+    for (const [r] of oneEach(records, py.pid, server.pid!)) {
+      assert.equal(r.body, 'GET /half-closed -> 200');
+      assert.deepEqual(headers(r, 'response', 'x-py-server'), ['yes']);
     }
   });
 });
+
+/** The big-head server (`how`: send or sendmsg) and one client request, captured with --max-header-bytes `max`. */
+async function bigHead(t: TestContext, how: string, max: number): Promise<{ cap: Capture; clientPid: number; serverPid: number }> {
+  const port = await freePort();
+  const server = background(t, PYTHON, ['-c', PY_BIG_HEAD_SERVER, String(port), how]);
+  await waitForPort(port);
+  const cap = await capture(t, [port], ['--max-header-bytes', String(max)]);
+  const py = await run(PYTHON, ['-c', PY_BIG_HEAD_CLIENT, String(port)]);
+  assert.equal(py.code, 0, py.stderr);
+  await cap.sink.waitFor((rs) => rs.length >= 2, 15000, 'client and server records');
+  return { cap, clientPid: py.pid, serverPid: server.pid! };
+}
 
 describe('--max-header-bytes sets the kernel copy too (real eBPF)', () => {
   for (const how of ['send', 'sendmsg']) {
     it(`a 40 KiB response head written in one ${how}(): complete with --max-header-bytes 65536`, async (t) => {
       if (!requireEbpf(t)) return;
-      const port = await freePort();
-      const server = background(t, PYTHON, ['-c', PY_BIG_HEAD_SERVER, String(port), how]);
-      await waitForPort(port);
-      const cap = await capture(t, [port], ['--max-header-bytes', '65536']);
-      const py = await run(PYTHON, ['-c', PY_BIG_HEAD_CLIENT, String(port)]);
-      assert.equal(py.code, 0, py.stderr);
-      await cap.sink.waitFor((rs) => rs.length >= 2, 15000, 'client and server records');
+      const { cap, clientPid, serverPid } = await bigHead(t, how, 65536);
       const records = await cap.finish();
       assert.match(cap.stderr(), /truncated 0\)/, 'no message truncated');
       assert.match(cap.stderr(), /kernel events \d+, lost 0, truncated 0,/, 'no call cut in the kernel');
-      for (const [pid, role] of [
-        [py.pid, 'client'],
-        [server.pid!, 'server'],
-      ] as const) {
-        const r = byPid(records, pid);
-        assert.equal(r.length, 1, `one ${role} record`);
-        assert.equal(attr(r[0], 'headertap.truncated'), undefined, `${role}: not truncated`);
-        assert.deepEqual(headers(r[0], 'response', 'x-first'), ['1']);
-        assert.deepEqual(headers(r[0], 'response', 'x-big-079'), ['b'.repeat(500)]);
-        assert.deepEqual(headers(r[0], 'response', 'x-last'), ['end-of-big-head']);
+      for (const [r, role] of oneEach(records, clientPid, serverPid)) {
+        assert.equal(attr(r, 'headertap.truncated'), undefined, `${role}: not truncated`);
+        assert.deepEqual(headers(r, 'response', 'x-first'), ['1']);
+        assert.deepEqual(headers(r, 'response', 'x-big-079'), ['b'.repeat(500)]);
+        assert.deepEqual(headers(r, 'response', 'x-last'), ['end-of-big-head']);
       }
     });
   }
 
   it('the same head with --max-header-bytes 20000: the headers before the limit, marked header_limit', async (t) => {
     if (!requireEbpf(t)) return;
-    const port = await freePort();
-    const server = background(t, PYTHON, ['-c', PY_BIG_HEAD_SERVER, String(port), 'send']);
-    await waitForPort(port);
-    const cap = await capture(t, [port], ['--max-header-bytes', '20000']);
-    const py = await run(PYTHON, ['-c', PY_BIG_HEAD_CLIENT, String(port)]);
-    assert.equal(py.code, 0, py.stderr);
-    await cap.sink.waitFor((rs) => rs.length >= 2, 15000, 'client and server records');
+    const { cap, clientPid, serverPid } = await bigHead(t, 'send', 20000);
+    // Not cap.finish(): the head cut inside is a parser resync, which finish() rules out.
     const end = await cap.agent.stop('SIGINT');
     assert.equal(end.code, 0, end.stderr);
     assert.match(end.stderr, /exchanges 2 \(unanswered 0, truncated 2\)/);
     const records = cap.sink.records();
-    for (const [pid, role] of [
-      [py.pid, 'client'],
-      [server.pid!, 'server'],
-    ] as const) {
-      const r = byPid(records, pid);
-      assert.equal(r.length, 1, `one ${role} record`);
-      assert.equal(attr(r[0], 'headertap.truncated'), true);
-      assert.equal(attr(r[0], 'headertap.truncated_reason'), 'header_limit', `${role}: the user's limit, not a capture gap`);
-      assert.deepEqual(headers(r[0], 'response', 'x-first'), ['1']);
-      assert.deepEqual(headers(r[0], 'response', 'x-big-030'), ['b'.repeat(500)]);
-      assert.equal(headers(r[0], 'response', 'x-last'), undefined);
-      assert.equal(attr(r[0], 'http.response.status_code'), 200);
+    for (const [r, role] of oneEach(records, clientPid, serverPid)) {
+      assert.equal(attr(r, 'headertap.truncated'), true);
+      assert.equal(attr(r, 'headertap.truncated_reason'), 'header_limit', `${role}: the user's limit, not a capture gap`);
+      assert.deepEqual(headers(r, 'response', 'x-first'), ['1']);
+      assert.deepEqual(headers(r, 'response', 'x-big-030'), ['b'.repeat(500)]);
+      assert.equal(headers(r, 'response', 'x-last'), undefined);
+      assert.equal(attr(r, 'http.response.status_code'), 200);
     }
   });
 });
