@@ -12,10 +12,14 @@
 #ifndef __HEADERTAP_H
 #define __HEADERTAP_H
 
-/* Largest prefix of one syscall's buffer copied into an event. A power of two
- * (the BPF side masks with it). Headers longer than this in a single syscall
- * are reported as truncated, never guessed. */
+/* Bytes one data event carries at most. A power of two (the BPF side masks
+ * with it). */
 #define HT_MAX_DATA 16384
+/* Events one call's bytes are sent in at most, so the most of one call that is
+ * copied (--copy-bytes, which the agent sets from --max-header-bytes) is
+ * HT_MAX_COPY. Bytes beyond the copy are reported as missing, never guessed. */
+#define HT_MAX_CHUNKS 64
+#define HT_MAX_COPY (HT_MAX_DATA * HT_MAX_CHUNKS)
 
 #define HT_COMM_LEN 16
 #define HT_ADDR_LEN 16 /* IPv6, or IPv4 as ::ffff:a.b.c.d */
@@ -55,6 +59,7 @@
 /* ht_data_event.flags and ht_close_event.flags */
 #define HT_FLAG_TLS 1      /* TLS plaintext; sock_id names the TLS session (SSL object) */
 #define HT_FLAG_NO_SOCK 2  /* the session's socket is not known yet: no addresses, family 0 */
+#define HT_FLAG_MORE 4     /* data: the next event carries more bytes of the same call */
 
 /* ht_attach_event.attached: the TLS library functions a target got probes on. */
 #define HT_TLS_FN_SSL_WRITE 1
@@ -67,18 +72,20 @@
 #define HT_CNT_DATA_EVENTS 0  /* data events written to the ring buffer */
 #define HT_CNT_CLOSE_EVENTS 1 /* close events written to the ring buffer */
 #define HT_CNT_RINGBUF_LOST 2 /* events dropped because the ring buffer was full */
-#define HT_CNT_TRUNCATED 3    /* data events whose copy is shorter than the call moved */
-#define HT_CNT_COPY_FAILED 4  /* user memory could not be read (event sent without bytes) */
+#define HT_CNT_TRUNCATED 3    /* calls whose copy is shorter than what they moved */
+#define HT_CNT_COPY_FAILED 4  /* user memory could not be read (the event keeps the bytes read before) */
 #define HT_CNT_SELF_SKIPPED 5 /* syscalls skipped as headertap's own traffic */
 #define HT_CNT_TLS_NO_SOCK 6  /* TLS plaintext events sent before their socket was known */
 #define HT_CNT_CIPHERTEXT 7   /* socket syscalls skipped because they carry TLS ciphertext */
 #define HT_CNT_MAX 8
 
 /*
- * One syscall's worth of socket bytes. `seq` is the TCP sequence number of the
- * first byte (write_seq/copied_seq), so user space sees exactly which bytes it
- * missed: sendfile()d bodies, lost events and the copy limit all show up as a
- * jump, never as silently glued-together streams.
+ * One syscall's worth of socket bytes, or a part of it: a call copied beyond
+ * HT_MAX_DATA bytes comes as consecutive events (HT_FLAG_MORE on all but the
+ * last). `seq` is the TCP sequence number of the first byte
+ * (write_seq/copied_seq), so user space sees exactly which bytes it missed:
+ * sendfile()d bodies, lost events and the copy limit all show up as a jump,
+ * never as silently glued-together streams.
  */
 struct ht_data_event {
 	__u8 kind;      /* HT_EV_DATA */
@@ -91,7 +98,9 @@ struct ht_data_event {
 	__u64 sock_id;  /* opaque, unique among live sockets, < 2^52 (exact in a JS number) */
 	__u64 ts_ns;    /* CLOCK_MONOTONIC: syscall entry for egress, exit for ingress */
 	__u32 seq;      /* TCP sequence number of buf[0]; wraps at 2^32 */
-	__u32 msg_size; /* bytes the call moved (its return value) */
+	__u32 msg_size; /* bytes of the call from seq on that this event stands for: the
+			 * call's return value, less what earlier events of it carried
+			 * (buf_size when HT_FLAG_MORE is set) */
 	__u32 buf_size; /* bytes copied into buf: <= msg_size and <= HT_MAX_DATA */
 	__u16 lport;    /* local port, host byte order */
 	__u16 rport;    /* remote port, host byte order */
@@ -104,7 +113,8 @@ struct ht_data_event {
 };
 #define HT_DATA_HEADER_SIZE 104 /* offsetof(struct ht_data_event, buf) */
 
-/* A socket reached TCP_CLOSE, or (flags HT_FLAG_TLS) a TLS session was freed. */
+/* A socket that carried data events was destroyed (closed by its process and
+ * done with by TCP), or (flags HT_FLAG_TLS) a TLS session was freed. */
 struct ht_close_event {
 	__u8 kind;  /* HT_EV_CLOSE */
 	__u8 flags; /* HT_FLAG_TLS: sock_id is a TLS session id */
@@ -138,7 +148,7 @@ struct ht_ready_event {
 	__u16 _pad0;
 	__u32 loader_pid;
 	__s64 realtime_offset_ns; /* CLOCK_REALTIME - CLOCK_MONOTONIC */
-	__u32 max_data;           /* bytes copied per syscall at most */
+	__u32 max_data;           /* bytes copied per syscall at most (--copy-bytes) */
 	__u32 ringbuf_bytes;
 	__u32 ncpus;
 	__u32 _pad1;

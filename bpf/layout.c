@@ -78,6 +78,8 @@ int main(void)
 	FIELD(ht_cpu_stats_event, cpu);
 	FIELD(ht_cpu_stats_event, counters);
 	printf("}}},\"constants\":{\"HT_MAX_DATA\":%d", HT_MAX_DATA);
+	CONST(HT_MAX_CHUNKS);
+	CONST(HT_MAX_COPY);
 	CONST(HT_DATA_HEADER_SIZE);
 	CONST(HT_COMM_LEN);
 	CONST(HT_ADDR_LEN);
@@ -103,6 +105,7 @@ int main(void)
 	CONST(HT_SRC_SSL_READ);
 	CONST(HT_FLAG_TLS);
 	CONST(HT_FLAG_NO_SOCK);
+	CONST(HT_FLAG_MORE);
 	CONST(HT_TLS_FN_SSL_WRITE);
 	CONST(HT_TLS_FN_SSL_READ);
 	CONST(HT_TLS_FN_SSL_WRITE_EX);

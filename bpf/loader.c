@@ -81,7 +81,8 @@ static const char usage[] =
 	"  --cgroup PATH    capture only processes in cgroup v2 directory PATH or below it\n"
 	"                   (repeatable, up to 8)\n"
 	"  --ringbuf-kb N   ring buffer size in KiB, a power of two >= 64 (default 16384)\n"
-	"  --copy-bytes N   bytes copied per syscall, 1..16384 (default 16384)\n"
+	"  --copy-bytes N   bytes copied per syscall, 1..1048576, sent in events of up to\n"
+	"                   16384 bytes (default 16384)\n"
 	"  --no-tls         no TLS capture: no exec events, attach-tls is refused\n"
 	"  --verbose        print libbpf's messages\n"
 	"  --help           show this help\n";
@@ -197,7 +198,7 @@ static void parse_args(int argc, char **argv)
 				die(EXIT_ENV, "invalid --ringbuf-kb '%s': expected a power of two", optarg);
 			break;
 		case OPT_COPY:
-			env.copy_bytes = parse_num("--copy-bytes", optarg, 1, HT_MAX_DATA);
+			env.copy_bytes = parse_num("--copy-bytes", optarg, 1, HT_MAX_COPY);
 			break;
 		case OPT_NO_TLS:
 			env.no_tls = true;

@@ -16,7 +16,7 @@ const volatile __u32 n_targ_ports = 0;
 /* headertap's own processes (agent, loader): never captured, see ht_self_endpoints. */
 const volatile __u32 self_tgids[HT_MAX_SELF_PIDS] = {};
 const volatile __u32 n_self_tgids = 0;
-/* Bytes copied per syscall at most (<= HT_MAX_DATA). */
+/* Bytes copied per syscall at most (<= HT_MAX_COPY), in events of HT_MAX_DATA. */
 const volatile __u32 copy_limit = HT_MAX_DATA;
 /* TLS capture (exec events, uprobes); the loader's --no-tls clears it. */
 const volatile __u32 tls_capture = 1;
@@ -161,7 +161,7 @@ struct {
 } ht_ssl_sessions SEC(".maps");
 
 /* struct sock pointer -> 1 for sockets carrying TLS: their syscall bytes are
- * ciphertext and never sent to user space. Cleared at TCP_CLOSE. */
+ * ciphertext and never sent to user space. Cleared when the socket is destroyed. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
@@ -195,13 +195,44 @@ struct {
 } ht_thread_pending_ssl SEC(".maps");
 
 /*
+ * How far the copy of one call's bytes got: kept next to the event being
+ * built, so a tail call (ht_copy_more) can go on where the last program
+ * stopped. Valid from ht_data_begin() until the call's last event is sent.
+ */
+#define HT_IOV_BATCH 16 /* vector entries read from user memory at once; a power of two */
+
+struct ht_copy_cursor {
+	const struct iovec *iov; /* vector calls: the entries; NULL for one buffer */
+	__u64 iovcnt;
+	__u64 next_iov;     /* index of the next entry to read into batch */
+	struct iovec batch[HT_IOV_BATCH]; /* entries read, not all used yet */
+	__u32 batch_len;    /* entries in batch */
+	__u32 batch_at;     /* the next one to use */
+	const __u8 *base;   /* the buffer being copied (the call's own, or an entry's) */
+	__u64 len;          /* its length */
+	__u64 off;          /* bytes of it copied so far */
+	__u32 seq;          /* sequence number of the call's first byte */
+	__u32 total;        /* bytes the call moved */
+	__u32 want;         /* bytes to copy: total, at most copy_limit */
+	__u32 done;         /* bytes sent in earlier events of the call */
+	__u32 n;            /* bytes in ev.buf now */
+	__u8 failed;        /* user memory could not be read */
+	__u8 stop;          /* nothing more can be copied (failed, or the entries ran out) */
+	__u8 _pad0[2];
+};
+
+/*
  * Where data events are built before bpf_ringbuf_output(): they are too big
  * for the 512-byte stack, and building them here lets only the copied bytes
  * travel. One slot per CPU (the loader sizes it; per-CPU arrays cap values at
- * 32 KiB). The slack after buf keeps every masked copy inside the value, so
- * the verifier can prove bounds without knowing off + len <= HT_MAX_DATA.
+ * 32 KiB). Tracepoint programs run with preemption off and the kernel starts
+ * no other tracepoint program on the CPU meanwhile (bpf_prog_active), so a
+ * slot survives the tail calls of one syscall's copy. The slack after buf
+ * keeps every masked copy inside the value, so the verifier can prove bounds
+ * without knowing off + len <= HT_MAX_DATA.
  */
 struct ht_data_scratch {
+	struct ht_copy_cursor cur;
 	struct ht_data_event ev;
 	__u8 slack[2 * HT_MAX_DATA];
 };

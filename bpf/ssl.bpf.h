@@ -64,6 +64,7 @@ static __always_inline void ht_ssl_emit(struct ht_ssl_call *call, __u64 id, __u6
 	__u8 dir = call->direction == HT_DIR_EGRESS ? 0 : 1;
 	struct ht_ssl_session *sess = bpf_map_lookup_elem(&ht_ssl_sessions, &call->ssl);
 	struct ht_emit_args a = {};
+	struct ht_data_scratch *s;
 
 	if (!sess)
 		return;
@@ -79,8 +80,13 @@ static __always_inline void ht_ssl_emit(struct ht_ssl_call *call, __u64 id, __u6
 	a.source = call->source;
 	sess->pos[dir & 1] += moved;
 	/* --port once the socket is known; without it user space decides later. */
-	if ((!a.sk || ht_ports_wanted(ht_sk_lport(a.sk), ht_sk_rport(a.sk))) && ht_send_data(&a, id))
-		sess->emitted = 1;
+	if (!a.sk || ht_ports_wanted(ht_sk_lport(a.sk), ht_sk_rport(a.sk))) {
+		s = ht_data_begin(&a, id);
+		if (s) {
+			sess->emitted = 1;
+			ht_data_send(NULL, s, &a, HT_COPY_STEPS); /* one buffer: it returns */
+		}
+	}
 	/* Memory BIO: the ciphertext of this write leaves on the next socket write. */
 	if (!sess->confirmed && call->direction == HT_DIR_EGRESS)
 		bpf_map_update_elem(&ht_thread_pending_ssl, &tid, &call->ssl, BPF_ANY);

@@ -53,9 +53,23 @@ static __always_inline int ht_enter_io(int fd, const void *buf, const struct iov
 	return 0;
 }
 
-static __always_inline void ht_emit_data(struct ht_active_io *io, __u64 id, long ret)
+static __always_inline int ht_exit_io(void *ctx, long ret)
 {
-	struct ht_emit_args a = {
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
+	struct ht_active_io *io = bpf_map_lookup_elem(&ht_active_io, &tid);
+	struct ht_data_scratch *s;
+	struct ht_emit_args a;
+	__u64 skp;
+	__u8 one = 1;
+
+	if (!io)
+		return 0;
+	if (ret <= 0) {
+		bpf_map_delete_elem(&ht_active_io, &tid);
+		return 0;
+	}
+	a = (struct ht_emit_args){
 		.sk = io->sk,
 		.buf = io->buf,
 		.iov = io->iov,
@@ -68,26 +82,15 @@ static __always_inline void ht_emit_data(struct ht_active_io *io, __u64 id, long
 		.direction = io->direction,
 		.source = io->source,
 	};
-	__u64 skp = (__u64)io->sk;
-	__u8 one = 1;
-
-	if (!ht_send_data(&a, id))
-		return;
+	skp = (__u64)io->sk;
+	/* Everything else first: sending may end this program in a tail call. */
+	bpf_map_delete_elem(&ht_active_io, &tid);
+	s = ht_data_begin(&a, id);
+	if (!s)
+		return 0;
 	if (!bpf_map_lookup_elem(&ht_seen_socks, &skp))
 		bpf_map_update_elem(&ht_seen_socks, &skp, &one, BPF_ANY);
-}
-
-static __always_inline int ht_exit_io(long ret)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)id;
-	struct ht_active_io *io = bpf_map_lookup_elem(&ht_active_io, &tid);
-
-	if (!io)
-		return 0;
-	if (ret > 0)
-		ht_emit_data(io, id, ret);
-	bpf_map_delete_elem(&ht_active_io, &tid);
+	ht_data_send(ctx, s, &a, HT_COPY_STEPS_FIRST);
 	return 0;
 }
 
@@ -168,7 +171,7 @@ int ht_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
 	SEC("tracepoint/syscalls/sys_exit_" #name)                                          \
 	int ht_exit_##name(struct trace_event_raw_sys_exit *ctx)                            \
 	{                                                                                    \
-		return ht_exit_io(ctx->ret);                                                 \
+		return ht_exit_io(ctx, ctx->ret);                                            \
 	}
 
 HT_EXIT_PROG(write)
@@ -179,6 +182,19 @@ HT_EXIT_PROG(read)
 HT_EXIT_PROG(readv)
 HT_EXIT_PROG(recvfrom)
 HT_EXIT_PROG(recvmsg)
+
+/* The rest of a vector call's copy (emit.bpf.h): reached only by tail call
+ * from the exit programs above, never attached. */
+SEC("tracepoint")
+int ht_copy_more(void *ctx)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct ht_data_scratch *s = bpf_map_lookup_elem(&ht_scratch, &cpu);
+
+	if (s)
+		ht_copy_run(ctx, s, HT_COPY_STEPS);
+	return 0;
+}
 
 /*
  * headertap's own connect(): register the local port as soon as the kernel

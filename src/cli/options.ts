@@ -301,7 +301,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
     key: 'max-header-bytes',
     prop: 'maxHeaderBytes',
     flag: '--max-header-bytes <N>',
-    help: 'header bytes kept per message; more is marked headertap.truncated (default: 16384)',
+    help: 'header bytes kept per message, 256 to 1 MiB; more is marked headertap.truncated (header_limit). The kernel copies each socket call this far too, at least 16 KiB (default: 16384)',
     parse: integer(256, 1 << 20, 'byte count'),
     default: 16384,
   },

@@ -8,6 +8,7 @@ import { ExchangeMapper, LogPipeline, resolveExportTarget, SelfMetrics, SpanPipe
 import { OtlpReceiver } from '../receiver';
 import {
   LoaderSource,
+  copyBytesFor,
   MonotonicClock,
   ReplaySource,
   TlsTargets,
@@ -236,6 +237,7 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
       selfPids: [process.pid],
       noTls: !opts.tls,
       ringbufKb: opts.ringbufKb,
+      copyBytes: copyBytesFor(opts.maxHeaderBytes),
       verbose: opts.verbose,
       log,
       ...(recorder ? { tap: (chunk: Buffer) => recorder.write(chunk) } : {}),

@@ -9,7 +9,8 @@ import type { HeaderList, HttpMessageHead, TruncationReason } from './types';
  *    garbage by looking for the next start line;
  *  - accept gaps: bytes it knows exist but never saw (a sendfile()d body, the
  *    per-syscall copy limit, lost events), skipping them inside bodies and
- *    resyncing when they hit a head;
+ *    resyncing when they hit a head (header_limit when the head had reached
+ *    --max-header-bytes by then, else capture_gap);
  *  - find the next message on keep-alive and pipelined connections by skipping
  *    bodies (Content-Length, chunked, until close);
  *  - never throw and never hold more than a bounded amount of memory.
@@ -281,8 +282,9 @@ export class Http1StreamParser implements DirectionParser {
         this._skippedBeforeSync = true;
         return;
       case State.Headers:
-        // The rest of this head is gone: report what we have, then resync.
-        this._finishTruncated('capture_gap');
+        // The rest of this head is gone: report what we have, then resync. When what was
+        // captured reaches --max-header-bytes, the lost part was past the user's limit anyway.
+        this._finishTruncated(this._msg!.headBytes >= this._opts.maxHeaderBytes ? 'header_limit' : 'capture_gap');
         break;
       default:
         break;

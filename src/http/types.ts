@@ -11,9 +11,9 @@ export type HeaderList = string[];
 
 /** Why a message's headers are incomplete. */
 export type TruncationReason =
-  /** the head was longer than --max-header-bytes */
+  /** the head was longer than --max-header-bytes (also when the bytes past the limit were never captured) */
   | 'header_limit'
-  /** bytes of the head were never captured (copy limit, lost events) */
+  /** bytes of the head before --max-header-bytes were never captured (lost events, a call beyond the kernel's copy) */
   | 'capture_gap'
   /** the connection ended inside the head */
   | 'connection_closed'

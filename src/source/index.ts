@@ -12,7 +12,7 @@ export type {
   StatsEvent,
 } from './types';
 export type { EventSource, SourceCounters, SourceEnd } from './source';
-export { LoaderSource, type LoaderOptions } from './loader';
+export { LoaderSource, copyBytesFor, type LoaderOptions } from './loader';
 export { SupervisedSource, type SupervisorOptions } from './supervisor';
 export { RecordingWriter, ReplaySource, readRecording, eventsOf } from './recording';
 export { RecordingMasker } from './recording-masker';

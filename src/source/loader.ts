@@ -5,6 +5,7 @@ import type { Log } from '../common/log';
 import { decodeFrame } from './decode';
 import { FrameReader } from './frames';
 import type { EventSource, SourceCounters, SourceEnd } from './source';
+import { CONSTANTS as C } from './layout';
 import type { AttachEvent, ReadyEvent, SourceEvent } from './types';
 
 export interface LoaderOptions {
@@ -18,6 +19,7 @@ export interface LoaderOptions {
   /** Processes never captured (the agent itself; the loader adds its own pid). */
   selfPids?: readonly number[];
   ringbufKb?: number;
+  /** Bytes of each socket call the kernel copies (see copyBytesFor). */
   copyBytes?: number;
   /** No TLS capture: no exec events, attach requests refused. */
   noTls?: boolean;
@@ -27,6 +29,16 @@ export interface LoaderOptions {
   tap?: (chunk: Buffer) => void;
   /** How long stop() waits for the loader before killing it. */
   stopTimeoutMs?: number;
+}
+
+/**
+ * How much of each socket call the kernel copies for a --max-header-bytes: a
+ * head written in one call is then cut by the user's limit, not the copy.
+ * Never less than one event's HT_MAX_DATA (bodies and HTTP/2 frames around
+ * heads were always copied that far), at most HT_MAX_COPY.
+ */
+export function copyBytesFor(maxHeaderBytes: number): number {
+  return Math.min(C.HT_MAX_COPY, Math.max(C.HT_MAX_DATA, maxHeaderBytes));
 }
 
 /** The loader's exit status for problems the user can fix (see loader.c). */

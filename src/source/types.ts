@@ -41,7 +41,7 @@ export interface DataEvent {
   flags: number;
 }
 
-/** A socket that produced data reached TCP_CLOSE, or (tls) a TLS session was freed. */
+/** A socket that produced data was destroyed (its process closed it and TCP is done with it), or (tls) a TLS session was freed. */
 export interface CloseEvent {
   kind: 'close';
   sockId: number;

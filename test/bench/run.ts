@@ -5,13 +5,16 @@
  * capacity on a recording. Prints a table and writes JSON.
  *
  *   npm run bench -- [--quick] [--soak] [--reps N] [--only SCENARIO,...]
- *                    [--configs NAME,...] [--out FILE] [--dry-run]
+ *                    [--configs NAME,...] [--bpf-stats] [--out FILE] [--dry-run]
+ *
+ * HT_BENCH_BASE_LOADER=PATH adds headertap-kernel-base to the syscall
+ * scenarios: another loader build (e.g. main's), interleaved with this one.
  *
  * Needs root (eBPF), nginx, h2load (nghttp2-client), bpftrace, and the
  * reference probe (built by `npm run bench`). See docs/performance.md.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus as osCpus, release, totalmem } from 'node:os';
 import * as path from 'node:path';
 import { PACKAGE_ROOT } from '../../src/common/paths';
@@ -19,7 +22,10 @@ import { runLoad, h2loadArgs, type LoadResult } from './lib/load';
 import { cpuDelta, loadAverage, peakRss, treeCpu } from './lib/proc';
 import { killAll, sleep, start, stop, waitFor } from './lib/procs';
 import {
+  BASE_LOADER_ENV,
   BENCH_DIST,
+  BPF_STATS_SYSCTL,
+  bpfProgStats,
   CONFIG_HELP,
   HEADERTAP,
   REFPROBE,
@@ -51,6 +57,10 @@ interface Scenario {
   target: TargetName | 'syscost';
   mode: 'saturation' | 'rate' | 'syscall';
   rate?: number;
+  /** syscall mode: each write is a writev() of this many parts. */
+  iovecs?: number;
+  /** syscall mode: also the observer's BPF run time per call (--bpf-stats). */
+  bpfStats?: boolean;
   requests: number;
   connections: number;
   configs: ConfigName[];
@@ -70,6 +80,8 @@ interface Args {
   recording?: string;
   /** Only the capacity benchmark. */
   capacityOnly: boolean;
+  /** syscall scenarios: the kernel's BPF run-time statistics on, BPF ns per call reported. */
+  bpfStats: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -79,6 +91,7 @@ function parseArgs(argv: string[]): Args {
     dryRun: false,
     capacity: true,
     capacityOnly: false,
+    bpfStats: false,
     out: path.join(PACKAGE_ROOT, 'bench-results', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`),
   };
   for (let i = 0; i < argv.length; i++) {
@@ -93,6 +106,7 @@ function parseArgs(argv: string[]): Args {
     else if (v === '--dry-run') a.dryRun = true;
     else if (v === '--no-capacity') a.capacity = false;
     else if (v === '--capacity-only') a.capacityOnly = true;
+    else if (v === '--bpf-stats') a.bpfStats = true;
     else if (v === '--recording') a.recording = path.resolve(next());
     else if (v === '--reps') a.reps = Number(next());
     else if (v === '--only') a.only = next().split(',');
@@ -108,7 +122,7 @@ function parseArgs(argv: string[]): Args {
 function usage(problem?: string): never {
   const text =
     'usage: npm run bench -- [--quick] [--soak] [--reps N] [--only SCENARIO,...] [--configs NAME,...]\n' +
-    '                        [--no-capacity | --capacity-only] [--recording FILE] [--out FILE] [--dry-run]\n';
+    '                        [--no-capacity | --capacity-only] [--recording FILE] [--bpf-stats] [--out FILE] [--dry-run]\n';
   if (problem) {
     process.stderr.write(`bench: ${problem}\n${text}`);
     process.exit(2);
@@ -126,6 +140,7 @@ function scenarios(a: Args): Scenario[] {
   const q = a.quick;
   const sat = q ? 20000 : 100000;
   const rateSeconds = q ? 3 : 10;
+  const baseLoader: ConfigName[] = process.env[BASE_LOADER_ENV] ? ['headertap-kernel-base'] : [];
   const list: Scenario[] = [
     {
       // One traced socket syscall's cost, without HTTP: syscost writes and reads 256 bytes over loopback.
@@ -134,7 +149,18 @@ function scenarios(a: Args): Scenario[] {
       mode: 'syscall',
       requests: q ? 50000 : 200000,
       connections: 1,
-      configs: ['baseline', 'headertap-kernel', 'headertap-kernel-filtered', 'refprobe'],
+      configs: ['baseline', 'headertap-kernel', ...baseLoader, 'headertap-kernel-filtered', 'refprobe'],
+      reps: q ? 1 : 3,
+    },
+    {
+      // The same with each write a writev() of 27 parts, as gRPC's C core sends: the vector walk's cost.
+      id: 'syscall-cost-writev27',
+      target: 'syscost',
+      mode: 'syscall',
+      iovecs: 27,
+      requests: q ? 50000 : 200000,
+      connections: 1,
+      configs: ['baseline', 'headertap-kernel', ...baseLoader],
       reps: q ? 1 : 3,
     },
     {
@@ -164,6 +190,7 @@ function scenarios(a: Args): Scenario[] {
     .filter((s) => !a.only || a.only.includes(s.id))
     .map((s) => ({
       ...s,
+      ...(s.mode === 'syscall' && a.bpfStats ? { bpfStats: true } : {}),
       reps: a.reps ?? s.reps,
       configs: a.configs ? s.configs.filter((c) => a.configs!.includes(c)) : s.configs,
     }))
@@ -190,6 +217,8 @@ interface RunResult {
   peakRssBytes?: number;
   /** syscall-cost: ns per write or read. */
   nsPerCall?: number;
+  /** syscall-cost with --bpf-stats: ns spent in the observer's BPF programs per write or read. */
+  bpfNsPerCall?: number;
   end?: ObserverEnd;
   skipped?: string;
   error?: string;
@@ -218,6 +247,8 @@ async function startObserver(config: ConfigName, target: Target, sink?: Awaited<
       return startHeadertap(TOOL_CPU, target, { port: 1 });
     case 'headertap-kernel':
       return startLoaderOnly(TOOL_CPU, target);
+    case 'headertap-kernel-base':
+      return startLoaderOnly(TOOL_CPU, target, target.port, process.env[BASE_LOADER_ENV]);
     case 'headertap-kernel-filtered':
       return startLoaderOnly(TOOL_CPU, target, 1);
     case 'refprobe':
@@ -287,16 +318,24 @@ async function stopObserver(started: Started, observer: Observer): Promise<Obser
 async function runSyscallCost(s: Scenario, config: ConfigName, rep: number): Promise<RunResult> {
   const r: RunResult = { scenario: s.id, config, rep, loadAvgBefore: loadAverage().one };
   return measure(r, async (started) => {
-    const target = await startSyscost(APP_CPU, s.requests);
+    const target = await startSyscost(APP_CPU, s.requests, s.iovecs);
     started.target = target;
+    const others = s.bpfStats && config !== 'baseline' ? bpfProgStats() : undefined; // programs loaded before the observer's
     let observer: Observer;
     if (config === 'headertap-kernel') observer = await startLoaderOnly(TOOL_CPU, target);
+    else if (config === 'headertap-kernel-base') observer = await startLoaderOnly(TOOL_CPU, target, target.port, process.env[BASE_LOADER_ENV]);
     else if (config === 'headertap-kernel-filtered') observer = await startLoaderOnly(TOOL_CPU, target, 1);
     else if (config === 'refprobe') observer = await startRefprobe(TOOL_CPU);
     else observer = noObserver();
     started.observer = observer;
     const before = observerCpu(observer);
+    const progs = others && bpfProgStats();
     r.nsPerCall = await target.go();
+    if (others && progs) {
+      let ns = 0;
+      for (const [id, p] of bpfProgStats()) if (!others.has(id) && progs.has(id)) ns += p.ns - progs.get(id)!.ns;
+      r.bpfNsPerCall = ns / (2 * s.requests);
+    }
     await waitIdle(observer, 10000);
     r.observerCpuS = cpuDelta(before, observerCpu(observer));
     r.end = await stopObserver(started, observer);
@@ -437,6 +476,9 @@ export interface Summary {
   /** syscall-cost: ns per traced write or read, and what the observer adds to baseline. */
   nsPerCall?: number;
   nsAdded?: number;
+  /** ns in the observer's BPF programs per call (--bpf-stats), and its ratio to headertap-kernel-base's. */
+  bpfNsPerCall?: number;
+  bpfVsBase?: number;
   errors: string[];
 }
 
@@ -456,6 +498,8 @@ function summarize(results: RunResult[]): Summary[] {
     if (ok.length && ok[0].nsPerCall !== undefined) {
       const s: Summary = { scenario, config, runs: ok.length, reqPerSec: NaN, reqPerSecMin: NaN, reqPerSecMax: NaN, p99Us: NaN, appUsPerRequest: NaN, errors };
       s.nsPerCall = median(ok.map((r) => r.nsPerCall!));
+      const bpfNs = med((r) => r.bpfNsPerCall);
+      if (bpfNs !== undefined) s.bpfNsPerCall = bpfNs;
       const lost = ok.map((r) => r.end?.lost).filter((x): x is number => x !== undefined);
       if (lost.length) s.lost = Math.max(...lost);
       if (config === 'baseline') base.set(scenario, s);
@@ -498,6 +542,8 @@ function summarize(results: RunResult[]): Summary[] {
     if (!b || s.runs === 0) continue;
     if (s.nsPerCall !== undefined) {
       s.nsAdded = s.nsPerCall - b.nsPerCall!;
+      const base = out.find((o) => o.scenario === s.scenario && o.config === 'headertap-kernel-base');
+      if (s.bpfNsPerCall !== undefined && base?.bpfNsPerCall) s.bpfVsBase = s.bpfNsPerCall / base.bpfNsPerCall;
       continue;
     }
     s.throughputRatio = s.reqPerSec / b.reqPerSec;
@@ -513,8 +559,8 @@ function table(rows: string[][]): string {
 }
 
 function syscallReport(summaries: Summary[]): string {
-  const rows = [['scenario', 'config', 'ns/call', 'ns added', 'lost']];
-  for (const s of summaries) rows.push([s.scenario, s.config, fmt(s.nsPerCall), fmt(s.nsAdded), fmt(s.lost)]);
+  const rows = [['scenario', 'config', 'ns/call', 'ns added', 'BPF ns/call', 'x base loader', 'lost']];
+  for (const s of summaries) rows.push([s.scenario, s.config, fmt(s.nsPerCall), fmt(s.nsAdded), fmt(s.bpfNsPerCall), fmt(s.bpfVsBase, 2), fmt(s.lost)]);
   return table(rows);
 }
 
@@ -609,6 +655,9 @@ function prerequisites(): string[] {
   return missing;
 }
 
+/** Puts kernel.bpf_stats_enabled back (--bpf-stats), also when the run is interrupted. */
+let restoreBpfStats: (() => void) | undefined;
+
 async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2));
   const plan = a.capacityOnly ? [] : scenarios(a);
@@ -616,7 +665,7 @@ async function main(): Promise<void> {
   process.stdout.write(`headertap benchmark: ${runs} runs in ${plan.length} scenarios${a.capacity ? ' + user-space capacity' : ''}\n`);
   for (const s of plan) {
     const load = h2loadArgs({ port: 0, requests: s.requests, connections: s.connections, ...(s.rate ? { rate: s.rate } : {}), logFile: 'LOG' });
-    const how = s.mode === 'syscall' ? `taskset -c ${APP_CPU} syscost ${s.requests} 256` : `taskset -c ${TOOL_CPU} h2load ${load.join(' ')}`;
+    const how = s.mode === 'syscall' ? `taskset -c ${APP_CPU} syscost ${s.requests} 256${s.iovecs ? ` ${s.iovecs}` : ''}` : `taskset -c ${TOOL_CPU} h2load ${load.join(' ')}`;
     process.stdout.write(`  ${s.id}: ${s.configs.join(', ')} x${s.reps}; ${how}\n`);
   }
   for (const [c, help] of Object.entries(CONFIG_HELP)) process.stdout.write(`    ${c}: ${help}\n`);
@@ -632,6 +681,12 @@ async function main(): Promise<void> {
   const load0 = loadAverage();
   process.stdout.write(`load average before: ${load0.line}${load0.one > 0.5 ? '  (machine busy: figures are noisy)' : ''}\n`);
 
+  if (a.bpfStats && plan.some((s) => s.bpfStats)) {
+    // Switched on only for this run, and back to what it was however the run ends.
+    const was = readFileSync(BPF_STATS_SYSCTL, 'latin1').trim();
+    writeFileSync(BPF_STATS_SYSCTL, '1');
+    restoreBpfStats = () => writeFileSync(BPF_STATS_SYSCTL, was);
+  }
   const results: RunResult[] = [];
   const t0 = Date.now();
   for (const s of plan) {
@@ -644,12 +699,14 @@ async function main(): Promise<void> {
         const l = r.load;
         process.stdout.write(
           `  [${Math.round((Date.now() - t0) / 1000)}s] ${s.id} ${config} #${rep + 1}: ` +
-            (r.nsPerCall !== undefined ? `${fmt(r.nsPerCall)} ns per call, load ${r.loadAvgBefore}` : l ? `${fmt(l.reqPerSec)} req/s, p99 ${fmt(l.p99Us / 1000, 2)} ms, records ${r.recordsTotal ?? '-'}/${r.expectedTotal ?? '-'}, load ${r.loadAvgBefore}` : (r.error ?? `skipped: ${r.skipped}`)) +
+            (r.nsPerCall !== undefined ? `${fmt(r.nsPerCall)} ns per call${r.bpfNsPerCall !== undefined ? ` (${fmt(r.bpfNsPerCall)} in BPF)` : ''}, load ${r.loadAvgBefore}` : l ? `${fmt(l.reqPerSec)} req/s, p99 ${fmt(l.p99Us / 1000, 2)} ms, records ${r.recordsTotal ?? '-'}/${r.expectedTotal ?? '-'}, load ${r.loadAvgBefore}` : (r.error ?? `skipped: ${r.skipped}`)) +
             '\n',
         );
       }
     }
   }
+  restoreBpfStats?.();
+  restoreBpfStats = undefined;
   const cap = a.capacity ? await capacity(a).catch((err: Error) => ({ recordingBytes: 0, recordedRequests: 0, runs: [], error: err.message })) : undefined;
   const summaries = summarize(results);
   const load1 = loadAverage();
@@ -671,10 +728,12 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   process.exit(0);
 });
 process.on('SIGINT', () => {
+  restoreBpfStats?.();
   killAll();
   process.exit(130);
 });
 main().catch((err: Error) => {
+  restoreBpfStats?.();
   killAll();
   process.stderr.write(`bench: ${err.stack ?? err.message}\n`);
   process.exit(1);

@@ -45,6 +45,8 @@ export interface DataOptions {
   afterNs?: number;
   /** TLS plaintext whose socket the kernel did not know yet (no addresses). */
   noSocket?: boolean;
+  /** Not the call's last event: the kernel sends more of the same call next (HT_FLAG_MORE). */
+  more?: boolean;
 }
 
 /** One simulated connection as one process sees it. */
@@ -80,7 +82,7 @@ export class ConnectionSim {
     if (tls) f[DATA.source] = direction === 'egress' ? C.HT_SRC_SSL_WRITE : C.HT_SRC_SSL_READ;
     else f[DATA.source] = direction === 'egress' ? C.HT_SRC_WRITE : C.HT_SRC_READ;
     f[DATA.family] = o.noSocket ? 0 : isIPv4(la) ? 2 : 10;
-    f.writeUInt32LE((tls ? C.HT_FLAG_TLS : 0) | (o.noSocket ? C.HT_FLAG_NO_SOCK : 0), DATA.flags);
+    f.writeUInt32LE((tls ? C.HT_FLAG_TLS : 0) | (o.noSocket ? C.HT_FLAG_NO_SOCK : 0) | (o.more ? C.HT_FLAG_MORE : 0), DATA.flags);
     f.writeUInt32LE(this.pid, DATA.tgid);
     f.writeUInt32LE(this.pid, DATA.tid);
     f.writeInt32LE(5, DATA.fd);

@@ -3,7 +3,7 @@
  * nginx, curl, node and python on loopback, each registered for cleanup as
  * soon as it starts.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -40,6 +40,16 @@ export function requireEbpf(t: TestContext): boolean {
 export function requireCommand(t: TestContext, file: string): boolean {
   if (existsSync(file)) return true;
   const reason = `${file} is not installed`;
+  if (process.env.HEADERTAP_REQUIRE_EBPF === '1') throw new Error(reason);
+  process.stderr.write(`# SKIP ${t.name}: ${reason}\n`);
+  t.skip(reason);
+  return false;
+}
+
+/** Skips (with the reason printed) or fails when python3 cannot import `module` (Debian `pkg`). */
+export function requirePythonModule(t: TestContext, module: string, pkg: string): boolean {
+  if (spawnSync(PYTHON, ['-c', `import ${module}`], { stdio: 'ignore' }).status === 0) return true;
+  const reason = `python3 module ${module} is not installed (Debian ${pkg})`;
   if (process.env.HEADERTAP_REQUIRE_EBPF === '1') throw new Error(reason);
   process.stderr.write(`# SKIP ${t.name}: ${reason}\n`);
   t.skip(reason);

@@ -26,7 +26,7 @@ const FIXTURE = path.join(PACKAGE_ROOT, 'test', 'fixtures', 'curl-nginx.htrec');
 describe('benchmark suite (plumbing only)', () => {
   it('--dry-run prints the plan of every scenario and exits 0 without root', () => {
     const out = execFileSync(process.execPath, [path.join(BENCH_DIST, 'run.js'), '--dry-run', '--quick'], { encoding: 'utf8' });
-    for (const id of ['syscall-cost', 'nginx-saturation', 'node-saturation', 'nginx-5k', 'nginx-20k', 'node-5k']) assert.match(out, new RegExp(`^  ${id}: `, 'm'));
+    for (const id of ['syscall-cost', 'syscall-cost-writev27', 'nginx-saturation', 'node-saturation', 'nginx-5k', 'nginx-20k', 'node-5k']) assert.match(out, new RegExp(`^  ${id}: `, 'm'));
     assert.match(out, /--rps 500 /); // 20k/s over 40 connections
     assert.match(out, /refprobe: reference probe/);
   });

@@ -145,6 +145,27 @@ describe('HTTP/2: real nghttp2 bytes (Node http2 client and server)', () => {
     }
   });
 
+  it('a block cut by the copy after its fields passed --max-header-bytes is header_limit, not capture_gap', async () => {
+    const chunks = await recordHttp2(
+      { handler: (_req, res) => res.end('ok') },
+      async (s) => {
+        await request(s, { ':path': '/big', 'x-before': '1', 'x-mid': 'm'.repeat(3000), 'x-big': 'v'.repeat(20000) });
+      },
+    );
+    const writes = asWritev(chunks);
+    for (const view of VIEWS) {
+      const { t, exchanges } = tracker(2000);
+      const sim = newSim(view);
+      for (const w of writes) t.onData(sim.data(w.from === view ? 'egress' : 'ingress', w.data, { copied: 16384 }));
+      t.onClose(sim.close());
+      const [big] = exchanges;
+      assert.equal(big.request.target, '/big');
+      assert.deepEqual(big.request.headers, ['x-before', '1'], 'fields up to the limit');
+      assert.equal(big.request.truncated, 'header_limit');
+      assert.equal(t.counters.truncatedRecords.capture_gap, 0);
+    }
+  });
+
   it('strips padding (nghttp2 PADDING_STRATEGY_MAX)', async () => {
     const chunks = await recordHttp2(
       {

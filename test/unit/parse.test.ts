@@ -247,6 +247,19 @@ describe('Http1StreamParser', () => {
     assert.deepEqual(run.messages[0].headers, ['host', 'h']);
   });
 
+  it('a head cut by a gap after --max-header-bytes is header_limit: the lost part was past the limit', () => {
+    const run = parser({ maxHeaderBytes: 256 });
+    const head = 'GET /a HTTP/1.1\r\nHost: h\r\n' + Array.from({ length: 20 }, (_, i) => `X-H${i}: ${'v'.repeat(20)}\r\n`).join('');
+    run.parser.push(Buffer.from(head.slice(0, 256)), 1); // the kernel copied up to the limit
+    run.parser.gap(head.length - 256 + 2);
+    run.parser.push(Buffer.from(GET), 2);
+    assert.deepEqual(run.problems, ['gap_resync']);
+    assert.equal(run.messages.length, 2);
+    assert.equal(run.messages[0].truncated, 'header_limit');
+    assert.deepEqual(run.messages[0].headers.slice(0, 4), ['host', 'h', 'x-h0', 'v'.repeat(20)]);
+    assert.equal(run.messages[1].truncated, undefined);
+  });
+
   it('resyncs when a gap overruns the body into the next message', () => {
     const run = parser();
     run.parser.push(Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n'), 1);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConnectionTracker, type HttpExchange } from '../../src/http';
+import { CONSTANTS as C } from '../../src/source/layout';
 import { ConnectionSim } from '../helpers/events';
 
 function tracker(opts: { maxConnections?: number; maxHeaderBytes?: number } = {}) {
@@ -101,6 +102,30 @@ describe('ConnectionTracker', () => {
       exchanges.map((e) => e.request.target),
       ['/up', '/after'],
     );
+  });
+
+  it('a call the kernel sent in several events (HT_FLAG_MORE) reads as one stream', () => {
+    const { t, exchanges } = tracker({ maxHeaderBytes: 65536 });
+    const c = new ConnectionSim();
+    t.onData(c.data('egress', REQ('/big-head')));
+    const head = `HTTP/1.1 200 OK\r\n${Array.from({ length: 80 }, (_, i) => `X-Big-${i}: ${'b'.repeat(500)}\r\n`).join('')}Content-Length: 2\r\n\r\nok`;
+    const bytes = Buffer.from(head, 'latin1');
+    // ht_copy_steps cuts one 40 KiB read into events of HT_MAX_DATA: each stands for its own bytes,
+    // the last one for the rest of the call.
+    for (let at = 0; at < bytes.length; at += C.HT_MAX_DATA) {
+      t.onData(c.data('ingress', bytes.subarray(at, at + C.HT_MAX_DATA), { more: at + C.HT_MAX_DATA < bytes.length }));
+    }
+    t.onData(c.data('egress', REQ('/after')));
+    t.onData(c.data('ingress', RES(200)));
+    assert.deepEqual(
+      exchanges.map((e) => e.request.target),
+      ['/big-head', '/after'],
+    );
+    const big = exchanges[0].response!;
+    assert.equal(big.truncated, undefined);
+    assert.equal(big.headers.length, 2 * 81);
+    assert.deepEqual(big.headers.slice(-4), ['x-big-79', 'b'.repeat(500), 'content-length', '2']);
+    assert.equal(t.counters.gapBytes, 0);
   });
 
   it('joining mid-connection: ignores the orphan response, then pairs normally', () => {

@@ -206,7 +206,9 @@ export class Http2Session {
       if (fields[i].startsWith(':')) pseudo.set(fields[i], fields[i + 1]);
       else headers.push(fields[i], fields[i + 1]);
     }
-    const truncated = block.cut ?? (decoded.unknownFields > 0 ? 'hpack_state_unknown' : overLimit ? 'header_limit' : undefined);
+    // Fields past --max-header-bytes are dropped anyway: a cut after them is the user's limit, not a capture gap.
+    const cut = block.cut === 'capture_gap' && overLimit ? 'header_limit' : block.cut;
+    const truncated = cut ?? (decoded.unknownFields > 0 ? 'hpack_state_unknown' : overLimit ? 'header_limit' : undefined);
     return {
       pseudo,
       headers,

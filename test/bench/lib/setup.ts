@@ -3,6 +3,7 @@
  * probe, headertap, its kernel side alone, the reference probe, bpftrace,
  * in-process OpenTelemetry), each started pinned and stopped cleanly.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import * as path from 'node:path';
@@ -15,6 +16,8 @@ export const HEADERTAP = path.join(PACKAGE_ROOT, 'bin', 'headertap');
 export const BENCH_DIST = path.join(PACKAGE_ROOT, 'dist', 'test', 'bench');
 export const REFPROBE = path.join(PACKAGE_ROOT, 'test', 'bench', 'refprobe', '.output', 'refprobe');
 export const SYSCOST = path.join(PACKAGE_ROOT, 'test', 'bench', 'refprobe', '.output', 'syscost');
+/** A loader binary to compare with (headertap-kernel-base), e.g. built from the main branch. */
+export const BASE_LOADER_ENV = 'HT_BENCH_BASE_LOADER';
 /** Scratch files (recordings, loader output, h2load logs) live in memory. */
 export const SCRATCH = existsSync('/dev/shm') ? '/dev/shm' : '/tmp';
 
@@ -23,6 +26,7 @@ export type ConfigName =
   | 'baseline'
   | 'headertap'
   | 'headertap-kernel'
+  | 'headertap-kernel-base'
   | 'headertap-kernel-filtered'
   | 'headertap-filtered'
   | 'headertap-no-tls' | 'refprobe' | 'bpftrace' | 'otel-http';
@@ -31,6 +35,7 @@ export const CONFIG_HELP: Record<ConfigName, string> = {
   baseline: 'no probe',
   headertap: 'headertap run, full pipeline, OTLP/gRPC to a receiver process (--port of the target)',
   'headertap-kernel': "headertap's loader alone (TLS probes attached as the agent would), events to a tmpfs file",
+  'headertap-kernel-base': `the same with the loader at $${BASE_LOADER_ENV} (e.g. built from main): the kernel side before a change, in the same run (syscall scenarios, when set)`,
   'headertap-filtered': 'headertap run with --port 1: all benchmark traffic excluded in the kernel',
   'headertap-kernel-filtered': "headertap's loader alone with --port 1: all benchmark traffic excluded in the kernel",
   'headertap-no-tls': 'headertap run --no-tls (no OpenSSL uprobes, no TLS bookkeeping per syscall)',
@@ -38,6 +43,21 @@ export const CONFIG_HELP: Record<ConfigName, string> = {
   bpftrace: 'bpftrace one-liner printing 200 bytes per call (bpftrace 0.17 string limit) to a tmpfs file',
   'otel-http': '@opentelemetry/instrumentation-http with headersToSpanAttributes in the Node server, spans over OTLP/gRPC',
 };
+
+/** Where the kernel's BPF run-time statistics are switched on (0/1); they cost each program run two clock reads. */
+export const BPF_STATS_SYSCTL = '/proc/sys/kernel/bpf_stats_enabled';
+const BPFTOOL = ['/usr/sbin/bpftool', '/usr/bin/bpftool', '/sbin/bpftool'].find((f) => existsSync(f)) ?? 'bpftool';
+
+/** Every loaded BPF program by id: CPU time spent in it (with BPF_STATS_SYSCTL on) and runs. */
+export function bpfProgStats(): Map<number, { name: string; ns: number; runs: number }> {
+  const progs = JSON.parse(execFileSync(BPFTOOL, ['prog', 'show', '-j'], { encoding: 'utf8', maxBuffer: 64 << 20 })) as {
+    id: number;
+    name?: string;
+    run_time_ns?: number;
+    run_cnt?: number;
+  }[];
+  return new Map(progs.map((p) => [p.id, { name: p.name ?? '', ns: p.run_time_ns ?? 0, runs: p.run_cnt ?? 0 }]));
+}
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -106,10 +126,11 @@ export async function startNodeServer(cpus: string, otelEndpoint?: string): Prom
  * test/bench/refprobe/syscost.c: one thread writing and reading 256 bytes
  * over loopback TCP; it listens, says its port, and waits for go().
  */
-export async function startSyscost(cpus: string, calls: number): Promise<Target & { go(): Promise<number> }> {
+/** syscost on `cpus`: `calls` writes of 256 bytes (writev of `iovecs` parts when > 1) and reads. */
+export async function startSyscost(cpus: string, calls: number, iovecs = 1): Promise<Target & { go(): Promise<number> }> {
   const portFile = path.join(SCRATCH, `ht-bench-syscost-${process.pid}.port`);
   rmSync(portFile, { force: true });
-  const p = start(SYSCOST, [String(calls), '256'], { cpus, env: { PORT_FILE: portFile }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const p = start(SYSCOST, [String(calls), '256', String(iovecs)], { cpus, env: { PORT_FILE: portFile }, stdio: ['pipe', 'pipe', 'pipe'] });
   const deadline = Date.now() + 10000;
   while (!existsSync(portFile) || !readFileSync(portFile, 'latin1').endsWith('\n')) {
     if (Date.now() > deadline || p.child.exitCode !== null) throw new Error(`syscost did not start: ${p.output()}`);
@@ -246,10 +267,10 @@ function framesOfKind(file: string, kind: number): number {
 }
 
 /** headertap's loader alone, TLS probes on the target's OpenSSL, events into a tmpfs file nobody reads until the end. */
-export async function startLoaderOnly(cpus: string, target: Target, port = target.port): Promise<Observer> {
+export async function startLoaderOnly(cpus: string, target: Target, port = target.port, loaderPath = LOADER_PATH): Promise<Observer> {
   const file = path.join(SCRATCH, `ht-bench-loader-${process.pid}.bin`);
   const fd = openSync(file, 'w');
-  const loader = start(LOADER_PATH, ['--port', String(port)], { cpus, stdio: ['pipe', fd, 'pipe'] });
+  const loader = start(loaderPath, ['--port', String(port)], { cpus, stdio: ['pipe', fd, 'pipe'] });
   closeSync(fd);
   const deadline = Date.now() + 30000;
   while (framesOfKind(file, 64 /* HT_EV_READY */) === 0) {

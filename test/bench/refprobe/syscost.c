@@ -6,8 +6,10 @@
  * calls). Run it under each observer to see the per-syscall cost; with
  * PORT_FILE set it listens first, writes its port there and waits for a
  * byte on stdin before starting, so an observer can filter on the port.
+ * With IOVECS > 1 each write is a writev() of IOVECS equal parts, as
+ * gRPC's C core sends (its first sendmsg has 27).
  *
- *   syscost N SIZE
+ *   syscost N SIZE [IOVECS]
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,13 +34,19 @@ int main(int argc, char **argv)
 {
 	long n = argc > 1 ? atol(argv[1]) : 200000;
 	int size = argc > 2 ? atoi(argv[2]) : 256;
+	int iovcnt = argc > 3 ? atoi(argv[3]) : 1;
 	struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t alen = sizeof(addr);
 	int one = 1, lfd, cfd, sfd;
 	char *buf = calloc(1, size);
+	struct iovec iov[1024];
 	const char *port_file = getenv("PORT_FILE");
 	double t0;
 
+	if (size < 1 || iovcnt < 1 || iovcnt > 1024 || iovcnt > size) {
+		fprintf(stderr, "syscost: expected N SIZE [IOVECS], 1 <= IOVECS <= min(SIZE, 1024)\n");
+		return 2;
+	}
 	lfd = socket(AF_INET, SOCK_STREAM, 0);
 	if (lfd < 0 || bind(lfd, (struct sockaddr *)&addr, sizeof(addr)) || listen(lfd, 1) ||
 	    getsockname(lfd, (struct sockaddr *)&addr, &alen)) {
@@ -66,11 +75,15 @@ int main(int argc, char **argv)
 	setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	memset(buf, 'a', size);
 	memcpy(buf, "GET /syscost HTTP/1.1\r\n", 23 < size ? 23 : size);
+	for (int i = 0; i < iovcnt; i++) {
+		iov[i].iov_base = buf + (long)size * i / iovcnt;
+		iov[i].iov_len = (long)size * (i + 1) / iovcnt - (long)size * i / iovcnt;
+	}
 	t0 = now();
 	for (long i = 0; i < n; i++) {
 		int got = 0;
 
-		if (write(cfd, buf, size) != size) {
+		if ((iovcnt > 1 ? writev(cfd, iov, iovcnt) : write(cfd, buf, size)) != size) {
 			perror("syscost: write");
 			return 1;
 		}
