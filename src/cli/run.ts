@@ -132,17 +132,15 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
     log,
     ...(opts.console ? { console: out } : {}),
     delivery: { maxRecords: opts.bufferRecords, maxBytes: opts.bufferBytes, ...(spool ? { spool } : {}) },
-    workloads: { commandLine: opts.processCommandLine, rules },
   });
-  const spans = traceTarget
-    ? new SpanPipeline({ target: traceTarget, serviceName: opts.serviceName, version: VERSION, log, workloads: { commandLine: opts.processCommandLine, rules } })
-    : undefined;
+  const spans = traceTarget ? new SpanPipeline({ target: traceTarget, serviceName: opts.serviceName, version: VERSION, log }) : undefined;
   const clock = new MonotonicClock();
   const processes = new ProcessInfoCache({ commandLine: opts.processCommandLine });
   const mapper = new ExchangeMapper({
     rules,
     toHrTime: (ns) => clock.toHrTime(ns),
     processInfo: (pid, comm) => processes.get(pid, comm),
+    workloads: { commandLine: opts.processCommandLine, rules },
   });
   const tracker = new ConnectionTracker({
     maxHeaderBytes: opts.maxHeaderBytes,

@@ -1,5 +1,6 @@
-import type { HrTime, SpanContext } from '@opentelemetry/api';
-import { SeverityNumber, type LogAttributes } from '@opentelemetry/api-logs';
+import type { HrTime } from '@opentelemetry/api';
+import { SeverityNumber } from '@opentelemetry/api-logs';
+import { hrTime } from '@opentelemetry/core';
 import {
   ATTR_CLIENT_ADDRESS,
   ATTR_CLIENT_PORT,
@@ -23,15 +24,12 @@ import {
 } from '@opentelemetry/semantic-conventions';
 import type { Endpoint, HeaderList, HttpExchange, HttpMessageHead, Role } from '../http';
 import type { ProcessInfo } from '../workload';
-import { addGrpcAttributes, grpcStatusIsError, grpcStatusName } from './grpc';
+import { GRPC_ATTRIBUTES, addGrpcAttributes, grpcStatusIsError, grpcStatusName } from './grpc';
 import { HeaderAction, type HeaderRules, type HeaderSide } from './headers';
+import type { AttributeList, AttributeValue, ExchangeRecord } from './record';
 import { redactHeaderValue, redactQuery } from './redact';
 import { extractSpanContext } from './trace-context';
-
-/** Incubating semantic conventions, copied as the package recommends. */
-export const ATTR_PROCESS_PID = 'process.pid';
-export const ATTR_PROCESS_EXECUTABLE_NAME = 'process.executable.name';
-export const ATTR_CONTAINER_ID = 'container.id';
+import { WorkloadResources, type WorkloadOptions } from './workloads';
 
 /** headertap's own attributes (DESIGN.md, log-record contract). */
 export const ATTR_HT_ROLE = 'headertap.role';
@@ -42,23 +40,42 @@ export const ATTR_HT_UNANSWERED_REASON = 'headertap.unanswered_reason';
 
 export const EVENT_NAME = 'headertap.http.exchange';
 
-/** One log record's worth of fields, ready for Logger.emit(). */
-export interface ExchangeRecord {
-  eventName: string;
-  timestamp: HrTime;
-  severityNumber: SeverityNumber;
-  severityText: string;
-  body: string;
-  attributes: LogAttributes;
-  spanContext?: SpanContext;
-  /** The observed process: its records go under its own OTLP resource. */
-  workload?: ProcessInfo;
-  /** At least the number of attributes (so a consumer need not count them). */
-  maxAttributes?: number;
-}
+const REQUEST_HEADER_PREFIX = 'http.request.header.';
+const RESPONSE_HEADER_PREFIX = 'http.response.header.';
 
-/** More than the attributes map() sets besides the header ones. */
-const NON_HEADER_ATTRIBUTES_MAX = 128;
+/** Every attribute key the mapper can set besides the header ones. */
+const RECORD_KEYS = new Set<string>([
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_REQUEST_METHOD_ORIGINAL,
+  ATTR_URL_PATH,
+  ATTR_URL_QUERY,
+  ATTR_URL_SCHEME,
+  ATTR_NETWORK_PROTOCOL_NAME,
+  ATTR_NETWORK_PROTOCOL_VERSION,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_SERVER_ADDRESS,
+  ATTR_SERVER_PORT,
+  ATTR_CLIENT_ADDRESS,
+  ATTR_CLIENT_PORT,
+  ATTR_NETWORK_PEER_ADDRESS,
+  ATTR_NETWORK_PEER_PORT,
+  ATTR_NETWORK_LOCAL_ADDRESS,
+  ATTR_NETWORK_LOCAL_PORT,
+  ATTR_NETWORK_TRANSPORT,
+  ATTR_NETWORK_TYPE,
+  ATTR_USER_AGENT_ORIGINAL,
+  ATTR_HT_ROLE,
+  ATTR_HT_DURATION_NS,
+  ATTR_HT_TRUNCATED,
+  ATTR_HT_TRUNCATED_REASON,
+  ATTR_HT_UNANSWERED_REASON,
+  ...GRPC_ATTRIBUTES,
+]);
+
+/** Whether a record can carry an attribute of this name. */
+export function isRecordKey(key: string): boolean {
+  return RECORD_KEYS.has(key) || key.startsWith(REQUEST_HEADER_PREFIX) || key.startsWith(RESPONSE_HEADER_PREFIX);
+}
 
 export interface MapperOptions {
   rules: HeaderRules;
@@ -66,13 +83,15 @@ export interface MapperOptions {
   toHrTime(monoNs: number): HrTime;
   /** Facts about the observing process. */
   processInfo(pid: number, comm: string): ProcessInfo;
+  /** How each observed process's resource is made. */
+  workloads?: Omit<WorkloadOptions, 'isRecordKey'>;
 }
 
 /** Header attribute keys remembered per side. */
 const MAX_HEADER_KEYS = 1024;
 
 /** Methods semantic conventions name; others are reported as _OTHER. */
-const KNOWN_METHODS = new Set(['CONNECT', 'DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT', 'QUERY', 'TRACE']);
+export const KNOWN_METHODS: ReadonlySet<string> = new Set(['CONNECT', 'DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT', 'QUERY', 'TRACE']);
 
 interface Target {
   path?: string;
@@ -115,35 +134,52 @@ function firstValue(headers: HeaderList, name: string): string | undefined {
   return undefined;
 }
 
+/** A header attribute key, and where it is in the record being built (to add a repeated header's value). */
+interface HeaderKey {
+  key: string;
+  /** The serial of the last record that has this key, and the key's index in its list. */
+  record: number;
+  at: number;
+}
+
 /**
  * Maps exchanges to the log-record contract in DESIGN.md: semantic-convention
  * attributes, header attributes after capture/redaction rules, trace context
- * from the request headers, severity from the outcome.
+ * from the request headers, severity from the outcome, the observed
+ * process's resource. The process's own attributes (process.pid,
+ * process.executable.name, container.id) are on that resource, never on the
+ * record too.
  *
  * HTTP/2 heads carry the pseudo-headers in their fields (method, target =
  * :path, authority, scheme), so they map to the same attributes and never
  * appear as http.request.header.:path: semantic conventions reserve header
  * attributes for real header fields. A field HPACK could not decode is ''
  * (method, target) or 0 (status) and its attribute is left out.
+
  */
 export class ExchangeMapper {
-  constructor(private readonly _opts: MapperOptions) {}
+  /** The resources of the observed processes. */
+  readonly workloads: WorkloadResources;
+  /** Numbers each record, for HeaderKey.record. */
+  private _serial = 0;
+
+  constructor(private readonly _opts: MapperOptions) {
+    this.workloads = new WorkloadResources({ ..._opts.workloads, isRecordKey });
+  }
 
   map(ex: HttpExchange): ExchangeRecord {
     const { request: req, response: res, connection: conn } = ex;
     const rules = this._opts.rules;
-    const attrs: LogAttributes = {};
+    let attrs: AttributeList = [];
 
     const method = KNOWN_METHODS.has(req.method) ? req.method : '_OTHER';
-    if (req.method) attrs[ATTR_HTTP_REQUEST_METHOD] = method;
-    if (req.method && method === '_OTHER') attrs[ATTR_HTTP_REQUEST_METHOD_ORIGINAL] = req.method;
+    if (req.method) attrs.push(ATTR_HTTP_REQUEST_METHOD, method);
+    if (req.method && method === '_OTHER') attrs.push(ATTR_HTTP_REQUEST_METHOD_ORIGINAL, req.method);
     const target = req.target ? splitTarget(req.target, req.method) : {};
-    if (target.path !== undefined) attrs[ATTR_URL_PATH] = target.path;
-    if (target.query !== undefined) attrs[ATTR_URL_QUERY] = redactQuery(target.query, rules);
-    attrs[ATTR_URL_SCHEME] = req.scheme ?? (conn.tls ? 'https' : 'http');
-    attrs[ATTR_NETWORK_PROTOCOL_NAME] = 'http';
-    attrs[ATTR_NETWORK_PROTOCOL_VERSION] = req.version;
-    if (res?.status) attrs[ATTR_HTTP_RESPONSE_STATUS_CODE] = res.status;
+    if (target.path !== undefined) attrs.push(ATTR_URL_PATH, target.path);
+    if (target.query !== undefined) attrs.push(ATTR_URL_QUERY, redactQuery(target.query, rules));
+    attrs.push(ATTR_URL_SCHEME, req.scheme ?? (conn.tls ? 'https' : 'http'), ATTR_NETWORK_PROTOCOL_NAME, 'http', ATTR_NETWORK_PROTOCOL_VERSION, req.version);
+    if (res?.status) attrs.push(ATTR_HTTP_RESPONSE_STATUS_CODE, res.status);
 
     // The server end of the socket is the local one for a server, the remote one for a client.
     const serverEnd: Endpoint | undefined = ex.role === 'server' ? conn.local : conn.remote;
@@ -151,83 +187,100 @@ export class ExchangeMapper {
     const hostHeader = rules.isSecret('host') ? undefined : (req.authority ?? firstValue(req.headers, 'host'));
     const authority = splitAuthority(target.authority ?? hostHeader ?? '');
     const serverAddress = authority?.host ?? serverEnd?.address;
-    if (serverAddress !== undefined) attrs[ATTR_SERVER_ADDRESS] = serverAddress;
+    if (serverAddress !== undefined) attrs.push(ATTR_SERVER_ADDRESS, serverAddress);
     const serverPort = authority?.port ?? serverEnd?.port;
-    if (serverPort !== undefined) attrs[ATTR_SERVER_PORT] = serverPort;
-    if (clientEnd) {
-      attrs[ATTR_CLIENT_ADDRESS] = clientEnd.address;
-      attrs[ATTR_CLIENT_PORT] = clientEnd.port;
-    }
+    if (serverPort !== undefined) attrs.push(ATTR_SERVER_PORT, serverPort);
+    if (clientEnd) attrs.push(ATTR_CLIENT_ADDRESS, clientEnd.address, ATTR_CLIENT_PORT, clientEnd.port);
     if (conn.remote && conn.local) {
-      attrs[ATTR_NETWORK_PEER_ADDRESS] = conn.remote.address;
-      attrs[ATTR_NETWORK_PEER_PORT] = conn.remote.port;
-      attrs[ATTR_NETWORK_LOCAL_ADDRESS] = conn.local.address;
-      attrs[ATTR_NETWORK_LOCAL_PORT] = conn.local.port;
+      attrs.push(
+        ATTR_NETWORK_PEER_ADDRESS,
+        conn.remote.address,
+        ATTR_NETWORK_PEER_PORT,
+        conn.remote.port,
+        ATTR_NETWORK_LOCAL_ADDRESS,
+        conn.local.address,
+        ATTR_NETWORK_LOCAL_PORT,
+        conn.local.port,
+      );
     }
-    attrs[ATTR_NETWORK_TRANSPORT] = 'tcp';
-    if (conn.networkType) attrs[ATTR_NETWORK_TYPE] = conn.networkType;
+    attrs.push(ATTR_NETWORK_TRANSPORT, 'tcp');
+    if (conn.networkType) attrs.push(ATTR_NETWORK_TYPE, conn.networkType);
     const ua = firstValue(req.headers, 'user-agent');
-    if (ua !== undefined) attrs[ATTR_USER_AGENT_ORIGINAL] = rules.apply(rules.secret('user-agent'), ua);
+    if (ua !== undefined) attrs.push(ATTR_USER_AGENT_ORIGINAL, rules.apply(rules.secret('user-agent'), ua));
 
-    const proc = this._opts.processInfo(conn.pid, conn.comm);
-    attrs[ATTR_PROCESS_PID] = conn.pid;
-    attrs[ATTR_PROCESS_EXECUTABLE_NAME] = proc.executableName;
-    if (proc.containerId) attrs[ATTR_CONTAINER_ID] = proc.containerId;
-
-    attrs[ATTR_HT_ROLE] = ex.role;
-    if (res) attrs[ATTR_HT_DURATION_NS] = Math.max(0, res.endNs - req.startNs);
+    attrs.push(ATTR_HT_ROLE, ex.role);
+    const durationNs = res ? Math.max(0, res.endNs - req.startNs) : undefined;
+    if (durationNs !== undefined) attrs.push(ATTR_HT_DURATION_NS, durationNs);
     const truncated = req.truncated ?? res?.truncated;
-    if (truncated) {
-      attrs[ATTR_HT_TRUNCATED] = true;
-      attrs[ATTR_HT_TRUNCATED_REASON] = truncated;
-    }
-    if (ex.unanswered) attrs[ATTR_HT_UNANSWERED_REASON] = ex.unanswered;
-
-    this._addHeaders(attrs, 'request', req);
-    if (res) this._addHeaders(attrs, 'response', res);
-
+    if (truncated) attrs.push(ATTR_HT_TRUNCATED, true, ATTR_HT_TRUNCATED_REASON, truncated);
+    if (ex.unanswered) attrs.push(ATTR_HT_UNANSWERED_REASON, ex.unanswered);
     const grpc = addGrpcAttributes(attrs, req, res, rules);
+
+    const serial = ++this._serial;
+    this._addHeaders(attrs, 'request', req, serial);
+    if (res) this._addHeaders(attrs, 'response', res, serial);
+
+    const workload = this.workloads.get(this._opts.processInfo(conn.pid, conn.comm));
+    if (workload.shadowed) attrs = withoutKeys(attrs, workload.shadowed);
+
     const [severityNumber, severityText] = severity(res?.status, grpc?.status, ex.role);
     const spanContext = extractSpanContext(req.headers);
     const outcome = res ? `${res.status || '?'}${grpc?.status !== undefined ? ` grpc ${grpcStatusName(grpc.status)}` : ''}` : 'no response';
     return {
       eventName: EVENT_NAME,
       timestamp: this._opts.toHrTime(req.startNs),
+      observedTimestamp: hrTime(),
       severityNumber,
       severityText,
       body: `${req.method || '?'} ${target.path ?? target.authority ?? '?'} -> ${outcome}`,
       attributes: attrs,
+      droppedAttributesCount: 0,
       ...(spanContext ? { spanContext } : {}),
-      workload: proc,
-      maxAttributes: NON_HEADER_ATTRIBUTES_MAX + (req.headers.length + (res?.headers.length ?? 0)) / 2,
+      resource: workload.resource,
+      role: ex.role,
+      method: req.method,
+      ...(res ? { status: res.status } : {}),
+      ...(grpc?.status !== undefined ? { grpcStatus: grpc.status } : {}),
+      ...(durationNs !== undefined ? { durationNs } : {}),
+      ...(ex.unanswered ? { unanswered: ex.unanswered } : {}),
     };
   }
 
   /** http.{request,response}.header.<name>, built once per name: most records repeat the same few dozen. */
-  private readonly _headerKeys: Record<HeaderSide, Map<string, string>> = { request: new Map(), response: new Map() };
+  private readonly _headerKeys: Record<HeaderSide, Map<string, HeaderKey>> = { request: new Map(), response: new Map() };
 
-  private _headerKey(side: HeaderSide, name: string): string {
-    const key = (side === 'request' ? 'http.request.header.' : 'http.response.header.') + name;
-    const keys = this._headerKeys[side];
-    if (keys.size >= MAX_HEADER_KEYS) keys.clear(); // names are attacker-controlled
-    keys.set(name, key);
-    return key;
+  private _headerKey(side: HeaderSide, name: string): HeaderKey {
+    const k: HeaderKey = { key: (side === 'request' ? REQUEST_HEADER_PREFIX : RESPONSE_HEADER_PREFIX) + name, record: 0, at: 0 };
+    this._headerKeys[side].set(name, k);
+    return k;
   }
 
-  private _addHeaders(attrs: LogAttributes, side: HeaderSide, head: HttpMessageHead): void {
+  private _addHeaders(attrs: AttributeList, side: HeaderSide, head: HttpMessageHead, serial: number): void {
     const h = head.headers;
     const rules = this._opts.rules;
     const keys = this._headerKeys[side];
+    if (keys.size >= MAX_HEADER_KEYS) keys.clear(); // names are attacker-controlled (never in the middle of a record: see HeaderKey.at)
     for (let i = 0; i < h.length; i += 2) {
-      const action = rules.action(h[i], side);
+      const name = h[i];
+      const action = rules.action(name, side);
       if (action === HeaderAction.Drop) continue;
-      const key = keys.get(h[i]) ?? this._headerKey(side, h[i]);
-      const value = action === HeaderAction.Keep ? redactHeaderValue(h[i], h[i + 1], rules) : rules.apply(action, h[i + 1]);
-      const list = attrs[key] as string[] | undefined;
-      if (list) list.push(value);
-      else attrs[key] = [value];
+      const k = keys.get(name) ?? this._headerKey(side, name);
+      const value = action === HeaderAction.Keep ? redactHeaderValue(name, h[i + 1], rules) : rules.apply(action, h[i + 1]);
+      if (k.record === serial) (attrs[k.at] as string[]).push(value);
+      else {
+        k.record = serial;
+        k.at = attrs.length + 1;
+        attrs.push(k.key, [value]);
+      }
     }
   }
+}
+
+/** The list without the attributes named in `keys`. */
+function withoutKeys(attrs: AttributeList, keys: ReadonlySet<string>): AttributeList {
+  const out: AttributeList = [];
+  for (let i = 0; i < attrs.length; i += 2) if (!keys.has(attrs[i] as string)) out.push(attrs[i], attrs[i + 1] as AttributeValue);
+  return out;
 }
 
 /** From the HTTP status (undefined: no response), or a non-OK gRPC status when there is one. */

@@ -1,4 +1,11 @@
-export { ExchangeMapper, EVENT_NAME, splitTarget, splitAuthority, type ExchangeRecord, type MapperOptions } from './attributes';
+export {
+  ExchangeMapper,
+  EVENT_NAME,
+  splitTarget,
+  splitAuthority,
+  type MapperOptions,
+} from './attributes';
+export { attributeOf, attributesObject, type AttributeList, type AttributeValue, type ExchangeRecord, type LogRecordData } from './record';
 export {
   HeaderRules,
   HeaderAction,
@@ -23,9 +30,9 @@ export {
   type OtlpProtocol,
   type OtlpSignal,
 } from './endpoint';
-export { LogPipeline, flattenSdkRecord, createExporter, type PipelineOptions } from './pipeline';
+export { LogPipeline, flattenRecord, createExporter, type PipelineOptions } from './pipeline';
 export { DeliveryProcessor, DELIVERY_DEFAULTS, DROP_REASONS, type DeliveryCounters, type DeliveryOptions, type DropReason } from './delivery';
 export { Spool } from './spool';
 export { SelfMetrics, type AgentStats } from './self-metrics';
-export { WorkloadLoggers, PerWorkload, workloadAttributes, DEFAULT_MAX_WORKLOADS, type WorkloadCounters, type WorkloadOptions } from './workloads';
+export { WorkloadResources, workloadAttributes, DEFAULT_MAX_WORKLOADS, type Workload, type WorkloadCounters, type WorkloadOptions } from './workloads';
 export { SpanPipeline, createSpanExporter, spanName, spanOutcome, SPAN_BATCH_DEFAULTS, type SpanCounters, type SpanPipelineOptions } from './spans';

@@ -1,29 +1,30 @@
 /**
  * The OTLP logs request (ExportLogsServiceRequest, protobuf) written in one
- * pass, byte for byte what the SDK's ProtobufLogsSerializer writes.
+ * pass, byte for byte what the SDK's ProtobufLogsSerializer writes for the
+ * same record.
  *
- * The SDK's serializer walks every batch twice (a size estimate, then the
- * write) and copies every string a character at a time in JavaScript, twice
- * over. For headertap's records (a few dozen attributes, most of them header
- * names that repeat on every record) it was the largest single cost in user
- * space: 13.8 µs of a record's 37 (docs/performance.md). This writer makes one
- * pass into a reused buffer, writes long or non-ASCII strings with Node's
+ * headertap's records (src/otel/record.ts) are encoded one by one as they are
+ * made (encodeRecord), straight from the record, into shared buffers; the
+ * delivery buffer holds those bytes, and a request is put together from them
+ * (encodeRequest), grouped by resource and scope as the SDK groups them. The
+ * SDK's serializer walks every batch twice (a size estimate, then the write)
+ * and copies every string a character at a time in JavaScript, twice over;
+ * this writer makes one pass, writes long or non-ASCII strings with Node's
  * native UTF-8 encoder, and keeps the encoded form of attribute keys,
- * resources and instrumentation scopes. Records are encoded one by one as
- * they are emitted (encodeRecord) and a request is put together from them
- * (encodeRequest): see EncodedLogRecord.
+ * resources and instrumentation scopes (docs/performance.md).
  *
  * The output is the SDK's: same field order, same minimal varints, same
  * handling of every attribute value type (test/unit/otlp-logs.test.ts holds
  * the two to the same bytes on recorded traffic and on random values). The
  * response is still decoded by the SDK.
  */
-import type { ExportResult } from '@opentelemetry/core';
+import type { ExportResult, InstrumentationScope } from '@opentelemetry/core';
 import { ProtobufLogsSerializer, type IExporterMetricsHelper, type IExportLogsServiceResponse, type ISerializer } from '@opentelemetry/otlp-transformer';
-import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
+import type { Resource } from '@opentelemetry/resources';
+import type { LogRecordData } from './record';
 
-type Resource = ReadableLogRecord['resource'];
-type Scope = ReadableLogRecord['instrumentationScope'];
+/** An instrumentation scope as the SDK's may carry it (attributes are optional). */
+type Scope = InstrumentationScope & { attributes?: Record<string, unknown>; droppedAttributesCount?: number };
 
 /** Attribute keys whose encoded form is kept; past this, keys are encoded each time. */
 const MAX_CACHED_KEYS = 8192;
@@ -241,8 +242,8 @@ function hexDigit(c: number): number {
 /**
  * One log record already encoded (its LogRecord message, without tag or
  * length) and what an export groups it by. The delivery buffer and the spool
- * hold these: their size is the size on the wire, and the SDK's record
- * objects die young instead of waiting for the batch.
+ * hold these: their size is the size on the wire, and the record objects die
+ * young instead of waiting for the batch.
  */
 export interface EncodedLogRecord {
   bytes: Buffer;
@@ -266,13 +267,13 @@ export class OtlpLogsEncoder {
   private readonly _resources = new WeakMap<Resource, Buffer>();
   private readonly _scopes = new WeakMap<Scope, Buffer>();
 
-  /** The LogRecord message of one record. */
-  encodeRecord(r: ReadableLogRecord): EncodedLogRecord {
+  /** The LogRecord message of one record, to be sent under `resource` and `scope`. */
+  encodeRecord(r: LogRecordData<unknown>, resource: Resource, scope: Scope): EncodedLogRecord {
     const w = this._r;
     w.headroom(RECORD_HEADROOM);
     const from = w.pos;
     this._record(w, r);
-    return { bytes: w.cut(from), resource: r.resource, scope: r.instrumentationScope };
+    return { bytes: w.cut(from), resource, scope };
   }
 
   /** The export request for records encoded by encodeRecord(). */
@@ -314,15 +315,10 @@ export class OtlpLogsEncoder {
     return w.take();
   }
 
-  /** The export request for SDK records, in one go. */
-  encode(records: readonly ReadableLogRecord[]): Buffer {
-    return this.encodeRequest(records.map((r) => this.encodeRecord(r)));
-  }
-
   /** Writes a LogRecord message's fields (no tag, no length). */
-  private _record(w: Writer, r: ReadableLogRecord): void {
+  private _record(w: Writer, r: LogRecordData<unknown>): void {
     w.byte(0x09); // time_unix_nano = 1, fixed64
-    w.hrTime(r.hrTime);
+    w.hrTime(r.timestamp);
     if (r.severityNumber !== undefined && r.severityNumber !== 0) {
       w.byte(0x10); // severity_number = 2
       w.varint(r.severityNumber);
@@ -337,8 +333,7 @@ export class OtlpLogsEncoder {
       this._anyValue(w, r.body);
       w.finish(b);
     }
-    const attrs = r.attributes;
-    if (attrs) this._attributes(w, 0x32, attrs); // attributes = 6
+    this._attributeList(w, r.attributes); // attributes = 6
     w.byte(0x38); // dropped_attributes_count = 7
     w.varint(r.droppedAttributesCount);
     const sc = r.spanContext;
@@ -355,32 +350,40 @@ export class OtlpLogsEncoder {
       w.hex(sc.spanId);
     }
     w.byte(0x59); // observed_time_unix_nano = 11, fixed64
-    w.hrTime(r.hrTimeObserved);
+    w.hrTime(r.observedTimestamp);
     if (r.eventName) {
       w.byte(0x62); // event_name = 12
       w.string(r.eventName);
     }
   }
 
-  /** Repeated KeyValue under the field whose tag byte is `tag`. */
+  /** A record's attributes (key, value, … in a list) as its repeated `attributes = 6` field. */
+  private _attributeList(w: Writer, list: readonly unknown[]): void {
+    for (let i = 0; i + 1 < list.length; i += 2) this._keyValue(w, 0x32, list[i] as string, list[i + 1]);
+  }
+
+  /** Repeated KeyValue under the field whose tag byte is `tag`, from an object (resources, scopes, kvlist values). */
   private _attributes(w: Writer, tag: number, attrs: Record<string, unknown>): void {
     for (const key in attrs) {
-      if (!Object.prototype.hasOwnProperty.call(attrs, key)) continue;
-      w.byte(tag);
-      const kv = w.start();
-      const cached = this._keys.get(key);
-      if (cached) w.raw(cached);
-      else if (this._keys.size < MAX_CACHED_KEYS && key.length <= MAX_CACHED_KEY_LENGTH) w.raw(this._cacheKey(key));
-      else {
-        w.byte(0x0a); // key = 1
-        w.string(key);
-      }
-      w.byte(0x12); // value = 2
-      const v = w.start();
-      this._anyValue(w, attrs[key]);
-      w.finish(v);
-      w.finish(kv);
+      if (Object.prototype.hasOwnProperty.call(attrs, key)) this._keyValue(w, tag, key, attrs[key]);
     }
+  }
+
+  private _keyValue(w: Writer, tag: number, key: string, value: unknown): void {
+    w.byte(tag);
+    const kv = w.start();
+    const cached = this._keys.get(key);
+    if (cached) w.raw(cached);
+    else if (this._keys.size < MAX_CACHED_KEYS && key.length <= MAX_CACHED_KEY_LENGTH) w.raw(this._cacheKey(key));
+    else {
+      w.byte(0x0a); // key = 1
+      w.string(key);
+    }
+    w.byte(0x12); // value = 2
+    const v = w.start();
+    this._anyValue(w, value);
+    w.finish(v);
+    w.finish(kv);
   }
 
   private _cacheKey(key: string): Buffer {
@@ -461,11 +464,10 @@ export class OtlpLogsEncoder {
           w.byte(0x12); // version = 2
           w.string(scope.version);
         }
-        const s = scope as Scope & { attributes?: Record<string, unknown>; droppedAttributesCount?: number };
-        if (s.attributes) this._attributes(w, 0x1a, s.attributes); // attributes = 3
-        if (s.droppedAttributesCount) {
+        if (scope.attributes) this._attributes(w, 0x1a, scope.attributes); // attributes = 3
+        if (scope.droppedAttributesCount) {
           w.byte(0x20); // dropped_attributes_count = 4
-          w.varint(s.droppedAttributesCount);
+          w.varint(scope.droppedAttributesCount);
         }
         w.finish(at);
       });

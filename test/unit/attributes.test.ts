@@ -7,9 +7,14 @@ import {
   DEFAULT_REDACT_HEADERS,
   ExchangeMapper,
   HeaderRules,
+  attributesObject,
   extractSpanContext,
   splitAuthority,
   splitTarget,
+  type AttributeValue,
+  type ExchangeRecord,
+  type HeaderRulesConfig,
+  type MapperOptions,
 } from '../../src/otel';
 
 function request(over: Partial<HttpRequestHead> = {}): HttpRequestHead {
@@ -57,12 +62,23 @@ function exchange(over: Partial<HttpExchange> = {}): HttpExchange {
   };
 }
 
-function mapper(rules = { capture: DEFAULT_CAPTURE_HEADERS, redact: DEFAULT_REDACT_HEADERS }) {
-  return new ExchangeMapper({
+/** A record with its attribute list as an object, for reading. */
+type Mapped = Omit<ExchangeRecord, 'attributes'> & { attributes: Record<string, AttributeValue>; list: ExchangeRecord['attributes'] };
+
+function mapper(rules: HeaderRulesConfig = { capture: DEFAULT_CAPTURE_HEADERS, redact: DEFAULT_REDACT_HEADERS }, over: Partial<MapperOptions> = {}) {
+  const m = new ExchangeMapper({
     rules: new HeaderRules(rules),
     toHrTime: (ns) => [1_700_000_000 + Math.floor(ns / 1e9), ns % 1e9],
     processInfo: (pid) => ({ pid, executableName: 'curl', containerId: 'c'.repeat(64) }),
+    workloads: { hostName: 'host-a' },
+    ...over,
   });
+  return {
+    map(ex: HttpExchange): Mapped {
+      const rec = m.map(ex);
+      return { ...rec, attributes: attributesObject(rec.attributes), list: rec.attributes };
+    },
+  };
 }
 
 describe('ExchangeMapper', () => {
@@ -92,9 +108,6 @@ describe('ExchangeMapper', () => {
       'network.transport': 'tcp',
       'network.type': 'ipv4',
       'user_agent.original': 'curl/8.0',
-      'process.pid': 1234,
-      'process.executable.name': 'curl',
-      'container.id': 'c'.repeat(64),
       'headertap.role': 'client',
       'headertap.duration_ns': 2_500_000,
       'http.request.header.host': ['shop.test:8080'],
@@ -104,15 +117,36 @@ describe('ExchangeMapper', () => {
       'http.response.header.x-cache': ['HIT'],
     });
     assert.equal(rec.spanContext, undefined);
+    assert.equal(rec.droppedAttributesCount, 0);
+    assert.deepEqual(rec.list.filter((_, i) => i % 2 === 0), Object.keys(rec.attributes), 'each key once, in this order');
+    // What a consumer reads without parsing attributes back.
+    assert.equal(rec.role, 'client');
+    assert.equal(rec.method, 'GET');
+    assert.equal(rec.status, 200);
+    assert.equal(rec.durationNs, 2_500_000);
   });
 
-  it('maxAttributes is never below the number of attributes, with many headers too', () => {
-    const many: string[] = [];
-    for (let i = 0; i < 300; i++) many.push(`x-h${i}`, 'v');
-    for (const ex of [exchange(), exchange({ request: request({ headers: many }), response: response({ headers: many }) })]) {
-      const rec = mapper().map(ex);
-      assert.ok(Object.keys(rec.attributes).length <= rec.maxAttributes!, `${Object.keys(rec.attributes).length} > ${rec.maxAttributes}`);
-    }
+  it('puts the observed process on the record\'s resource, and its attributes only there', () => {
+    const rec = mapper().map(exchange());
+    assert.deepEqual(rec.resource?.attributes, {
+      'service.name': 'curl',
+      'process.pid': 1234,
+      'process.executable.name': 'curl',
+      'container.id': 'c'.repeat(64),
+      'host.name': 'host-a',
+    });
+    for (const key of Object.keys(rec.resource!.attributes)) assert.equal(rec.attributes[key], undefined, `${key} is not on the record too`);
+  });
+
+  it('leaves out a record attribute the process also sets as its own resource attribute', () => {
+    const m = mapper(undefined, {
+      processInfo: (pid) => ({ pid, executableName: 'app', resourceAttributes: { 'network.type': 'ipv4', 'deployment.environment.name': 'prod' } }),
+    });
+    const rec = m.map(exchange());
+    assert.equal(rec.resource?.attributes['network.type'], 'ipv4');
+    assert.equal(rec.resource?.attributes['deployment.environment.name'], 'prod');
+    assert.equal(rec.attributes['network.type'], undefined);
+    assert.equal(rec.attributes['network.transport'], 'tcp', 'the others stay');
   });
 
   it('on the server side the client is the peer and the server is this end', () => {

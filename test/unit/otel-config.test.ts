@@ -22,7 +22,7 @@ import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { DaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
 import { RUN_OPTIONS, resolveRunOptions } from '../../src/cli/options';
 import { PACKAGE_ROOT } from '../../src/common/paths';
-import { DEFAULT_CAPTURE_HEADERS, DEFAULT_REDACT_HEADERS, ExchangeMapper, HeaderRules } from '../../src/otel';
+import { DEFAULT_CAPTURE_HEADERS, DEFAULT_REDACT_HEADERS, ExchangeMapper, HeaderRules, attributesObject } from '../../src/otel';
 import { requireCommand, run } from '../helpers/integration';
 import { envDefault, filesUnder, findKey, grafanaUnescape, lokiName, OTEL_CONFIG, yamlDoc, yamlDocs, type Obj } from '../helpers/otel-config';
 
@@ -31,7 +31,8 @@ const obj = (v: unknown): Obj => (v && typeof v === 'object' && !Array.isArray(v
 const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
 /** The attribute names of a real record (request with a traceparent and a response). */
-function recordAttributeNames(): string[] {
+/** A real record: what the mapper makes of an exchange. */
+function sampleRecord() {
   const mapper = new ExchangeMapper({
     rules: new HeaderRules({ capture: DEFAULT_CAPTURE_HEADERS, redact: DEFAULT_REDACT_HEADERS }),
     toHrTime: (ns) => [1_700_000_000, ns],
@@ -52,7 +53,17 @@ function recordAttributeNames(): string[] {
     },
     response: { kind: 'response', status: 200, reason: 'OK', version: '1.1', headers: ['content-type', 'text/plain'], headBytes: 10, startNs: 3, endNs: 4 },
   });
-  return Object.keys(rec.attributes);
+  return rec;
+}
+
+/** The attributes of a record (log.attributes in a collector). */
+function recordAttributeNames(): string[] {
+  return Object.keys(attributesObject(sampleRecord().attributes));
+}
+
+/** The attributes of a record's resource (the observed process). */
+function resourceAttributeNames(): string[] {
+  return Object.keys(sampleRecord().resource?.attributes ?? {});
 }
 
 /** Status class attribute the collector config adds (transform/status_class). */
@@ -212,9 +223,9 @@ function logqlLabels(expr: string): string[] {
   return names;
 }
 
-/** Names Loki has for headertap records: its attributes, service.name, status class, trace and span id. */
+/** Names Loki has for headertap records: its attributes and its resource's, status class, trace and span id. */
 function knownLokiNames(): (name: string) => boolean {
-  const known = new Set([...recordAttributeNames(), 'service.name', STATUS_CLASS].map(lokiName));
+  const known = new Set([...recordAttributeNames(), ...resourceAttributeNames(), STATUS_CLASS].map(lokiName));
   known.add('trace_id');
   known.add('span_id');
   return (n) => known.has(n) || /^http_(request|response)_header_[a-z0-9_]+$/.test(n);

@@ -11,6 +11,7 @@ import {
   DEFAULT_CAPTURE_HEADERS,
   DEFAULT_REDACT_HEADERS,
   ExchangeMapper,
+  attributesObject,
   HeaderRules,
   redactArgs,
   redactQuery,
@@ -41,12 +42,14 @@ function exchange(reqHeaders: string[], resHeaders: string[] = [], target = '/p'
   };
 }
 
+/** The mapped record, its attributes as an object. */
 function record(r: HeaderRules, ex: HttpExchange) {
-  return new ExchangeMapper({
+  const rec = new ExchangeMapper({
     rules: r,
     toHrTime: () => [0, 0],
     processInfo: (pid) => ({ pid, executableName: 'srv' }),
   }).map(ex);
+  return { ...rec, attributes: attributesObject(rec.attributes) };
 }
 
 function headerAttrs(r: HeaderRules, ex: HttpExchange): Record<string, unknown> {

@@ -7,9 +7,9 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, describe, it } from 'node:test';
-import { SeverityNumber } from '@opentelemetry/api-logs';
 import { silentLog } from '../../src/common/log';
-import { HeaderRules, LogPipeline, resolveExportTarget, workloadAttributes, DEFAULT_REDACT_HEADERS, type ExchangeRecord } from '../../src/otel';
+import { HeaderRules, LogPipeline, WorkloadResources, resolveExportTarget, workloadAttributes, DEFAULT_REDACT_HEADERS, type ExchangeRecord } from '../../src/otel';
+import { exchangeRecord } from '../helpers/records';
 import { ProcessInfoCache, otelEnvFromEnviron, parseResourceAttributes, type ProcessInfo, type ProcFs } from '../../src/workload';
 import { resourceLogsOf, startOtlpSink } from '../helpers/otlp-sink';
 
@@ -91,15 +91,12 @@ describe('ProcessInfoCache', () => {
   });
 });
 
-function rec(i: number, workload?: ProcessInfo): ExchangeRecord {
+function rec(i: number, workloads?: WorkloadResources, info?: ProcessInfo): ExchangeRecord {
   return {
-    eventName: 'headertap.http.exchange',
-    timestamp: [1_700_000_000, i],
-    severityNumber: SeverityNumber.INFO,
-    severityText: 'INFO',
+    ...exchangeRecord(i),
     body: `GET /w${i} -> 200`,
-    attributes: { 'url.path': `/w${i}` },
-    ...(workload ? { workload } : {}),
+    attributes: ['url.path', `/w${i}`],
+    ...(workloads && info ? { resource: workloads.get(info).resource } : {}),
   };
 }
 
@@ -133,9 +130,9 @@ describe('one OTLP resource per workload', () => {
       serviceName: 'headertap-agent',
       version: '1.2.3',
       log: silentLog,
-      workloads: { hostName: 'host-a' },
     });
-    [orders, payments, orders, nginx, payments, orders].forEach((w, i) => p.emit(rec(i, w)));
+    const workloads = new WorkloadResources({ hostName: 'host-a' });
+    [orders, payments, orders, nginx, payments, orders].forEach((w, i) => p.emit(rec(i, workloads, w)));
     p.emit(rec(99));
     await p.shutdown();
     assert.equal(sink.batches.length, 1, 'one export request');
@@ -158,13 +155,13 @@ describe('one OTLP resource per workload', () => {
       serviceName: 'agent',
       version: '0',
       log: silentLog,
-      workloads: { max: 2 },
     });
+    const workloads = new WorkloadResources({ max: 2 });
     const many = Array.from({ length: 50 }, (_, i): ProcessInfo => ({ pid: 1000 + i, executableName: `w${i}` }));
-    many.forEach((w, i) => p.emit(rec(i, w)));
-    assert.equal(p.workloads.size, 2);
-    assert.equal(p.workloads.counters.evicted, 48);
-    p.emit(rec(100, many[0])); // evicted long ago: comes back as a new resource
+    many.forEach((w, i) => p.emit(rec(i, workloads, w)));
+    assert.equal(workloads.size, 2);
+    assert.equal(workloads.counters.evicted, 48);
+    p.emit(rec(100, workloads, many[0])); // evicted long ago: comes back as a new resource
     await p.shutdown();
     assert.equal(p.counters.accepted, 51);
     assert.equal(p.counters.exported, 51);
