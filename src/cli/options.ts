@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { UsageError } from '../common/errors';
-import { DEFAULT_CAPTURE_HEADERS, DEFAULT_REDACT_HEADERS, OTLP_COMPRESSIONS, type OtlpCompression } from '../otel';
+import { DEFAULT_CAPTURE_HEADERS, DEFAULT_MAX_ATTRIBUTES, DEFAULT_REDACT_HEADERS, OTLP_COMPRESSIONS, type OtlpCompression } from '../otel';
 
 /** The environment variable holding the --hash-headers key when --hash-key-file is not given. */
 export const HASH_KEY_ENV = 'HEADERTAP_HASH_KEY';
@@ -30,6 +30,8 @@ export interface RunOptions {
   processCommandLine: boolean;
   cgroup: string[];
   maxHeaderBytes: number;
+  /** Attributes of a record together with its resource's, at most. */
+  maxAttributes: number;
   /** Capture TLS plaintext with uprobes on OpenSSL (--no-tls turns it off). */
   tls: boolean;
   serviceName: string;
@@ -303,6 +305,14 @@ export const RUN_OPTIONS: OptionSpec[] = [
     help: 'header bytes kept per message; more is marked headertap.truncated (default: 16384)',
     parse: integer(256, 1 << 20, 'byte count'),
     default: 16384,
+  },
+  {
+    key: 'max-attributes',
+    prop: 'maxAttributes',
+    flag: '--max-attributes <N>',
+    help: `attributes of a record together with its resource's at most; past it headers are left out, the least wanted first, and counted in dropped_attributes_count (default: ${DEFAULT_MAX_ATTRIBUTES}, within Loki's 128 structured-metadata entries)`,
+    parse: integer(32, 65535, 'attribute count'),
+    default: DEFAULT_MAX_ATTRIBUTES,
   },
   {
     key: 'tls',

@@ -141,6 +141,7 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
     toHrTime: (ns) => clock.toHrTime(ns),
     processInfo: (pid, comm) => processes.get(pid, comm),
     workloads: { commandLine: opts.processCommandLine, rules },
+    maxAttributes: opts.maxAttributes,
   });
   const tracker = new ConnectionTracker({
     maxHeaderBytes: opts.maxHeaderBytes,
@@ -223,6 +224,7 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
     supervised ?? new ReplaySource(payload!, { canTake: () => pipeline.delivery.bufferedRecords < REPLAY_MAX_PENDING });
   const parts = (): StatsParts => ({
     http: tracker.counters,
+    mapper: mapper.counters,
     delivery: pipeline.delivery,
     ...(spool ? { spool: spool.stats } : {}),
     ...(kernel ? { kernel } : {}),

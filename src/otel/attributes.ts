@@ -28,7 +28,7 @@ import { GRPC_ATTRIBUTES, addGrpcAttributes, grpcStatusIsError, grpcStatusName }
 import { HeaderAction, type HeaderRules, type HeaderSide } from './headers';
 import type { AttributeList, AttributeValue, ExchangeRecord } from './record';
 import { redactHeaderValue, redactQuery } from './redact';
-import { extractSpanContext } from './trace-context';
+import { TRACE_CONTEXT_HEADERS, extractSpanContext } from './trace-context';
 import { WorkloadResources, type WorkloadOptions } from './workloads';
 
 /** headertap's own attributes (DESIGN.md, log-record contract). */
@@ -39,6 +39,23 @@ export const ATTR_HT_TRUNCATED_REASON = 'headertap.truncated_reason';
 export const ATTR_HT_UNANSWERED_REASON = 'headertap.unanswered_reason';
 
 export const EVENT_NAME = 'headertap.http.exchange';
+
+/** headertap.truncated_reason of a record that left headers out to stay within --max-attributes. */
+export const ATTRIBUTE_LIMIT_REASON = 'attribute_limit';
+
+/**
+ * Loki stores every attribute of a record that is not an index label as one
+ * structured-metadata entry, and refuses a line with more than 128
+ * (limits_config.max_structured_metadata_entries_count): the record's
+ * attributes, its resource's, and 9 fields it adds itself (trace_id,
+ * span_id, flags, severity_text, severity_number, observed_timestamp,
+ * dropped_attributes_count, scope_name, scope_version).
+ */
+export const LOKI_MAX_STRUCTURED_METADATA = 128;
+const LOKI_RECORD_FIELDS = 9;
+
+/** --max-attributes: attributes of a record together with its resource's (fits Loki, above). */
+export const DEFAULT_MAX_ATTRIBUTES = LOKI_MAX_STRUCTURED_METADATA - LOKI_RECORD_FIELDS;
 
 const REQUEST_HEADER_PREFIX = 'http.request.header.';
 const RESPONSE_HEADER_PREFIX = 'http.response.header.';
@@ -85,6 +102,15 @@ export interface MapperOptions {
   processInfo(pid: number, comm: string): ProcessInfo;
   /** How each observed process's resource is made. */
   workloads?: Omit<WorkloadOptions, 'isRecordKey'>;
+  /** Attributes of a record together with its resource's at most (default DEFAULT_MAX_ATTRIBUTES). */
+  maxAttributes?: number;
+}
+
+export interface MapperCounters {
+  /** Records that left attributes out to stay within maxAttributes. */
+  limitedRecords: number;
+  /** Attributes left out (each record's dropped_attributes_count, added up). */
+  droppedAttributes: number;
 }
 
 /** Header attribute keys remembered per side. */
@@ -137,6 +163,8 @@ function firstValue(headers: HeaderList, name: string): string | undefined {
 /** A header attribute key, and where it is in the record being built (to add a repeated header's value). */
 interface HeaderKey {
   key: string;
+  /** Trace-context headers are kept first when a record must leave some out. */
+  traceContext: boolean;
   /** The serial of the last record that has this key, and the key's index in its list. */
   record: number;
   at: number;
@@ -155,16 +183,26 @@ interface HeaderKey {
  * appear as http.request.header.:path: semantic conventions reserve header
  * attributes for real header fields. A field HPACK could not decode is ''
  * (method, target) or 0 (status) and its attribute is left out.
-
+ *
+ * A record never has more than maxAttributes attributes counting its
+ * resource's. Past that, header attributes are left out, the least wanted
+ * first: trace-context headers are kept first, then headers by the first
+ * --capture-headers glob that matches them (a glob earlier in the list
+ * first), request before response, in wire order. The record then says how
+ * many are missing (dropped_attributes_count) and why (headertap.truncated,
+ * headertap.truncated_reason = attribute_limit).
  */
 export class ExchangeMapper {
+  readonly counters: MapperCounters = { limitedRecords: 0, droppedAttributes: 0 };
   /** The resources of the observed processes. */
   readonly workloads: WorkloadResources;
+  private readonly _maxAttributes: number;
   /** Numbers each record, for HeaderKey.record. */
   private _serial = 0;
 
   constructor(private readonly _opts: MapperOptions) {
     this.workloads = new WorkloadResources({ ..._opts.workloads, isRecordKey });
+    this._maxAttributes = _opts.maxAttributes ?? DEFAULT_MAX_ATTRIBUTES;
   }
 
   map(ex: HttpExchange): ExchangeRecord {
@@ -216,12 +254,21 @@ export class ExchangeMapper {
     if (ex.unanswered) attrs.push(ATTR_HT_UNANSWERED_REASON, ex.unanswered);
     const grpc = addGrpcAttributes(attrs, req, res, rules);
 
+    const headersAt = attrs.length;
     const serial = ++this._serial;
     this._addHeaders(attrs, 'request', req, serial);
     if (res) this._addHeaders(attrs, 'response', res, serial);
 
     const workload = this.workloads.get(this._opts.processInfo(conn.pid, conn.comm));
+    let dropped = 0;
     if (workload.shadowed) attrs = withoutKeys(attrs, workload.shadowed);
+    if ((attrs.length >> 1) + workload.attributeCount > this._maxAttributes) {
+      const fitted = this._fit(attrs, headersAt, this._maxAttributes - workload.attributeCount);
+      attrs = fitted.attrs;
+      dropped = fitted.dropped;
+      this.counters.limitedRecords++;
+      this.counters.droppedAttributes += dropped;
+    }
 
     const [severityNumber, severityText] = severity(res?.status, grpc?.status, ex.role);
     const spanContext = extractSpanContext(req.headers);
@@ -234,7 +281,7 @@ export class ExchangeMapper {
       severityText,
       body: `${req.method || '?'} ${target.path ?? target.authority ?? '?'} -> ${outcome}`,
       attributes: attrs,
-      droppedAttributesCount: 0,
+      droppedAttributesCount: dropped,
       ...(spanContext ? { spanContext } : {}),
       resource: workload.resource,
       role: ex.role,
@@ -250,7 +297,7 @@ export class ExchangeMapper {
   private readonly _headerKeys: Record<HeaderSide, Map<string, HeaderKey>> = { request: new Map(), response: new Map() };
 
   private _headerKey(side: HeaderSide, name: string): HeaderKey {
-    const k: HeaderKey = { key: (side === 'request' ? REQUEST_HEADER_PREFIX : RESPONSE_HEADER_PREFIX) + name, record: 0, at: 0 };
+    const k: HeaderKey = { key: (side === 'request' ? REQUEST_HEADER_PREFIX : RESPONSE_HEADER_PREFIX) + name, traceContext: TRACE_CONTEXT_HEADERS.has(name), record: 0, at: 0 };
     this._headerKeys[side].set(name, k);
     return k;
   }
@@ -273,6 +320,47 @@ export class ExchangeMapper {
         attrs.push(k.key, [value]);
       }
     }
+  }
+
+  /**
+   * The attributes cut to `limit`: header attributes (from `headersAt` on)
+   * left out by priority, then, only if the rest alone is too many, the last
+   * of the others; headertap.truncated and its reason always stay.
+   */
+  private _fit(attrs: AttributeList, headersAt: number, limit: number): { attrs: AttributeList; dropped: number } {
+    const total = attrs.length >> 1;
+    let reason: string | undefined;
+    let marks = 0;
+    const others: AttributeList = [];
+    for (let i = 0; i < headersAt; i += 2) {
+      const key = attrs[i] as string;
+      if (key === ATTR_HT_TRUNCATED) marks++;
+      else if (key === ATTR_HT_TRUNCATED_REASON) {
+        marks++;
+        reason = attrs[i + 1] as string;
+      } else others.push(key, attrs[i + 1]);
+    }
+    const room = Math.max(0, limit - 2);
+    const othersKept = Math.min(others.length >> 1, room);
+    const rules = this._opts.rules;
+    const headers: { at: number; rank: number }[] = [];
+    for (let i = headersAt; i < attrs.length; i += 2) {
+      const key = attrs[i] as string;
+      const side: HeaderSide = key.startsWith(REQUEST_HEADER_PREFIX) ? 'request' : 'response';
+      const name = key.slice(side === 'request' ? REQUEST_HEADER_PREFIX.length : RESPONSE_HEADER_PREFIX.length);
+      const rank = TRACE_CONTEXT_HEADERS.has(name) ? -1 : rules.captureRank(name, side);
+      headers.push({ at: i, rank });
+    }
+    // Stable: equal ranks stay request before response, in wire order.
+    const keep = headers
+      .sort((a, b) => a.rank - b.rank || a.at - b.at)
+      .slice(0, room - othersKept)
+      .map((h) => h.at)
+      .sort((a, b) => a - b);
+    const out = others.slice(0, othersKept * 2);
+    out.push(ATTR_HT_TRUNCATED, true, ATTR_HT_TRUNCATED_REASON, reason ? `${reason},${ATTRIBUTE_LIMIT_REASON}` : ATTRIBUTE_LIMIT_REASON);
+    for (const at of keep) out.push(attrs[at], attrs[at + 1]);
+    return { attrs: out, dropped: total - othersKept - keep.length - marks };
   }
 }
 

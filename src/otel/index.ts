@@ -1,8 +1,11 @@
 export {
   ExchangeMapper,
   EVENT_NAME,
+  DEFAULT_MAX_ATTRIBUTES,
+  ATTRIBUTE_LIMIT_REASON,
   splitTarget,
   splitAuthority,
+  type MapperCounters,
   type MapperOptions,
 } from './attributes';
 export { attributeOf, attributesObject, type AttributeList, type AttributeValue, type ExchangeRecord, type LogRecordData } from './record';

@@ -80,6 +80,8 @@ export function workloadAttributes(info: ProcessInfo, opts: WorkloadOptions = {}
 /** A workload's resource, and what its records need to know about it. */
 export interface Workload {
   resource: Resource;
+  /** Attributes on the resource: a record's attribute budget counts them. */
+  attributeCount: number;
   /** Record attributes the resource already carries (its records leave them out); usually none. */
   shadowed?: ReadonlySet<string>;
 }
@@ -129,6 +131,6 @@ export class WorkloadResources {
   private _make(info: ProcessInfo, attrs: Attributes): Workload {
     const isRecordKey = this._opts.isRecordKey;
     const own = isRecordKey ? Object.keys(info.resourceAttributes ?? {}).filter((k) => k in attrs && isRecordKey(k)) : [];
-    return { resource: resourceFromAttributes(attrs), ...(own.length ? { shadowed: new Set(own) } : {}) };
+    return { resource: resourceFromAttributes(attrs), attributeCount: Object.keys(attrs).length, ...(own.length ? { shadowed: new Set(own) } : {}) };
   }
 }

@@ -70,7 +70,7 @@ describe('benchmark suite (plumbing only)', () => {
     delivery.counters.dropped.buffer_full = 3;
     delivery.counters.dropped.rejected = 2;
     const kernel = { dataEvents: 40, closeEvents: 2, ringbufLost: 11, truncated: 0, copyFailed: 0, selfSkipped: 0, tlsNoSocket: 0, ciphertextSkipped: 0 };
-    const line = `headertap stopped: ${summaryLine({ http: new ConnectionTracker({ maxHeaderBytes: 100, onExchange() {} }).counters, delivery, kernel, lostByCpu: [11], eventsIn: 42, loaderRestarts: 0 })}`;
+    const line = `headertap stopped: ${summaryLine({ http: new ConnectionTracker({ maxHeaderBytes: 100, onExchange() {} }).counters, mapper: { limitedRecords: 0, droppedAttributes: 0 }, delivery, kernel, lostByCpu: [11], eventsIn: 42, loaderRestarts: 0 })}`;
     const f = summaryFigures(`headertap ready\n${line}\n`);
     assert.deepEqual({ dropped: f.dropped, events: f.events, lost: f.lost }, { dropped: 5, events: 42, lost: 11 }, line);
     await delivery.shutdown();
