@@ -1,6 +1,5 @@
 import type { HrTime } from '@opentelemetry/api';
 import { SeverityNumber } from '@opentelemetry/api-logs';
-import { hrTime } from '@opentelemetry/core';
 import {
   ATTR_CLIENT_ADDRESS,
   ATTR_CLIENT_PORT,
@@ -132,7 +131,8 @@ export function splitTarget(target: string, method: string): Target {
   if (target === '*') return { path: '*' };
   let rest = target;
   let authority: string | undefined;
-  const abs = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/([^/?#]*)/.exec(target);
+  // Origin form (/path?query), nearly every request, needs no pattern.
+  const abs = target.charCodeAt(0) === 0x2f ? null : /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/([^/?#]*)/.exec(target);
   if (abs) {
     const at = abs[1].lastIndexOf('@');
     authority = at >= 0 ? abs[1].slice(at + 1) : abs[1];
@@ -160,11 +160,11 @@ function firstValue(headers: HeaderList, name: string): string | undefined {
   return undefined;
 }
 
-/** A header attribute key, and where it is in the record being built (to add a repeated header's value). */
+/** What the mapper knows about a header name on one side: its attribute key, its rule, and where it is in the record being built (to add a repeated header's value). */
 interface HeaderKey {
   key: string;
-  /** Trace-context headers are kept first when a record must leave some out. */
-  traceContext: boolean;
+  /** What the rules say (HeaderRules.action), decided once per name. */
+  action: HeaderAction;
   /** The serial of the last record that has this key, and the key's index in its list. */
   record: number;
   at: number;
@@ -199,10 +199,18 @@ export class ExchangeMapper {
   private readonly _maxAttributes: number;
   /** Numbers each record, for HeaderKey.record. */
   private _serial = 0;
+  /** What the rules say about the headers that feed other attributes, decided once. */
+  private readonly _hostIsSecret: boolean;
+  private readonly _userAgentAction: HeaderAction;
+  /** The last authority (Host) parsed, and its parts: most records of a run name the same few. */
+  private _authorityText = '';
+  private _authority: ReturnType<typeof splitAuthority>;
 
   constructor(private readonly _opts: MapperOptions) {
     this.workloads = new WorkloadResources({ ..._opts.workloads, isRecordKey });
     this._maxAttributes = _opts.maxAttributes ?? DEFAULT_MAX_ATTRIBUTES;
+    this._hostIsSecret = _opts.rules.isSecret('host');
+    this._userAgentAction = _opts.rules.secret('user-agent');
   }
 
   map(ex: HttpExchange): ExchangeRecord {
@@ -222,8 +230,8 @@ export class ExchangeMapper {
     // The server end of the socket is the local one for a server, the remote one for a client.
     const serverEnd: Endpoint | undefined = ex.role === 'server' ? conn.local : conn.remote;
     const clientEnd: Endpoint | undefined = ex.role === 'server' ? conn.remote : conn.local;
-    const hostHeader = rules.isSecret('host') ? undefined : (req.authority ?? firstValue(req.headers, 'host'));
-    const authority = splitAuthority(target.authority ?? hostHeader ?? '');
+    const hostHeader = this._hostIsSecret ? undefined : (req.authority ?? firstValue(req.headers, 'host'));
+    const authority = this._splitAuthority(target.authority ?? hostHeader ?? '');
     const serverAddress = authority?.host ?? serverEnd?.address;
     if (serverAddress !== undefined) attrs.push(ATTR_SERVER_ADDRESS, serverAddress);
     const serverPort = authority?.port ?? serverEnd?.port;
@@ -244,7 +252,7 @@ export class ExchangeMapper {
     attrs.push(ATTR_NETWORK_TRANSPORT, 'tcp');
     if (conn.networkType) attrs.push(ATTR_NETWORK_TYPE, conn.networkType);
     const ua = firstValue(req.headers, 'user-agent');
-    if (ua !== undefined) attrs.push(ATTR_USER_AGENT_ORIGINAL, rules.apply(rules.secret('user-agent'), ua));
+    if (ua !== undefined) attrs.push(ATTR_USER_AGENT_ORIGINAL, rules.apply(this._userAgentAction, ua));
 
     attrs.push(ATTR_HT_ROLE, ex.role);
     const durationNs = res ? Math.max(0, res.endNs - req.startNs) : undefined;
@@ -273,31 +281,46 @@ export class ExchangeMapper {
     const [severityNumber, severityText] = severity(res?.status, grpc?.status, ex.role);
     const spanContext = extractSpanContext(req.headers);
     const outcome = res ? `${res.status || '?'}${grpc?.status !== undefined ? ` grpc ${grpcStatusName(grpc.status)}` : ''}` : 'no response';
+    const now = Date.now(); // the observed time, at the SDK's millisecond precision
+    // Every field set, absent ones to undefined: all records have one shape, so the encoder's property reads stay monomorphic.
     return {
       eventName: EVENT_NAME,
       timestamp: this._opts.toHrTime(req.startNs),
-      observedTimestamp: hrTime(),
+      observedTimestamp: [Math.floor(now / 1000), (now % 1000) * 1e6],
       severityNumber,
       severityText,
       body: `${req.method || '?'} ${target.path ?? target.authority ?? '?'} -> ${outcome}`,
       attributes: attrs,
       droppedAttributesCount: dropped,
-      ...(spanContext ? { spanContext } : {}),
+      spanContext,
       resource: workload.resource,
       role: ex.role,
       method: req.method,
-      ...(res ? { status: res.status } : {}),
-      ...(grpc?.status !== undefined ? { grpcStatus: grpc.status } : {}),
-      ...(durationNs !== undefined ? { durationNs } : {}),
-      ...(ex.unanswered ? { unanswered: ex.unanswered } : {}),
+      status: res?.status,
+      grpcStatus: grpc?.status,
+      durationNs,
+      unanswered: ex.unanswered,
     };
+  }
+
+  private _splitAuthority(text: string): ReturnType<typeof splitAuthority> {
+    if (text !== this._authorityText) {
+      this._authorityText = text;
+      this._authority = splitAuthority(text);
+    }
+    return this._authority;
   }
 
   /** http.{request,response}.header.<name>, built once per name: most records repeat the same few dozen. */
   private readonly _headerKeys: Record<HeaderSide, Map<string, HeaderKey>> = { request: new Map(), response: new Map() };
 
   private _headerKey(side: HeaderSide, name: string): HeaderKey {
-    const k: HeaderKey = { key: (side === 'request' ? REQUEST_HEADER_PREFIX : RESPONSE_HEADER_PREFIX) + name, traceContext: TRACE_CONTEXT_HEADERS.has(name), record: 0, at: 0 };
+    const k: HeaderKey = {
+      key: (side === 'request' ? REQUEST_HEADER_PREFIX : RESPONSE_HEADER_PREFIX) + name,
+      action: this._opts.rules.action(name, side),
+      record: 0,
+      at: 0,
+    };
     this._headerKeys[side].set(name, k);
     return k;
   }
@@ -309,9 +332,9 @@ export class ExchangeMapper {
     if (keys.size >= MAX_HEADER_KEYS) keys.clear(); // names are attacker-controlled (never in the middle of a record: see HeaderKey.at)
     for (let i = 0; i < h.length; i += 2) {
       const name = h[i];
-      const action = rules.action(name, side);
-      if (action === HeaderAction.Drop) continue;
       const k = keys.get(name) ?? this._headerKey(side, name);
+      const action = k.action;
+      if (action === HeaderAction.Drop) continue;
       const value = action === HeaderAction.Keep ? redactHeaderValue(name, h[i + 1], rules) : rules.apply(action, h[i + 1]);
       if (k.record === serial) (attrs[k.at] as string[]).push(value);
       else {
