@@ -48,6 +48,53 @@ function varintSize(v: number): number {
   return 5;
 }
 
+/*
+ * The attribute fast paths (OtlpLogsEncoder._keyValue) size a KeyValue before
+ * writing it, so every length is written once, in place, with no byte moved
+ * afterwards, and room is checked once per attribute. They write into a
+ * buffer the caller made room in, at `p`, and return the position after.
+ */
+
+/** A varint below 2^32, unchecked. */
+function putVarint(buf: Buffer, p: number, value: number): number {
+  let v = value >>> 0;
+  while (v > 0x7f) {
+    buf[p++] = (v & 0x7f) | 0x80;
+    v >>>= 7;
+  }
+  buf[p++] = v;
+  return p;
+}
+
+/** Bytes, unchecked; a short fragment byte by byte (TypedArray.set costs more than that below a few dozen bytes). */
+function putBytes(buf: Buffer, p: number, b: Uint8Array): number {
+  buf.set(b, p);
+  return p + b.length;
+}
+
+/** A string's UTF-8 byte count when it is ASCII, else -1 - its UTF-8 byte count. */
+function utf8Size(s: string): number {
+  const n = s.length;
+  if (n > 48) {
+    // Native, and exact: only a string of ASCII characters has as many bytes as UTF-16 units.
+    const bytes = Buffer.byteLength(s, 'utf8');
+    return bytes === n ? n : -1 - bytes;
+  }
+  for (let i = 0; i < n; i++) if (s.charCodeAt(i) >= 0x80) return -1 - Buffer.byteLength(s, 'utf8');
+  return n;
+}
+
+/** A string's bytes (no length), `size` from utf8Size, unchecked. */
+function putString(buf: Buffer, p: number, s: string, size: number): number {
+  if (size < 0) return p + buf.write(s, p, -1 - size, 'utf8');
+  if (size > 48) return p + buf.write(s, p, size, 'latin1'); // ASCII: the same bytes, written natively
+  for (let i = 0; i < size; i++) buf[p++] = s.charCodeAt(i);
+  return p;
+}
+
+/** utf8Size of the items of the string array being written, reused. */
+let itemSizes = new Int32Array(64);
+
 /** A growable buffer with protobuf primitives. */
 class Writer {
   buf: Buffer;
@@ -169,8 +216,7 @@ class Writer {
   /** Bytes as they are (an encoded fragment). */
   raw(b: Uint8Array): void {
     this.ensure(b.length);
-    this.buf.set(b, this.pos);
-    this.pos += b.length;
+    this.pos = putBytes(this.buf, this.pos, b);
   }
 
   /** Hex (a trace or span id) as length-delimited bytes, as the SDK's hexToBinary reads it. */
@@ -369,29 +415,109 @@ export class OtlpLogsEncoder {
     }
   }
 
+  /**
+   * One KeyValue under the field whose tag byte is `tag`. Strings, string
+   * arrays (headers) and integers up to 2^32 - 1, nearly all of headertap's
+   * values, take a fast path; the rest goes through _anyValue.
+   */
   private _keyValue(w: Writer, tag: number, key: string, value: unknown): void {
-    w.byte(tag);
-    const kv = w.start();
-    const cached = this._keys.get(key);
-    if (cached) w.raw(cached);
-    else if (this._keys.size < MAX_CACHED_KEYS && key.length <= MAX_CACHED_KEY_LENGTH) w.raw(this._cacheKey(key));
-    else {
-      w.byte(0x0a); // key = 1
-      w.string(key);
+    const k = this._keys.get(key) ?? this._keyField(key);
+    if (typeof value === 'string') this._stringKeyValue(w, tag, k, value);
+    else if (typeof value === 'number' && value >= 0 && value <= 0xffffffff && Number.isInteger(value)) this._intKeyValue(w, tag, k, value);
+    else if (!Array.isArray(value) || !this._stringArrayKeyValue(w, tag, k, value)) {
+      w.byte(tag);
+      const kv = w.start();
+      w.raw(k);
+      w.byte(0x12); // value = 2
+      const v = w.start();
+      this._anyValue(w, value);
+      w.finish(v);
+      w.finish(kv);
     }
-    w.byte(0x12); // value = 2
-    const v = w.start();
-    this._anyValue(w, value);
-    w.finish(v);
-    w.finish(kv);
   }
 
-  private _cacheKey(key: string): Buffer {
+  /** KeyValue{key, value: AnyValue{string_value}}. */
+  private _stringKeyValue(w: Writer, tag: number, k: Buffer, s: string): void {
+    const size = utf8Size(s);
+    const n = size < 0 ? -1 - size : size;
+    const av = 1 + varintSize(n) + n;
+    const kv = k.length + 1 + varintSize(av) + av;
+    w.ensure(1 + 5 + kv);
+    const buf = w.buf;
+    let p = w.pos;
+    buf[p++] = tag;
+    p = putVarint(buf, p, kv);
+    p = putBytes(buf, p, k);
+    buf[p++] = 0x12; // value = 2
+    p = putVarint(buf, p, av);
+    buf[p++] = 0x0a; // string_value = 1
+    p = putVarint(buf, p, n);
+    w.pos = putString(buf, p, s, size);
+  }
+
+  /** KeyValue{key, value: AnyValue{int_value}} for 0 <= v < 2^32. */
+  private _intKeyValue(w: Writer, tag: number, k: Buffer, v: number): void {
+    const av = 1 + varintSize(v);
+    const kv = k.length + 1 + 1 + av;
+    w.ensure(1 + 1 + kv);
+    const buf = w.buf;
+    let p = w.pos;
+    buf[p++] = tag;
+    p = putVarint(buf, p, kv);
+    p = putBytes(buf, p, k);
+    buf[p++] = 0x12; // value = 2
+    buf[p++] = av;
+    buf[p++] = 0x18; // int_value = 3
+    w.pos = putVarint(buf, p, v);
+  }
+
+  /** KeyValue{key, value: AnyValue{array_value: strings}}; false (nothing written) when an item is not a string. */
+  private _stringArrayKeyValue(w: Writer, tag: number, k: Buffer, items: readonly unknown[]): boolean {
+    const count = items.length;
+    if (itemSizes.length < count) itemSizes = new Int32Array(count * 2);
+    const sizes = itemSizes;
+    let array = 0;
+    for (let i = 0; i < count; i++) {
+      const s = items[i];
+      if (typeof s !== 'string') return false;
+      const size = utf8Size(s);
+      sizes[i] = size;
+      const n = size < 0 ? -1 - size : size;
+      const item = 1 + varintSize(n) + n;
+      array += 1 + varintSize(item) + item;
+    }
+    const av = 1 + varintSize(array) + array;
+    const kv = k.length + 1 + varintSize(av) + av;
+    w.ensure(1 + 5 + kv);
+    const buf = w.buf;
+    let p = w.pos;
+    buf[p++] = tag;
+    p = putVarint(buf, p, kv);
+    p = putBytes(buf, p, k);
+    buf[p++] = 0x12; // value = 2
+    p = putVarint(buf, p, av);
+    buf[p++] = 0x2a; // array_value = 5
+    p = putVarint(buf, p, array);
+    for (let i = 0; i < count; i++) {
+      const size = sizes[i];
+      const n = size < 0 ? -1 - size : size;
+      buf[p++] = 0x0a; // values = 1
+      p = putVarint(buf, p, 1 + varintSize(n) + n);
+      buf[p++] = 0x0a; // string_value = 1
+      p = putVarint(buf, p, n);
+      p = putString(buf, p, items[i] as string, size);
+    }
+    w.pos = p;
+    return true;
+  }
+
+  /** The encoded `key = 1` field of a KeyValue, kept for the next time unless the cache is full or the key long. */
+  private _keyField(key: string): Buffer {
     const bytes = this._encodeFragment((w) => {
       w.byte(0x0a); // key = 1
       w.string(key);
     });
-    this._keys.set(key, bytes);
+    if (this._keys.size < MAX_CACHED_KEYS && key.length <= MAX_CACHED_KEY_LENGTH) this._keys.set(key, bytes);
     return bytes;
   }
 
