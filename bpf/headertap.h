@@ -27,6 +27,12 @@
 #define HT_MAX_FILTER_CGROUPS 8 /* cgroup v2 subtrees (a BPF_MAP_TYPE_CGROUP_ARRAY) */
 #define HT_MAX_SELF_PIDS 8
 
+/* Ring buffer size in KiB (the loader's --ringbuf-kb, the agent's default and
+ * bounds): a power of two; the map's max_entries in bytes. */
+#define HT_RINGBUF_KB_DEFAULT 16384
+#define HT_RINGBUF_KB_MIN 64
+#define HT_RINGBUF_KB_MAX (1 << 22)
+
 /* First byte of every frame: what the event is. */
 #define HT_EV_DATA 1   /* bytes moved by a socket syscall (struct ht_data_event) */
 #define HT_EV_CLOSE 2  /* a socket (or TLS session) seen before ended (struct ht_close_event) */

@@ -18,4 +18,5 @@ export { RecordingWriter, ReplaySource, readRecording, eventsOf } from './record
 export { RecordingMasker } from './recording-masker';
 export { MonotonicClock, type HrTime } from './clock';
 export { formatAddress, isV4Mapped } from './decode';
+export { LOADER_LIMITS } from './layout';
 export { TlsTargets, libsslInMaps, tlsFunctionNames, type TlsFs, type TlsTarget } from './tls-targets';
