@@ -1,3 +1,2 @@
-export { ProcessInfoCache, containerIdFromCgroup, hostProcFs, type ProcessInfo, type ProcessInfoOptions, type ProcFs } from './process-info';
-export { otelEnvFromEnviron, parseResourceAttributes, type OtelEnv } from './environ';
-export { cgroup2Mount, resolveCgroupPath } from './cgroup';
+export { ProcessInfoCache, type ProcessInfo } from './process-info';
+export { resolveCgroupPath } from './cgroup';

@@ -36,11 +36,13 @@ import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-grpc';
 import { CompressionAlgorithm } from '@opentelemetry/otlp-exporter-base';
 import type { Resource } from '@opentelemetry/resources';
 import { BatchLogRecordProcessor, LoggerProvider, type LogRecordExporter, type ReadableLogRecord } from '@opentelemetry/sdk-logs';
-import { silentLog } from '../../src/common/log';
+import { silentLog } from '../helpers/log';
 import { ConnectionTracker } from '../../src/http';
-import { DEFAULT_CAPTURE_HEADERS, DEFAULT_REDACT_HEADERS, ExchangeMapper, HeaderRules, LogPipeline, attributesObject, resolveExportTarget, type ExchangeRecord } from '../../src/otel';
+import { DEFAULT_CAPTURE_HEADERS, DEFAULT_REDACT_HEADERS, ExchangeMapper, HeaderRules, LogPipeline, resolveExportTarget } from '../../src/otel';
+import { attributesObject, type ExchangeRecord } from '../../src/otel/record';
 import type { EncodedLogExporter } from '../../src/otel/otlp-logs';
-import { MonotonicClock, eventsOf, readRecording } from '../../src/source';
+import { MonotonicClock, readRecording } from '../../src/source';
+import { eventsOf } from '../../src/source/recording';
 import { ProcessInfoCache } from '../../src/workload';
 
 const MODES = ['sdk', 'headertap', 'headertap-no-export'];

@@ -21,7 +21,8 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { ConnectionTracker, type HttpExchange } from '../../src/http';
 import { DEFAULT_CAPTURE_HEADERS, DEFAULT_REDACT_HEADERS, ExchangeMapper, HeaderRules } from '../../src/otel';
 import { OtlpLogsEncoder, type EncodedLogRecord } from '../../src/otel/otlp-logs';
-import { MonotonicClock, eventsOf, readRecording, type SourceEvent } from '../../src/source';
+import { MonotonicClock, readRecording, type SourceEvent } from '../../src/source';
+import { eventsOf } from '../../src/source/recording';
 import { ProcessInfoCache } from '../../src/workload';
 
 const STAGES = ['decode', 'http', 'map', 'encode'] as const;

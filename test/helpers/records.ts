@@ -1,5 +1,5 @@
 import { SeverityNumber } from '@opentelemetry/api-logs';
-import type { ExchangeRecord } from '../../src/otel';
+import type { ExchangeRecord } from '../../src/otel/record';
 
 /** A small exchange record numbered i (body `GET /r<i> -> 200`), for pipeline and delivery tests. */
 export function exchangeRecord(i: number): ExchangeRecord {

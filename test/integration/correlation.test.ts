@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import type { FlatRecord } from '../../src/common/flat-record';
-import { cgroup2Mount } from '../../src/workload';
+import { cgroup2Mount } from '../../src/workload/cgroup';
 import { HEADERTAP, PYTHON, attr, background, byPid, freePort, requireEbpf, run, startAgent, startNginx, waitForPort } from '../helpers/integration';
 import { resourceLogsOf, startOtlpSink } from '../helpers/otlp-sink';
 

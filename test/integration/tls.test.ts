@@ -18,7 +18,7 @@ import { spawn } from 'node:child_process';
 import { describe, it, type TestContext } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import type { FlatRecord } from '../../src/common/flat-record';
-import { decodeLogsRequest } from '../../src/receiver';
+import { decodeLogsRequest } from '../../src/receiver/decode';
 import { capture, headers } from '../helpers/capture';
 import {
   PYTHON,

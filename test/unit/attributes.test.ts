@@ -2,21 +2,11 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { SeverityNumber } from '@opentelemetry/api-logs';
 import type { HttpExchange, HttpRequestHead, HttpResponseHead } from '../../src/http';
-import {
-  DEFAULT_CAPTURE_HEADERS,
-  DEFAULT_MAX_ATTRIBUTES,
-  DEFAULT_REDACT_HEADERS,
-  ExchangeMapper,
-  HeaderRules,
-  attributesObject,
-  extractSpanContext,
-  splitAuthority,
-  splitTarget,
-  type AttributeValue,
-  type ExchangeRecord,
-  type HeaderRulesConfig,
-  type MapperOptions,
-} from '../../src/otel';
+import { DEFAULT_CAPTURE_HEADERS, DEFAULT_MAX_ATTRIBUTES, DEFAULT_REDACT_HEADERS, ExchangeMapper, HeaderRules } from '../../src/otel';
+import { attributesObject, type AttributeValue, type ExchangeRecord } from '../../src/otel/record';
+import { extractSpanContext } from '../../src/otel/trace-context';
+import { splitAuthority, splitTarget, type MapperOptions } from '../../src/otel/attributes';
+import type { HeaderRulesConfig } from '../../src/otel/headers';
 
 function request(over: Partial<HttpRequestHead> = {}): HttpRequestHead {
   return {

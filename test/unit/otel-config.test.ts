@@ -22,7 +22,8 @@ import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { DaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
 import { RUN_OPTIONS, resolveRunOptions } from '../../src/cli/options';
 import { PACKAGE_ROOT } from '../../src/common/paths';
-import { DEFAULT_CAPTURE_HEADERS, DEFAULT_REDACT_HEADERS, ExchangeMapper, HeaderRules, attributesObject } from '../../src/otel';
+import { DEFAULT_CAPTURE_HEADERS, DEFAULT_REDACT_HEADERS, ExchangeMapper, HeaderRules } from '../../src/otel';
+import { attributesObject } from '../../src/otel/record';
 import { requireCommand, run } from '../helpers/integration';
 import { envDefault, filesUnder, findKey, grafanaUnescape, lokiName, OTEL_CONFIG, yamlDoc, yamlDocs, type Obj } from '../helpers/otel-config';
 

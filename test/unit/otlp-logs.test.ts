@@ -15,10 +15,12 @@ import { resourceFromAttributes, type Resource } from '@opentelemetry/resources'
 import { LoggerProvider, type LogRecordProcessor, type ReadableLogRecord, type SdkLogRecord } from '@opentelemetry/sdk-logs';
 import { PACKAGE_ROOT } from '../../src/common/paths';
 import { ConnectionTracker } from '../../src/http';
-import { DEFAULT_CAPTURE_HEADERS, DEFAULT_REDACT_HEADERS, ExchangeMapper, HeaderRules, attributesObject, type ExchangeRecord, type LogRecordData } from '../../src/otel';
+import { DEFAULT_CAPTURE_HEADERS, DEFAULT_REDACT_HEADERS, ExchangeMapper, HeaderRules } from '../../src/otel';
+import { attributesObject, type ExchangeRecord, type LogRecordData } from '../../src/otel/record';
 import { OtlpLogsEncoder, otlpLogsSerializer } from '../../src/otel/otlp-logs';
 import { decodeLogsRequest } from '../../src/receiver/decode';
-import { MonotonicClock, eventsOf, readRecording } from '../../src/source';
+import { MonotonicClock, readRecording } from '../../src/source';
+import { eventsOf } from '../../src/source/recording';
 
 const FIXTURE = path.join(PACKAGE_ROOT, 'test', 'fixtures', 'curl-nginx.htrec');
 

@@ -7,17 +7,10 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { describe, it } from 'node:test';
 import type { HttpExchange } from '../../src/http';
-import {
-  DEFAULT_CAPTURE_HEADERS,
-  DEFAULT_REDACT_HEADERS,
-  ExchangeMapper,
-  attributesObject,
-  HeaderRules,
-  redactArgs,
-  redactQuery,
-  redactUrl,
-  type HeaderRulesConfig,
-} from '../../src/otel';
+import { DEFAULT_CAPTURE_HEADERS, DEFAULT_REDACT_HEADERS, ExchangeMapper, HeaderRules } from '../../src/otel';
+import { attributesObject } from '../../src/otel/record';
+import { redactArgs, redactQuery, redactUrl } from '../../src/otel/redact';
+import type { HeaderRulesConfig } from '../../src/otel/headers';
 
 const KEY = Buffer.from('0123456789abcdef-test-key');
 const OTHER_KEY = Buffer.from('fedcba9876543210-other-key');

@@ -3,7 +3,8 @@ import { after, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { OTLPExporterError } from '@opentelemetry/otlp-exporter-base';
 import { resolveExportTarget, SelfMetrics, type AgentStats } from '../../src/otel';
-import { backoffDelay, classifyExportError, encodeRetryInfoStatus, retryInfoDelayMs } from '../../src/otel/retry';
+import { backoffDelay, classifyExportError, retryInfoDelayMs } from '../../src/otel/retry';
+import { encodeRetryInfoStatus } from '../helpers/retry-info';
 import { metricsLine } from '../../src/receiver';
 import { startOtlpSink } from '../helpers/otlp-sink';
 

@@ -9,8 +9,10 @@ import { SpanKind, SpanStatusCode, type HrTime } from '@opentelemetry/api';
 import { SeverityNumber } from '@opentelemetry/api-logs';
 import { ExportResultCode } from '@opentelemetry/core';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
-import { silentLog } from '../../src/common/log';
-import { resolveExportTarget, SpanPipeline, WorkloadResources, type ExchangeRecord } from '../../src/otel';
+import { silentLog } from '../helpers/log';
+import { resolveExportTarget, SpanPipeline } from '../../src/otel';
+import { WorkloadResources } from '../../src/otel/workloads';
+import type { ExchangeRecord } from '../../src/otel/record';
 import { KNOWN_METHODS } from '../../src/otel/attributes';
 import { startOtlpSink } from '../helpers/otlp-sink';
 

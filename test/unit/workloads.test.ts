@@ -7,10 +7,14 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, describe, it } from 'node:test';
-import { silentLog } from '../../src/common/log';
-import { HeaderRules, LogPipeline, WorkloadResources, resolveExportTarget, workloadAttributes, DEFAULT_REDACT_HEADERS, type ExchangeRecord } from '../../src/otel';
+import { silentLog } from '../helpers/log';
+import { HeaderRules, LogPipeline, resolveExportTarget, DEFAULT_REDACT_HEADERS } from '../../src/otel';
+import { WorkloadResources, workloadAttributes } from '../../src/otel/workloads';
+import type { ExchangeRecord } from '../../src/otel/record';
 import { exchangeRecord } from '../helpers/records';
-import { ProcessInfoCache, otelEnvFromEnviron, parseResourceAttributes, type ProcessInfo, type ProcFs } from '../../src/workload';
+import { ProcessInfoCache, type ProcessInfo } from '../../src/workload';
+import { otelEnvFromEnviron, parseResourceAttributes } from '../../src/workload/environ';
+import type { ProcFs } from '../../src/workload/process-info';
 import { resourceLogsOf, startOtlpSink } from '../helpers/otlp-sink';
 
 const env = (...vars: string[]) => `${vars.join('\0')}\0`;
