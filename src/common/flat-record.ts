@@ -1,6 +1,6 @@
 /**
  * A log record as plain JSON, the shape headertap prints: `run --console`
- * builds it from the SDK's record, `receive` from decoded OTLP. One shape, so
+ * builds it from headertap's record, `receive` from decoded OTLP. One shape, so
  * what the agent prints and what a collector receives can be compared line
  * for line.
  */

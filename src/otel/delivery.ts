@@ -50,7 +50,7 @@ export type DropReason =
 export const DROP_REASONS: readonly DropReason[] = ['buffer_full', 'rejected', 'shutdown', 'spool_full', 'spool_corrupt'];
 
 export interface DeliveryCounters {
-  /** Records handed to the processor. */
+  /** Records handed to the buffer (add()). */
   accepted: number;
   /** Records the collector accepted. */
   exported: number;
