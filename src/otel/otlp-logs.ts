@@ -92,6 +92,24 @@ function putString(buf: Buffer, p: number, s: string, size: number): number {
   return p;
 }
 
+/**
+ * Starts KeyValue{key (the encoded field `k`), value: an AnyValue of `av`
+ * bytes} under the field whose tag byte is `tag`: makes room for all of it
+ * and writes everything before the AnyValue's own fields; returns where they
+ * go (the writer's position is left for the caller to set).
+ */
+function keyValueHead(w: Writer, tag: number, k: Buffer, av: number): number {
+  const kv = k.length + 1 + varintSize(av) + av;
+  w.ensure(1 + 5 + kv);
+  const buf = w.buf;
+  let p = w.pos;
+  buf[p++] = tag;
+  p = putVarint(buf, p, kv);
+  p = putBytes(buf, p, k);
+  buf[p++] = 0x12; // value = 2
+  return putVarint(buf, p, av);
+}
+
 /** utf8Size of the items of the string array being written, reused. */
 let itemSizes = new Int32Array(64);
 
@@ -440,16 +458,8 @@ export class OtlpLogsEncoder {
   private _stringKeyValue(w: Writer, tag: number, k: Buffer, s: string): void {
     const size = utf8Size(s);
     const n = size < 0 ? -1 - size : size;
-    const av = 1 + varintSize(n) + n;
-    const kv = k.length + 1 + varintSize(av) + av;
-    w.ensure(1 + 5 + kv);
+    let p = keyValueHead(w, tag, k, 1 + varintSize(n) + n);
     const buf = w.buf;
-    let p = w.pos;
-    buf[p++] = tag;
-    p = putVarint(buf, p, kv);
-    p = putBytes(buf, p, k);
-    buf[p++] = 0x12; // value = 2
-    p = putVarint(buf, p, av);
     buf[p++] = 0x0a; // string_value = 1
     p = putVarint(buf, p, n);
     w.pos = putString(buf, p, s, size);
@@ -457,16 +467,8 @@ export class OtlpLogsEncoder {
 
   /** KeyValue{key, value: AnyValue{int_value}} for 0 <= v < 2^32. */
   private _intKeyValue(w: Writer, tag: number, k: Buffer, v: number): void {
-    const av = 1 + varintSize(v);
-    const kv = k.length + 1 + 1 + av;
-    w.ensure(1 + 1 + kv);
+    let p = keyValueHead(w, tag, k, 1 + varintSize(v));
     const buf = w.buf;
-    let p = w.pos;
-    buf[p++] = tag;
-    p = putVarint(buf, p, kv);
-    p = putBytes(buf, p, k);
-    buf[p++] = 0x12; // value = 2
-    buf[p++] = av;
     buf[p++] = 0x18; // int_value = 3
     w.pos = putVarint(buf, p, v);
   }
@@ -486,16 +488,8 @@ export class OtlpLogsEncoder {
       const item = 1 + varintSize(n) + n;
       array += 1 + varintSize(item) + item;
     }
-    const av = 1 + varintSize(array) + array;
-    const kv = k.length + 1 + varintSize(av) + av;
-    w.ensure(1 + 5 + kv);
+    let p = keyValueHead(w, tag, k, 1 + varintSize(array) + array);
     const buf = w.buf;
-    let p = w.pos;
-    buf[p++] = tag;
-    p = putVarint(buf, p, kv);
-    p = putBytes(buf, p, k);
-    buf[p++] = 0x12; // value = 2
-    p = putVarint(buf, p, av);
     buf[p++] = 0x2a; // array_value = 5
     p = putVarint(buf, p, array);
     for (let i = 0; i < count; i++) {

@@ -38,12 +38,12 @@ import type { Resource } from '@opentelemetry/resources';
 import { BatchLogRecordProcessor, LoggerProvider, type LogRecordExporter, type ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import { silentLog } from '../helpers/log';
 import { ConnectionTracker } from '../../src/http';
-import { DEFAULT_CAPTURE_HEADERS, DEFAULT_REDACT_HEADERS, ExchangeMapper, HeaderRules, LogPipeline, resolveExportTarget } from '../../src/otel';
+import { LogPipeline, resolveExportTarget } from '../../src/otel';
 import { attributesObject, type ExchangeRecord } from '../../src/otel/record';
 import type { EncodedLogExporter } from '../../src/otel/otlp-logs';
-import { MonotonicClock, readRecording } from '../../src/source';
+import { readRecording } from '../../src/source';
 import { eventsOf } from '../../src/source/recording';
-import { ProcessInfoCache } from '../../src/workload';
+import { defaultMapper } from './lib/mapping';
 
 const MODES = ['sdk', 'headertap', 'headertap-no-export'];
 
@@ -56,13 +56,7 @@ const POOL = 4096;
 
 function records(file: string): ExchangeRecord[] {
   const out: ExchangeRecord[] = [];
-  const clock = new MonotonicClock();
-  const processes = new ProcessInfoCache();
-  const mapper = new ExchangeMapper({
-    rules: new HeaderRules({ capture: DEFAULT_CAPTURE_HEADERS, redact: DEFAULT_REDACT_HEADERS }),
-    toHrTime: (ns) => clock.toHrTime(ns),
-    processInfo: (pid, comm) => processes.get(pid, comm),
-  });
+  const { clock, mapper } = defaultMapper();
   const tracker = new ConnectionTracker({ maxHeaderBytes: 16384, onExchange: (ex) => out.push(mapper.map(ex)) });
   for (const ev of eventsOf(readRecording(file))) {
     if (ev.kind === 'data') tracker.onData(ev);

@@ -19,11 +19,10 @@
 import type { InstrumentationScope } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { ConnectionTracker, type HttpExchange } from '../../src/http';
-import { DEFAULT_CAPTURE_HEADERS, DEFAULT_REDACT_HEADERS, ExchangeMapper, HeaderRules } from '../../src/otel';
 import { OtlpLogsEncoder, type EncodedLogRecord } from '../../src/otel/otlp-logs';
-import { MonotonicClock, readRecording, type SourceEvent } from '../../src/source';
+import { readRecording, type SourceEvent } from '../../src/source';
 import { eventsOf } from '../../src/source/recording';
-import { ProcessInfoCache } from '../../src/workload';
+import { defaultMapper } from './lib/mapping';
 
 const STAGES = ['decode', 'http', 'map', 'encode'] as const;
 type Stage = (typeof STAGES)[number];
@@ -37,13 +36,7 @@ function runStage(stage: Stage, payload: Buffer): { records: number; cpuUs: numb
   let records = 0;
   let bytes = 0;
   let batch: EncodedLogRecord[] = [];
-  const clock = new MonotonicClock();
-  const processes = new ProcessInfoCache();
-  const mapper = new ExchangeMapper({
-    rules: new HeaderRules({ capture: DEFAULT_CAPTURE_HEADERS, redact: DEFAULT_REDACT_HEADERS }),
-    toHrTime: (ns) => clock.toHrTime(ns),
-    processInfo: (pid, comm) => processes.get(pid, comm),
-  });
+  const { clock, processes, mapper } = defaultMapper();
   const onExchange = (ex: HttpExchange) => {
     records++;
     if (upTo < STAGES.indexOf('map')) return;

@@ -104,6 +104,14 @@ function rec(i: number, workloads?: WorkloadResources, info?: ProcessInfo): Exch
   };
 }
 
+/** A logs pipeline exporting OTLP/gRPC to a real receiver, stopped after the test. */
+async function pipelineToSink(serviceName: string, version: string) {
+  const sink = await startOtlpSink('grpc');
+  after(() => sink.stop());
+  const p = new LogPipeline({ target: resolveExportTarget({ endpoint: sink.endpoint }, {}), serviceName, version, log: silentLog });
+  return { sink, p };
+}
+
 describe('one OTLP resource per workload', () => {
   const orders: ProcessInfo = { pid: 100, executableName: 'node', serviceName: 'orders', resourceAttributes: { 'deployment.environment': 'prod' } };
   const payments: ProcessInfo = { pid: 200, executableName: 'java', serviceName: 'payments', containerId: 'c'.repeat(64) };
@@ -127,14 +135,7 @@ describe('one OTLP resource per workload', () => {
   });
 
   it('exports each workload under its own resource; records without one under the agent', async () => {
-    const sink = await startOtlpSink('grpc');
-    after(() => sink.stop());
-    const p = new LogPipeline({
-      target: resolveExportTarget({ endpoint: sink.endpoint }, {}),
-      serviceName: 'headertap-agent',
-      version: '1.2.3',
-      log: silentLog,
-    });
+    const { sink, p } = await pipelineToSink('headertap-agent', '1.2.3');
     const workloads = new WorkloadResources({ hostName: 'host-a' });
     [orders, payments, orders, nginx, payments, orders].forEach((w, i) => p.emit(rec(i, workloads, w)));
     p.emit(rec(99));
@@ -152,14 +153,7 @@ describe('one OTLP resource per workload', () => {
   });
 
   it('bounds the workloads it keeps (LRU); evicting one never stops the shared export', async () => {
-    const sink = await startOtlpSink('grpc');
-    after(() => sink.stop());
-    const p = new LogPipeline({
-      target: resolveExportTarget({ endpoint: sink.endpoint }, {}),
-      serviceName: 'agent',
-      version: '0',
-      log: silentLog,
-    });
+    const { sink, p } = await pipelineToSink('agent', '0');
     const workloads = new WorkloadResources({ max: 2 });
     const many = Array.from({ length: 50 }, (_, i): ProcessInfo => ({ pid: 1000 + i, executableName: `w${i}` }));
     many.forEach((w, i) => p.emit(rec(i, workloads, w)));
