@@ -3,7 +3,7 @@
  * The kernel/user boundary of headertap: every byte layout shared by the BPF
  * programs (headertap.bpf.c), the loader (loader.c) and the TypeScript decoder
  * (src/source/layout.ts). Only fixed-width types, explicit padding, sizes
- * checked with _Static_assert. test/unit/layout.test.ts compares this file with
+ * checked with _Static_assert. test/component/layout.test.ts compares this file with
  * layout.ts through bpf/layout.c: change both or the test fails.
  *
  * Event kinds, sources, directions and counter indices are append-only: never

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * Prints headertap.h's layout as JSON: every struct field's offset and size
- * and every constant. test/unit/layout.test.ts compares it with
+ * and every constant. test/component/layout.test.ts compares it with
  * src/source/layout.ts, so the two cannot drift apart silently.
  */
 #include <stddef.h>

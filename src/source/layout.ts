@@ -1,6 +1,6 @@
 /**
  * The byte layout of bpf/headertap.h, as TypeScript sees it. The C compiler's
- * view is printed by bpf/layout.c; test/unit/layout.test.ts fails when the two
+ * view is printed by bpf/layout.c; test/component/layout.test.ts fails when the two
  * disagree. Constants are append-only, like the header's.
  */
 
