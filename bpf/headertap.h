@@ -3,7 +3,7 @@
  * The kernel/user boundary of headertap: every byte layout shared by the BPF
  * programs (headertap.bpf.c), the loader (loader.c) and the TypeScript decoder
  * (src/source/layout.ts). Only fixed-width types, explicit padding, sizes
- * checked with _Static_assert. test/unit/layout.test.ts compares this file with
+ * checked with _Static_assert. test/component/layout.test.ts compares this file with
  * layout.ts through bpf/layout.c: change both or the test fails.
  *
  * Event kinds, sources, directions and counter indices are append-only: never
@@ -30,6 +30,12 @@
 #define HT_MAX_FILTER_PORTS 16
 #define HT_MAX_FILTER_CGROUPS 8 /* cgroup v2 subtrees (a BPF_MAP_TYPE_CGROUP_ARRAY) */
 #define HT_MAX_SELF_PIDS 8
+
+/* Ring buffer size in KiB (the loader's --ringbuf-kb, the agent's default and
+ * bounds): a power of two; the map's max_entries in bytes. */
+#define HT_RINGBUF_KB_DEFAULT 16384
+#define HT_RINGBUF_KB_MIN 64
+#define HT_RINGBUF_KB_MAX (1 << 22)
 
 /* First byte of every frame: what the event is. */
 #define HT_EV_DATA 1   /* bytes moved by a socket syscall (struct ht_data_event) */

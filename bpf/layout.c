@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * Prints headertap.h's layout as JSON: every struct field's offset and size
- * and every constant. test/unit/layout.test.ts compares it with
+ * and every constant. test/component/layout.test.ts compares it with
  * src/source/layout.ts, so the two cannot drift apart silently.
  */
 #include <stddef.h>
@@ -120,6 +120,14 @@ int main(void)
 	CONST(HT_CNT_TLS_NO_SOCK);
 	CONST(HT_CNT_CIPHERTEXT);
 	CONST(HT_CNT_MAX);
+	CONST(HT_MAX_FILTER_PIDS);
+	CONST(HT_MAX_FILTER_COMMS);
+	CONST(HT_MAX_FILTER_PORTS);
+	CONST(HT_MAX_FILTER_CGROUPS);
+	CONST(HT_MAX_SELF_PIDS);
+	CONST(HT_RINGBUF_KB_DEFAULT);
+	CONST(HT_RINGBUF_KB_MIN);
+	CONST(HT_RINGBUF_KB_MAX);
 	printf("}}\n");
 	return 0;
 }

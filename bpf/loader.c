@@ -39,6 +39,9 @@
 #include "headertap.skel.h"
 
 #define EXIT_ENV 2
+/* A number from headertap.h in a string literal. */
+#define STR_(x) #x
+#define STR(x) STR_(x)
 #define CGROUP2_SUPER_MAGIC 0x63677270
 #define STATS_INTERVAL_NS 1000000000ULL
 /* The BPF side wakes us only when wakeup_bytes wait (maps.bpf.h); below that,
@@ -62,7 +65,7 @@ static struct env {
 	bool no_tls;
 	bool verbose;
 } env = {
-	.ringbuf_kb = 16384,
+	.ringbuf_kb = HT_RINGBUF_KB_DEFAULT,
 	.copy_bytes = HT_MAX_DATA,
 };
 
@@ -74,15 +77,15 @@ static const char usage[] =
 	"Load headertap's eBPF programs and stream framed events on stdout.\n"
 	"Normally started by `headertap run`, not by hand.\n"
 	"\n"
-	"  --pid N          capture only process N (repeatable, up to 16)\n"
-	"  --comm NAME      capture only processes named NAME (repeatable, up to 8)\n"
-	"  --port N         capture only connections with N at either end (repeatable, up to 16)\n"
-	"  --self-pid N     never capture process N nor its peers (repeatable, up to 8)\n"
+	"  --pid N          capture only process N (repeatable, up to " STR(HT_MAX_FILTER_PIDS) ")\n"
+	"  --comm NAME      capture only processes named NAME (repeatable, up to " STR(HT_MAX_FILTER_COMMS) ")\n"
+	"  --port N         capture only connections with N at either end (repeatable, up to " STR(HT_MAX_FILTER_PORTS) ")\n"
+	"  --self-pid N     never capture process N nor its peers (repeatable; " STR(HT_MAX_SELF_PIDS) " slots, one the loader's)\n"
 	"  --cgroup PATH    capture only processes in cgroup v2 directory PATH or below it\n"
-	"                   (repeatable, up to 8)\n"
-	"  --ringbuf-kb N   ring buffer size in KiB, a power of two >= 64 (default 16384)\n"
+	"                   (repeatable, up to " STR(HT_MAX_FILTER_CGROUPS) ")\n"
+	"  --ringbuf-kb N   ring buffer size in KiB, a power of two >= " STR(HT_RINGBUF_KB_MIN) " (default " STR(HT_RINGBUF_KB_DEFAULT) ")\n"
 	"  --copy-bytes N   bytes copied per syscall, 1..1048576, sent in events of up to\n"
-	"                   16384 bytes (default 16384)\n"
+	"                   " STR(HT_MAX_DATA) " bytes (default " STR(HT_MAX_DATA) ")\n"
 	"  --no-tls         no TLS capture: no exec events, attach-tls is refused\n"
 	"  --verbose        print libbpf's messages\n"
 	"  --help           show this help\n";
@@ -193,7 +196,7 @@ static void parse_args(int argc, char **argv)
 			env.cgroup_fds[env.n_cgroups++] = open_cgroup(optarg);
 			break;
 		case OPT_RINGBUF:
-			env.ringbuf_kb = parse_num("--ringbuf-kb", optarg, 64, 1UL << 22);
+			env.ringbuf_kb = parse_num("--ringbuf-kb", optarg, HT_RINGBUF_KB_MIN, HT_RINGBUF_KB_MAX);
 			if (env.ringbuf_kb & (env.ringbuf_kb - 1))
 				die(EXIT_ENV, "invalid --ringbuf-kb '%s': expected a power of two", optarg);
 			break;

@@ -43,7 +43,7 @@ struct {
 /* Events to user space. Size set by the loader (--ringbuf-kb). */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 16 << 20);
+	__uint(max_entries, HT_RINGBUF_KB_DEFAULT * 1024);
 } ht_events SEC(".maps");
 
 /* HT_CNT_* counters, per CPU so probes never contend; the loader sums them. */

@@ -6,7 +6,8 @@
  * k8s.node.name). host.name, for its resource and every workload's, is the
  * host's (src/workload/host.ts).
  */
-import { detectHostName, otelEnvFromProcessEnv, parseResourceAttributes, type HostName, type HostProbes } from '../workload';
+import { otelEnvFromProcessEnv, parseResourceAttributes } from '../workload/environ';
+import { detectHostName, type HostName, type HostProbes } from '../workload/host';
 
 export const DEFAULT_SERVICE_NAME = 'headertap';
 

@@ -1,13 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { UsageError } from '../common/errors';
-import { DEFAULT_CAPTURE_HEADERS, DEFAULT_REDACT_HEADERS, OTLP_COMPRESSIONS, type OtlpCompression } from '../otel';
+import { DEFAULT_CAPTURE_HEADERS, DEFAULT_MAX_ATTRIBUTES, DEFAULT_REDACT_HEADERS, DELIVERY_DEFAULTS, OTLP_COMPRESSIONS, type OtlpCompression } from '../otel';
+import { LOADER_LIMITS } from '../source';
 
 /** The environment variable holding the --hash-headers key when --hash-key-file is not given. */
 export const HASH_KEY_ENV = 'HEADERTAP_HASH_KEY';
 
-/** --cgroup values at most (bpf/maps.bpf.h HT_MAX_FILTER_CGROUPS). */
-export const MAX_CGROUP_FILTERS = 8;
 
 /** Everything `headertap run` is told, after flags, config file and defaults are merged. */
 export interface RunOptions {
@@ -30,6 +29,8 @@ export interface RunOptions {
   processCommandLine: boolean;
   cgroup: string[];
   maxHeaderBytes: number;
+  /** Attributes of a record together with its resource's, at most. */
+  maxAttributes: number;
   /** Capture TLS plaintext with uprobes on OpenSSL (--no-tls turns it off). */
   tls: boolean;
   /** --service-name; when not given, OTEL_SERVICE_NAME and the rest decide (src/cli/identity.ts). */
@@ -306,6 +307,14 @@ export const RUN_OPTIONS: OptionSpec[] = [
     default: 16384,
   },
   {
+    key: 'max-attributes',
+    prop: 'maxAttributes',
+    flag: '--max-attributes <N>',
+    help: `attributes of a record together with its resource's at most; past it headers are left out, the least wanted first, and counted in dropped_attributes_count (default: ${DEFAULT_MAX_ATTRIBUTES}, within Loki's 128 structured-metadata entries)`,
+    parse: integer(32, 65535, 'attribute count'),
+    default: DEFAULT_MAX_ATTRIBUTES,
+  },
+  {
     key: 'tls',
     prop: 'tls',
     flag: '--no-tls',
@@ -363,9 +372,9 @@ export const RUN_OPTIONS: OptionSpec[] = [
     key: 'buffer-records',
     prop: 'bufferRecords',
     flag: '--buffer-records <N>',
-    help: 'records held in memory while the collector is slow or down; beyond, the oldest are dropped and counted (default: 65536)',
+    help: `records held in memory while the collector is slow or down; beyond, the oldest are dropped and counted (default: ${DELIVERY_DEFAULTS.maxRecords})`,
     parse: integer(1, 10_000_000, 'record count'),
-    default: 65536,
+    default: DELIVERY_DEFAULTS.maxRecords,
   },
   {
     key: 'buffer-bytes',
@@ -373,7 +382,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
     flag: '--buffer-bytes <size>',
     help: 'bytes of records held in memory at most (their OTLP-encoded size, e.g. 64MiB) (default: 64MiB)',
     parse: size(1 << 16, 2 ** 34),
-    default: 64 << 20,
+    default: DELIVERY_DEFAULTS.maxBytes,
   },
   {
     key: 'spool-dir',
@@ -418,9 +427,9 @@ export const RUN_OPTIONS: OptionSpec[] = [
     key: 'ringbuf-kb',
     prop: 'ringbufKb',
     flag: '--ringbuf-kb <N>',
-    help: 'kernel ring buffer size in KiB, a power of two; events beyond it are lost and counted (default: 16384)',
-    parse: powerOfTwo(64, 1 << 22, 'size in KiB'),
-    default: 16384,
+    help: `kernel ring buffer size in KiB, a power of two; events beyond it are lost and counted (default: ${LOADER_LIMITS.ringbufKb.default})`,
+    parse: powerOfTwo(LOADER_LIMITS.ringbufKb.min, LOADER_LIMITS.ringbufKb.max, 'size in KiB'),
+    default: LOADER_LIMITS.ringbufKb.default,
   },
 ];
 
@@ -500,11 +509,13 @@ export function resolveRunOptions(flags: Record<string, unknown>, configFile?: s
     if (value !== undefined) out[spec.prop] = value;
   }
   const opts = out as unknown as RunOptions;
-  if (opts.pid.length > 16) throw new UsageError(`too many --pid filters (${opts.pid.length}); at most 16`);
-  if (opts.comm.length > 8) throw new UsageError(`too many --comm filters (${opts.comm.length}); at most 8`);
-  if (opts.port.length > 16) throw new UsageError(`too many --port filters (${opts.port.length}); at most 16`);
-  if (opts.cgroup.length > MAX_CGROUP_FILTERS) {
-    throw new UsageError(`too many --cgroup filters (${opts.cgroup.length}); at most ${MAX_CGROUP_FILTERS}`);
+  for (const [flag, values, max] of [
+    ['--pid', opts.pid, LOADER_LIMITS.pids],
+    ['--comm', opts.comm, LOADER_LIMITS.comms],
+    ['--port', opts.port, LOADER_LIMITS.ports],
+    ['--cgroup', opts.cgroup, LOADER_LIMITS.cgroups],
+  ] as const) {
+    if (values.length > max) throw new UsageError(`too many ${flag} filters (${values.length}); at most ${max}`);
   }
   if (opts.record && opts.replay) throw new UsageError('--record and --replay cannot be combined; record from the kernel, replay later');
   return opts;

@@ -171,15 +171,16 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
     log,
     ...(opts.console ? { console: out } : {}),
     delivery: { maxRecords: opts.bufferRecords, maxBytes: opts.bufferBytes, ...(spool ? { spool } : {}) },
-    workloads,
   });
-  const spans = traceTarget ? new SpanPipeline({ target: traceTarget, ...agent, log, workloads }) : undefined;
+  const spans = traceTarget ? new SpanPipeline({ target: traceTarget, ...agent, log }) : undefined;
   const clock = new MonotonicClock();
   const processes = new ProcessInfoCache({ commandLine: opts.processCommandLine });
   const mapper = new ExchangeMapper({
     rules,
     toHrTime: (ns) => clock.toHrTime(ns),
     processInfo: (pid, comm) => processes.get(pid, comm),
+    workloads,
+    maxAttributes: opts.maxAttributes,
   });
   const tracker = new ConnectionTracker({
     maxHeaderBytes: opts.maxHeaderBytes,
@@ -263,6 +264,7 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
     supervised ?? new ReplaySource(payload!, { canTake: () => pipeline.delivery.bufferedRecords < REPLAY_MAX_PENDING });
   const parts = (): StatsParts => ({
     http: tracker.counters,
+    mapper: mapper.counters,
     delivery: pipeline.delivery,
     ...(spool ? { spool: spool.stats } : {}),
     ...(kernel ? { kernel } : {}),

@@ -3,11 +3,12 @@
  * export, and the one-line summary printed every --stats-interval and at exit.
  */
 import type { HttpCounters } from '../http';
-import { DROP_REASONS, type AgentStats, type DeliveryProcessor } from '../otel';
+import { DROP_REASONS, type AgentStats, type DeliveryProcessor, type MapperCounters } from '../otel';
 import type { KernelCounters } from '../source';
 
 export interface StatsParts {
   http: HttpCounters;
+  mapper: MapperCounters;
   delivery: DeliveryProcessor;
   spool?: { records: number; bytes: number };
   /** Kernel totals (all loaders), when capturing live. */
@@ -45,6 +46,8 @@ export function agentStats(p: StatsParts): AgentStats {
     captureTruncated: p.kernel?.truncated ?? 0,
     captureUnreadable: p.kernel?.copyFailed ?? 0,
     truncatedMessages: p.http.truncatedMessages,
+    attributeLimitedRecords: p.mapper.limitedRecords,
+    droppedAttributes: p.mapper.droppedAttributes,
     missedStart: p.http.problems.missed_start,
     parseErrors: parseErrors(p.http),
     loaderRestarts: p.loaderRestarts,
@@ -66,8 +69,9 @@ export function summaryLine(p: StatsParts): string {
     ? `kernel events ${k.dataEvents + k.closeEvents}, lost ${k.ringbufLost}${cpus.length ? ` (${cpus.join(', ')})` : ''}, truncated ${k.truncated}, unreadable ${k.copyFailed}`
     : 'kernel events n/a';
   const restarts = p.loaderRestarts ? `; loader restarts ${p.loaderRestarts}` : '';
+  const limited = p.mapper.limitedRecords ? `, over --max-attributes ${p.mapper.limitedRecords} (attributes left out ${p.mapper.droppedAttributes})` : '';
   return (
-    `exchanges ${h.exchanges} (unanswered ${h.unanswered}, truncated ${h.truncatedMessages}); ` +
+    `exchanges ${h.exchanges} (unanswered ${h.unanswered}, truncated ${h.truncatedMessages}${limited}); ` +
     `records exported ${d.exported}, failed ${d.dropped.rejected}, dropped ${dropped}${droppedDetail}; ` +
     `retries ${d.retries}, buffered ${p.delivery.bufferedRecords}${spooled}; ` +
     `${kernel}; parser resyncs ${resyncs}, orphan responses ${h.orphanResponses}, missed starts ${h.problems.missed_start}; ` +

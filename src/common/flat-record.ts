@@ -1,6 +1,6 @@
 /**
  * A log record as plain JSON, the shape headertap prints: `run --console`
- * builds it from the SDK's record, `receive` from decoded OTLP. One shape, so
+ * builds it from headertap's record, `receive` from decoded OTLP. One shape, so
  * what the agent prints and what a collector receives can be compared line
  * for line.
  */
@@ -80,7 +80,9 @@ export function toPretty(rec: FlatRecord): string {
 
   const who: string[] = [];
   if (a['headertap.role'] !== undefined) who.push(String(a['headertap.role']));
-  if (a['process.executable.name'] !== undefined) who.push(`${show(a['process.executable.name'])}[${show(a['process.pid'])}]`);
+  // The observed process is the record's resource (records of headertap before it carried it themselves).
+  const exe = a['process.executable.name'] ?? rec.resource['process.executable.name'];
+  if (exe !== undefined) who.push(`${show(exe)}[${show(a['process.pid'] ?? rec.resource['process.pid'])}]`);
   const svc = rec.resource['service.name'];
   if (svc !== undefined) who.push(`service=${show(svc)}`);
   const dur = durationText(a['headertap.duration_ns']);

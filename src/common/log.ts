@@ -8,12 +8,6 @@ export interface Log {
   debug(message: string): void;
 }
 
-export const silentLog: Log = {
-  info: () => {},
-  warn: () => {},
-  debug: () => {},
-};
-
 /**
  * Repeated warnings (an export failing every second) are printed once per
  * interval with a count of the ones held back.

@@ -1,17 +1,2 @@
-export type {
-  ConnectionInfo,
-  Endpoint,
-  HeaderList,
-  HttpExchange,
-  HttpMessageHead,
-  HttpRequestHead,
-  HttpResponseHead,
-  Role,
-  TruncationReason,
-  UnansweredReason,
-} from './types';
-export { Http1StreamParser, parseStartLine, parseContentLength, decodeHeaderText } from './parse';
-export type { ParseProblem, ParserSink, ParserOptions } from './parse';
-export { ConnectionTracker, looksLikeTlsRecord, type HttpCounters, type TrackerOptions } from './stitcher';
-export type { Http2Problem } from './h2/session';
-export type { DirectionParser } from './protocol';
+export type { Endpoint, HeaderList, HttpExchange, HttpMessageHead, HttpRequestHead, HttpResponseHead, Role } from './types';
+export { ConnectionTracker, type HttpCounters } from './stitcher';

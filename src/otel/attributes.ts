@@ -1,5 +1,5 @@
-import type { HrTime, SpanContext } from '@opentelemetry/api';
-import { SeverityNumber, type LogAttributes } from '@opentelemetry/api-logs';
+import type { HrTime } from '@opentelemetry/api';
+import { SeverityNumber } from '@opentelemetry/api-logs';
 import {
   ATTR_CLIENT_ADDRESS,
   ATTR_CLIENT_PORT,
@@ -23,15 +23,12 @@ import {
 } from '@opentelemetry/semantic-conventions';
 import type { Endpoint, HeaderList, HttpExchange, HttpMessageHead, Role } from '../http';
 import type { ProcessInfo } from '../workload';
-import { addGrpcAttributes, grpcStatusIsError, grpcStatusName } from './grpc';
+import { GRPC_ATTRIBUTES, addGrpcAttributes, grpcStatusIsError, grpcStatusName } from './grpc';
 import { HeaderAction, type HeaderRules, type HeaderSide } from './headers';
+import type { AttributeList, AttributeValue, ExchangeRecord } from './record';
 import { redactHeaderValue, redactQuery } from './redact';
-import { extractSpanContext } from './trace-context';
-
-/** Incubating semantic conventions, copied as the package recommends. */
-export const ATTR_PROCESS_PID = 'process.pid';
-export const ATTR_PROCESS_EXECUTABLE_NAME = 'process.executable.name';
-export const ATTR_CONTAINER_ID = 'container.id';
+import { TRACE_CONTEXT_HEADERS, extractSpanContext } from './trace-context';
+import { WorkloadResources, type WorkloadOptions } from './workloads';
 
 /** headertap's own attributes (DESIGN.md, log-record contract). */
 export const ATTR_HT_ROLE = 'headertap.role';
@@ -42,23 +39,59 @@ export const ATTR_HT_UNANSWERED_REASON = 'headertap.unanswered_reason';
 
 export const EVENT_NAME = 'headertap.http.exchange';
 
-/** One log record's worth of fields, ready for Logger.emit(). */
-export interface ExchangeRecord {
-  eventName: string;
-  timestamp: HrTime;
-  severityNumber: SeverityNumber;
-  severityText: string;
-  body: string;
-  attributes: LogAttributes;
-  spanContext?: SpanContext;
-  /** The observed process: its records go under its own OTLP resource. */
-  workload?: ProcessInfo;
-  /** At least the number of attributes (so a consumer need not count them). */
-  maxAttributes?: number;
-}
+/** headertap.truncated_reason of a record that left headers out to stay within --max-attributes. */
+export const ATTRIBUTE_LIMIT_REASON = 'attribute_limit';
 
-/** More than the attributes map() sets besides the header ones. */
-const NON_HEADER_ATTRIBUTES_MAX = 128;
+/**
+ * Loki stores every attribute of a record that is not an index label as one
+ * structured-metadata entry, and refuses a line with more than 128
+ * (limits_config.max_structured_metadata_entries_count): the record's
+ * attributes, its resource's, and 9 fields it adds itself (trace_id,
+ * span_id, flags, severity_text, severity_number, observed_timestamp,
+ * dropped_attributes_count, scope_name, scope_version).
+ */
+export const LOKI_MAX_STRUCTURED_METADATA = 128;
+const LOKI_RECORD_FIELDS = 9;
+
+/** --max-attributes: attributes of a record together with its resource's (fits Loki, above). */
+export const DEFAULT_MAX_ATTRIBUTES = LOKI_MAX_STRUCTURED_METADATA - LOKI_RECORD_FIELDS;
+
+const REQUEST_HEADER_PREFIX = 'http.request.header.';
+const RESPONSE_HEADER_PREFIX = 'http.response.header.';
+
+/** Every attribute key the mapper can set besides the header ones. */
+const RECORD_KEYS = new Set<string>([
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_REQUEST_METHOD_ORIGINAL,
+  ATTR_URL_PATH,
+  ATTR_URL_QUERY,
+  ATTR_URL_SCHEME,
+  ATTR_NETWORK_PROTOCOL_NAME,
+  ATTR_NETWORK_PROTOCOL_VERSION,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_SERVER_ADDRESS,
+  ATTR_SERVER_PORT,
+  ATTR_CLIENT_ADDRESS,
+  ATTR_CLIENT_PORT,
+  ATTR_NETWORK_PEER_ADDRESS,
+  ATTR_NETWORK_PEER_PORT,
+  ATTR_NETWORK_LOCAL_ADDRESS,
+  ATTR_NETWORK_LOCAL_PORT,
+  ATTR_NETWORK_TRANSPORT,
+  ATTR_NETWORK_TYPE,
+  ATTR_USER_AGENT_ORIGINAL,
+  ATTR_HT_ROLE,
+  ATTR_HT_DURATION_NS,
+  ATTR_HT_TRUNCATED,
+  ATTR_HT_TRUNCATED_REASON,
+  ATTR_HT_UNANSWERED_REASON,
+  ...GRPC_ATTRIBUTES,
+]);
+
+/** Whether a record can carry an attribute of this name. */
+export function isRecordKey(key: string): boolean {
+  return RECORD_KEYS.has(key) || key.startsWith(REQUEST_HEADER_PREFIX) || key.startsWith(RESPONSE_HEADER_PREFIX);
+}
 
 export interface MapperOptions {
   rules: HeaderRules;
@@ -66,13 +99,24 @@ export interface MapperOptions {
   toHrTime(monoNs: number): HrTime;
   /** Facts about the observing process. */
   processInfo(pid: number, comm: string): ProcessInfo;
+  /** How each observed process's resource is made. */
+  workloads?: Omit<WorkloadOptions, 'isRecordKey'>;
+  /** Attributes of a record together with its resource's at most (default DEFAULT_MAX_ATTRIBUTES). */
+  maxAttributes?: number;
+}
+
+export interface MapperCounters {
+  /** Records that left attributes out to stay within maxAttributes. */
+  limitedRecords: number;
+  /** Attributes left out (each record's dropped_attributes_count, added up). */
+  droppedAttributes: number;
 }
 
 /** Header attribute keys remembered per side. */
 const MAX_HEADER_KEYS = 1024;
 
 /** Methods semantic conventions name; others are reported as _OTHER. */
-const KNOWN_METHODS = new Set(['CONNECT', 'DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT', 'QUERY', 'TRACE']);
+export const KNOWN_METHODS: ReadonlySet<string> = new Set(['CONNECT', 'DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT', 'QUERY', 'TRACE']);
 
 interface Target {
   path?: string;
@@ -87,7 +131,8 @@ export function splitTarget(target: string, method: string): Target {
   if (target === '*') return { path: '*' };
   let rest = target;
   let authority: string | undefined;
-  const abs = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/([^/?#]*)/.exec(target);
+  // Origin form (/path?query), nearly every request, needs no pattern.
+  const abs = target.charCodeAt(0) === 0x2f ? null : /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/([^/?#]*)/.exec(target);
   if (abs) {
     const at = abs[1].lastIndexOf('@');
     authority = at >= 0 ? abs[1].slice(at + 1) : abs[1];
@@ -115,119 +160,238 @@ function firstValue(headers: HeaderList, name: string): string | undefined {
   return undefined;
 }
 
+/** What the mapper knows about a header name on one side: its attribute key, its rule, and where it is in the record being built (to add a repeated header's value). */
+interface HeaderKey {
+  key: string;
+  /** What the rules say (HeaderRules.action), decided once per name. */
+  action: HeaderAction;
+  /** The serial of the last record that has this key, and the key's index in its list. */
+  record: number;
+  at: number;
+}
+
 /**
  * Maps exchanges to the log-record contract in DESIGN.md: semantic-convention
  * attributes, header attributes after capture/redaction rules, trace context
- * from the request headers, severity from the outcome.
+ * from the request headers, severity from the outcome, the observed
+ * process's resource. The process's own attributes (process.pid,
+ * process.executable.name, container.id) are on that resource, never on the
+ * record too.
  *
  * HTTP/2 heads carry the pseudo-headers in their fields (method, target =
  * :path, authority, scheme), so they map to the same attributes and never
  * appear as http.request.header.:path: semantic conventions reserve header
  * attributes for real header fields. A field HPACK could not decode is ''
  * (method, target) or 0 (status) and its attribute is left out.
+ *
+ * A record never has more than maxAttributes attributes counting its
+ * resource's. Past that, header attributes are left out, the least wanted
+ * first: trace-context headers are kept first, then headers by the first
+ * --capture-headers glob that matches them (a glob earlier in the list
+ * first), request before response, in wire order. The record then says how
+ * many are missing (dropped_attributes_count) and why (headertap.truncated,
+ * headertap.truncated_reason = attribute_limit).
  */
 export class ExchangeMapper {
-  constructor(private readonly _opts: MapperOptions) {}
+  readonly counters: MapperCounters = { limitedRecords: 0, droppedAttributes: 0 };
+  /** The resources of the observed processes. */
+  readonly workloads: WorkloadResources;
+  private readonly _maxAttributes: number;
+  /** Numbers each record, for HeaderKey.record. */
+  private _serial = 0;
+  /** What the rules say about the headers that feed other attributes, decided once. */
+  private readonly _hostIsSecret: boolean;
+  private readonly _userAgentAction: HeaderAction;
+  /** The last authority (Host) parsed, and its parts: most records of a run name the same few. */
+  private _authorityText = '';
+  private _authority: ReturnType<typeof splitAuthority>;
+
+  constructor(private readonly _opts: MapperOptions) {
+    this.workloads = new WorkloadResources({ ..._opts.workloads, isRecordKey });
+    this._maxAttributes = _opts.maxAttributes ?? DEFAULT_MAX_ATTRIBUTES;
+    this._hostIsSecret = _opts.rules.isSecret('host');
+    this._userAgentAction = _opts.rules.secret('user-agent');
+  }
 
   map(ex: HttpExchange): ExchangeRecord {
     const { request: req, response: res, connection: conn } = ex;
     const rules = this._opts.rules;
-    const attrs: LogAttributes = {};
+    let attrs: AttributeList = [];
 
     const method = KNOWN_METHODS.has(req.method) ? req.method : '_OTHER';
-    if (req.method) attrs[ATTR_HTTP_REQUEST_METHOD] = method;
-    if (req.method && method === '_OTHER') attrs[ATTR_HTTP_REQUEST_METHOD_ORIGINAL] = req.method;
+    if (req.method) attrs.push(ATTR_HTTP_REQUEST_METHOD, method);
+    if (req.method && method === '_OTHER') attrs.push(ATTR_HTTP_REQUEST_METHOD_ORIGINAL, req.method);
     const target = req.target ? splitTarget(req.target, req.method) : {};
-    if (target.path !== undefined) attrs[ATTR_URL_PATH] = target.path;
-    if (target.query !== undefined) attrs[ATTR_URL_QUERY] = redactQuery(target.query, rules);
-    attrs[ATTR_URL_SCHEME] = req.scheme ?? (conn.tls ? 'https' : 'http');
-    attrs[ATTR_NETWORK_PROTOCOL_NAME] = 'http';
-    attrs[ATTR_NETWORK_PROTOCOL_VERSION] = req.version;
-    if (res?.status) attrs[ATTR_HTTP_RESPONSE_STATUS_CODE] = res.status;
+    if (target.path !== undefined) attrs.push(ATTR_URL_PATH, target.path);
+    if (target.query !== undefined) attrs.push(ATTR_URL_QUERY, redactQuery(target.query, rules));
+    attrs.push(ATTR_URL_SCHEME, req.scheme ?? (conn.tls ? 'https' : 'http'), ATTR_NETWORK_PROTOCOL_NAME, 'http', ATTR_NETWORK_PROTOCOL_VERSION, req.version);
+    if (res?.status) attrs.push(ATTR_HTTP_RESPONSE_STATUS_CODE, res.status);
 
     // The server end of the socket is the local one for a server, the remote one for a client.
     const serverEnd: Endpoint | undefined = ex.role === 'server' ? conn.local : conn.remote;
     const clientEnd: Endpoint | undefined = ex.role === 'server' ? conn.remote : conn.local;
-    const hostHeader = rules.isSecret('host') ? undefined : (req.authority ?? firstValue(req.headers, 'host'));
-    const authority = splitAuthority(target.authority ?? hostHeader ?? '');
+    const hostHeader = this._hostIsSecret ? undefined : (req.authority ?? firstValue(req.headers, 'host'));
+    const authority = this._splitAuthority(target.authority ?? hostHeader ?? '');
     const serverAddress = authority?.host ?? serverEnd?.address;
-    if (serverAddress !== undefined) attrs[ATTR_SERVER_ADDRESS] = serverAddress;
+    if (serverAddress !== undefined) attrs.push(ATTR_SERVER_ADDRESS, serverAddress);
     const serverPort = authority?.port ?? serverEnd?.port;
-    if (serverPort !== undefined) attrs[ATTR_SERVER_PORT] = serverPort;
-    if (clientEnd) {
-      attrs[ATTR_CLIENT_ADDRESS] = clientEnd.address;
-      attrs[ATTR_CLIENT_PORT] = clientEnd.port;
-    }
+    if (serverPort !== undefined) attrs.push(ATTR_SERVER_PORT, serverPort);
+    if (clientEnd) attrs.push(ATTR_CLIENT_ADDRESS, clientEnd.address, ATTR_CLIENT_PORT, clientEnd.port);
     if (conn.remote && conn.local) {
-      attrs[ATTR_NETWORK_PEER_ADDRESS] = conn.remote.address;
-      attrs[ATTR_NETWORK_PEER_PORT] = conn.remote.port;
-      attrs[ATTR_NETWORK_LOCAL_ADDRESS] = conn.local.address;
-      attrs[ATTR_NETWORK_LOCAL_PORT] = conn.local.port;
+      attrs.push(
+        ATTR_NETWORK_PEER_ADDRESS,
+        conn.remote.address,
+        ATTR_NETWORK_PEER_PORT,
+        conn.remote.port,
+        ATTR_NETWORK_LOCAL_ADDRESS,
+        conn.local.address,
+        ATTR_NETWORK_LOCAL_PORT,
+        conn.local.port,
+      );
     }
-    attrs[ATTR_NETWORK_TRANSPORT] = 'tcp';
-    if (conn.networkType) attrs[ATTR_NETWORK_TYPE] = conn.networkType;
+    attrs.push(ATTR_NETWORK_TRANSPORT, 'tcp');
+    if (conn.networkType) attrs.push(ATTR_NETWORK_TYPE, conn.networkType);
     const ua = firstValue(req.headers, 'user-agent');
-    if (ua !== undefined) attrs[ATTR_USER_AGENT_ORIGINAL] = rules.apply(rules.secret('user-agent'), ua);
+    if (ua !== undefined) attrs.push(ATTR_USER_AGENT_ORIGINAL, rules.apply(this._userAgentAction, ua));
 
-    const proc = this._opts.processInfo(conn.pid, conn.comm);
-    attrs[ATTR_PROCESS_PID] = conn.pid;
-    attrs[ATTR_PROCESS_EXECUTABLE_NAME] = proc.executableName;
-    if (proc.containerId) attrs[ATTR_CONTAINER_ID] = proc.containerId;
-
-    attrs[ATTR_HT_ROLE] = ex.role;
-    if (res) attrs[ATTR_HT_DURATION_NS] = Math.max(0, res.endNs - req.startNs);
+    attrs.push(ATTR_HT_ROLE, ex.role);
+    const durationNs = res ? Math.max(0, res.endNs - req.startNs) : undefined;
+    if (durationNs !== undefined) attrs.push(ATTR_HT_DURATION_NS, durationNs);
     const truncated = req.truncated ?? res?.truncated;
-    if (truncated) {
-      attrs[ATTR_HT_TRUNCATED] = true;
-      attrs[ATTR_HT_TRUNCATED_REASON] = truncated;
-    }
-    if (ex.unanswered) attrs[ATTR_HT_UNANSWERED_REASON] = ex.unanswered;
-
-    this._addHeaders(attrs, 'request', req);
-    if (res) this._addHeaders(attrs, 'response', res);
-
+    if (truncated) attrs.push(ATTR_HT_TRUNCATED, true, ATTR_HT_TRUNCATED_REASON, truncated);
+    if (ex.unanswered) attrs.push(ATTR_HT_UNANSWERED_REASON, ex.unanswered);
     const grpc = addGrpcAttributes(attrs, req, res, rules);
+
+    const headersAt = attrs.length;
+    const serial = ++this._serial;
+    this._addHeaders(attrs, 'request', req, serial);
+    if (res) this._addHeaders(attrs, 'response', res, serial);
+
+    const workload = this.workloads.get(this._opts.processInfo(conn.pid, conn.comm));
+    let dropped = 0;
+    if (workload.shadowed) attrs = withoutKeys(attrs, workload.shadowed);
+    if ((attrs.length >> 1) + workload.attributeCount > this._maxAttributes) {
+      const fitted = this._fit(attrs, headersAt, this._maxAttributes - workload.attributeCount);
+      attrs = fitted.attrs;
+      dropped = fitted.dropped;
+      this.counters.limitedRecords++;
+      this.counters.droppedAttributes += dropped;
+    }
+
     const [severityNumber, severityText] = severity(res?.status, grpc?.status, ex.role);
     const spanContext = extractSpanContext(req.headers);
     const outcome = res ? `${res.status || '?'}${grpc?.status !== undefined ? ` grpc ${grpcStatusName(grpc.status)}` : ''}` : 'no response';
+    const now = Date.now(); // the observed time, at the SDK's millisecond precision
+    // Every field set, absent ones to undefined: all records have one shape, so the encoder's property reads stay monomorphic.
     return {
       eventName: EVENT_NAME,
       timestamp: this._opts.toHrTime(req.startNs),
+      observedTimestamp: [Math.floor(now / 1000), (now % 1000) * 1e6],
       severityNumber,
       severityText,
       body: `${req.method || '?'} ${target.path ?? target.authority ?? '?'} -> ${outcome}`,
       attributes: attrs,
-      ...(spanContext ? { spanContext } : {}),
-      workload: proc,
-      maxAttributes: NON_HEADER_ATTRIBUTES_MAX + (req.headers.length + (res?.headers.length ?? 0)) / 2,
+      droppedAttributesCount: dropped,
+      spanContext,
+      resource: workload.resource,
+      role: ex.role,
+      method: req.method,
+      status: res?.status,
+      grpcStatus: grpc?.status,
+      durationNs,
+      unanswered: ex.unanswered,
     };
   }
 
-  /** http.{request,response}.header.<name>, built once per name: most records repeat the same few dozen. */
-  private readonly _headerKeys: Record<HeaderSide, Map<string, string>> = { request: new Map(), response: new Map() };
-
-  private _headerKey(side: HeaderSide, name: string): string {
-    const key = (side === 'request' ? 'http.request.header.' : 'http.response.header.') + name;
-    const keys = this._headerKeys[side];
-    if (keys.size >= MAX_HEADER_KEYS) keys.clear(); // names are attacker-controlled
-    keys.set(name, key);
-    return key;
+  private _splitAuthority(text: string): ReturnType<typeof splitAuthority> {
+    if (text !== this._authorityText) {
+      this._authorityText = text;
+      this._authority = splitAuthority(text);
+    }
+    return this._authority;
   }
 
-  private _addHeaders(attrs: LogAttributes, side: HeaderSide, head: HttpMessageHead): void {
+  /** http.{request,response}.header.<name>, built once per name: most records repeat the same few dozen. */
+  private readonly _headerKeys: Record<HeaderSide, Map<string, HeaderKey>> = { request: new Map(), response: new Map() };
+
+  private _headerKey(side: HeaderSide, name: string): HeaderKey {
+    const k: HeaderKey = {
+      key: (side === 'request' ? REQUEST_HEADER_PREFIX : RESPONSE_HEADER_PREFIX) + name,
+      action: this._opts.rules.action(name, side),
+      record: 0,
+      at: 0,
+    };
+    this._headerKeys[side].set(name, k);
+    return k;
+  }
+
+  private _addHeaders(attrs: AttributeList, side: HeaderSide, head: HttpMessageHead, serial: number): void {
     const h = head.headers;
     const rules = this._opts.rules;
     const keys = this._headerKeys[side];
+    if (keys.size >= MAX_HEADER_KEYS) keys.clear(); // names are attacker-controlled (never in the middle of a record: see HeaderKey.at)
     for (let i = 0; i < h.length; i += 2) {
-      const action = rules.action(h[i], side);
+      const name = h[i];
+      const k = keys.get(name) ?? this._headerKey(side, name);
+      const action = k.action;
       if (action === HeaderAction.Drop) continue;
-      const key = keys.get(h[i]) ?? this._headerKey(side, h[i]);
-      const value = action === HeaderAction.Keep ? redactHeaderValue(h[i], h[i + 1], rules) : rules.apply(action, h[i + 1]);
-      const list = attrs[key] as string[] | undefined;
-      if (list) list.push(value);
-      else attrs[key] = [value];
+      const value = action === HeaderAction.Keep ? redactHeaderValue(name, h[i + 1], rules) : rules.apply(action, h[i + 1]);
+      if (k.record === serial) (attrs[k.at] as string[]).push(value);
+      else {
+        k.record = serial;
+        k.at = attrs.length + 1;
+        attrs.push(k.key, [value]);
+      }
     }
   }
+
+  /**
+   * The attributes cut to `limit`: header attributes (from `headersAt` on)
+   * left out by priority, then, only if the rest alone is too many, the last
+   * of the others; headertap.truncated and its reason always stay.
+   */
+  private _fit(attrs: AttributeList, headersAt: number, limit: number): { attrs: AttributeList; dropped: number } {
+    const total = attrs.length >> 1;
+    let reason: string | undefined;
+    let marks = 0;
+    const others: AttributeList = [];
+    for (let i = 0; i < headersAt; i += 2) {
+      const key = attrs[i] as string;
+      if (key === ATTR_HT_TRUNCATED) marks++;
+      else if (key === ATTR_HT_TRUNCATED_REASON) {
+        marks++;
+        reason = attrs[i + 1] as string;
+      } else others.push(key, attrs[i + 1]);
+    }
+    const room = Math.max(0, limit - 2);
+    const othersKept = Math.min(others.length >> 1, room);
+    const rules = this._opts.rules;
+    const headers: { at: number; rank: number }[] = [];
+    for (let i = headersAt; i < attrs.length; i += 2) {
+      const key = attrs[i] as string;
+      const side: HeaderSide = key.startsWith(REQUEST_HEADER_PREFIX) ? 'request' : 'response';
+      const name = key.slice(side === 'request' ? REQUEST_HEADER_PREFIX.length : RESPONSE_HEADER_PREFIX.length);
+      const rank = TRACE_CONTEXT_HEADERS.has(name) ? -1 : rules.captureRank(name, side);
+      headers.push({ at: i, rank });
+    }
+    // Stable: equal ranks stay request before response, in wire order.
+    const keep = headers
+      .sort((a, b) => a.rank - b.rank || a.at - b.at)
+      .slice(0, room - othersKept)
+      .map((h) => h.at)
+      .sort((a, b) => a - b);
+    const out = others.slice(0, othersKept * 2);
+    out.push(ATTR_HT_TRUNCATED, true, ATTR_HT_TRUNCATED_REASON, reason ? `${reason},${ATTRIBUTE_LIMIT_REASON}` : ATTRIBUTE_LIMIT_REASON);
+    for (const at of keep) out.push(attrs[at], attrs[at + 1]);
+    return { attrs: out, dropped: total - othersKept - keep.length - marks };
+  }
+}
+
+/** The list without the attributes named in `keys`. */
+function withoutKeys(attrs: AttributeList, keys: ReadonlySet<string>): AttributeList {
+  const out: AttributeList = [];
+  for (let i = 0; i < attrs.length; i += 2) if (!keys.has(attrs[i] as string)) out.push(attrs[i], attrs[i + 1] as AttributeValue);
+  return out;
 }
 
 /** From the HTTP status (undefined: no response), or a non-OK gRPC status when there is one. */

@@ -6,19 +6,18 @@
  * is one. It replaces BatchLogRecordProcessor, which drops silently when its
  * queue is full, and makes up for the OTLP/gRPC exporter, which never retries.
  *
- * Records of any resource share the buffer: the exporter groups a batch by
- * resource and scope, so one processor can serve many LoggerProviders.
+ * Records of any resource share the buffer: the encoder groups a batch by
+ * resource and scope when it writes the request.
  *
- * A record is encoded (OTLP protobuf, src/otel/otlp-logs.ts) when it is
- * emitted, and the buffer holds those bytes: its byte bound is the records'
- * real size on the wire, memory follows it closely, and the SDK's record
- * objects are garbage at once instead of surviving until their batch is sent
- * (which made the young-generation collector copy every one of them).
+ * Records enter already encoded (OTLP protobuf, src/otel/otlp-logs.ts), and
+ * the buffer holds those bytes: its byte bound is the records' real size on
+ * the wire, memory follows it closely, and record objects are garbage at
+ * once instead of surviving until their batch is sent (which made the
+ * young-generation collector copy every one of them).
  */
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
-import type { LogRecordProcessor, SdkLogRecord } from '@opentelemetry/sdk-logs';
 import { RateLimitedWarning, type Log } from '../common/log';
-import { OtlpLogsEncoder, type EncodedLogExporter, type EncodedLogRecord } from './otlp-logs';
+import type { EncodedLogExporter, EncodedLogRecord } from './otlp-logs';
 import { BACKOFF_DEFAULTS, backoffDelay, classifyExportError, type BackoffOptions } from './retry';
 import type { Spool } from './spool';
 
@@ -51,7 +50,7 @@ export type DropReason =
 export const DROP_REASONS: readonly DropReason[] = ['buffer_full', 'rejected', 'shutdown', 'spool_full', 'spool_corrupt'];
 
 export interface DeliveryCounters {
-  /** Records handed to the processor. */
+  /** Records handed to the buffer (add()). */
   accepted: number;
   /** Records the collector accepted. */
   exported: number;
@@ -74,8 +73,6 @@ export interface DeliveryOptions extends Partial<typeof DELIVERY_DEFAULTS> {
    * exporter whose channel differs connects at once.
    */
   renewExporter?: () => EncodedLogExporter;
-  /** Encodes each record as it is emitted (the pipeline shares one with its exporters). */
-  encoder?: OtlpLogsEncoder;
   log: Log;
   /** Where the collector is, for messages. */
   destination: string;
@@ -132,10 +129,10 @@ class Fifo {
 }
 
 /**
- * The processor: onEmit() only queues (never blocks capture); one export is
- * in flight at a time, so records reach the collector in order.
+ * The buffer and its sender: add() only queues (never blocks capture); one
+ * export is in flight at a time, so records reach the collector in order.
  */
-export class DeliveryProcessor implements LogRecordProcessor {
+export class DeliveryProcessor {
   readonly counters: DeliveryCounters = newCounters();
   private readonly _o: typeof DELIVERY_DEFAULTS;
   private readonly _backoff: BackoffOptions;
@@ -154,11 +151,9 @@ export class DeliveryProcessor implements LogRecordProcessor {
   private readonly _idleWaiters: (() => void)[] = [];
   private readonly _warning: RateLimitedWarning;
   private _exporter: EncodedLogExporter;
-  private readonly _encoder: OtlpLogsEncoder;
 
   constructor(private readonly _opts: DeliveryOptions) {
     this._exporter = _opts.exporter;
-    this._encoder = _opts.encoder ?? new OtlpLogsEncoder();
     this._o = {
       maxRecords: _opts.maxRecords ?? DELIVERY_DEFAULTS.maxRecords,
       maxBytes: _opts.maxBytes ?? DELIVERY_DEFAULTS.maxBytes,
@@ -194,13 +189,13 @@ export class DeliveryProcessor implements LogRecordProcessor {
   /** Records a previous run left in the spool. */
   private readonly _spooledAtStart: number;
 
-  onEmit(record: SdkLogRecord): void {
+  /** Queues one encoded record. */
+  add(entry: EncodedLogRecord): void {
     this.counters.accepted++;
     if (this._shutdown) {
       this.counters.dropped.shutdown++;
       return;
     }
-    const entry = this._encoder.encodeRecord(record);
     this._queue.push(entry);
     this._queuedBytes += entry.bytes.length;
     this._enforceBound();

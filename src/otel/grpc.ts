@@ -1,6 +1,6 @@
-import type { LogAttributes } from '@opentelemetry/api-logs';
 import type { HttpRequestHead, HttpResponseHead, Role } from '../http';
 import type { HeaderRules } from './headers';
+import type { AttributeList } from './record';
 
 /**
  * gRPC calls (HTTP/2 with content-type application/grpc…) as RPC semantic
@@ -16,6 +16,9 @@ export const ATTR_RPC_SERVICE = 'rpc.service';
 export const ATTR_RPC_METHOD = 'rpc.method';
 export const ATTR_RPC_GRPC_STATUS_CODE = 'rpc.grpc.status_code';
 export const ATTR_RPC_STATUS_CODE = 'rpc.status_code';
+
+/** Every attribute addGrpcAttributes() can set. */
+export const GRPC_ATTRIBUTES = [ATTR_RPC_SYSTEM, ATTR_RPC_SYSTEM_NAME, ATTR_RPC_SERVICE, ATTR_RPC_METHOD, ATTR_RPC_GRPC_STATUS_CODE, ATTR_RPC_STATUS_CODE];
 
 /** grpc/grpc doc/statuscodes.md, by number. */
 const STATUS_NAMES = [
@@ -57,23 +60,18 @@ export interface GrpcCall {
  * Adds the rpc.* attributes when the exchange is a gRPC call; returns what
  * severity and body need, or undefined when it is not gRPC.
  */
-export function addGrpcAttributes(attrs: LogAttributes, req: HttpRequestHead, res: HttpResponseHead | undefined, rules: HeaderRules): GrpcCall | undefined {
+export function addGrpcAttributes(attrs: AttributeList, req: HttpRequestHead, res: HttpResponseHead | undefined, rules: HeaderRules): GrpcCall | undefined {
   if (req.version !== '2') return undefined;
   const contentType = lastValue(req.headers, 'content-type') ?? (res && lastValue(res.headers, 'content-type'));
   if (contentType === undefined || !GRPC_CONTENT_TYPE.test(contentType)) return undefined;
-  attrs[ATTR_RPC_SYSTEM] = 'grpc';
-  attrs[ATTR_RPC_SYSTEM_NAME] = 'grpc';
+  attrs.push(ATTR_RPC_SYSTEM, 'grpc', ATTR_RPC_SYSTEM_NAME, 'grpc');
   const m = GRPC_PATH.exec(req.target);
-  if (m) {
-    attrs[ATTR_RPC_SERVICE] = m[1];
-    attrs[ATTR_RPC_METHOD] = m[2];
-  }
+  if (m) attrs.push(ATTR_RPC_SERVICE, m[1], ATTR_RPC_METHOD, m[2]);
   // Trailers follow the headers: the last grpc-status is the call's (a trailers-only response has just one).
   const raw = res && !rules.isSecret('grpc-status') ? lastValue(res.headers, 'grpc-status') : undefined;
   if (raw === undefined || !/^\d{1,9}$/.test(raw)) return {};
   const status = Number(raw);
-  attrs[ATTR_RPC_GRPC_STATUS_CODE] = status;
-  attrs[ATTR_RPC_STATUS_CODE] = STATUS_NAMES[status] ?? raw;
+  attrs.push(ATTR_RPC_GRPC_STATUS_CODE, status, ATTR_RPC_STATUS_CODE, STATUS_NAMES[status] ?? raw);
   return { status };
 }
 

@@ -57,6 +57,15 @@ export function compileGlobs(globs: readonly string[]): (name: string) => boolea
   return (name) => res.some((re) => re.test(name));
 }
 
+/** The index of the first glob a name matches, or the number of globs when none does; compiled once. */
+function compileRankedGlobs(globs: readonly string[]): (name: string) => number {
+  const res = globs.map((g) => picomatch.makeRe(g.trim(), { nocase: true, dot: true }));
+  return (name) => {
+    const i = res.findIndex((re) => re.test(name));
+    return i < 0 ? res.length : i;
+  };
+}
+
 /** Names are attacker-controlled: decision caches stay bounded. */
 const CACHE_LIMIT = 4096;
 
@@ -85,6 +94,8 @@ export class HeaderRules {
   private readonly _hash: (name: string) => boolean;
   private readonly _hashKey?: Buffer;
   private readonly _cache: Record<HeaderSide, Map<string, HeaderAction>> = { request: new Map(), response: new Map() };
+  private readonly _rank: Record<HeaderSide, (name: string) => number>;
+  private readonly _rankCache: Record<HeaderSide, Map<string, number>> = { request: new Map(), response: new Map() };
   private readonly _secretCache = new Map<string, HeaderAction>();
 
   constructor(config: HeaderRulesConfig) {
@@ -93,6 +104,10 @@ export class HeaderRules {
     this._capture = {
       request: config.captureRequest ? compileGlobs(config.captureRequest) : capture,
       response: config.captureResponse ? compileGlobs(config.captureResponse) : capture,
+    };
+    this._rank = {
+      request: compileRankedGlobs(config.captureRequest ?? config.capture),
+      response: compileRankedGlobs(config.captureResponse ?? config.capture),
     };
     this._exclude = {
       request: compileGlobs([...exclude, ...(config.excludeRequest ?? [])]),
@@ -109,6 +124,16 @@ export class HeaderRules {
     return cached(this._cache[side], name, (n) =>
       !this._capture[side](n) || this._exclude[side](n) ? HeaderAction.Drop : this.secret(n),
     );
+  }
+
+  /**
+   * The position in the side's capture globs (--capture-headers, or
+   * --capture-{request,response}-headers) of the first glob that matches a
+   * name: 0 for the first glob. A record that must leave headers out keeps
+   * those with the lowest rank.
+   */
+  captureRank(name: string, side: HeaderSide = 'request'): number {
+    return cached(this._rankCache[side], name, this._rank[side]);
   }
 
   /**

@@ -1,29 +1,30 @@
 /**
  * The OTLP logs request (ExportLogsServiceRequest, protobuf) written in one
- * pass, byte for byte what the SDK's ProtobufLogsSerializer writes.
+ * pass, byte for byte what the SDK's ProtobufLogsSerializer writes for the
+ * same record.
  *
- * The SDK's serializer walks every batch twice (a size estimate, then the
- * write) and copies every string a character at a time in JavaScript, twice
- * over. For headertap's records (a few dozen attributes, most of them header
- * names that repeat on every record) it was the largest single cost in user
- * space: 13.8 µs of a record's 37 (docs/performance.md). This writer makes one
- * pass into a reused buffer, writes long or non-ASCII strings with Node's
+ * headertap's records (src/otel/record.ts) are encoded one by one as they are
+ * made (encodeRecord), straight from the record, into shared buffers; the
+ * delivery buffer holds those bytes, and a request is put together from them
+ * (encodeRequest), grouped by resource and scope as the SDK groups them. The
+ * SDK's serializer walks every batch twice (a size estimate, then the write)
+ * and copies every string a character at a time in JavaScript, twice over;
+ * this writer makes one pass, writes long or non-ASCII strings with Node's
  * native UTF-8 encoder, and keeps the encoded form of attribute keys,
- * resources and instrumentation scopes. Records are encoded one by one as
- * they are emitted (encodeRecord) and a request is put together from them
- * (encodeRequest): see EncodedLogRecord.
+ * resources and instrumentation scopes (docs/performance.md).
  *
  * The output is the SDK's: same field order, same minimal varints, same
  * handling of every attribute value type (test/unit/otlp-logs.test.ts holds
  * the two to the same bytes on recorded traffic and on random values). The
  * response is still decoded by the SDK.
  */
-import type { ExportResult } from '@opentelemetry/core';
+import type { ExportResult, InstrumentationScope } from '@opentelemetry/core';
 import { ProtobufLogsSerializer, type IExporterMetricsHelper, type IExportLogsServiceResponse, type ISerializer } from '@opentelemetry/otlp-transformer';
-import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
+import type { Resource } from '@opentelemetry/resources';
+import type { LogRecordData } from './record';
 
-type Resource = ReadableLogRecord['resource'];
-type Scope = ReadableLogRecord['instrumentationScope'];
+/** An instrumentation scope as the SDK's may carry it (attributes are optional). */
+type Scope = InstrumentationScope & { attributes?: Record<string, unknown>; droppedAttributesCount?: number };
 
 /** Attribute keys whose encoded form is kept; past this, keys are encoded each time. */
 const MAX_CACHED_KEYS = 8192;
@@ -46,6 +47,71 @@ function varintSize(v: number): number {
   if (v < 0x10000000) return 4;
   return 5;
 }
+
+/*
+ * The attribute fast paths (OtlpLogsEncoder._keyValue) size a KeyValue before
+ * writing it, so every length is written once, in place, with no byte moved
+ * afterwards, and room is checked once per attribute. They write into a
+ * buffer the caller made room in, at `p`, and return the position after.
+ */
+
+/** A varint below 2^32, unchecked. */
+function putVarint(buf: Buffer, p: number, value: number): number {
+  let v = value >>> 0;
+  while (v > 0x7f) {
+    buf[p++] = (v & 0x7f) | 0x80;
+    v >>>= 7;
+  }
+  buf[p++] = v;
+  return p;
+}
+
+/** Bytes, unchecked; a short fragment byte by byte (TypedArray.set costs more than that below a few dozen bytes). */
+function putBytes(buf: Buffer, p: number, b: Uint8Array): number {
+  buf.set(b, p);
+  return p + b.length;
+}
+
+/** A string's UTF-8 byte count when it is ASCII, else -1 - its UTF-8 byte count. */
+function utf8Size(s: string): number {
+  const n = s.length;
+  if (n > 48) {
+    // Native, and exact: only a string of ASCII characters has as many bytes as UTF-16 units.
+    const bytes = Buffer.byteLength(s, 'utf8');
+    return bytes === n ? n : -1 - bytes;
+  }
+  for (let i = 0; i < n; i++) if (s.charCodeAt(i) >= 0x80) return -1 - Buffer.byteLength(s, 'utf8');
+  return n;
+}
+
+/** A string's bytes (no length), `size` from utf8Size, unchecked. */
+function putString(buf: Buffer, p: number, s: string, size: number): number {
+  if (size < 0) return p + buf.write(s, p, -1 - size, 'utf8');
+  if (size > 48) return p + buf.write(s, p, size, 'latin1'); // ASCII: the same bytes, written natively
+  for (let i = 0; i < size; i++) buf[p++] = s.charCodeAt(i);
+  return p;
+}
+
+/**
+ * Starts KeyValue{key (the encoded field `k`), value: an AnyValue of `av`
+ * bytes} under the field whose tag byte is `tag`: makes room for all of it
+ * and writes everything before the AnyValue's own fields; returns where they
+ * go (the writer's position is left for the caller to set).
+ */
+function keyValueHead(w: Writer, tag: number, k: Buffer, av: number): number {
+  const kv = k.length + 1 + varintSize(av) + av;
+  w.ensure(1 + 5 + kv);
+  const buf = w.buf;
+  let p = w.pos;
+  buf[p++] = tag;
+  p = putVarint(buf, p, kv);
+  p = putBytes(buf, p, k);
+  buf[p++] = 0x12; // value = 2
+  return putVarint(buf, p, av);
+}
+
+/** utf8Size of the items of the string array being written, reused. */
+let itemSizes = new Int32Array(64);
 
 /** A growable buffer with protobuf primitives. */
 class Writer {
@@ -168,8 +234,7 @@ class Writer {
   /** Bytes as they are (an encoded fragment). */
   raw(b: Uint8Array): void {
     this.ensure(b.length);
-    this.buf.set(b, this.pos);
-    this.pos += b.length;
+    this.pos = putBytes(this.buf, this.pos, b);
   }
 
   /** Hex (a trace or span id) as length-delimited bytes, as the SDK's hexToBinary reads it. */
@@ -241,8 +306,8 @@ function hexDigit(c: number): number {
 /**
  * One log record already encoded (its LogRecord message, without tag or
  * length) and what an export groups it by. The delivery buffer and the spool
- * hold these: their size is the size on the wire, and the SDK's record
- * objects die young instead of waiting for the batch.
+ * hold these: their size is the size on the wire, and the record objects die
+ * young instead of waiting for the batch.
  */
 export interface EncodedLogRecord {
   bytes: Buffer;
@@ -266,13 +331,13 @@ export class OtlpLogsEncoder {
   private readonly _resources = new WeakMap<Resource, Buffer>();
   private readonly _scopes = new WeakMap<Scope, Buffer>();
 
-  /** The LogRecord message of one record. */
-  encodeRecord(r: ReadableLogRecord): EncodedLogRecord {
+  /** The LogRecord message of one record, to be sent under `resource` and `scope`. */
+  encodeRecord(r: LogRecordData<unknown>, resource: Resource, scope: Scope): EncodedLogRecord {
     const w = this._r;
     w.headroom(RECORD_HEADROOM);
     const from = w.pos;
     this._record(w, r);
-    return { bytes: w.cut(from), resource: r.resource, scope: r.instrumentationScope };
+    return { bytes: w.cut(from), resource, scope };
   }
 
   /** The export request for records encoded by encodeRecord(). */
@@ -314,15 +379,10 @@ export class OtlpLogsEncoder {
     return w.take();
   }
 
-  /** The export request for SDK records, in one go. */
-  encode(records: readonly ReadableLogRecord[]): Buffer {
-    return this.encodeRequest(records.map((r) => this.encodeRecord(r)));
-  }
-
   /** Writes a LogRecord message's fields (no tag, no length). */
-  private _record(w: Writer, r: ReadableLogRecord): void {
+  private _record(w: Writer, r: LogRecordData<unknown>): void {
     w.byte(0x09); // time_unix_nano = 1, fixed64
-    w.hrTime(r.hrTime);
+    w.hrTime(r.timestamp);
     if (r.severityNumber !== undefined && r.severityNumber !== 0) {
       w.byte(0x10); // severity_number = 2
       w.varint(r.severityNumber);
@@ -337,8 +397,7 @@ export class OtlpLogsEncoder {
       this._anyValue(w, r.body);
       w.finish(b);
     }
-    const attrs = r.attributes;
-    if (attrs) this._attributes(w, 0x32, attrs); // attributes = 6
+    this._attributeList(w, r.attributes); // attributes = 6
     w.byte(0x38); // dropped_attributes_count = 7
     w.varint(r.droppedAttributesCount);
     const sc = r.spanContext;
@@ -355,40 +414,104 @@ export class OtlpLogsEncoder {
       w.hex(sc.spanId);
     }
     w.byte(0x59); // observed_time_unix_nano = 11, fixed64
-    w.hrTime(r.hrTimeObserved);
+    w.hrTime(r.observedTimestamp);
     if (r.eventName) {
       w.byte(0x62); // event_name = 12
       w.string(r.eventName);
     }
   }
 
-  /** Repeated KeyValue under the field whose tag byte is `tag`. */
+  /** A record's attributes (key, value, … in a list) as its repeated `attributes = 6` field. */
+  private _attributeList(w: Writer, list: readonly unknown[]): void {
+    for (let i = 0; i + 1 < list.length; i += 2) this._keyValue(w, 0x32, list[i] as string, list[i + 1]);
+  }
+
+  /** Repeated KeyValue under the field whose tag byte is `tag`, from an object (resources, scopes, kvlist values). */
   private _attributes(w: Writer, tag: number, attrs: Record<string, unknown>): void {
     for (const key in attrs) {
-      if (!Object.prototype.hasOwnProperty.call(attrs, key)) continue;
+      if (Object.prototype.hasOwnProperty.call(attrs, key)) this._keyValue(w, tag, key, attrs[key]);
+    }
+  }
+
+  /**
+   * One KeyValue under the field whose tag byte is `tag`. Strings, string
+   * arrays (headers) and integers up to 2^32 - 1, nearly all of headertap's
+   * values, take a fast path; the rest goes through _anyValue.
+   */
+  private _keyValue(w: Writer, tag: number, key: string, value: unknown): void {
+    const k = this._keys.get(key) ?? this._keyField(key);
+    if (typeof value === 'string') this._stringKeyValue(w, tag, k, value);
+    else if (typeof value === 'number' && value >= 0 && value <= 0xffffffff && Number.isInteger(value)) this._intKeyValue(w, tag, k, value);
+    else if (!Array.isArray(value) || !this._stringArrayKeyValue(w, tag, k, value)) {
       w.byte(tag);
       const kv = w.start();
-      const cached = this._keys.get(key);
-      if (cached) w.raw(cached);
-      else if (this._keys.size < MAX_CACHED_KEYS && key.length <= MAX_CACHED_KEY_LENGTH) w.raw(this._cacheKey(key));
-      else {
-        w.byte(0x0a); // key = 1
-        w.string(key);
-      }
+      w.raw(k);
       w.byte(0x12); // value = 2
       const v = w.start();
-      this._anyValue(w, attrs[key]);
+      this._anyValue(w, value);
       w.finish(v);
       w.finish(kv);
     }
   }
 
-  private _cacheKey(key: string): Buffer {
+  /** KeyValue{key, value: AnyValue{string_value}}. */
+  private _stringKeyValue(w: Writer, tag: number, k: Buffer, s: string): void {
+    const size = utf8Size(s);
+    const n = size < 0 ? -1 - size : size;
+    let p = keyValueHead(w, tag, k, 1 + varintSize(n) + n);
+    const buf = w.buf;
+    buf[p++] = 0x0a; // string_value = 1
+    p = putVarint(buf, p, n);
+    w.pos = putString(buf, p, s, size);
+  }
+
+  /** KeyValue{key, value: AnyValue{int_value}} for 0 <= v < 2^32. */
+  private _intKeyValue(w: Writer, tag: number, k: Buffer, v: number): void {
+    let p = keyValueHead(w, tag, k, 1 + varintSize(v));
+    const buf = w.buf;
+    buf[p++] = 0x18; // int_value = 3
+    w.pos = putVarint(buf, p, v);
+  }
+
+  /** KeyValue{key, value: AnyValue{array_value: strings}}; false (nothing written) when an item is not a string. */
+  private _stringArrayKeyValue(w: Writer, tag: number, k: Buffer, items: readonly unknown[]): boolean {
+    const count = items.length;
+    if (itemSizes.length < count) itemSizes = new Int32Array(count * 2);
+    const sizes = itemSizes;
+    let array = 0;
+    for (let i = 0; i < count; i++) {
+      const s = items[i];
+      if (typeof s !== 'string') return false;
+      const size = utf8Size(s);
+      sizes[i] = size;
+      const n = size < 0 ? -1 - size : size;
+      const item = 1 + varintSize(n) + n;
+      array += 1 + varintSize(item) + item;
+    }
+    let p = keyValueHead(w, tag, k, 1 + varintSize(array) + array);
+    const buf = w.buf;
+    buf[p++] = 0x2a; // array_value = 5
+    p = putVarint(buf, p, array);
+    for (let i = 0; i < count; i++) {
+      const size = sizes[i];
+      const n = size < 0 ? -1 - size : size;
+      buf[p++] = 0x0a; // values = 1
+      p = putVarint(buf, p, 1 + varintSize(n) + n);
+      buf[p++] = 0x0a; // string_value = 1
+      p = putVarint(buf, p, n);
+      p = putString(buf, p, items[i] as string, size);
+    }
+    w.pos = p;
+    return true;
+  }
+
+  /** The encoded `key = 1` field of a KeyValue, kept for the next time unless the cache is full or the key long. */
+  private _keyField(key: string): Buffer {
     const bytes = this._encodeFragment((w) => {
       w.byte(0x0a); // key = 1
       w.string(key);
     });
-    this._keys.set(key, bytes);
+    if (this._keys.size < MAX_CACHED_KEYS && key.length <= MAX_CACHED_KEY_LENGTH) this._keys.set(key, bytes);
     return bytes;
   }
 
@@ -461,11 +584,10 @@ export class OtlpLogsEncoder {
           w.byte(0x12); // version = 2
           w.string(scope.version);
         }
-        const s = scope as Scope & { attributes?: Record<string, unknown>; droppedAttributesCount?: number };
-        if (s.attributes) this._attributes(w, 0x1a, s.attributes); // attributes = 3
-        if (s.droppedAttributesCount) {
+        if (scope.attributes) this._attributes(w, 0x1a, scope.attributes); // attributes = 3
+        if (scope.droppedAttributesCount) {
           w.byte(0x20); // dropped_attributes_count = 4
-          w.varint(s.droppedAttributesCount);
+          w.varint(scope.droppedAttributesCount);
         }
         w.finish(at);
       });

@@ -1,23 +1,16 @@
-import { ROOT_CONTEXT, trace, type Attributes } from '@opentelemetry/api';
-import type { Logger } from '@opentelemetry/api-logs';
+import type { Attributes } from '@opentelemetry/api';
+import type { InstrumentationScope } from '@opentelemetry/core';
 import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
 import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentelemetry/otlp-exporter-base/node-http';
 import { convertLegacyOtlpGrpcOptions, createOtlpGrpcExportDelegate } from '@opentelemetry/otlp-grpc-exporter-base';
-import {
-  LoggerProvider,
-  type LogRecordProcessor,
-  type ReadableLogRecord,
-  type SdkLogRecord,
-} from '@opentelemetry/sdk-logs';
+import type { Resource } from '@opentelemetry/resources';
 import { formatTime, toJsonLine, type FlatRecord, type FlatValue } from '../common/flat-record';
 import type { Log } from '../common/log';
-import { ATTRIBUTE_COUNT_LIMIT, AttachAttributes } from './attach-attributes';
-import type { ExchangeRecord } from './attributes';
 import { DeliveryProcessor, type DeliveryCounters, type DeliveryOptions } from './delivery';
 import { exporterConfig, type ExportTarget } from './endpoint';
 import { ENCODED_LOGS_METRICS_HELPER, OtlpLogsEncoder, otlpLogsSerializer, type EncodedLogExporter } from './otlp-logs';
-import { WorkloadLoggers, agentResource, type WorkloadOptions } from './workloads';
-
+import type { ExchangeRecord } from './record';
+import { agentResource } from './workloads';
 
 export interface PipelineOptions {
   target: ExportTarget;
@@ -32,8 +25,6 @@ export interface PipelineOptions {
   exporter?: EncodedLogExporter;
   /** Buffer bounds, batching, retry, spool (src/otel/delivery.ts). */
   delivery?: Omit<DeliveryOptions, 'exporter' | 'log' | 'destination'>;
-  /** Per-workload resources (records with a workload go under their process's resource). */
-  workloads?: WorkloadOptions;
 }
 
 function flatValue(v: unknown): FlatValue {
@@ -48,39 +39,24 @@ function flatValue(v: unknown): FlatValue {
   return v as FlatValue;
 }
 
-/** An SDK record in the printed JSON shape. */
-export function flattenSdkRecord(r: ReadableLogRecord): FlatRecord {
+/** A record in the printed JSON shape: what a collector receives, as `headertap receive` prints it. */
+export function flattenRecord(r: ExchangeRecord, resource: Resource, scope: InstrumentationScope): FlatRecord {
   const attributes: Record<string, FlatValue> = {};
-  for (const [k, v] of Object.entries(r.attributes)) attributes[k] = flatValue(v);
-  const resource: Record<string, FlatValue> = {};
-  for (const [k, v] of Object.entries(r.resource.attributes)) resource[k] = flatValue(v);
+  for (let i = 0; i < r.attributes.length; i += 2) attributes[r.attributes[i] as string] = flatValue(r.attributes[i + 1]);
   const sc = r.spanContext;
   return {
-    time: formatTime(r.hrTime[0], r.hrTime[1]),
-    observed_time: formatTime(r.hrTimeObserved[0], r.hrTimeObserved[1]),
-    ...(r.severityText !== undefined ? { severity_text: r.severityText } : {}),
-    ...(r.severityNumber !== undefined ? { severity_number: r.severityNumber } : {}),
-    ...(r.eventName !== undefined ? { event_name: r.eventName } : {}),
-    body: flatValue(r.body),
+    time: formatTime(r.timestamp[0], r.timestamp[1]),
+    observed_time: formatTime(r.observedTimestamp[0], r.observedTimestamp[1]),
+    severity_text: r.severityText,
+    severity_number: r.severityNumber,
+    event_name: r.eventName,
+    body: r.body,
     ...(sc ? { trace_id: sc.traceId, span_id: sc.spanId, trace_flags: sc.traceFlags } : {}),
-    resource,
-    scope: { name: r.instrumentationScope.name, ...(r.instrumentationScope.version ? { version: r.instrumentationScope.version } : {}) },
+    resource: flatValue(resource.attributes) as Record<string, FlatValue>,
+    scope: { name: scope.name, ...(scope.version ? { version: scope.version } : {}) },
     attributes,
+    ...(r.droppedAttributesCount ? { dropped_attributes_count: r.droppedAttributesCount } : {}),
   };
-}
-
-/** Prints each record as it is emitted (--console). */
-class ConsoleProcessor implements LogRecordProcessor {
-  constructor(private readonly _write: (line: string) => void) {}
-  onEmit(record: SdkLogRecord): void {
-    this._write(toJsonLine(flattenSdkRecord(record)));
-  }
-  forceFlush(): Promise<void> {
-    return Promise.resolve();
-  }
-  shutdown(): Promise<void> {
-    return Promise.resolve();
-  }
 }
 
 export interface ExporterOptions {
@@ -128,63 +104,35 @@ export function createExporter(target: ExportTarget, opts: ExporterOptions = {})
 }
 
 /**
- * Emits a mapped record through an SDK logger whose provider has `attach`
- * first among its processors: the attributes skip the SDK's per-value
- * checks (see AttachAttributes), the trace context becomes the record's.
- */
-export function emitExchangeRecord(logger: Logger, attach: AttachAttributes, rec: ExchangeRecord): void {
-  attach.emitWith(rec.attributes, rec.maxAttributes, () =>
-    logger.emit({
-      eventName: rec.eventName,
-      timestamp: rec.timestamp,
-      severityNumber: rec.severityNumber,
-      severityText: rec.severityText,
-      body: rec.body,
-      ...(rec.spanContext ? { context: trace.setSpanContext(ROOT_CONTEXT, rec.spanContext) } : {}),
-    }),
-  );
-}
-
-/**
- * The OpenTelemetry logs pipeline: LoggerProvider, headertap's delivery
- * processor (bounded buffer, retries, spool) and the OTLP exporter for the
- * chosen protocol, counting every record exported or lost.
+ * The logs pipeline: each record encoded as OTLP straight from headertap's
+ * own record, under its workload's resource (headertap's own when it has
+ * none), into the delivery buffer (bounded, retried, spooled), exported by
+ * the OTLP exporter for the chosen protocol; every record exported or lost is
+ * counted.
  */
 export class LogPipeline {
   /** Buffering, retries and every exported or dropped record's count. */
   readonly delivery: DeliveryProcessor;
-  private readonly _provider: LoggerProvider;
-  private readonly _logger: Logger;
-  /** Loggers of observed workloads; they share this pipeline's processors. */
-  readonly workloads: WorkloadLoggers;
-  private readonly _attach = new AttachAttributes(ATTRIBUTE_COUNT_LIMIT);
+  /** One encoder: records are encoded as emitted, requests put together from them, one set of caches. */
+  private readonly _encoder = new OtlpLogsEncoder();
+  private readonly _resource: Resource;
+  private readonly _scope: InstrumentationScope;
+  private readonly _console?: (line: string) => void;
 
   constructor(opts: PipelineOptions) {
     const userAgent = `headertap/${opts.version}`;
+    const encoder = this._encoder;
     let channel = 0;
-    // One encoder: records are encoded as emitted, requests put together from them, one set of caches.
-    const encoder = new OtlpLogsEncoder();
     this.delivery = new DeliveryProcessor({
       ...(opts.exporter || opts.target.protocol !== 'grpc' ? {} : { renewExporter: () => createExporter(opts.target, { userAgent, channel: ++channel, encoder }) }),
       ...opts.delivery,
-      encoder,
       exporter: opts.exporter ?? createExporter(opts.target, { userAgent, encoder }),
       log: opts.log,
       destination: opts.target.url,
     });
-    const processors: LogRecordProcessor[] = [this._attach]; // first: the others see the attributes
-    if (opts.console) processors.push(new ConsoleProcessor(opts.console));
-    processors.push(this.delivery);
-    this._provider = new LoggerProvider({
-      resource: agentResource(opts.serviceName, opts.version, opts.agentAttributes),
-      processors,
-      logRecordLimits: { attributeCountLimit: ATTRIBUTE_COUNT_LIMIT },
-    });
-    this._logger = this._provider.getLogger('headertap', opts.version);
-    this.workloads = new WorkloadLoggers(
-      { processors, logRecordLimits: { attributeCountLimit: ATTRIBUTE_COUNT_LIMIT }, version: opts.version },
-      opts.workloads,
-    );
+    this._resource = agentResource(opts.serviceName, opts.version, opts.agentAttributes);
+    this._scope = { name: 'headertap', version: opts.version };
+    this._console = opts.console;
   }
 
   get counters(): DeliveryCounters {
@@ -193,16 +141,16 @@ export class LogPipeline {
 
   /** Under the observed workload's resource when the record names one, else headertap's own. */
   emit(rec: ExchangeRecord): void {
-    emitExchangeRecord(rec.workload ? this.workloads.logger(rec.workload) : this._logger, this._attach, rec);
+    const resource = rec.resource ?? this._resource;
+    if (this._console) this._console(toJsonLine(flattenRecord(rec, resource, this._scope)));
+    this.delivery.add(this._encoder.encodeRecord(rec, resource, this._scope));
   }
 
   /**
    * Exports everything queued within `timeoutMs` (what is left goes to the
-   * spool, or is counted dropped), then closes the exporter (the processors
-   * are shared by every workload).
+   * spool, or is counted dropped), then closes the exporter.
    */
   async shutdown(timeoutMs?: number): Promise<void> {
     await this.delivery.shutdown(timeoutMs);
-    await this._provider.shutdown();
   }
 }

@@ -49,7 +49,7 @@ export interface FailureClass {
   kind: string;
 }
 
-const RETRY_INFO_TYPE = 'type.googleapis.com/google.rpc.RetryInfo';
+export const RETRY_INFO_TYPE = 'type.googleapis.com/google.rpc.RetryInfo';
 
 /**
  * The retry delay in a gRPC `grpc-status-details-bin` trailer: a
@@ -97,27 +97,6 @@ export function retryInfoDelayMs(statusDetails: Uint8Array): number | undefined 
     // a malformed trailer is no reason to fail the retry decision
   }
   return undefined;
-}
-
-/** Encodes a google.rpc.Status carrying a RetryInfo (for test servers and fakes). */
-export function encodeRetryInfoStatus(code: number, message: string, delayMs: number): Buffer {
-  const duration = protobuf.Writer.create();
-  duration.uint32(1 << 3).int64(Math.floor(delayMs / 1000));
-  duration.uint32(2 << 3).int32((delayMs % 1000) * 1e6);
-  const info = protobuf.Writer.create().uint32((1 << 3) + 2).bytes(duration.finish());
-  const any = protobuf.Writer.create()
-    .uint32((1 << 3) + 2)
-    .string(RETRY_INFO_TYPE)
-    .uint32((2 << 3) + 2)
-    .bytes(info.finish());
-  const status = protobuf.Writer.create()
-    .uint32(1 << 3)
-    .int32(code)
-    .uint32((2 << 3) + 2)
-    .string(message)
-    .uint32((3 << 3) + 2)
-    .bytes(any.finish());
-  return Buffer.from(status.finish());
 }
 
 interface MetadataLike {

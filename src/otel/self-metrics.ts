@@ -46,6 +46,9 @@ export interface AgentStats {
   captureUnreadable: number;
   /** HTTP messages whose headers are incomplete. */
   truncatedMessages: number;
+  /** Records that left attributes out to stay within --max-attributes, and the attributes left out. */
+  attributeLimitedRecords: number;
+  droppedAttributes: number;
   /** Connections joined mid-stream: bytes skipped before the first message, or a response first. */
   missedStart: number;
   /** Parser resyncs, by kind. */
@@ -153,6 +156,8 @@ export class SelfMetrics {
     counter('headertap.capture.truncated', 'socket calls cut at the per-call copy limit', '{call}', (s) => [[s.captureTruncated]]);
     counter('headertap.capture.unreadable', 'socket calls whose buffer could not be read', '{call}', (s) => [[s.captureUnreadable]]);
     counter('headertap.messages.truncated', 'HTTP messages with incomplete headers', '{message}', (s) => [[s.truncatedMessages]]);
+    counter('headertap.records.attribute_limited', 'records that left headers out to stay within --max-attributes', '{record}', (s) => [[s.attributeLimitedRecords]]);
+    counter('headertap.attributes.dropped', 'attributes left out of records (their dropped_attributes_count)', '{attribute}', (s) => [[s.droppedAttributes]]);
     counter('headertap.connections.missed_start', 'connections joined mid-stream', '{connection}', (s) => [[s.missedStart]]);
     counter('headertap.parse.errors', 'HTTP parser resyncs, by kind', '{error}', (s) => byKey(s.parseErrors, 'kind'));
     counter('headertap.loader.restarts', 'times the eBPF loader was restarted', '{restart}', (s) => [[s.loaderRestarts]]);

@@ -19,13 +19,17 @@ import {
   type SpanExporter,
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
-import { ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE } from '@opentelemetry/semantic-conventions';
+import { ATTR_ERROR_TYPE } from '@opentelemetry/semantic-conventions';
 import { RateLimitedWarning, type Log } from '../common/log';
-import { ATTR_HT_DURATION_NS, ATTR_HT_ROLE, ATTR_HT_UNANSWERED_REASON, type ExchangeRecord } from './attributes';
-import { exporterConfig, type ExportTarget } from './endpoint';
-import { ATTRIBUTE_COUNT_LIMIT } from './attach-attributes';
+import type { Role } from '../http';
+import { KNOWN_METHODS } from './attributes';
 import { DELIVERY_DEFAULTS } from './delivery';
-import { PerWorkload, agentResource, type WorkloadOptions } from './workloads';
+import { exporterConfig, type ExportTarget } from './endpoint';
+import { attributesObject, type ExchangeRecord } from './record';
+import { agentResource } from './workloads';
+
+/** A span carries a record's attributes: no more than a record can have (the SDK's default, 128, is one). */
+const SPAN_ATTRIBUTE_COUNT_LIMIT = 2048;
 
 /** Same sizing as the logs pipeline: one span per record, at the same rates. */
 export const SPAN_BATCH_DEFAULTS: Required<Pick<BufferConfig, 'maxQueueSize' | 'maxExportBatchSize' | 'scheduledDelayMillis' | 'exportTimeoutMillis'>> = {
@@ -55,8 +59,6 @@ export interface SpanPipelineOptions {
   /** Replaces the OTLP exporter (tests). */
   exporter?: SpanExporter;
   batch?: Partial<typeof SPAN_BATCH_DEFAULTS>;
-  /** Per-workload resources, as for the log records (spans of a record with a workload go under its resource). */
-  workloads?: WorkloadOptions;
 }
 
 export function createSpanExporter(target: ExportTarget): SpanExporter {
@@ -103,23 +105,20 @@ class CountingSpanExporter implements SpanExporter {
  * The span name HTTP semantic conventions give when no route is known:
  * the method, or "HTTP" for methods they do not name.
  */
-export function spanName(attrs: Attributes): string {
-  const method = attrs[ATTR_HTTP_REQUEST_METHOD];
-  return typeof method === 'string' && method !== '_OTHER' ? method : 'HTTP';
+export function spanName(rec: Pick<ExchangeRecord, 'method'>): string {
+  return KNOWN_METHODS.has(rec.method) ? rec.method : 'HTTP';
 }
 
 /**
  * Span status and error.type from the outcome, as HTTP semantic conventions
  * say: a client span fails on 4xx and 5xx, a server span on 5xx only (a 4xx
- * is the caller's error); no response at all is an error on both sides.
+ * is the caller's error); no response at all, or a status that could not be
+ * read, is an error on both sides.
  */
-export function spanOutcome(role: unknown, attrs: Attributes): { failed: boolean; errorType?: string } {
-  const status = attrs[ATTR_HTTP_RESPONSE_STATUS_CODE];
-  if (typeof status !== 'number') {
-    const reason = attrs[ATTR_HT_UNANSWERED_REASON];
-    return { failed: true, errorType: typeof reason === 'string' ? reason : '_OTHER' };
-  }
-  const failed = status >= 500 || (role === 'client' && status >= 400);
+export function spanOutcome(rec: { role: Role; status?: number; unanswered?: string }): { failed: boolean; errorType?: string } {
+  const status = rec.status;
+  if (!status) return { failed: true, errorType: rec.unanswered ?? '_OTHER' };
+  const failed = status >= 500 || (rec.role === 'client' && status >= 400);
   return failed ? { failed, errorType: String(status) } : { failed };
 }
 
@@ -137,10 +136,11 @@ function nsToHrTime(ns: number): HrTime {
  */
 export class SpanPipeline {
   readonly counters: SpanCounters = { emitted: 0, exported: 0, failed: 0 };
-  /** Tracers of observed workloads; they share this pipeline's processor. */
-  readonly workloads: PerWorkload<Tracer>;
+  /** Tracers of observed workloads, by the resource their records carry; they share this pipeline's processor. */
+  private readonly _tracers = new WeakMap<Resource, Tracer>();
   private readonly _provider: BasicTracerProvider;
   private readonly _tracer: Tracer;
+  private readonly _make: (resource: Resource) => Tracer;
 
   constructor(opts: SpanPipelineOptions) {
     const exporter = new CountingSpanExporter(opts.exporter ?? createSpanExporter(opts.target), this.counters, opts.target.url, opts.log);
@@ -151,12 +151,19 @@ export class SpanPipeline {
         // Every exchange gets its span, whatever the caller's sampled flag: the
         // point is to see every request's headers, like the log records.
         sampler: new AlwaysOnSampler(),
-        spanLimits: { attributeCountLimit: ATTRIBUTE_COUNT_LIMIT },
+        spanLimits: { attributeCountLimit: SPAN_ATTRIBUTE_COUNT_LIMIT },
         spanProcessors: [processor],
       });
     this._provider = provider(agentResource(opts.serviceName, opts.version, opts.agentAttributes));
     this._tracer = this._provider.getTracer('headertap', opts.version);
-    this.workloads = new PerWorkload((resource) => provider(resource).getTracer('headertap', opts.version), opts.workloads);
+    this._make = (resource) => provider(resource).getTracer('headertap', opts.version);
+  }
+
+  private _tracerFor(resource: Resource | undefined): Tracer {
+    if (!resource) return this._tracer;
+    let tracer = this._tracers.get(resource);
+    if (!tracer) this._tracers.set(resource, (tracer = this._make(resource)));
+    return tracer;
   }
 
   /**
@@ -167,22 +174,18 @@ export class SpanPipeline {
    * context.
    */
   emit(rec: ExchangeRecord): SpanContext {
-    const attrs = rec.attributes as Attributes;
-    const role = attrs[ATTR_HT_ROLE];
     const parent = rec.spanContext ? trace.setSpanContext(ROOT_CONTEXT, rec.spanContext) : ROOT_CONTEXT;
-    const tracer = rec.workload ? this.workloads.get(rec.workload) : this._tracer;
-    const span = tracer.startSpan(
-      spanName(attrs),
-      { kind: role === 'client' ? SpanKind.CLIENT : SpanKind.SERVER, startTime: rec.timestamp, attributes: attrs },
+    const span = this._tracerFor(rec.resource).startSpan(
+      spanName(rec),
+      { kind: rec.role === 'client' ? SpanKind.CLIENT : SpanKind.SERVER, startTime: rec.timestamp, attributes: attributesObject(rec.attributes) },
       parent,
     );
-    const outcome = spanOutcome(role, attrs);
+    const outcome = spanOutcome(rec);
     if (outcome.failed) {
       span.setStatus({ code: SpanStatusCode.ERROR });
       if (outcome.errorType) span.setAttribute(ATTR_ERROR_TYPE, outcome.errorType);
     }
-    const duration = attrs[ATTR_HT_DURATION_NS];
-    span.end(typeof duration === 'number' ? addHrTimes(rec.timestamp, nsToHrTime(duration)) : rec.timestamp);
+    span.end(rec.durationNs !== undefined ? addHrTimes(rec.timestamp, nsToHrTime(rec.durationNs)) : rec.timestamp);
     this.counters.emitted++;
     return span.spanContext();
   }

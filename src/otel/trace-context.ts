@@ -7,7 +7,7 @@ import {
   type TextMapPropagator,
 } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { B3Propagator, B3_CONTEXT_HEADER, X_B3_TRACE_ID } from '@opentelemetry/propagator-b3';
+import { B3Propagator, B3_CONTEXT_HEADER, X_B3_FLAGS, X_B3_PARENT_SPAN_ID, X_B3_SAMPLED, X_B3_SPAN_ID, X_B3_TRACE_ID } from '@opentelemetry/propagator-b3';
 import { JaegerPropagator, UBER_TRACE_ID_HEADER } from '@opentelemetry/propagator-jaeger';
 import type { HeaderList } from '../http';
 
@@ -61,6 +61,23 @@ const FORMATS: Format[] = [
 
 /** Header names that can carry trace context (cheap pre-check before any propagator runs). */
 const TRACE_HEADERS = new Set(FORMATS.map((f) => f.header));
+
+/**
+ * Every header of the trace-context formats headertap reads (W3C trace
+ * context with tracestate, B3 single and multi, Jaeger), lower-case: a record
+ * that must leave headers out keeps these first.
+ */
+export const TRACE_CONTEXT_HEADERS: ReadonlySet<string> = new Set([
+  'traceparent',
+  'tracestate',
+  B3_CONTEXT_HEADER,
+  X_B3_TRACE_ID,
+  X_B3_SPAN_ID,
+  X_B3_PARENT_SPAN_ID,
+  X_B3_SAMPLED,
+  X_B3_FLAGS,
+  UBER_TRACE_ID_HEADER,
+]);
 
 /** The trace-context formats headertap reads, by the header that carries them. */
 export type TraceContextFormat = 'traceparent' | 'b3' | 'x-b3' | 'uber-trace-id';

@@ -3,23 +3,18 @@
  * process that sent or received the request, with that process's own
  * service.name, not under headertap's.
  *
- * Each workload gets a LoggerProvider of its own whose resource describes it;
- * every provider shares the pipeline's processors (the one
- * BatchLogRecordProcessor and its exporter). The OTLP transformer groups a
- * batch by resource, so one export carries one resource_logs per workload.
- * Providers are held in an LRU: an evicted one is simply dropped, never shut
- * down (that would shut down the shared processors); records it already
- * emitted keep a reference to their resource and are exported as usual.
+ * The mapper looks each record's workload up here (WorkloadResources.get) and
+ * the record carries the Resource; the encoder writes a resource once and
+ * groups a batch by it, spans go under it. Resources are held in an LRU: an
+ * evicted one is dropped, and records that already carry it are exported
+ * under it as usual.
  */
 import { hostname } from 'node:os';
 import type { Attributes } from '@opentelemetry/api';
-import type { Logger } from '@opentelemetry/api-logs';
 import { defaultResource, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
-import { LoggerProvider, type LogRecordLimits, type LogRecordProcessor } from '@opentelemetry/sdk-logs';
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import { LRUCache } from 'lru-cache';
 import type { ProcessInfo } from '../workload';
-import { ATTR_CONTAINER_ID, ATTR_PROCESS_EXECUTABLE_NAME, ATTR_PROCESS_PID } from './attributes';
 import type { HeaderRules } from './headers';
 import { redactArgs } from './redact';
 
@@ -27,7 +22,10 @@ import { redactArgs } from './redact';
 export const DEFAULT_MAX_WORKLOADS = 1024;
 
 /** Incubating semantic conventions, copied as the package recommends. */
+export const ATTR_PROCESS_PID = 'process.pid';
+export const ATTR_PROCESS_EXECUTABLE_NAME = 'process.executable.name';
 export const ATTR_PROCESS_COMMAND_LINE = 'process.command_line';
+export const ATTR_CONTAINER_ID = 'container.id';
 export const ATTR_HOST_NAME = 'host.name';
 export const ATTR_K8S_POD_UID = 'k8s.pod.uid';
 
@@ -40,6 +38,12 @@ export interface WorkloadOptions {
   rules?: HeaderRules;
   /** host.name (default: os.hostname()). */
   hostName?: string;
+  /**
+   * Whether a key can be a record attribute: a resource attribute of the
+   * process's own (OTEL_RESOURCE_ATTRIBUTES) that can, is left off its records
+   * (an attribute is never sent on both). Default: none can.
+   */
+  isRecordKey?: (key: string) => boolean;
 }
 
 export interface WorkloadCounters {
@@ -87,30 +91,29 @@ export function workloadAttributes(info: ProcessInfo, opts: WorkloadOptions = {}
   return attrs;
 }
 
-interface Shared {
-  processors: LogRecordProcessor[];
-  logRecordLimits: LogRecordLimits;
-  /** Instrumentation scope version (headertap's). */
-  version: string;
+/** A workload's resource, and what its records need to know about it. */
+export interface Workload {
+  resource: Resource;
+  /** Attributes on the resource: a record's attribute budget counts them. */
+  attributeCount: number;
+  /** Record attributes the resource already carries (its records leave them out); usually none. */
+  shadowed?: ReadonlySet<string>;
 }
 
 /**
- * One T (a Logger, a Tracer) per workload resource, made on first use from
- * the resource, LRU-bounded. Evicted ones are dropped, never shut down.
+ * The resource of each workload, made on first use, LRU-bounded. Processes
+ * with the same resource attributes share one Resource object.
  */
-export class PerWorkload<T extends object> {
+export class WorkloadResources {
   readonly counters: WorkloadCounters = { created: 0, evicted: 0 };
-  /** ProcessInfo objects are cached per process: their key is computed once. */
-  private readonly _keys = new WeakMap<ProcessInfo, { key: string; attrs: Attributes }>();
-  private readonly _items: LRUCache<string, T>;
+  /** ProcessInfo objects are cached per process: their workload is looked up once per process. */
+  private readonly _byInfo = new WeakMap<ProcessInfo, { key: string; attrs: Attributes }>();
+  private readonly _items: LRUCache<string, Workload>;
   private readonly _opts: WorkloadOptions;
 
-  constructor(
-    private readonly _make: (resource: Resource) => T,
-    opts: WorkloadOptions = {},
-  ) {
+  constructor(opts: WorkloadOptions = {}) {
     this._opts = { ...opts, hostName: opts.hostName ?? hostname() };
-    this._items = new LRUCache<string, T>({
+    this._items = new LRUCache<string, Workload>({
       max: opts.max ?? DEFAULT_MAX_WORKLOADS,
       dispose: (_item, _key, reason) => {
         if (reason === 'evict') this.counters.evicted++;
@@ -118,42 +121,30 @@ export class PerWorkload<T extends object> {
     });
   }
 
-  /** Items currently held. */
+  /** Workloads currently held. */
   get size(): number {
     return this._items.size;
   }
 
-  get(info: ProcessInfo): T {
-    let id = this._keys.get(info);
+  get(info: ProcessInfo): Workload {
+    let id = this._byInfo.get(info);
     if (!id) {
       const attrs = workloadAttributes(info, this._opts);
       id = { key: JSON.stringify(attrs), attrs };
-      this._keys.set(info, id);
+      this._byInfo.set(info, id);
     }
     let item = this._items.get(id.key);
     if (!item) {
-      item = this._make(resourceFromAttributes(id.attrs));
+      item = this._make(info, id.attrs);
       this._items.set(id.key, item);
       this.counters.created++;
     }
     return item;
   }
-}
 
-/** A Logger per workload resource, sharing the pipeline's processors. */
-export class WorkloadLoggers extends PerWorkload<Logger> {
-  constructor(shared: Shared, opts: WorkloadOptions = {}) {
-    super(
-      (resource) =>
-        new LoggerProvider({ resource, processors: shared.processors, logRecordLimits: shared.logRecordLimits }).getLogger(
-          'headertap',
-          shared.version,
-        ),
-      opts,
-    );
-  }
-
-  logger(info: ProcessInfo): Logger {
-    return this.get(info);
+  private _make(info: ProcessInfo, attrs: Attributes): Workload {
+    const isRecordKey = this._opts.isRecordKey;
+    const own = isRecordKey ? Object.keys(info.resourceAttributes ?? {}).filter((k) => k in attrs && isRecordKey(k)) : [];
+    return { resource: resourceFromAttributes(attrs), attributeCount: Object.keys(attrs).length, ...(own.length ? { shadowed: new Set(own) } : {}) };
   }
 }

@@ -1,2 +1,2 @@
-export { OtlpReceiver, parseListen, type ReceivedBatch, type ReceiverOptions, type BoundAddresses, type Signal } from './server';
-export { decodeLogsRequest, decodeMetricsRequest, decodeTracesRequest, logsTypes, metricsLine, tracesTypes, type MetricPoint } from './decode';
+export { OtlpReceiver, type ReceivedBatch } from './server';
+export { metricsLine } from './decode';

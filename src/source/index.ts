@@ -1,21 +1,10 @@
-export type {
-  AttachEvent,
-  CloseEvent,
-  CpuStatsEvent,
-  DataEvent,
-  Direction,
-  Endpoint,
-  ExecEvent,
-  KernelCounters,
-  ReadyEvent,
-  SourceEvent,
-  StatsEvent,
-} from './types';
-export type { EventSource, SourceCounters, SourceEnd } from './source';
-export { LoaderSource, copyBytesFor, type LoaderOptions } from './loader';
-export { SupervisedSource, type SupervisorOptions } from './supervisor';
-export { RecordingWriter, ReplaySource, readRecording, eventsOf } from './recording';
+export type { CloseEvent, DataEvent, Direction, KernelCounters, ReadyEvent, SourceEvent } from './types';
+export type { EventSource } from './source';
+export { LoaderSource, copyBytesFor } from './loader';
+export { SupervisedSource } from './supervisor';
+export { RecordingWriter, ReplaySource, readRecording } from './recording';
 export { RecordingMasker } from './recording-masker';
-export { MonotonicClock, type HrTime } from './clock';
+export { MonotonicClock } from './clock';
 export { formatAddress, isV4Mapped } from './decode';
-export { TlsTargets, libsslInMaps, tlsFunctionNames, type TlsFs, type TlsTarget } from './tls-targets';
+export { LOADER_LIMITS } from './layout';
+export { TlsTargets } from './tls-targets';

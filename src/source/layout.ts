@@ -1,6 +1,6 @@
 /**
  * The byte layout of bpf/headertap.h, as TypeScript sees it. The C compiler's
- * view is printed by bpf/layout.c; test/unit/layout.test.ts fails when the two
+ * view is printed by bpf/layout.c; test/component/layout.test.ts fails when the two
  * disagree. Constants are append-only, like the header's.
  */
 
@@ -108,6 +108,30 @@ export const CONSTANTS = {
   HT_CNT_TLS_NO_SOCK: 6,
   HT_CNT_CIPHERTEXT: 7,
   HT_CNT_MAX: 8,
+  HT_MAX_FILTER_PIDS: 16,
+  HT_MAX_FILTER_COMMS: 8,
+  HT_MAX_FILTER_PORTS: 16,
+  HT_MAX_FILTER_CGROUPS: 8,
+  HT_MAX_SELF_PIDS: 8,
+  HT_RINGBUF_KB_DEFAULT: 16384,
+  HT_RINGBUF_KB_MIN: 64,
+  HT_RINGBUF_KB_MAX: 1 << 22,
+} as const;
+
+/**
+ * What headertap.h fixes for the loader's options, so the agent checks the
+ * same limits and gives the same defaults (src/cli/options.ts).
+ */
+export const LOADER_LIMITS = {
+  /** --pid, --comm, --port, --cgroup values at most (the kernel's filter tables). */
+  pids: CONSTANTS.HT_MAX_FILTER_PIDS,
+  comms: CONSTANTS.HT_MAX_FILTER_COMMS,
+  ports: CONSTANTS.HT_MAX_FILTER_PORTS,
+  cgroups: CONSTANTS.HT_MAX_FILTER_CGROUPS,
+  /** --ringbuf-kb: default and bounds, a power of two. */
+  ringbufKb: { default: CONSTANTS.HT_RINGBUF_KB_DEFAULT, min: CONSTANTS.HT_RINGBUF_KB_MIN, max: CONSTANTS.HT_RINGBUF_KB_MAX },
+  /** Bytes copied per syscall at most. */
+  copyBytes: CONSTANTS.HT_MAX_DATA,
 } as const;
 
 /** Field offsets of ht_data_event, for the decoder's hot path. */

@@ -82,6 +82,8 @@ interface Args {
   capacityOnly: boolean;
   /** syscall scenarios: the kernel's BPF run-time statistics on, BPF ns per call reported. */
   bpfStats: boolean;
+  /** A built checkout of another revision: the capacity replay runs its agent too, interleaved (before/after in one run). */
+  compareWith?: string;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -108,6 +110,7 @@ function parseArgs(argv: string[]): Args {
     else if (v === '--capacity-only') a.capacityOnly = true;
     else if (v === '--bpf-stats') a.bpfStats = true;
     else if (v === '--recording') a.recording = path.resolve(next());
+    else if (v === '--compare-with') a.compareWith = path.resolve(next());
     else if (v === '--reps') a.reps = Number(next());
     else if (v === '--only') a.only = next().split(',');
     else if (v === '--configs') a.configs = next().split(',');
@@ -116,13 +119,16 @@ function parseArgs(argv: string[]): Args {
     else usage(`unknown option ${v}`);
   }
   if (a.reps !== undefined && !(Number.isInteger(a.reps) && a.reps >= 1)) usage('--reps needs an integer >= 1');
+  if (a.compareWith && !existsSync(path.join(a.compareWith, 'dist', 'test', 'bench', 'replay-worker.js'))) {
+    usage(`--compare-with ${a.compareWith}: no dist/test/bench/replay-worker.js there; build that checkout first (npm ci && npm run build)`);
+  }
   return a;
 }
 
 function usage(problem?: string): never {
   const text =
     'usage: npm run bench -- [--quick] [--soak] [--reps N] [--only SCENARIO,...] [--configs NAME,...]\n' +
-    '                        [--no-capacity | --capacity-only] [--recording FILE] [--bpf-stats] [--out FILE] [--dry-run]\n';
+    '                        [--no-capacity | --capacity-only] [--recording FILE] [--compare-with DIR] [--bpf-stats] [--out FILE] [--dry-run]\n';
   if (problem) {
     process.stderr.write(`bench: ${problem}\n${text}`);
     process.exit(2);
@@ -386,32 +392,83 @@ async function runOne(s: Scenario, config: ConfigName, rep: number): Promise<Run
 
 // ---------------------------------------------------------------- capacity
 
+/** One replay of the recording by replay-worker.js (see there). */
+interface ReplayRun {
+  records: number;
+  failed: number;
+  dropped: number;
+  cpuSeconds: number;
+  wallSeconds: number;
+  maxRssMB?: number;
+  summary?: string;
+}
+
+/** One run of anchor.js (see there). */
+interface AnchorRun {
+  mode: AnchorMode;
+  records: number;
+  attributes: number;
+  cpuSeconds: number;
+  wallSeconds: number;
+  exported: number;
+}
+
+type AnchorMode = 'sdk' | 'headertap' | 'headertap-no-export';
+const ANCHOR_MODES: AnchorMode[] = ['sdk', 'headertap', 'headertap-no-export'];
+
 interface CapacityResult {
   recordingBytes: number;
   recordedRequests: number;
-  runs: { records: number; failed: number; dropped: number; cpuSeconds: number; wallSeconds: number; maxRssMB?: number; summary?: string }[];
+  runs: ReplayRun[];
+  /** --compare-with: the other checkout's replays of the same recording, interleaved with these. */
+  compare?: { dir: string; runs: ReplayRun[] };
+  /** The same records ready-made, emitted and exported by the OpenTelemetry SDK alone and by headertap's pipeline. */
+  anchor: AnchorRun[];
   /** test/bench/stages.ts on the same recording: CPU per record, stage by stage. */
   stages?: string;
   error?: string;
 }
 
-/** Records headertap's event stream for nginx at a fixed rate, then replays it on one core to a receiver on the other. */
+/** Runs one capacity worker (replay or anchor) on TOOL_CPU against a fresh receiver on APP_CPU; its JSON line. */
+async function worker<T>(script: string, args: string[]): Promise<T> {
+  const sink = await startSink(APP_CPU);
+  try {
+    const w = start(process.execPath, [script, ...args.map((x) => (x === 'ENDPOINT' ? sink.endpoint : x))], { cpus: TOOL_CPU });
+    await w.exited;
+    const line = w.output().split('\n').find((l) => l.startsWith('{'));
+    if (!line) throw new Error(`${path.basename(script)}: ${w.output().slice(-500)}`);
+    return JSON.parse(line) as T;
+  } finally {
+    await sink.stop();
+  }
+}
+
+/**
+ * Records headertap's event stream for nginx at a fixed rate, then, on one
+ * core with a receiver on the other, replays it (and with --compare-with,
+ * another checkout replays it too) and runs the anchor: the same records
+ * ready-made through the OpenTelemetry SDK alone and through headertap's
+ * pipeline. All interleaved, the order rotated each round.
+ */
 async function capacity(a: Args): Promise<CapacityResult> {
   const file = a.recording ?? path.join(SCRATCH, `ht-bench-${process.pid}.htrec`);
-  const result: CapacityResult = { recordingBytes: 0, recordedRequests: 0, runs: [] };
+  const result: CapacityResult = { recordingBytes: 0, recordedRequests: 0, runs: [], anchor: [] };
   if (!a.recording || !existsSync(file)) await record(a, file, result);
   result.recordingBytes = existsSync(file) ? statSync(file).size : 0;
-  for (let i = 0; i < (a.quick ? 1 : 3); i++) {
-    const sink = await startSink(APP_CPU);
-    const w = start(process.execPath, [path.join(BENCH_DIST, 'replay-worker.js'), file, sink.endpoint], { cpus: TOOL_CPU });
-    await w.exited;
-    await sink.stop();
-    const line = w.output().split('\n').find((l) => l.startsWith('{'));
-    if (!line) {
-      result.error = w.output().slice(-500);
-      break;
+  if (a.compareWith) result.compare = { dir: a.compareWith, runs: [] };
+  const jobs: (() => Promise<void>)[] = [
+    async () => void result.runs.push(await worker<ReplayRun>(path.join(BENCH_DIST, 'replay-worker.js'), [file, 'ENDPOINT'])),
+    ...(result.compare
+      ? [async () => void result.compare!.runs.push(await worker<ReplayRun>(path.join(a.compareWith!, 'dist', 'test', 'bench', 'replay-worker.js'), [file, 'ENDPOINT']))]
+      : []),
+    ...ANCHOR_MODES.map((mode) => async () => void result.anchor.push(await worker<AnchorRun>(path.join(BENCH_DIST, 'anchor.js'), [file, 'ENDPOINT', mode]))),
+  ];
+  try {
+    for (let round = 0; round < (a.quick ? 1 : 3); round++) {
+      for (let j = 0; j < jobs.length; j++) await jobs[(j + round) % jobs.length]();
     }
-    result.runs.push(JSON.parse(line));
+  } catch (err) {
+    result.error = (err as Error).message;
   }
   const stages = start(process.execPath, [path.join(BENCH_DIST, 'stages.js'), file], { cpus: TOOL_CPU });
   await stages.exited;
@@ -597,16 +654,44 @@ function report(all: Summary[]): string {
   return text;
 }
 
+/** Median records/s and CPU us per record of replays. */
+function replayFigures(runs: ReplayRun[]): { rate: number; cpuUs: number; rates: number[] } {
+  const rates = runs.map((r) => r.records / r.wallSeconds);
+  return { rate: median(rates), cpuUs: median(runs.map((r) => (r.cpuSeconds * 1e6) / r.records)), rates };
+}
+
 function capacityReport(c: CapacityResult): string {
-  if (c.error || c.runs.length === 0) return `user-space capacity: failed: ${c.error ?? 'no run'}`;
-  const rates = c.runs.map((r) => r.records / r.wallSeconds);
-  const perRec = c.runs.map((r) => (r.cpuSeconds * 1e6) / r.records);
-  return (
-    `user-space capacity (replay of ${c.recordedRequests ? `${c.recordedRequests} nginx requests` : 'a kept recording'}, ${fmt(c.recordingBytes / 2 ** 20, 1)} MiB, one core, OTLP/gRPC to a receiver on the other core):\n` +
-    `  records/s ${fmt(median(rates))} (runs ${rates.map((x) => fmt(x)).join(', ')}); CPU us/record ${fmt(median(perRec), 1)}; ` +
-    `records ${c.runs[0].records}, failed ${c.runs[0].failed}, dropped ${c.runs[0].dropped}; peak RSS ${fmt(Math.max(...c.runs.map((r) => r.maxRssMB ?? 0)))} MB (the whole recording is in memory)` +
-    (c.stages ? `\n  by stage (test/bench/stages.ts, same recording, no export):\n${c.stages.replace(/^/gm, '    ')}` : '')
-  );
+  if (c.runs.length === 0) return `user-space capacity: failed: ${c.error ?? 'no run'}`;
+  const me = replayFigures(c.runs);
+  const lines = [
+    `user-space capacity (replay of ${c.recordedRequests ? `${c.recordedRequests} nginx requests` : 'a kept recording'}, ${fmt(c.recordingBytes / 2 ** 20, 1)} MiB, one core, OTLP/gRPC to a receiver on the other core):`,
+    `  records/s ${fmt(me.rate)} (runs ${me.rates.map((x) => fmt(x)).join(', ')}); CPU us/record ${fmt(me.cpuUs, 1)}; ` +
+      `records ${c.runs[0].records}, failed ${c.runs[0].failed}, dropped ${c.runs[0].dropped}; peak RSS ${fmt(Math.max(...c.runs.map((r) => r.maxRssMB ?? 0)))} MB (the whole recording is in memory)`,
+  ];
+  if (c.compare?.runs.length) {
+    const other = replayFigures(c.compare.runs);
+    lines.push(
+      `  ${c.compare.dir}: records/s ${fmt(other.rate)} (runs ${other.rates.map((x) => fmt(x)).join(', ')}); CPU us/record ${fmt(other.cpuUs, 1)}`,
+      `  this checkout against it: ${fmt(me.rate / other.rate, 2)}x the records/s, ${fmt(me.cpuUs / other.cpuUs, 2)}x the CPU per record`,
+    );
+  }
+  const anchor = (mode: AnchorMode) => {
+    const runs = c.anchor.filter((r) => r.mode === mode);
+    return runs.length ? median(runs.map((r) => (r.cpuSeconds * 1e6) / r.records)) : NaN;
+  };
+  const sdk = anchor('sdk');
+  if (Number.isFinite(sdk)) {
+    const attrs = c.anchor[0].attributes;
+    lines.push(
+      `  anchor: the recording's records ready-made (${fmt(attrs, 1)} attributes on average), emitted and exported on the same core (median CPU us/record):`,
+      `    OpenTelemetry JS SDK alone (LoggerProvider, BatchLogRecordProcessor, OTLP/gRPC exporter, gzip): ${fmt(sdk, 1)}`,
+      `    headertap's pipeline from its record on (encoding, delivery buffer, OTLP/gRPC, gzip): ${fmt(anchor('headertap'), 1)} (${fmt(anchor('headertap') / sdk, 2)}x the SDK); without the export: ${fmt(anchor('headertap-no-export'), 1)}`,
+      `    headertap's whole user space (the replay above) against the SDK alone: ${fmt(me.cpuUs / sdk, 2)}x`,
+    );
+  }
+  if (c.error) lines.push(`  not measured: ${c.error}`);
+  if (c.stages) lines.push(`  by stage (test/bench/stages.ts, same recording, no export):\n${c.stages.replace(/^/gm, '    ')}`);
+  return lines.join('\n');
 }
 
 function machine(): Record<string, unknown> {
@@ -707,7 +792,7 @@ async function main(): Promise<void> {
   }
   restoreBpfStats?.();
   restoreBpfStats = undefined;
-  const cap = a.capacity ? await capacity(a).catch((err: Error) => ({ recordingBytes: 0, recordedRequests: 0, runs: [], error: err.message })) : undefined;
+  const cap = a.capacity ? await capacity(a).catch((err: Error): CapacityResult => ({ recordingBytes: 0, recordedRequests: 0, runs: [], anchor: [], error: err.message })) : undefined;
   const summaries = summarize(results);
   const load1 = loadAverage();
   process.stdout.write(`\n${report(summaries)}\n`);

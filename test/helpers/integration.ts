@@ -257,9 +257,9 @@ export async function startNginx(t: TestContext, opts: { tls?: boolean; http2?: 
   };
 }
 
-/** Records from one process. */
+/** Records from one process (the record's resource). */
 export function byPid(records: FlatRecord[], pid: number): FlatRecord[] {
-  return records.filter((r) => r.attributes['process.pid'] === pid);
+  return records.filter((r) => r.resource['process.pid'] === pid);
 }
 
 export function attr(r: FlatRecord, key: string): unknown {

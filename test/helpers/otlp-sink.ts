@@ -5,7 +5,8 @@
  */
 import type { FlatRecord } from '../../src/common/flat-record';
 import type { FlatSpan } from '../../src/common/flat-span';
-import { OtlpReceiver, type MetricPoint, type ReceivedBatch } from '../../src/receiver';
+import { OtlpReceiver, type ReceivedBatch } from '../../src/receiver';
+import type { MetricPoint } from '../../src/receiver/decode';
 import { logsTypes } from '../../src/receiver/decode';
 
 export interface OtlpSink {

@@ -112,8 +112,8 @@ describe('capture: HTTP/1.x over TCP with real eBPF', () => {
     const server = records.find((r) => r !== client)!;
     assert.equal(attr(client, 'headertap.role'), 'client');
     assert.equal(attr(server, 'headertap.role'), 'server');
-    assert.equal(attr(server, 'process.executable.name'), 'nginx');
-    assert.equal(attr(client, 'process.executable.name'), 'curl');
+    assert.equal(server.resource['process.executable.name'], 'nginx');
+    assert.equal(client.resource['process.executable.name'], 'curl');
     for (const r of [client, server]) {
       assert.equal(r.event_name, 'headertap.http.exchange');
       assert.equal(r.body, 'GET /path/x -> 200');
@@ -139,6 +139,39 @@ describe('capture: HTTP/1.x over TCP with real eBPF', () => {
     // The record's time is the request's first byte, within this test's run.
     const age = Date.now() - Date.parse(client.time);
     assert.ok(age >= 0 && age < 60000, `timestamp ${client.time}`);
+  });
+
+  it('curl with 300 headers -> nginx: both records within 128 attributes counting the resource, the rest counted', async (t) => {
+    if (!requireEbpf(t)) return;
+    const nginx = await startNginx(t);
+    const cap = await capture(t, [nginx.port], ['--capture-headers', 'x-tenant,*']);
+    const tp = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const many = Array.from({ length: 300 }, (_, i) => ['-H', `X-H${i}: value-${i}`]).flat();
+    const curl = await run('curl', ['-sS', ...many, '-H', `traceparent: ${tp}`, '-H', 'X-Tenant: acme', `http://127.0.0.1:${nginx.port}/many`]);
+    assert.equal(curl.code, 0, curl.stderr);
+    await cap.sink.waitFor((rs) => rs.length >= 2, 15000, 'client and server records');
+    const records = await cap.finish();
+    assert.equal(records.length, 2);
+    for (const r of records) {
+      const count = Object.keys(r.attributes).length + Object.keys(r.resource).length;
+      assert.ok(count <= 128, `${count} attributes with the resource's`);
+      assert.equal(count, 119, 'the default --max-attributes, used to the full');
+      // 305 request headers (curl's Host, User-Agent and Accept, then the 302 given here), and nginx's response headers.
+      const kept = (side: string) => Object.keys(r.attributes).filter((k) => k.startsWith(`http.${side}.header.`)).length;
+      const dropped = r.dropped_attributes_count ?? 0;
+      assert.ok(dropped >= 305 - kept('request') && dropped < 305 - kept('request') + 20, `dropped ${dropped}, kept ${kept('request')}`);
+      assert.equal(kept('response'), 0, 'response headers after request ones');
+      assert.equal(attr(r, 'headertap.truncated'), true);
+      assert.equal(attr(r, 'headertap.truncated_reason'), 'attribute_limit');
+      assert.deepEqual(headers(r, 'request', 'x-tenant'), ['acme'], 'the first --capture-headers glob is kept first');
+      assert.deepEqual(headers(r, 'request', 'traceparent'), [tp], 'trace context is kept');
+      assert.equal(r.trace_id, '4bf92f3577b34da6a3ce929d0e0e4736');
+      assert.deepEqual(headers(r, 'request', 'x-h0'), ['value-0']);
+      assert.equal(headers(r, 'request', 'x-h299'), undefined);
+      assert.equal(attr(r, 'url.path'), '/many');
+    }
+    assert.equal(records[0].dropped_attributes_count, records[1].dropped_attributes_count, 'both ends saw the same headers');
+    assert.match(cap.stderr(), /over --max-attributes 2 \(attributes left out \d+\)/);
   });
 
   it('python http.client keep-alive: 3 requests on one connection -> 3 records in order', async (t) => {
@@ -178,7 +211,7 @@ describe('capture: HTTP/1.x over TCP with real eBPF', () => {
     assert.equal(s.length, 1);
     assert.equal(attr(c[0], 'headertap.role'), 'client');
     assert.equal(attr(s[0], 'headertap.role'), 'server');
-    assert.equal(attr(s[0], 'process.executable.name'), 'node');
+    assert.equal(s[0].resource['process.executable.name'], 'node');
     for (const r of [c[0], s[0]]) {
       assert.equal(attr(r, 'url.path'), '/from-node');
       assert.deepEqual(headers(r, 'request', 'x-from'), ['node-client']);

@@ -13,7 +13,7 @@ import { hostname, tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import type { FlatRecord } from '../../src/common/flat-record';
-import { cgroup2Mount } from '../../src/workload';
+import { cgroup2Mount } from '../../src/workload/cgroup';
 import { HEADERTAP, PYTHON, attr, background, byPid, freePort, requireCommand, requireEbpf, run, startAgent, startNginx, waitForPort } from '../helpers/integration';
 import { resourceLogsOf, startOtlpSink } from '../helpers/otlp-sink';
 
@@ -106,7 +106,9 @@ describe('workload identity (real eBPF)', () => {
     // curl names no service: its executable name is its service.name.
     assert.deepEqual(byName('curl').map((r) => r['process.pid']).sort(), [c1.pid, c2.pid].sort());
     assert.equal(resources.filter((r) => r['service.name'] === 'headertap').length, 0, 'no record under the agent');
-    for (const r of sink.records()) assert.equal(r.resource['process.pid'], attr(r, 'process.pid'), 'each record sits under its own process');
+    for (const r of sink.records()) {
+      for (const key of Object.keys(r.resource)) assert.equal(attr(r, key), undefined, `${key} is on the resource, not on the record too`);
+    }
   });
 });
 
@@ -243,14 +245,14 @@ describe('--cgroup (real eBPF, a cgroup the test creates)', () => {
     assert.equal(end.code, 0, end.stderr);
     const records = sink.records();
     assert.deepEqual(
-      records.map((r) => `${String(attr(r, 'process.pid'))} ${String(attr(r, 'headertap.role'))} ${String(attr(r, 'server.port'))}`),
+      records.map((r) => `${String(r.resource['process.pid'])} ${String(attr(r, 'headertap.role'))} ${String(attr(r, 'server.port'))}`),
       [`${srvIn.pid} server ${inside}`, `${srvIn.pid} server ${inside}`],
       'nothing from curl (outside) nor from the other server',
     );
     assert.equal(byPid(records, srvOut.pid!).length, 0);
     for (const r of records) {
-      assert.equal(attr(r, 'container.id'), cg.containerId);
       assert.equal(r.resource['container.id'], cg.containerId);
+      assert.equal(attr(r, 'container.id'), undefined, 'on the resource only');
     }
   });
 

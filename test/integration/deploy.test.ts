@@ -68,7 +68,7 @@ describe('deployment manifests against real eBPF', () => {
     assert.equal(end.code, 0, end.stderr);
     const [rec] = byPid(sink.records(), curl.pid);
     assert.equal(attr(rec, 'url.path'), '/least-privilege');
-    assert.equal(attr(rec, 'process.executable.name'), 'curl', '/proc/PID/exe is readable with these capabilities');
+    assert.equal(rec.resource['process.executable.name'], 'curl', '/proc/PID/exe is readable with these capabilities');
   });
 
   it("the demo app's spans and headertap's records of the same call share trace and span ids", async (t) => {

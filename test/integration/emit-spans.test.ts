@@ -19,7 +19,7 @@ const CALLER_SPAN_ID = 'b7ad6b7169203331';
 /** The span one process made for one path. */
 function spanFor(spans: FlatSpan[], r: FlatRecord): FlatSpan {
   const found = spans.filter(
-    (s) => s.attributes['process.pid'] === attr(r, 'process.pid') && s.attributes['url.path'] === attr(r, 'url.path'),
+    (s) => s.resource['process.pid'] === r.resource['process.pid'] && s.attributes['url.path'] === attr(r, 'url.path'),
   );
   assert.equal(found.length, 1, `one span for ${String(attr(r, 'headertap.role'))} ${String(attr(r, 'url.path'))}`);
   return found[0];

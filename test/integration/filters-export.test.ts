@@ -37,7 +37,7 @@ describe('filters: applied in the kernel', () => {
       assert.equal(end.code, 0, end.stderr);
       const records = sink.records();
       assert.deepEqual(
-        records.map((r) => `${String(attr(r, 'process.pid'))} ${String(attr(r, 'headertap.role'))} ${String(attr(r, 'url.path'))}`),
+        records.map((r) => `${String(r.resource['process.pid'])} ${String(attr(r, 'headertap.role'))} ${String(attr(r, 'url.path'))}`),
         [`${nodeServer.pid} server /to-node`],
         'nothing from curl or nginx',
       );
@@ -55,7 +55,7 @@ describe('filters: applied in the kernel', () => {
       const records = sink.records();
       assert.equal(records.length, 2, 'nothing from nginx or node');
       assert.deepEqual(
-        records.map((r) => attr(r, 'process.pid')).sort(),
+        records.map((r) => r.resource['process.pid']).sort(),
         [a, b].sort(),
       );
       assert.ok(records.every((r) => attr(r, 'headertap.role') === 'client'));
@@ -121,8 +121,8 @@ describe('export: OTLP/HTTP and own traffic', () => {
     // This agent's export connection, at either end. (Other OTLP exporters on the host are traffic like any other.)
     const own = records.filter(
       (r) =>
-        attr(r, 'process.pid') === agent.pid ||
-        attr(r, 'process.pid') === process.pid ||
+        r.resource['process.pid'] === agent.pid ||
+        r.resource['process.pid'] === process.pid ||
         attr(r, 'network.peer.port') === sink.httpPort ||
         attr(r, 'network.local.port') === sink.httpPort,
     );

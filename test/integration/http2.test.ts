@@ -149,7 +149,7 @@ describe('HTTP/2 over cleartext with real eBPF', () => {
     assert.equal(client.length, 1);
     assert.equal(srv.length, 1);
     assert.equal(attr(client[0], 'headertap.role'), 'client');
-    assert.equal(attr(client[0], 'process.executable.name'), 'nghttp');
+    assert.equal(client[0].resource['process.executable.name'], 'nghttp');
     assert.equal(attr(srv[0], 'headertap.role'), 'server');
     for (const r of [client[0], srv[0]]) {
       assert.equal(r.body, 'GET /ng/path -> 200');
@@ -366,8 +366,8 @@ describe('gRPC (@grpc/grpc-js, h2c) with real eBPF', () => {
     // This agent's export connection, at either end. (Other OTLP exporters on the host are traffic like any other.)
     const own = records.filter(
       (r) =>
-        attr(r, 'process.pid') === cap.agent.pid ||
-        attr(r, 'process.pid') === process.pid ||
+        r.resource['process.pid'] === cap.agent.pid ||
+        r.resource['process.pid'] === process.pid ||
         attr(r, 'network.peer.port') === cap.sink.grpcPort ||
         attr(r, 'network.local.port') === cap.sink.grpcPort,
     );

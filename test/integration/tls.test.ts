@@ -18,7 +18,7 @@ import { spawn } from 'node:child_process';
 import { describe, it, type TestContext } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import type { FlatRecord } from '../../src/common/flat-record';
-import { decodeLogsRequest } from '../../src/receiver';
+import { decodeLogsRequest } from '../../src/receiver/decode';
 import { capture, headers } from '../helpers/capture';
 import {
   PYTHON,
@@ -95,7 +95,7 @@ describe('capture: HTTPS through OpenSSL uprobes with real eBPF', () => {
     const client = byPid(records, curl.pid)[0];
     const server = records.find((r) => attr(r, 'headertap.role') === 'server');
     assert.ok(client && server, 'a client record from curl and a server record from nginx');
-    assert.equal(attr(server, 'process.executable.name'), 'nginx');
+    assert.equal(server.resource['process.executable.name'], 'nginx');
     for (const r of [client, server]) {
       assert.equal(attr(r, 'url.scheme'), 'https');
       assert.equal(attr(r, 'url.path'), '/secure/path');
@@ -332,8 +332,8 @@ describe('own traffic over TLS', () => {
     // This agent's export connection, at either end. (Other OTLP exporters on the host are traffic like any other.)
     const own = received.filter(
       (r) =>
-        attr(r, 'process.pid') === agent.pid ||
-        attr(r, 'process.pid') === process.pid ||
+        r.resource['process.pid'] === agent.pid ||
+        r.resource['process.pid'] === process.pid ||
         attr(r, 'network.peer.port') === port ||
         attr(r, 'network.local.port') === port,
     );

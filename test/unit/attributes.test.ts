@@ -2,15 +2,11 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { SeverityNumber } from '@opentelemetry/api-logs';
 import type { HttpExchange, HttpRequestHead, HttpResponseHead } from '../../src/http';
-import {
-  DEFAULT_CAPTURE_HEADERS,
-  DEFAULT_REDACT_HEADERS,
-  ExchangeMapper,
-  HeaderRules,
-  extractSpanContext,
-  splitAuthority,
-  splitTarget,
-} from '../../src/otel';
+import { DEFAULT_CAPTURE_HEADERS, DEFAULT_MAX_ATTRIBUTES, DEFAULT_REDACT_HEADERS, ExchangeMapper, HeaderRules } from '../../src/otel';
+import { attributesObject, type AttributeValue, type ExchangeRecord } from '../../src/otel/record';
+import { extractSpanContext } from '../../src/otel/trace-context';
+import { splitAuthority, splitTarget, type MapperOptions } from '../../src/otel/attributes';
+import type { HeaderRulesConfig } from '../../src/otel/headers';
 
 function request(over: Partial<HttpRequestHead> = {}): HttpRequestHead {
   return {
@@ -57,12 +53,24 @@ function exchange(over: Partial<HttpExchange> = {}): HttpExchange {
   };
 }
 
-function mapper(rules = { capture: DEFAULT_CAPTURE_HEADERS, redact: DEFAULT_REDACT_HEADERS }) {
-  return new ExchangeMapper({
+/** A record with its attribute list as an object, for reading. */
+type Mapped = Omit<ExchangeRecord, 'attributes'> & { attributes: Record<string, AttributeValue>; list: ExchangeRecord['attributes'] };
+
+function mapper(rules: HeaderRulesConfig = { capture: DEFAULT_CAPTURE_HEADERS, redact: DEFAULT_REDACT_HEADERS }, over: Partial<MapperOptions> = {}) {
+  const m = new ExchangeMapper({
     rules: new HeaderRules(rules),
     toHrTime: (ns) => [1_700_000_000 + Math.floor(ns / 1e9), ns % 1e9],
     processInfo: (pid) => ({ pid, executableName: 'curl', containerId: 'c'.repeat(64) }),
+    workloads: { hostName: 'host-a' },
+    ...over,
   });
+  return {
+    counters: m.counters,
+    map(ex: HttpExchange): Mapped {
+      const rec = m.map(ex);
+      return { ...rec, attributes: attributesObject(rec.attributes), list: rec.attributes };
+    },
+  };
 }
 
 describe('ExchangeMapper', () => {
@@ -92,9 +100,6 @@ describe('ExchangeMapper', () => {
       'network.transport': 'tcp',
       'network.type': 'ipv4',
       'user_agent.original': 'curl/8.0',
-      'process.pid': 1234,
-      'process.executable.name': 'curl',
-      'container.id': 'c'.repeat(64),
       'headertap.role': 'client',
       'headertap.duration_ns': 2_500_000,
       'http.request.header.host': ['shop.test:8080'],
@@ -104,15 +109,36 @@ describe('ExchangeMapper', () => {
       'http.response.header.x-cache': ['HIT'],
     });
     assert.equal(rec.spanContext, undefined);
+    assert.equal(rec.droppedAttributesCount, 0);
+    assert.deepEqual(rec.list.filter((_, i) => i % 2 === 0), Object.keys(rec.attributes), 'each key once, in this order');
+    // What a consumer reads without parsing attributes back.
+    assert.equal(rec.role, 'client');
+    assert.equal(rec.method, 'GET');
+    assert.equal(rec.status, 200);
+    assert.equal(rec.durationNs, 2_500_000);
   });
 
-  it('maxAttributes is never below the number of attributes, with many headers too', () => {
-    const many: string[] = [];
-    for (let i = 0; i < 300; i++) many.push(`x-h${i}`, 'v');
-    for (const ex of [exchange(), exchange({ request: request({ headers: many }), response: response({ headers: many }) })]) {
-      const rec = mapper().map(ex);
-      assert.ok(Object.keys(rec.attributes).length <= rec.maxAttributes!, `${Object.keys(rec.attributes).length} > ${rec.maxAttributes}`);
-    }
+  it('puts the observed process on the record\'s resource, and its attributes only there', () => {
+    const rec = mapper().map(exchange());
+    assert.deepEqual(rec.resource?.attributes, {
+      'service.name': 'curl',
+      'process.pid': 1234,
+      'process.executable.name': 'curl',
+      'container.id': 'c'.repeat(64),
+      'host.name': 'host-a',
+    });
+    for (const key of Object.keys(rec.resource!.attributes)) assert.equal(rec.attributes[key], undefined, `${key} is not on the record too`);
+  });
+
+  it('leaves out a record attribute the process also sets as its own resource attribute', () => {
+    const m = mapper(undefined, {
+      processInfo: (pid) => ({ pid, executableName: 'app', resourceAttributes: { 'network.type': 'ipv4', 'deployment.environment.name': 'prod' } }),
+    });
+    const rec = m.map(exchange());
+    assert.equal(rec.resource?.attributes['network.type'], 'ipv4');
+    assert.equal(rec.resource?.attributes['deployment.environment.name'], 'prod');
+    assert.equal(rec.attributes['network.type'], undefined);
+    assert.equal(rec.attributes['network.transport'], 'tcp', 'the others stay');
   });
 
   it('on the server side the client is the peer and the server is this end', () => {
@@ -195,6 +221,81 @@ describe('ExchangeMapper', () => {
   });
 });
 
+
+describe('ExchangeMapper: attribute budget (--max-attributes)', () => {
+  const TP = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+  /** n request headers x-h0…, with traceparent, tracestate and x-tenant late in the list. */
+  function manyHeaders(n: number): string[] {
+    const h: string[] = [];
+    for (let i = 0; i < n; i++) h.push(`x-h${i}`, `v${i}`);
+    h.push('traceparent', TP, 'tracestate', 'v=1', 'x-tenant', 'acme');
+    return h;
+  }
+  const resourceSize = (rec: Mapped) => Object.keys(rec.resource!.attributes).length;
+
+  it('keeps a record with 300 headers within 128 - 9 attributes counting its resource, and says how many it left out and why', () => {
+    const m = mapper();
+    const rec = m.map(exchange({ request: request({ headers: manyHeaders(300) }) }));
+    const count = Object.keys(rec.attributes).length;
+    assert.equal(count + resourceSize(rec), DEFAULT_MAX_ATTRIBUTES);
+    assert.equal(DEFAULT_MAX_ATTRIBUTES, 119, "Loki's 128 entries less the 9 it adds from the record and scope");
+    // 303 request headers and 2 response headers would have been 305 header attributes.
+    const headers = Object.keys(rec.attributes).filter((k) => k.includes('.header.')).length;
+    assert.equal(rec.droppedAttributesCount, 305 - headers);
+    assert.equal(rec.attributes['headertap.truncated'], true);
+    assert.equal(rec.attributes['headertap.truncated_reason'], 'attribute_limit');
+    assert.deepEqual(rec.attributes['http.request.header.traceparent'], [TP], 'trace context is kept first');
+    assert.deepEqual(rec.attributes['http.request.header.tracestate'], ['v=1']);
+    assert.equal(rec.attributes['url.path'], '/api/items', 'attributes other than headers stay');
+    assert.equal(rec.attributes['http.response.status_code'], 200);
+    assert.deepEqual(rec.spanContext?.traceId, '4bf92f3577b34da6a3ce929d0e0e4736');
+    // Equal rank: request headers in wire order, the first ones kept.
+    assert.deepEqual(rec.attributes['http.request.header.x-h0'], ['v0']);
+    assert.equal(rec.attributes['http.request.header.x-h299'], undefined);
+    assert.equal(rec.attributes['http.response.header.x-cache'], undefined, 'response headers after request ones');
+    assert.deepEqual(m.counters, { limitedRecords: 1, droppedAttributes: rec.droppedAttributesCount });
+  });
+
+  it('keeps the headers of earlier --capture-headers globs first', () => {
+    const rec = mapper({ capture: ['x-tenant', 'x-cache', '*'], redact: [] }).map(
+      exchange({ request: request({ headers: manyHeaders(300) }), response: response({ headers: ['content-type', 'text/plain', 'x-cache', 'HIT'] }) }),
+    );
+    assert.deepEqual(rec.attributes['http.request.header.x-tenant'], ['acme']);
+    assert.deepEqual(rec.attributes['http.response.header.x-cache'], ['HIT'], 'a response header named early in the globs beats request headers matched by *');
+    assert.deepEqual(rec.attributes['http.request.header.traceparent'], [TP]);
+    assert.equal(rec.attributes['http.response.header.content-type'], undefined);
+  });
+
+  it('adds its reason to one the parser gave, and keeps the record in the list order it was built', () => {
+    const rec = mapper().map(exchange({ request: request({ headers: manyHeaders(200), truncated: 'header_limit' }) }));
+    assert.equal(rec.attributes['headertap.truncated_reason'], 'header_limit,attribute_limit');
+    assert.equal(Object.keys(rec.attributes).length + resourceSize(rec), DEFAULT_MAX_ATTRIBUTES);
+    const keys = rec.list.filter((_, i) => i % 2 === 0) as string[];
+    assert.equal(new Set(keys).size, keys.length, 'each key once');
+    const firstHeader = keys.findIndex((k) => k.includes('.header.'));
+    assert.ok(keys.slice(firstHeader).every((k) => k.includes('.header.')), 'headers after the other attributes');
+  });
+
+  it('leaves a record alone that fits, and honours a smaller or larger budget', () => {
+    const m = mapper(undefined, { maxAttributes: 40 });
+    const small = m.map(exchange());
+    assert.equal(small.droppedAttributesCount, 0);
+    assert.equal(small.attributes['headertap.truncated'], undefined);
+    const cut = m.map(exchange({ request: request({ headers: manyHeaders(30) }) }));
+    assert.equal(Object.keys(cut.attributes).length + resourceSize(cut), 40);
+    const roomy = mapper(undefined, { maxAttributes: 1000 }).map(exchange({ request: request({ headers: manyHeaders(300) }) }));
+    assert.equal(roomy.droppedAttributesCount, 0);
+    assert.deepEqual(roomy.attributes['http.request.header.x-h299'], ['v299']);
+  });
+
+  it('with a budget smaller than the attributes besides headers, still never exceeds it', () => {
+    const rec = mapper(undefined, { maxAttributes: 10 }).map(exchange());
+    assert.equal(Object.keys(rec.attributes).length + resourceSize(rec), 10);
+    assert.equal(rec.attributes['headertap.truncated_reason'], 'attribute_limit');
+    assert.equal(rec.attributes['http.request.method'], 'GET', 'the first attributes are kept');
+    assert.equal(rec.droppedAttributesCount, 20 + 5 - 3, '20 others and 5 headers, of which 3 kept (the 2 marks are new)');
+  });
+});
 
 /** An HTTP/2 exchange as the http stage reports it: pseudo-headers in the head's fields. */
 function h2Request(over: Partial<HttpRequestHead> = {}): HttpRequestHead {

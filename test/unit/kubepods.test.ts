@@ -8,8 +8,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { workloadAttributes } from '../../src/otel';
-import { ProcessInfoCache, containerIdFromCgroup, podUidFromCgroup, type ProcFs } from '../../src/workload';
+import { workloadAttributes } from '../../src/otel/workloads';
+import { podUidFromCgroup } from '../../src/workload/kubepods';
+import { ProcessInfoCache, containerIdFromCgroup, type ProcFs } from '../../src/workload/process-info';
 
 const UID = '5a6b9f3e-0c1d-4e2f-8a9b-0c1d2e3f4a5b';
 const UID_ = UID.replace(/-/g, '_');

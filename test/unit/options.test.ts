@@ -24,6 +24,7 @@ describe('resolveRunOptions', () => {
     assert.deepEqual(o.captureHeaders, ['*']);
     assert.deepEqual(o.redactHeaders, DEFAULT_REDACT_HEADERS);
     assert.equal(o.maxHeaderBytes, 16384);
+    assert.equal(o.maxAttributes, 119, "fits Loki's 128 structured-metadata entries");
     assert.equal(o.serviceName, undefined, 'decided with the environment: src/cli/identity.ts');
     assert.deepEqual([o.pid, o.comm, o.port], [[], [], []]);
     assert.equal(o.console, false);
@@ -48,6 +49,12 @@ describe('resolveRunOptions', () => {
     const file = configFile('self-metrics: false\nstats-interval: 5\nspool-dir: /var/spool/headertap\nbuffer-records: 1000\n');
     const c = resolveRunOptions({ bufferRecords: '7' }, file);
     assert.deepEqual([c.selfMetrics, c.statsInterval, c.spoolDir, c.bufferRecords], [false, 5, '/var/spool/headertap', 7]);
+  });
+
+  it('--max-attributes (config key max-attributes): an attribute count from 32', () => {
+    assert.equal(resolveRunOptions({ maxAttributes: '500' }).maxAttributes, 500);
+    assert.equal(resolveRunOptions({}, configFile('max-attributes: 64\n')).maxAttributes, 64);
+    throwsUsage(() => resolveRunOptions({ maxAttributes: '8' }), /--max-attributes '8' is not a valid attribute count; expected an integer from 32 to 65535/);
   });
 
   it('accepts repeated and comma-separated filters', () => {

@@ -1,25 +1,26 @@
 /**
  * headertap's OTLP logs encoder against the SDK's ProtobufLogsSerializer:
- * the same records must give the same bytes, on a real capture and on
- * random values of every attribute type, and the result must decode.
+ * the same record must give the same bytes, and the result must decode.
+ * Both ways round: headertap's records (a real capture, mapped) given to the
+ * SDK through its public Logger.emit, and records the SDK made from random
+ * values of every attribute type read back into headertap's record shape.
  */
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { ROOT_CONTEXT, trace } from '@opentelemetry/api';
-import type { LogAttributes } from '@opentelemetry/api-logs';
+import type { AnyValue, AnyValueMap, Logger } from '@opentelemetry/api-logs';
 import { ProtobufLogsSerializer } from '@opentelemetry/otlp-transformer';
-import { resourceFromAttributes } from '@opentelemetry/resources';
+import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import { LoggerProvider, type LogRecordProcessor, type ReadableLogRecord, type SdkLogRecord } from '@opentelemetry/sdk-logs';
 import { PACKAGE_ROOT } from '../../src/common/paths';
 import { ConnectionTracker } from '../../src/http';
 import { DEFAULT_CAPTURE_HEADERS, DEFAULT_REDACT_HEADERS, ExchangeMapper, HeaderRules } from '../../src/otel';
-import { AttachAttributes } from '../../src/otel/attach-attributes';
+import { attributesObject, type ExchangeRecord, type LogRecordData } from '../../src/otel/record';
 import { OtlpLogsEncoder, otlpLogsSerializer } from '../../src/otel/otlp-logs';
-import { emitExchangeRecord } from '../../src/otel/pipeline';
 import { decodeLogsRequest } from '../../src/receiver/decode';
-import { MonotonicClock, eventsOf, readRecording } from '../../src/source';
-import { ProcessInfoCache } from '../../src/workload';
+import { MonotonicClock, readRecording } from '../../src/source';
+import { eventsOf } from '../../src/source/recording';
 
 const FIXTURE = path.join(PACKAGE_ROOT, 'test', 'fixtures', 'curl-nginx.htrec');
 
@@ -40,38 +41,79 @@ function sdkBytes(records: ReadableLogRecord[]): Buffer {
   return Buffer.from(ProtobufLogsSerializer.serializeRequest(records)!);
 }
 
-/** Records of the recorded capture, made the way the pipeline makes them, under two resources. */
-function capturedRecords(): ReadableLogRecord[] {
+/** The SDK's record in headertap's shape (attributes in the SDK's order). */
+function fromSdk(r: ReadableLogRecord): LogRecordData {
+  const attributes: (string | AnyValue)[] = [];
+  for (const [k, v] of Object.entries(r.attributes)) attributes.push(k, v);
+  return {
+    timestamp: r.hrTime,
+    observedTimestamp: r.hrTimeObserved,
+    ...(r.severityNumber !== undefined ? { severityNumber: r.severityNumber } : {}),
+    ...(r.severityText !== undefined ? { severityText: r.severityText } : {}),
+    ...(r.eventName !== undefined ? { eventName: r.eventName } : {}),
+    ...(r.body !== undefined ? { body: r.body } : {}),
+    attributes,
+    droppedAttributesCount: r.droppedAttributesCount,
+    ...(r.spanContext ? { spanContext: r.spanContext } : {}),
+  };
+}
+
+/** headertap's encoding of SDK records: each one read back into headertap's shape, under the SDK's resource and scope objects. */
+function ourBytes(encoder: OtlpLogsEncoder, records: ReadableLogRecord[]): Buffer {
+  return encoder.encodeRequest(records.map((r) => encoder.encodeRecord(fromSdk(r), r.resource, r.instrumentationScope)));
+}
+
+/**
+ * headertap's records given to the SDK through its public API, one
+ * LoggerProvider per resource: what an SDK would send for them. The SDK's
+ * attribute limit is the resource's largest record's attribute count, and a
+ * record with droppedAttributesCount n is emitted with n attributes more.
+ */
+function viaSdk(records: ExchangeRecord[]): ReadableLogRecord[] {
   const collect = new Collect();
-  const attach = new AttachAttributes(2048);
-  const limits = { attributeCountLimit: 2048 };
-  const loggers = ['curl', 'nginx'].map((name) =>
-    new LoggerProvider({ resource: resourceFromAttributes({ 'service.name': name, 'process.pid': 42 }), processors: [attach, collect], logRecordLimits: limits }).getLogger(
-      'headertap',
-      '1.2.3',
-    ),
-  );
+  const limits = new Map<Resource, number>();
+  for (const r of records) limits.set(r.resource!, Math.max(limits.get(r.resource!) ?? 0, r.attributes.length / 2));
+  const loggers = new Map<Resource, Logger>();
+  for (const r of records) {
+    let logger = loggers.get(r.resource!);
+    if (!logger) {
+      const provider = new LoggerProvider({ resource: r.resource, processors: [collect], logRecordLimits: { attributeCountLimit: limits.get(r.resource!) } });
+      loggers.set(r.resource!, (logger = provider.getLogger('headertap', '1.2.3')));
+    }
+    const attributes: AnyValueMap = attributesObject(r.attributes);
+    for (let i = 0; i < r.droppedAttributesCount; i++) attributes[`dropped.${i}`] = i;
+    logger.emit({
+      eventName: r.eventName,
+      timestamp: r.timestamp,
+      observedTimestamp: r.observedTimestamp,
+      severityNumber: r.severityNumber,
+      severityText: r.severityText,
+      body: r.body,
+      attributes,
+      ...(r.spanContext ? { context: trace.setSpanContext(ROOT_CONTEXT, r.spanContext) } : {}),
+    });
+  }
+  return collect.records;
+}
+
+/** Records of the recorded capture, mapped as the agent maps them (client and server under their own resources). */
+function capturedRecords(): ExchangeRecord[] {
+  const out: ExchangeRecord[] = [];
   const clock = new MonotonicClock();
-  const processes = new ProcessInfoCache();
   const mapper = new ExchangeMapper({
     rules: new HeaderRules({ capture: DEFAULT_CAPTURE_HEADERS, redact: DEFAULT_REDACT_HEADERS }),
     toHrTime: (ns) => clock.toHrTime(ns),
-    processInfo: (pid, comm) => processes.get(pid, comm),
+    // What the recording says about each process (this host's /proc has other processes under those pids now).
+    processInfo: (pid, comm) => ({ pid, executableName: comm }),
   });
-  const tracker = new ConnectionTracker({
-    maxHeaderBytes: 16384,
-    onExchange: (ex) => {
-      const rec = mapper.map(ex);
-      emitExchangeRecord(loggers[ex.role === 'client' ? 0 : 1], attach, rec);
-    },
-  });
+  const tracker = new ConnectionTracker({ maxHeaderBytes: 16384, onExchange: (ex) => out.push(mapper.map(ex)) });
   for (const ev of eventsOf(readRecording(FIXTURE))) {
     if (ev.kind === 'data') tracker.onData(ev);
     else if (ev.kind === 'close') tracker.onClose(ev);
     else if (ev.kind === 'ready') clock.setOffset(ev.realtimeOffsetNs);
   }
   tracker.flush();
-  return collect.records;
+  return out;
 }
 
 /** A deterministic PRNG (mulberry32), so a failure reproduces. */
@@ -128,16 +170,15 @@ function randomValue(rnd: () => number, depth = 0): unknown {
   }
 }
 
-/** Records with random attributes, bodies, times and span contexts under several resources and scopes. */
+/** Records the SDK made from random attributes, bodies, times and span contexts, under several resources and scopes. */
 function randomRecords(seed: number, count: number): ReadableLogRecord[] {
   const rnd = prng(seed);
   const collect = new Collect();
-  const attach = new AttachAttributes(4096);
   const loggers = [0, 1, 2].flatMap((i) => {
     const provider = new LoggerProvider({
       resource: resourceFromAttributes({ 'service.name': `svc-${i}`, 'k\u00e9y': randomString(rnd), n: i }),
-      processors: [attach, collect],
-      logRecordLimits: { attributeCountLimit: 4096 },
+      processors: [collect],
+      logRecordLimits: { attributeCountLimit: 4096, attributeValueLengthLimit: Infinity },
     });
     return [provider.getLogger('headertap', '1.0.0'), provider.getLogger(`scope-${i}`), provider.getLogger('s', undefined, { schemaUrl: 'https://opentelemetry.io/schemas/1.37.0' })];
   });
@@ -153,39 +194,50 @@ function randomRecords(seed: number, count: number): ReadableLogRecord[] {
           })
         : undefined;
     const logger = loggers[Math.floor(rnd() * loggers.length)];
-    attach.emitWith(attributes as LogAttributes, undefined, () =>
-      logger.emit({
-        ...(rnd() < 0.8 ? { eventName: 'headertap.http.exchange' } : {}),
-        timestamp: [Math.floor(rnd() * 4_000_000_000), Math.floor(rnd() * 1e9)],
-        ...(rnd() < 0.8 ? { severityNumber: Math.floor(rnd() * 24), severityText: randomString(rnd).slice(0, 10) } : {}),
-        ...(rnd() < 0.8 ? { body: randomValue(rnd) as string } : {}),
-        ...(ctx ? { context: ctx } : {}),
-      }),
-    );
+    logger.emit({
+      ...(rnd() < 0.8 ? { eventName: 'headertap.http.exchange' } : {}),
+      timestamp: [Math.floor(rnd() * 4_000_000_000), Math.floor(rnd() * 1e9)],
+      ...(rnd() < 0.8 ? { severityNumber: Math.floor(rnd() * 24), severityText: randomString(rnd).slice(0, 10) } : {}),
+      ...(rnd() < 0.8 ? { body: randomValue(rnd) as string } : {}),
+      attributes: attributes as AnyValueMap,
+      ...(ctx ? { context: ctx } : {}),
+    });
   }
   return collect.records;
 }
 
 describe('OTLP logs encoder (byte-identical to the SDK serializer)', () => {
-  it('encodes the recorded capture exactly as the SDK does, under two resources', () => {
+  it('encodes the recorded capture exactly as the SDK does, under the resource of each process', () => {
     const records = capturedRecords();
     assert.equal(records.length, 14);
+    const sdk = viaSdk(records);
     const encoder = new OtlpLogsEncoder();
-    const mine = encoder.encode(records);
-    assert.ok(mine.equals(sdkBytes(records)));
+    const scope = sdk[0].instrumentationScope;
+    const mine = encoder.encodeRequest(records.map((r) => encoder.encodeRecord(r, r.resource!, scope)));
+    assert.ok(mine.equals(sdkBytes(sdk)));
     // The caches (keys, resources, scopes) give the same bytes the second time.
-    assert.ok(encoder.encode(records).equals(mine));
+    assert.ok(encoder.encodeRequest(records.map((r) => encoder.encodeRecord(r, r.resource!, scope))).equals(mine));
     const decoded = decodeLogsRequest(mine);
     assert.equal(decoded.length, 14);
-    assert.deepEqual([...new Set(decoded.map((r) => r.resource['service.name']))].sort(), ['curl', 'nginx']);
+    assert.deepEqual([...new Set(decoded.map((r) => r.resource['process.executable.name']))].sort(), ['curl', 'nginx', 'python3']);
     assert.ok(decoded.some((r) => r.attributes['url.path'] === '/api/orders'));
+  });
+
+  it('writes dropped_attributes_count as the SDK does', () => {
+    const [rec] = capturedRecords();
+    const limited = { ...rec, droppedAttributesCount: 300 };
+    const sdk = viaSdk([limited]);
+    assert.equal(sdk[0].droppedAttributesCount, 300);
+    const encoder = new OtlpLogsEncoder();
+    assert.ok(encoder.encodeRequest([encoder.encodeRecord(limited, rec.resource!, sdk[0].instrumentationScope)]).equals(sdkBytes(sdk)));
+    assert.equal(decodeLogsRequest(sdkBytes(sdk))[0].dropped_attributes_count, 300);
   });
 
   it('encodes random values of every type exactly as the SDK does', () => {
     const encoder = new OtlpLogsEncoder();
     for (let seed = 1; seed <= 20; seed++) {
       const records = randomRecords(seed, 40);
-      const mine = encoder.encode(records);
+      const mine = ourBytes(encoder, records);
       const theirs = sdkBytes(records);
       assert.ok(mine.equals(theirs), `seed ${seed}: ${mine.length} bytes vs the SDK's ${theirs.length}`);
     }
@@ -193,22 +245,22 @@ describe('OTLP logs encoder (byte-identical to the SDK serializer)', () => {
 
   it('batches of every size: empty, one record, and one whose lengths need four-byte varints', () => {
     const encoder = new OtlpLogsEncoder();
-    assert.equal(encoder.encode([]).length, 0);
-    assert.deepEqual(encoder.encode([]), sdkBytes([]));
+    assert.equal(encoder.encodeRequest([]).length, 0);
+    assert.deepEqual(encoder.encodeRequest([]), sdkBytes([]));
     const one = randomRecords(7, 1);
-    assert.ok(encoder.encode(one).equals(sdkBytes(one)));
+    assert.ok(ourBytes(encoder, one).equals(sdkBytes(one)));
     const collect = new Collect();
     const logger = new LoggerProvider({ processors: [collect] }).getLogger('big');
     logger.emit({ body: 'x'.repeat(3 << 20), attributes: { a: 'b' } }); // a 3 MB body: lengths above 2^21
-    const big = encoder.encode(collect.records);
-    assert.ok(big.equals(sdkBytes(collect.records)));
+    assert.ok(ourBytes(encoder, collect.records).equals(sdkBytes(collect.records)));
   });
 
   it('serves as the exporters\' serializer: requests from the encoder, responses decoded by the SDK', () => {
     const serializer = otlpLogsSerializer();
     const records = randomRecords(3, 20);
-    const encoder = new OtlpLogsEncoder(); // as the delivery buffer encodes each record when it is emitted
-    assert.ok(Buffer.from(serializer.serializeRequest(records.map((r) => encoder.encodeRecord(r)))!).equals(sdkBytes(records)));
+    const encoder = new OtlpLogsEncoder(); // as the pipeline encodes each record when it is emitted
+    const encoded = records.map((r) => encoder.encodeRecord(fromSdk(r), r.resource, r.instrumentationScope));
+    assert.ok(Buffer.from(serializer.serializeRequest(encoded)!).equals(sdkBytes(records)));
     assert.deepEqual(serializer.deserializeResponse(new Uint8Array(0)), ProtobufLogsSerializer.deserializeResponse(new Uint8Array(0)));
   });
 });

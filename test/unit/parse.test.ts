@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Http1StreamParser, parseContentLength, parseStartLine, type ParseProblem } from '../../src/http';
+import { Http1StreamParser, parseContentLength, parseStartLine, type ParseProblem } from '../../src/http/parse';
 import { findStartLine } from '../../src/http/parse';
 import type { HttpMessageHead } from '../../src/http';
 

@@ -6,7 +6,7 @@ import { ProtobufLogsSerializer, ProtobufTraceSerializer } from '@opentelemetry/
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { InMemoryLogRecordExporter, LoggerProvider, SimpleLogRecordProcessor } from '@opentelemetry/sdk-logs';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { decodeLogsRequest, decodeTracesRequest } from '../../src/receiver';
+import { decodeLogsRequest, decodeTracesRequest } from '../../src/receiver/decode';
 
 describe('receiver: OTLP logs decoding (proto/)', () => {
   it('decodes exactly what the official serializer writes, event_name and trace ids included', () => {

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConnectionTracker, type HttpExchange } from '../../src/http';
 import { DEFAULT_CAPTURE_HEADERS, DEFAULT_REDACT_HEADERS, HeaderRules } from '../../src/otel';
-import { RecordingMasker, eventsOf } from '../../src/source';
+import { RecordingMasker } from '../../src/source';
+import { eventsOf } from '../../src/source/recording';
 import { frame } from '../../src/source/frames';
 import { ConnectionSim, readyFrame } from '../helpers/events';
 

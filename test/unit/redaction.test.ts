@@ -7,16 +7,10 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { describe, it } from 'node:test';
 import type { HttpExchange } from '../../src/http';
-import {
-  DEFAULT_CAPTURE_HEADERS,
-  DEFAULT_REDACT_HEADERS,
-  ExchangeMapper,
-  HeaderRules,
-  redactArgs,
-  redactQuery,
-  redactUrl,
-  type HeaderRulesConfig,
-} from '../../src/otel';
+import { DEFAULT_CAPTURE_HEADERS, DEFAULT_REDACT_HEADERS, ExchangeMapper, HeaderRules } from '../../src/otel';
+import { attributesObject } from '../../src/otel/record';
+import { redactArgs, redactQuery, redactUrl } from '../../src/otel/redact';
+import type { HeaderRulesConfig } from '../../src/otel/headers';
 
 const KEY = Buffer.from('0123456789abcdef-test-key');
 const OTHER_KEY = Buffer.from('fedcba9876543210-other-key');
@@ -41,12 +35,14 @@ function exchange(reqHeaders: string[], resHeaders: string[] = [], target = '/p'
   };
 }
 
+/** The mapped record, its attributes as an object. */
 function record(r: HeaderRules, ex: HttpExchange) {
-  return new ExchangeMapper({
+  const rec = new ExchangeMapper({
     rules: r,
     toHrTime: () => [0, 0],
     processInfo: (pid) => ({ pid, executableName: 'srv' }),
   }).map(ex);
+  return { ...rec, attributes: attributesObject(rec.attributes) };
 }
 
 function headerAttrs(r: HeaderRules, ex: HttpExchange): Record<string, unknown> {

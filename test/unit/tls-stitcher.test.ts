@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConnectionTracker, looksLikeTlsRecord, type HttpExchange } from '../../src/http';
+import { ConnectionTracker, type HttpExchange } from '../../src/http';
+import { looksLikeTlsRecord } from '../../src/http/stitcher';
 import { ConnectionSim } from '../helpers/events';
 
 function tracker(ports?: number[]) {

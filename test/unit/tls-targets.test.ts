@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CONSTANTS as C } from '../../src/source/layout';
 import { TlsTargets, libsslInMaps, tlsFunctionNames, type TlsFs } from '../../src/source/tls-targets';
-import type { AttachEvent } from '../../src/source';
+import type { AttachEvent } from '../../src/source/types';
 import type { Log } from '../../src/common/log';
 
 const ALL = C.HT_TLS_FN_SSL_WRITE | C.HT_TLS_FN_SSL_READ | C.HT_TLS_FN_SSL_WRITE_EX | C.HT_TLS_FN_SSL_READ_EX | C.HT_TLS_FN_SSL_FREE;

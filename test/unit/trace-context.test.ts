@@ -5,8 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Http1StreamParser, type HeaderList, type HttpMessageHead } from '../../src/http';
-import { extractSpanContext, extractTraceContext, MAX_TRACE_HEADER_BYTES } from '../../src/otel';
+import type { HeaderList, HttpMessageHead } from '../../src/http';
+import { Http1StreamParser } from '../../src/http/parse';
+import { extractSpanContext, extractTraceContext, MAX_TRACE_HEADER_BYTES } from '../../src/otel/trace-context';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const SPAN = '00f067aa0ba902b7';

@@ -7,10 +7,14 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, describe, it } from 'node:test';
-import { SeverityNumber } from '@opentelemetry/api-logs';
-import { silentLog } from '../../src/common/log';
-import { HeaderRules, LogPipeline, resolveExportTarget, workloadAttributes, DEFAULT_REDACT_HEADERS, type ExchangeRecord } from '../../src/otel';
-import { ProcessInfoCache, otelEnvFromEnviron, parseResourceAttributes, type ProcessInfo, type ProcFs } from '../../src/workload';
+import { silentLog } from '../helpers/log';
+import { HeaderRules, LogPipeline, resolveExportTarget, DEFAULT_REDACT_HEADERS } from '../../src/otel';
+import { WorkloadResources, workloadAttributes } from '../../src/otel/workloads';
+import type { ExchangeRecord } from '../../src/otel/record';
+import { exchangeRecord } from '../helpers/records';
+import { ProcessInfoCache, type ProcessInfo } from '../../src/workload';
+import { otelEnvFromEnviron, parseResourceAttributes } from '../../src/workload/environ';
+import type { ProcFs } from '../../src/workload/process-info';
 import { resourceLogsOf, startOtlpSink } from '../helpers/otlp-sink';
 
 const env = (...vars: string[]) => `${vars.join('\0')}\0`;
@@ -91,16 +95,21 @@ describe('ProcessInfoCache', () => {
   });
 });
 
-function rec(i: number, workload?: ProcessInfo): ExchangeRecord {
+function rec(i: number, workloads?: WorkloadResources, info?: ProcessInfo): ExchangeRecord {
   return {
-    eventName: 'headertap.http.exchange',
-    timestamp: [1_700_000_000, i],
-    severityNumber: SeverityNumber.INFO,
-    severityText: 'INFO',
+    ...exchangeRecord(i),
     body: `GET /w${i} -> 200`,
-    attributes: { 'url.path': `/w${i}` },
-    ...(workload ? { workload } : {}),
+    attributes: ['url.path', `/w${i}`],
+    ...(workloads && info ? { resource: workloads.get(info).resource } : {}),
   };
+}
+
+/** A logs pipeline exporting OTLP/gRPC to a real receiver, stopped after the test. */
+async function pipelineToSink(serviceName: string, version: string) {
+  const sink = await startOtlpSink('grpc');
+  after(() => sink.stop());
+  const p = new LogPipeline({ target: resolveExportTarget({ endpoint: sink.endpoint }, {}), serviceName, version, log: silentLog });
+  return { sink, p };
 }
 
 describe('one OTLP resource per workload', () => {
@@ -126,16 +135,9 @@ describe('one OTLP resource per workload', () => {
   });
 
   it('exports each workload under its own resource; records without one under the agent', async () => {
-    const sink = await startOtlpSink('grpc');
-    after(() => sink.stop());
-    const p = new LogPipeline({
-      target: resolveExportTarget({ endpoint: sink.endpoint }, {}),
-      serviceName: 'headertap-agent',
-      version: '1.2.3',
-      log: silentLog,
-      workloads: { hostName: 'host-a' },
-    });
-    [orders, payments, orders, nginx, payments, orders].forEach((w, i) => p.emit(rec(i, w)));
+    const { sink, p } = await pipelineToSink('headertap-agent', '1.2.3');
+    const workloads = new WorkloadResources({ hostName: 'host-a' });
+    [orders, payments, orders, nginx, payments, orders].forEach((w, i) => p.emit(rec(i, workloads, w)));
     p.emit(rec(99));
     await p.shutdown();
     assert.equal(sink.batches.length, 1, 'one export request');
@@ -151,20 +153,13 @@ describe('one OTLP resource per workload', () => {
   });
 
   it('bounds the workloads it keeps (LRU); evicting one never stops the shared export', async () => {
-    const sink = await startOtlpSink('grpc');
-    after(() => sink.stop());
-    const p = new LogPipeline({
-      target: resolveExportTarget({ endpoint: sink.endpoint }, {}),
-      serviceName: 'agent',
-      version: '0',
-      log: silentLog,
-      workloads: { max: 2 },
-    });
+    const { sink, p } = await pipelineToSink('agent', '0');
+    const workloads = new WorkloadResources({ max: 2 });
     const many = Array.from({ length: 50 }, (_, i): ProcessInfo => ({ pid: 1000 + i, executableName: `w${i}` }));
-    many.forEach((w, i) => p.emit(rec(i, w)));
-    assert.equal(p.workloads.size, 2);
-    assert.equal(p.workloads.counters.evicted, 48);
-    p.emit(rec(100, many[0])); // evicted long ago: comes back as a new resource
+    many.forEach((w, i) => p.emit(rec(i, workloads, w)));
+    assert.equal(workloads.size, 2);
+    assert.equal(workloads.counters.evicted, 48);
+    p.emit(rec(100, workloads, many[0])); // evicted long ago: comes back as a new resource
     await p.shutdown();
     assert.equal(p.counters.accepted, 51);
     assert.equal(p.counters.exported, 51);

@@ -86,7 +86,7 @@ describe('headertap CLI: bad input', () => {
   it('--help and --version exit 0', () => {
     const help = headertap(['run', '--help']);
     assert.equal(help.code, 0);
-    for (const flag of ['--endpoint', '--protocol', '--console', '--pid', '--comm', '--port', '--capture-headers', '--redact-headers', '--max-header-bytes', '--service-name', '--config', '--buffer-records', '--buffer-bytes', '--spool-dir', '--spool-max-bytes', '--shutdown-timeout', '--stats-interval', '--no-self-metrics', '--ringbuf-kb']) {
+    for (const flag of ['--endpoint', '--protocol', '--console', '--pid', '--comm', '--port', '--capture-headers', '--redact-headers', '--max-header-bytes', '--max-attributes', '--service-name', '--config', '--buffer-records', '--buffer-bytes', '--spool-dir', '--spool-max-bytes', '--shutdown-timeout', '--stats-interval', '--no-self-metrics', '--ringbuf-kb']) {
       assert.ok(help.stdout.includes(flag), `help mentions ${flag}`);
     }
     const v = headertap(['--version']);

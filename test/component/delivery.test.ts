@@ -10,13 +10,15 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { silentLog, type Log } from '../../src/common/log';
-import { createExporter, LogPipeline, resolveExportTarget, Spool, type OtlpProtocol } from '../../src/otel';
-import { OtlpLogsEncoder } from '../../src/otel/otlp-logs';
+import type { Log } from '../../src/common/log';
+import { silentLog } from '../helpers/log';
+import { LogPipeline, resolveExportTarget, Spool } from '../../src/otel';
+import { createExporter } from '../../src/otel/pipeline';
+import type { OtlpProtocol } from '../../src/otel/endpoint';
+import { OtlpLogsEncoder, type EncodedLogRecord } from '../../src/otel/otlp-logs';
 import { decodeSegment, encodeSegment } from '../../src/otel/spool';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
-import { encodeRetryInfoStatus } from '../../src/otel/retry';
+import { encodeRetryInfoStatus } from '../helpers/retry-info';
 import { decodeLogsRequest, EMPTY_RESPONSE } from '../../src/receiver/decode';
 import { bytesExportService } from '../../src/receiver/server';
 import { freePort } from '../helpers/integration';
@@ -257,28 +259,31 @@ describe('delivery: the on-disk spool', () => {
     const a = resourceFromAttributes({ 'service.name': 'nginx', 'process.pid': 10 });
     const b = resourceFromAttributes({ 'service.name': 'curl', 'process.pid': 11 });
     const scope = { name: 'headertap', version: '1' };
-    const rec = (i: number, resource: typeof a): ReadableLogRecord => ({
-      hrTime: [1, i],
-      hrTimeObserved: [2, i],
-      severityNumber: 9,
-      severityText: 'INFO',
-      body: `b${i}`,
-      eventName: 'headertap.http.exchange',
-      attributes: { 'url.path': `/p${i}`, 'http.request.header.x': ['1', '2'], n: i },
-      droppedAttributesCount: 0,
-      spanContext: { traceId: 'c'.repeat(32), spanId: 'd'.repeat(16), traceFlags: 1 },
-      resource,
-      instrumentationScope: scope, // one object per logger, as the SDK's are
-    });
+    const rec = (i: number, resource: typeof a): EncodedLogRecord =>
+      encoder.encodeRecord(
+        {
+          timestamp: [1, i],
+          observedTimestamp: [2, i],
+          severityNumber: 9,
+          severityText: 'INFO',
+          body: `b${i}`,
+          eventName: 'headertap.http.exchange',
+          attributes: ['url.path', `/p${i}`, 'http.request.header.x', ['1', '2'], 'n', i],
+          droppedAttributesCount: 0,
+          spanContext: { traceId: 'c'.repeat(32), spanId: 'd'.repeat(16), traceFlags: 1 },
+        },
+        resource,
+        scope, // one object per pipeline
+      );
     const encoder = new OtlpLogsEncoder();
     const records = [rec(0, a), rec(1, b), rec(2, a)];
-    const back = decodeSegment(encodeSegment(records.map((r) => encoder.encodeRecord(r))));
+    const back = decodeSegment(encodeSegment(records));
     assert.deepEqual(back.map((r) => r.resource.attributes['service.name']), ['nginx', 'curl', 'nginx']);
     assert.equal(back[0].resource, back[2].resource, 'one Resource object per resource, so an export groups them');
     assert.notEqual(back[0].resource, back[1].resource);
     assert.equal(back[0].scope, back[1].scope);
     // Sent from the spool, the request is the one the records would have made directly.
-    assert.ok(encoder.encodeRequest(back).equals(encoder.encode(records)));
+    assert.ok(encoder.encodeRequest(back).equals(encoder.encodeRequest(records)));
     const sent = decodeLogsRequest(encoder.encodeRequest(back)); // grouped by resource: nginx's two, then curl's
     assert.deepEqual(sent.map((r) => r.body), ['b0', 'b2', 'b1']);
     assert.deepEqual(sent[2].attributes, { 'url.path': '/p1', 'http.request.header.x': ['1', '2'], n: 1 });
@@ -289,8 +294,8 @@ describe('delivery: the on-disk spool', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'ht-spool-'));
     writeFileSync(path.join(dir, `seg-${'1'.padStart(16, '0')}-5.jsonl`), '{"v":1,"resources":[],"scopes":[]}\n');
     const encoder = new OtlpLogsEncoder();
-    const rec = { hrTime: [1, 0], hrTimeObserved: [1, 0], attributes: { a: 'b' }, droppedAttributesCount: 0, resource: resourceFromAttributes({}), instrumentationScope: { name: 'h' } } as ReadableLogRecord;
-    const whole = encodeSegment([encoder.encodeRecord(rec), encoder.encodeRecord(rec)]);
+    const rec = () => encoder.encodeRecord({ timestamp: [1, 0], observedTimestamp: [1, 0], attributes: ['a', 'b'], droppedAttributesCount: 0 }, resourceFromAttributes({}), { name: 'h' });
+    const whole = encodeSegment([rec(), rec()]);
     writeFileSync(path.join(dir, `seg-${'2'.padStart(16, '0')}-2.otlp`), whole.subarray(0, whole.length - 3));
     writeFileSync(path.join(dir, `seg-${'3'.padStart(16, '0')}-2.otlp`), whole);
     const spool = new Spool(dir, 1 << 20);

@@ -8,12 +8,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { SeverityNumber } from '@opentelemetry/api-logs';
 import { resolveAgentIdentity } from '../../src/cli/identity';
-import { silentLog } from '../../src/common/log';
+import { silentLog } from '../helpers/log';
 import { LogPipeline, resolveExportTarget } from '../../src/otel';
-import { detectHostName, type HostProbes } from '../../src/workload';
+import { detectHostName, type HostProbes } from '../../src/workload/host';
 import { resourceLogsOf, startOtlpSink } from '../helpers/otlp-sink';
+import { exchangeRecord } from '../helpers/records';
 
 /** Probes answering as headertap in the host's UTS namespace (inHost) or a container's would, the host reachable or not. */
 function probes(o: { inHost?: boolean; hostVisible?: boolean; hostName?: string } = {}): HostProbes & { asked: string[] } {
@@ -89,7 +89,7 @@ describe("headertap's own resource", () => {
       version: '1.2.3',
       log: silentLog,
     });
-    p.emit({ eventName: 'headertap.http.exchange', timestamp: [1_700_000_000, 0], severityNumber: SeverityNumber.INFO, severityText: 'INFO', body: 'x', attributes: {} });
+    p.emit(exchangeRecord(0));
     await p.shutdown();
     const [rl] = resourceLogsOf(sink.batches[0].raw);
     assert.equal(rl.resource['service.name'], 'ht-node-agent');

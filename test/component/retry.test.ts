@@ -3,7 +3,8 @@ import { after, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { OTLPExporterError } from '@opentelemetry/otlp-exporter-base';
 import { resolveExportTarget, SelfMetrics, type AgentStats } from '../../src/otel';
-import { backoffDelay, classifyExportError, encodeRetryInfoStatus, retryInfoDelayMs } from '../../src/otel/retry';
+import { backoffDelay, classifyExportError, retryInfoDelayMs } from '../../src/otel/retry';
+import { encodeRetryInfoStatus } from '../helpers/retry-info';
 import { metricsLine } from '../../src/receiver';
 import { startOtlpSink } from '../helpers/otlp-sink';
 
@@ -75,6 +76,8 @@ describe('self-metrics over OTLP/HTTP (real exporter, real receiver)', () => {
       captureTruncated: 1,
       captureUnreadable: 0,
       truncatedMessages: 1,
+      attributeLimitedRecords: 2,
+      droppedAttributes: 390,
       missedStart: 1,
       parseErrors: { gap_resync: 2 },
       loaderRestarts: 1,
@@ -88,6 +91,8 @@ describe('self-metrics over OTLP/HTTP (real exporter, real receiver)', () => {
     assert.equal(v('headertap.ringbuf.lost', { cpu: 1 }), 4);
     assert.equal(v('headertap.buffer.records'), 5);
     assert.equal(v('headertap.parse.errors', { kind: 'gap_resync' }), 2);
+    assert.equal(v('headertap.records.attribute_limited'), 2);
+    assert.equal(v('headertap.attributes.dropped'), 390);
     assert.equal(sink.metrics[0].resource['service.name'], 'agent-x');
     assert.match(metricsLine(sink.metrics), /^metrics from agent-x: \d+ points; headertap\.events\.received=10 headertap\.exchanges=4 /);
   });

@@ -3,7 +3,7 @@ import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { silentLog } from '../../src/common/log';
+import { silentLog } from '../helpers/log';
 import { LogPipeline, resolveExportTarget } from '../../src/otel';
 import { startOtlpSink } from '../helpers/otlp-sink';
 import { exchangeRecord as record } from '../helpers/records';

@@ -1,7 +1,8 @@
 /**
  * The benchmark suite's plumbing, without root and without load: the plan
- * prints, the record counter agrees with the official serializer, and the
- * capacity worker replays a real capture to a real receiver process.
+ * prints, the record counter agrees with the official serializer, the
+ * capacity worker replays a real capture to a real receiver process, and the
+ * anchor worker sends the same records through the SDK and through headertap.
  * (The measurements themselves are `npm run bench`, never part of the tests.)
  */
 import assert from 'node:assert/strict';
@@ -63,6 +64,27 @@ describe('benchmark suite (plumbing only)', () => {
     }
   });
 
+  it('the anchor worker emits and exports the recorded records through the SDK alone and through headertap', async () => {
+    for (const mode of ['sdk', 'headertap', 'headertap-no-export']) {
+      const sink = await startSink(undefined);
+      try {
+        const w = start(process.execPath, [path.join(BENCH_DIST, 'anchor.js'), FIXTURE, sink.endpoint, mode]);
+        await w.exited;
+        const line = w.output().split('\n').find((l) => l.startsWith('{'));
+        assert.ok(line, w.output());
+        const r = JSON.parse(line) as { mode: string; records: number; attributes: number; exported: number; cpuSeconds: number };
+        assert.equal(r.mode, mode);
+        assert.equal(r.records, 14, 'every exchange of the capture');
+        assert.equal(r.exported, 14);
+        assert.ok(r.attributes > 20 && r.cpuSeconds > 0, line);
+        const counts = await sink.stop();
+        assert.equal(counts.logs, mode === 'headertap-no-export' ? 0 : 14, `${mode}: what the receiver got`);
+      } finally {
+        await sink.stop();
+      }
+    }
+  });
+
   it("reads lost and dropped counts from the agent's own exit summary line", async () => {
     const exporter = { export: (_r: unknown, done: (r: { code: ExportResultCode }) => void) => done({ code: ExportResultCode.SUCCESS }), shutdown: () => Promise.resolve() };
     const delivery = new DeliveryProcessor({ exporter, log: { info() {}, warn() {}, debug() {} }, destination: 'x' });
@@ -70,7 +92,7 @@ describe('benchmark suite (plumbing only)', () => {
     delivery.counters.dropped.buffer_full = 3;
     delivery.counters.dropped.rejected = 2;
     const kernel = { dataEvents: 40, closeEvents: 2, ringbufLost: 11, truncated: 0, copyFailed: 0, selfSkipped: 0, tlsNoSocket: 0, ciphertextSkipped: 0 };
-    const line = `headertap stopped: ${summaryLine({ http: new ConnectionTracker({ maxHeaderBytes: 100, onExchange() {} }).counters, delivery, kernel, lostByCpu: [11], eventsIn: 42, loaderRestarts: 0 })}`;
+    const line = `headertap stopped: ${summaryLine({ http: new ConnectionTracker({ maxHeaderBytes: 100, onExchange() {} }).counters, mapper: { limitedRecords: 0, droppedAttributes: 0 }, delivery, kernel, lostByCpu: [11], eventsIn: 42, loaderRestarts: 0 })}`;
     const f = summaryFigures(`headertap ready\n${line}\n`);
     assert.deepEqual({ dropped: f.dropped, events: f.events, lost: f.lost }, { dropped: 5, events: 42, lost: 11 }, line);
     await delivery.shutdown();

@@ -12,7 +12,7 @@ import { resolveRunOptions } from '../../src/cli/options';
 import { loadHashKey } from '../../src/cli/secrets';
 import { UsageError } from '../../src/common/errors';
 import { LOADER_PATH, PACKAGE_ROOT } from '../../src/common/paths';
-import { cgroup2Mount } from '../../src/workload';
+import { cgroup2Mount } from '../../src/workload/cgroup';
 
 const HEADERTAP = path.join(PACKAGE_ROOT, 'bin', 'headertap');
 const KEY_TEXT = 'K3Y-MATERIAL-never-shown';

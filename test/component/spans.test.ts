@@ -9,35 +9,45 @@ import { SpanKind, SpanStatusCode, type HrTime } from '@opentelemetry/api';
 import { SeverityNumber } from '@opentelemetry/api-logs';
 import { ExportResultCode } from '@opentelemetry/core';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
-import { silentLog } from '../../src/common/log';
-import { resolveExportTarget, SpanPipeline, type ExchangeRecord } from '../../src/otel';
+import { silentLog } from '../helpers/log';
+import { resolveExportTarget, SpanPipeline } from '../../src/otel';
+import { WorkloadResources } from '../../src/otel/workloads';
+import type { ExchangeRecord } from '../../src/otel/record';
+import { KNOWN_METHODS } from '../../src/otel/attributes';
 import { startOtlpSink } from '../helpers/otlp-sink';
 
 const CALLER = { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', traceFlags: 1, isRemote: true };
 const START: HrTime = [1_700_000_000, 999_999_000];
 
 function exchange(opts: { role: 'client' | 'server'; status?: number; traced?: boolean; method?: string }): ExchangeRecord {
-  const attributes: ExchangeRecord['attributes'] = {
-    'http.request.method': opts.method ?? 'GET',
-    'url.path': '/items',
-    'headertap.role': opts.role,
-    'http.request.header.x-tenant': ['acme'],
-    'http.request.header.authorization': ['[REDACTED]'],
-  };
-  if (opts.status !== undefined) {
-    attributes['http.response.status_code'] = opts.status;
-    attributes['headertap.duration_ns'] = 2_500_000;
-  } else {
-    attributes['headertap.unanswered_reason'] = 'connection_closed';
-  }
+  const method = opts.method ?? 'GET';
+  const attributes: ExchangeRecord['attributes'] = [
+    'http.request.method',
+    KNOWN_METHODS.has(method) ? method : '_OTHER',
+    'url.path',
+    '/items',
+    'headertap.role',
+    opts.role,
+    'http.request.header.x-tenant',
+    ['acme'],
+    'http.request.header.authorization',
+    ['[REDACTED]'],
+  ];
+  if (opts.status !== undefined) attributes.push('http.response.status_code', opts.status, 'headertap.duration_ns', 2_500_000);
+  else attributes.push('headertap.unanswered_reason', 'connection_closed');
   return {
     eventName: 'headertap.http.exchange',
     timestamp: START,
+    observedTimestamp: START,
     severityNumber: SeverityNumber.INFO,
     severityText: 'INFO',
-    body: `GET /items -> ${opts.status ?? 'no response'}`,
+    body: `${method} /items -> ${opts.status ?? 'no response'}`,
     attributes,
+    droppedAttributesCount: 0,
     ...(opts.traced === false ? {} : { spanContext: CALLER }),
+    role: opts.role,
+    method,
+    ...(opts.status !== undefined ? { status: opts.status, durationNs: 2_500_000 } : { unanswered: 'connection_closed' }),
   };
 }
 
@@ -104,8 +114,9 @@ describe('SpanPipeline: one span per exchange', () => {
   });
 
   it("puts a span under the observed workload's resource, like its log record, else under headertap's", async () => {
-    const workload = { pid: 4242, executableName: 'node', serviceName: 'checkout', resourceAttributes: { 'deployment.environment.name': 'prod' } };
-    const { spans } = await spansOf([{ ...exchange({ role: 'server', status: 200 }), workload }, exchange({ role: 'client', status: 200 })]);
+    const info = { pid: 4242, executableName: 'node', serviceName: 'checkout', resourceAttributes: { 'deployment.environment.name': 'prod' } };
+    const { resource } = new WorkloadResources().get(info);
+    const { spans } = await spansOf([{ ...exchange({ role: 'server', status: 200 }), resource }, exchange({ role: 'client', status: 200 })]);
     const [observed, own] = spans;
     assert.equal(observed.resource.attributes['service.name'], 'checkout');
     assert.equal(observed.resource.attributes['process.pid'], 4242);
@@ -119,7 +130,7 @@ describe('SpanPipeline: one span per exchange', () => {
       exchange({ role: 'server', status: 404 }),
       exchange({ role: 'server', status: 503 }),
       exchange({ role: 'server' }),
-      exchange({ role: 'client', status: 200, method: '_OTHER' }),
+      exchange({ role: 'client', status: 200, method: 'PURGE' }),
     ]);
     assert.deepEqual(
       spans.map((s) => [s.status.code, s.attributes['error.type'], s.name]),

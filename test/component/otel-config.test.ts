@@ -28,7 +28,9 @@ import { parse as parseYaml } from 'yaml';
 import { resolveAgentIdentity } from '../../src/cli/identity';
 import { RUN_OPTIONS, resolveRunOptions } from '../../src/cli/options';
 import { PACKAGE_ROOT } from '../../src/common/paths';
-import { DEFAULT_CAPTURE_HEADERS, DEFAULT_REDACT_HEADERS, ExchangeMapper, HeaderRules, workloadAttributes } from '../../src/otel';
+import { DEFAULT_CAPTURE_HEADERS, DEFAULT_REDACT_HEADERS, ExchangeMapper, HeaderRules } from '../../src/otel';
+import { attributesObject } from '../../src/otel/record';
+import { workloadAttributes } from '../../src/otel/workloads';
 import { requireCommand, run } from '../helpers/integration';
 import {
   COLLECTOR_SCHEMA,
@@ -51,7 +53,8 @@ const obj = (v: unknown): Obj => (v && typeof v === 'object' && !Array.isArray(v
 const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
 /** The attribute names of a real record (request with a traceparent and a response). */
-function recordAttributeNames(): string[] {
+/** A real record: what the mapper makes of an exchange. */
+function sampleRecord() {
   const mapper = new ExchangeMapper({
     rules: new HeaderRules({ capture: DEFAULT_CAPTURE_HEADERS, redact: DEFAULT_REDACT_HEADERS }),
     toHrTime: (ns) => [1_700_000_000, ns],
@@ -72,7 +75,12 @@ function recordAttributeNames(): string[] {
     },
     response: { kind: 'response', status: 200, reason: 'OK', version: '1.1', headers: ['content-type', 'text/plain'], headBytes: 10, startNs: 3, endNs: 4 },
   });
-  return Object.keys(rec.attributes);
+  return rec;
+}
+
+/** The attributes of a record (log.attributes in a collector). */
+function recordAttributeNames(): string[] {
+  return Object.keys(attributesObject(sampleRecord().attributes));
 }
 
 /** Status class attribute the collector config adds (transform/status_class). */

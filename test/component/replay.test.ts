@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { PACKAGE_ROOT } from '../../src/common/paths';
 import { ConnectionTracker, type HttpExchange } from '../../src/http';
-import { ReplaySource, eventsOf, readRecording, type SourceEvent } from '../../src/source';
+import { ReplaySource, readRecording, type SourceEvent } from '../../src/source';
+import { eventsOf } from '../../src/source/recording';
 import { startOtlpSink } from '../helpers/otlp-sink';
 
 const FIXTURE = path.join(PACKAGE_ROOT, 'test', 'fixtures', 'curl-nginx.htrec');
