@@ -229,10 +229,7 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   const loader = (): LoaderSource =>
     new LoaderSource({
       path: LOADER_PATH,
-      pids: opts.pid,
-      comms: opts.comm,
-      ports: opts.port,
-      cgroups,
+      filters: { pids: opts.pid, comms: opts.comm, ports: opts.port, cgroups },
       selfPids: [process.pid],
       noTls: !opts.tls,
       ringbufKb: opts.ringbufKb,

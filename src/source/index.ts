@@ -13,6 +13,7 @@ export type {
 } from './types';
 export type { EventSource, SourceCounters, SourceEnd } from './source';
 export { LoaderSource, type LoaderOptions } from './loader';
+export { describeFilters, sameFilters, setFiltersArgs, FILTER_LIMITS, NO_FILTERS, type CaptureFilters } from './filters';
 export { SupervisedSource, type SupervisorOptions } from './supervisor';
 export { RecordingWriter, ReplaySource, readRecording, eventsOf } from './recording';
 export { RecordingMasker } from './recording-masker';
