@@ -182,7 +182,7 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   });
   const tracker = new ConnectionTracker({
     maxHeaderBytes: opts.maxHeaderBytes,
-    ports: opts.port,
+    filter: { ports: opts.port },
     onExchange: (ex) => {
       const rec = mapper.map(ex);
       pipeline.emit(spans ? spans.withSpan(rec) : rec);
