@@ -25,6 +25,7 @@ import type { Endpoint, HeaderList, HttpExchange, HttpMessageHead, Role } from '
 import type { ProcessInfo } from '../workload';
 import { addGrpcAttributes, grpcStatusIsError, grpcStatusName } from './grpc';
 import { HeaderAction, type HeaderRules, type HeaderSide } from './headers';
+import type { RulesFor } from './scoped-rules';
 import { redactHeaderValue, redactQuery } from './redact';
 import { extractSpanContext } from './trace-context';
 
@@ -61,7 +62,8 @@ export interface ExchangeRecord {
 const NON_HEADER_ATTRIBUTES_MAX = 128;
 
 export interface MapperOptions {
-  rules: HeaderRules;
+  /** Asked once per record: a HeaderRules, or scoped rules swapped whole by live reloads (src/otel/scoped-rules.ts). */
+  rules: RulesFor;
   /** CLOCK_MONOTONIC ns to wall-clock time. */
   toHrTime(monoNs: number): HrTime;
   /** Facts about the observing process. */
@@ -131,7 +133,8 @@ export class ExchangeMapper {
 
   map(ex: HttpExchange): ExchangeRecord {
     const { request: req, response: res, connection: conn } = ex;
-    const rules = this._opts.rules;
+    const proc = this._opts.processInfo(conn.pid, conn.comm);
+    const rules = this._opts.rules.rulesFor(proc, conn); // the whole record is mapped under these
     const attrs: LogAttributes = {};
 
     const method = KNOWN_METHODS.has(req.method) ? req.method : '_OTHER';
@@ -169,7 +172,6 @@ export class ExchangeMapper {
     const ua = firstValue(req.headers, 'user-agent');
     if (ua !== undefined) attrs[ATTR_USER_AGENT_ORIGINAL] = rules.apply(rules.secret('user-agent'), ua);
 
-    const proc = this._opts.processInfo(conn.pid, conn.comm);
     attrs[ATTR_PROCESS_PID] = conn.pid;
     attrs[ATTR_PROCESS_EXECUTABLE_NAME] = proc.executableName;
     if (proc.containerId) attrs[ATTR_CONTAINER_ID] = proc.containerId;
@@ -183,8 +185,8 @@ export class ExchangeMapper {
     }
     if (ex.unanswered) attrs[ATTR_HT_UNANSWERED_REASON] = ex.unanswered;
 
-    this._addHeaders(attrs, 'request', req);
-    if (res) this._addHeaders(attrs, 'response', res);
+    this._addHeaders(attrs, 'request', req, rules);
+    if (res) this._addHeaders(attrs, 'response', res, rules);
 
     const grpc = addGrpcAttributes(attrs, req, res, rules);
     const [severityNumber, severityText] = severity(res?.status, grpc?.status, ex.role);
@@ -214,9 +216,8 @@ export class ExchangeMapper {
     return key;
   }
 
-  private _addHeaders(attrs: LogAttributes, side: HeaderSide, head: HttpMessageHead): void {
+  private _addHeaders(attrs: LogAttributes, side: HeaderSide, head: HttpMessageHead, rules: HeaderRules): void {
     const h = head.headers;
-    const rules = this._opts.rules;
     const keys = this._headerKeys[side];
     for (let i = 0; i < h.length; i += 2) {
       const action = rules.action(h[i], side);

@@ -9,6 +9,17 @@ export {
   type HeaderRulesConfig,
   type HeaderSide,
 } from './headers';
+export {
+  CaptureRules,
+  LiveRules,
+  MAX_SCOPED_RULES,
+  SCOPED_LISTS,
+  type CaptureRulesConfig,
+  type RulesFor,
+  type ScopedList,
+  type ScopedRule,
+  type WorkloadMatch,
+} from './scoped-rules';
 export { redactArgs, redactHeaderValue, redactQuery, redactUrl } from './redact';
 export { extractSpanContext, extractTraceContext, MAX_TRACE_HEADER_BYTES, type TraceContextFormat } from './trace-context';
 export {
