@@ -78,6 +78,8 @@ describe('self-metrics over OTLP/HTTP (real exporter, real receiver)', () => {
       missedStart: 1,
       parseErrors: { gap_resync: 2 },
       loaderRestarts: 1,
+      configReloads: 3,
+      configReloadFailures: 1,
     };
     const m = new SelfMetrics({ target, serviceName: 'agent-x', version: '1', intervalMs: 60_000, stats: () => stats });
     await m.shutdown();
@@ -88,6 +90,7 @@ describe('self-metrics over OTLP/HTTP (real exporter, real receiver)', () => {
     assert.equal(v('headertap.ringbuf.lost', { cpu: 1 }), 4);
     assert.equal(v('headertap.buffer.records'), 5);
     assert.equal(v('headertap.parse.errors', { kind: 'gap_resync' }), 2);
+    assert.deepEqual([v('headertap.config.reloads'), v('headertap.config.reload_failures')], [3, 1]);
     assert.equal(sink.metrics[0].resource['service.name'], 'agent-x');
     assert.match(metricsLine(sink.metrics), /^metrics from agent-x: \d+ points; headertap\.events\.received=10 headertap\.exchanges=4 /);
   });
