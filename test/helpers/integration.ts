@@ -185,6 +185,17 @@ export function startAgent(t: TestContext, args: string[], env: NodeJS.ProcessEn
   });
 }
 
+/** Resolves once `re` matches the agent's stderr. */
+export async function waitForStderr(agent: { stderr(): string }, re: RegExp, timeoutMs = 20000): Promise<RegExpMatchArray> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const m = re.exec(agent.stderr());
+    if (m) return m;
+    if (Date.now() > deadline) throw new Error(`stderr never matched ${re}:\n${agent.stderr()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 export interface Nginx {
   port: number;
   dir: string;
