@@ -23,6 +23,7 @@ import {
   CONFIG_HELP,
   HEADERTAP,
   REFPROBE,
+  REF_LOADER_ENV,
   SCRATCH,
   bpftraceUnavailable,
   noObserver,
@@ -134,7 +135,14 @@ function scenarios(a: Args): Scenario[] {
       mode: 'syscall',
       requests: q ? 50000 : 200000,
       connections: 1,
-      configs: ['baseline', 'headertap-kernel', 'headertap-kernel-filtered', 'refprobe'],
+      configs: [
+        'baseline',
+        'headertap-kernel',
+        'headertap-kernel-filtered',
+        'headertap-kernel-pid-filtered',
+        'refprobe',
+        ...(process.env[REF_LOADER_ENV] ? (['headertap-kernel-ref', 'headertap-kernel-filtered-ref', 'headertap-kernel-pid-filtered-ref'] as const) : []),
+      ],
       reps: q ? 1 : 3,
     },
     {
@@ -217,14 +225,24 @@ async function startObserver(config: ConfigName, target: Target, sink?: Awaited<
     case 'headertap-filtered':
       return startHeadertap(TOOL_CPU, target, { port: 1 });
     case 'headertap-kernel':
-      return startLoaderOnly(TOOL_CPU, target);
     case 'headertap-kernel-filtered':
-      return startLoaderOnly(TOOL_CPU, target, 1);
+    case 'headertap-kernel-pid-filtered':
+    case 'headertap-kernel-ref':
+    case 'headertap-kernel-filtered-ref':
+    case 'headertap-kernel-pid-filtered-ref':
+      return startKernelOnly(config, target);
     case 'refprobe':
       return startRefprobe(TOOL_CPU);
     case 'bpftrace':
       return startBpftrace(TOOL_CPU);
   }
+}
+
+/** The loader alone: this build or the one at $HT_BENCH_REF_LOADER (-ref), filtering nothing out, everything by port, or everything by pid. */
+function startKernelOnly(config: ConfigName, target: Target): Promise<Observer> {
+  const base = config.replace(/-ref$/, '');
+  const filter = base === 'headertap-kernel-filtered' ? ['--port', '1'] : base === 'headertap-kernel-pid-filtered' ? ['--pid', '1'] : ['--port', String(target.port)];
+  return startLoaderOnly(TOOL_CPU, target, filter, config.endsWith('-ref') ? process.env[REF_LOADER_ENV] : undefined);
 }
 
 function observerCpu(o: Observer): Map<number, number> {
@@ -290,8 +308,7 @@ async function runSyscallCost(s: Scenario, config: ConfigName, rep: number): Pro
     const target = await startSyscost(APP_CPU, s.requests);
     started.target = target;
     let observer: Observer;
-    if (config === 'headertap-kernel') observer = await startLoaderOnly(TOOL_CPU, target);
-    else if (config === 'headertap-kernel-filtered') observer = await startLoaderOnly(TOOL_CPU, target, 1);
+    if (config.startsWith('headertap-kernel')) observer = await startKernelOnly(config, target);
     else if (config === 'refprobe') observer = await startRefprobe(TOOL_CPU);
     else observer = noObserver();
     started.observer = observer;

@@ -19,11 +19,18 @@ export const SYSCOST = path.join(PACKAGE_ROOT, 'test', 'bench', 'refprobe', '.ou
 export const SCRATCH = existsSync('/dev/shm') ? '/dev/shm' : '/tmp';
 
 export type TargetName = 'nginx' | 'node';
+
+/** A loader binary to compare with this build's in one run (the *-ref configs). */
+export const REF_LOADER_ENV = 'HT_BENCH_REF_LOADER';
 export type ConfigName =
   | 'baseline'
   | 'headertap'
   | 'headertap-kernel'
   | 'headertap-kernel-filtered'
+  | 'headertap-kernel-pid-filtered'
+  | 'headertap-kernel-ref'
+  | 'headertap-kernel-filtered-ref'
+  | 'headertap-kernel-pid-filtered-ref'
   | 'headertap-filtered'
   | 'headertap-no-tls' | 'refprobe' | 'bpftrace' | 'otel-http';
 
@@ -33,6 +40,10 @@ export const CONFIG_HELP: Record<ConfigName, string> = {
   'headertap-kernel': "headertap's loader alone (TLS probes attached as the agent would), events to a tmpfs file",
   'headertap-filtered': 'headertap run with --port 1: all benchmark traffic excluded in the kernel',
   'headertap-kernel-filtered': "headertap's loader alone with --port 1: all benchmark traffic excluded in the kernel",
+  'headertap-kernel-pid-filtered': "headertap's loader alone with --pid 1: all benchmark traffic excluded by the process filter, before the socket lookup",
+  'headertap-kernel-ref': `headertap-kernel with the loader at ${REF_LOADER_ENV} (another build, e.g. main's: two kernel sides in one run)`,
+  'headertap-kernel-filtered-ref': `headertap-kernel-filtered with the loader at ${REF_LOADER_ENV}`,
+  'headertap-kernel-pid-filtered-ref': `headertap-kernel-pid-filtered with the loader at ${REF_LOADER_ENV}`,
   'headertap-no-tls': 'headertap run --no-tls (no OpenSSL uprobes, no TLS bookkeeping per syscall)',
   refprobe: 'reference probe: the same syscall tracepoints, 256 bytes per call to a ring buffer, drained',
   bpftrace: 'bpftrace one-liner printing 200 bytes per call (bpftrace 0.17 string limit) to a tmpfs file',
@@ -245,11 +256,15 @@ function framesOfKind(file: string, kind: number): number {
   return n;
 }
 
-/** headertap's loader alone, TLS probes on the target's OpenSSL, events into a tmpfs file nobody reads until the end. */
-export async function startLoaderOnly(cpus: string, target: Target, port = target.port): Promise<Observer> {
+/**
+ * headertap's loader alone, TLS probes on the target's OpenSSL, events into a
+ * tmpfs file nobody reads until the end. `filter`: its filter flags (default:
+ * the target's port); `loaderPath`: another build of the loader.
+ */
+export async function startLoaderOnly(cpus: string, target: Target, filter = ['--port', String(target.port)], loaderPath = LOADER_PATH): Promise<Observer> {
   const file = path.join(SCRATCH, `ht-bench-loader-${process.pid}.bin`);
   const fd = openSync(file, 'w');
-  const loader = start(LOADER_PATH, ['--port', String(port)], { cpus, stdio: ['pipe', fd, 'pipe'] });
+  const loader = start(loaderPath, filter, { cpus, stdio: ['pipe', fd, 'pipe'] });
   closeSync(fd);
   const deadline = Date.now() + 30000;
   while (framesOfKind(file, 64 /* HT_EV_READY */) === 0) {
