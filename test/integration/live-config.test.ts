@@ -14,7 +14,11 @@ import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
+import { LoaderError } from '../../src/common/errors';
 import type { FlatRecord } from '../../src/common/flat-record';
+import { silentLog } from '../../src/common/log';
+import { LOADER_PATH } from '../../src/common/paths';
+import { LoaderSource, NO_FILTERS, type CaptureFilters, type DataEvent } from '../../src/source';
 import { headers } from '../helpers/capture';
 import { background, freePort, requireEbpf, run, startAgent, waitForPort, waitForStderr, type Agent } from '../helpers/integration';
 import { startOtlpSink, type OtlpSink } from '../helpers/otlp-sink';
@@ -215,6 +219,44 @@ describe('live config: header rules', () => {
 });
 
 describe('live config: kernel filters', () => {
+  it('the loader replaces the filters in the kernel: only what the set in force wants is sent', async (t) => {
+    if (!requireEbpf(t)) return;
+    const [a, b] = [await nodeServer(t), await nodeServer(t)];
+    const events: DataEvent[] = [];
+    let stats = 0;
+    const loader = new LoaderSource({ path: LOADER_PATH, filters: { ...NO_FILTERS, ports: [a] }, selfPids: [process.pid], noTls: true, log: silentLog });
+    t.after(() => loader.stop());
+    await loader.start((ev) => {
+      if (ev.kind === 'data') events.push(ev);
+      if (ev.kind === 'stats') stats++;
+    });
+    /** Everything sent before now is in the stream once two more stats frames (one a second, after a ring-buffer read) came. */
+    const drained = async () => {
+      const until = stats + 2;
+      while (stats < until) await new Promise((r) => setTimeout(r, 50));
+    };
+    /** Requests to both servers; what the kernel sent for them, as "process port" pairs. */
+    const round = async (path: string) => {
+      const from = events.length;
+      await curl(`http://127.0.0.1:${a}${path}`, []);
+      await curl(`http://127.0.0.1:${b}${path}`, []);
+      await drained();
+      const mine = events.slice(from).filter((e) => e.data.includes(path));
+      return [...new Set(mine.map((e) => `${e.comm === 'curl' ? 'curl' : 'server'} ${e.localPort === a || e.remotePort === a ? 'a' : 'b'}`))].sort();
+    };
+    const set = (f: Partial<CaptureFilters>) => loader.setFilters({ ...NO_FILTERS, ...f });
+
+    assert.deepEqual(await round('/first'), ['curl a', 'server a']);
+    await set({ ports: [b] });
+    assert.deepEqual(await round('/moved'), ['curl b', 'server b']);
+    await set({ comms: ['curl'] });
+    assert.deepEqual(await round('/comm'), ['curl a', 'curl b']);
+    await assert.rejects(set({ cgroups: ['/nonexistent/cgroup'] }), (e: unknown) => e instanceof LoaderError && /previous ones stay in force/.test(e.message));
+    assert.deepEqual(await round('/kept'), ['curl a', 'curl b'], 'a refused set changes nothing');
+    await set({});
+    assert.deepEqual(await round('/all'), ['curl a', 'curl b', 'server a', 'server b']);
+  });
+
   it('moves a port filter under load: the old port up to the switch, the new one after, no false "no response"', async (t) => {
     if (!requireEbpf(t)) return;
     const [a, b] = [await nodeServer(t), await nodeServer(t)];
