@@ -87,8 +87,7 @@ export class Reloader {
   failures = 0;
   private _current: RunOptions;
   private _digest: string;
-  /** The bytes last put in force, and the bytes last read (a broken file is reported once, not at every event). */
-  private _lastText?: string;
+  /** The bytes last read (a broken file is reported once, not at every event). */
   private _seenText?: string;
   private _lastDoc: Record<string, unknown> = {};
   private _running?: Promise<void>;
@@ -101,8 +100,8 @@ export class Reloader {
     this._current = _opts.initial;
     this._digest = _opts.digest;
     try {
-      this._lastText = this._seenText = _opts.configText ?? readConfigText(_opts.configFile);
-      this._lastDoc = loadConfigFile(_opts.configFile, this._lastText);
+      this._seenText = _opts.configText ?? readConfigText(_opts.configFile);
+      this._lastDoc = loadConfigFile(_opts.configFile, this._seenText);
     } catch {
       // read at start already; a problem now shows at the next reload
     }
@@ -142,12 +141,11 @@ export class Reloader {
 
   private async _reloadOnce(trigger: ReloadTrigger): Promise<void> {
     const { configFile, log } = this._opts;
-    let text: string;
     let doc: Record<string, unknown>;
     let next: RunOptions;
     const prepared: unknown[] = [];
     try {
-      text = readConfigText(configFile);
+      const text = readConfigText(configFile);
       if (trigger === 'file change' && text === this._seenText) return;
       this._seenText = text;
       doc = loadConfigFile(configFile, text);
@@ -183,7 +181,6 @@ export class Reloader {
     this._current = inForce;
     const before = this._digest;
     this._digest = this._opts.digestOf(inForce);
-    this._lastText = text;
     this._lastDoc = doc;
     this.reloads++;
     const what = live.length ? `${live.join(', ')} changed` : before !== this._digest ? 'the hash key changed' : 'nothing changed';

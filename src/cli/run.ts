@@ -3,8 +3,7 @@ import { setGlobalErrorHandler } from '@opentelemetry/core';
 import { EnvironmentError, LoaderError, UsageError } from '../common/errors';
 import type { Log } from '../common/log';
 import { LOADER_PATH } from '../common/paths';
-import { ConnectionTracker } from '../http';
-import type { ConnectionFilter } from '../http';
+import { ConnectionTracker, type ConnectionFilter } from '../http';
 import { ExchangeMapper, LiveRules, LogPipeline, resolveExportTarget, SelfMetrics, SpanPipeline, Spool, type CaptureRules, type ExportTarget } from '../otel';
 import { OtlpReceiver } from '../receiver';
 import {
