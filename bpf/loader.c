@@ -483,15 +483,15 @@ static int set_filters(struct headertap_bpf *skel, struct filter_args *f, bool r
 			bpf_map_delete_elem(map_fd, &key);
 		}
 	}
-	filter_args_free(f);
-	if (err)
-		return err;
-	memcpy((void *)&skel->bss->ht_filters[next], set, sizeof(*set));
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	skel->bss->ht_filter_slot = next;
-	if (running)
+	if (!err) {
+		memcpy((void *)&skel->bss->ht_filters[next], set, sizeof(*set));
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		skel->bss->ht_filter_slot = next;
+	}
+	filter_args_free(f); /* after the copy: it clears n_cgroups */
+	if (!err && running)
 		wait_for_probes();
-	return 0;
+	return err;
 }
 
 /* The TLS library functions probed in each target. */
