@@ -20,7 +20,7 @@ import { silentLog } from '../../src/common/log';
 import { LOADER_PATH } from '../../src/common/paths';
 import { LoaderSource, NO_FILTERS, type CaptureFilters, type DataEvent } from '../../src/source';
 import { headers } from '../helpers/capture';
-import { background, freePort, requireEbpf, run, startAgent, waitForPort, waitForStderr, type Agent } from '../helpers/integration';
+import { background, cgroupTree, freePort, requireEbpf, run, serverIn, startAgent, waitForPort, waitForStderr, type Agent } from '../helpers/integration';
 import { startOtlpSink, type OtlpSink } from '../helpers/otlp-sink';
 
 const NODE_SERVER = `require('http').createServer((q, s) => s.end('ok')).listen(Number(process.argv[1]), '127.0.0.1');`;
@@ -235,14 +235,17 @@ describe('live config: kernel filters', () => {
       const until = stats + 2;
       while (stats < until) await new Promise((r) => setTimeout(r, 50));
     };
-    /** Requests to both servers; what the kernel sent for them, as "process port" pairs. */
+    const names = new Map([
+      [a, 'a'],
+      [b, 'b'],
+    ]);
+    /** Requests to every server; what the kernel sent for them, as "process server" pairs. */
     const round = async (path: string) => {
       const from = events.length;
-      await curl(`http://127.0.0.1:${a}${path}`, []);
-      await curl(`http://127.0.0.1:${b}${path}`, []);
+      for (const port of names.keys()) await curl(`http://127.0.0.1:${port}${path}`, []);
       await drained();
       const mine = events.slice(from).filter((e) => e.data.includes(path));
-      return [...new Set(mine.map((e) => `${e.comm === 'curl' ? 'curl' : 'server'} ${e.localPort === a || e.remotePort === a ? 'a' : 'b'}`))].sort();
+      return [...new Set(mine.map((e) => `${e.comm === 'curl' ? 'curl' : 'server'} ${names.get(e.localPort) ?? names.get(e.remotePort)}`))].sort();
     };
     const set = (f: Partial<CaptureFilters>) => loader.setFilters({ ...NO_FILTERS, ...f });
 
@@ -255,6 +258,17 @@ describe('live config: kernel filters', () => {
     assert.deepEqual(await round('/kept'), ['curl a', 'curl b'], 'a refused set changes nothing');
     await set({});
     assert.deepEqual(await round('/all'), ['curl a', 'curl b', 'server a', 'server b']);
+    // --cgroup: a server started inside a cgroup of this test, the others outside.
+    const tree = cgroupTree(t, ['live']);
+    if (!tree) return;
+    const c = await freePort();
+    serverIn(t, tree.leaves[0], c);
+    await waitForPort(c);
+    names.set(c, 'c');
+    await set({ cgroups: [tree.parent] });
+    assert.deepEqual(await round('/cgroup'), ['server c']);
+    await set({ cgroups: [tree.parent], ports: [a] });
+    assert.deepEqual(await round('/cgroup-and-port'), [], 'AND across kinds');
   });
 
   it('moves a port filter under load: the old port up to the switch, the new one after, no false "no response"', async (t) => {
