@@ -24,7 +24,7 @@
 #define HT_COMM_LEN 16
 #define HT_ADDR_LEN 16 /* IPv6, or IPv4 as ::ffff:a.b.c.d */
 
-/* Filter table sizes (const volatile arrays set by the loader before load). */
+/* Filter table sizes (struct ht_filter_set; the loader's set-filters command). */
 #define HT_MAX_FILTER_PIDS 16
 #define HT_MAX_FILTER_COMMS 8
 #define HT_MAX_FILTER_PORTS 16
@@ -186,6 +186,25 @@ struct ht_endpoint {
 	__u16 _pad0;
 };
 
+/*
+ * One complete set of capture filters: --pid, --comm, --port, --cgroup,
+ * combined with AND across kinds and OR within a kind. A count of zero turns
+ * that kind off; `any` is zero when every kind is off, so unfiltered capture
+ * costs one branch. Shared by the BPF side (maps.bpf.h, two slots in .bss)
+ * and the loader, which writes it; never sent to user space.
+ */
+struct ht_filter_set {
+	__u32 any;          /* any kind below is on */
+	__u32 n_tgids;
+	__u32 n_comms;
+	__u32 n_ports;
+	__u32 n_cgroups;
+	__u32 cgroup_index; /* where this set's cgroups start in ht_cgroup_filter */
+	__u32 tgids[HT_MAX_FILTER_PIDS];
+	__u16 ports[HT_MAX_FILTER_PORTS]; /* host byte order */
+	char comms[HT_MAX_FILTER_COMMS][HT_COMM_LEN];
+};
+
 _Static_assert(sizeof(struct ht_data_event) == HT_DATA_HEADER_SIZE + HT_MAX_DATA,
 	       "ht_data_event has hidden padding");
 _Static_assert(sizeof(struct ht_close_event) == 24, "ht_close_event has hidden padding");
@@ -197,5 +216,9 @@ _Static_assert(sizeof(struct ht_stats_event) == 16 + 8 * HT_CNT_MAX,
 _Static_assert(sizeof(struct ht_cpu_stats_event) == 8 + 8 * HT_CNT_MAX,
 	       "ht_cpu_stats_event has hidden padding");
 _Static_assert(sizeof(struct ht_endpoint) == 20, "ht_endpoint has hidden padding");
+_Static_assert(sizeof(struct ht_filter_set) ==
+		       24 + 4 * HT_MAX_FILTER_PIDS + 2 * HT_MAX_FILTER_PORTS +
+			       HT_COMM_LEN * HT_MAX_FILTER_COMMS,
+	       "ht_filter_set has hidden padding");
 
 #endif /* __HEADERTAP_H */

@@ -10,10 +10,16 @@
  * Errors are one line on stderr, "headertap-loader: <step>: <cause>; <fix>",
  * exit status 2 for environment problems the user can fix, 1 otherwise.
  *
- * Commands arrive on stdin, one a line:
+ * Commands arrive on stdin, one a line, each answered by an HT_EV_ATTACH
+ * frame carrying its ID and an error code (0 or a negative errno):
  *   attach-tls ID PATH   put the TLS uprobes on PATH (a library or program
- *                        exporting SSL_write/SSL_read); answered by an
- *                        HT_EV_ATTACH frame carrying ID.
+ *                        exporting SSL_write/SSL_read).
+ *   set-filters ID [pid=N] [comm=NAME] [port=N] [cgroup=PATH]...
+ *                        replace every capture filter at once (no value: capture
+ *                        everything), with the meaning and limits of the flags.
+ *                        Values are percent-encoded (%20 for a space, %25 for
+ *                        %). A refused set (err < 0) leaves the old one in force.
+ *                        See set_filters() for what the switch guarantees.
  */
 #define _GNU_SOURCE /* F_SETPIPE_SZ */
 #include <errno.h>
@@ -26,10 +32,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/membarrier.h>
 #include <sys/epoll.h>
 #include <sys/mount.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,17 +57,17 @@
 #define POLL_INTERVAL_MS 20
 #define WAKEUP_BYTES (64 * 1024)
 
+/* Capture filters as given (flags, or a set-filters command), before they are
+ * put in force by set_filters(). */
+struct filter_args {
+	struct ht_filter_set set;              /* any and cgroup_index are set_filters()' */
+	int cgroup_fds[HT_MAX_FILTER_CGROUPS]; /* open cgroup v2 directories, for ht_cgroup_filter */
+};
+
 static struct env {
-	__u32 pids[HT_MAX_FILTER_PIDS];
-	int n_pids;
-	char comms[HT_MAX_FILTER_COMMS][HT_COMM_LEN];
-	int n_comms;
-	__u16 ports[HT_MAX_FILTER_PORTS];
-	int n_ports;
+	struct filter_args filters; /* from the flags */
 	__u32 self[HT_MAX_SELF_PIDS];
 	int n_self;
-	int cgroup_fds[HT_MAX_FILTER_CGROUPS]; /* open cgroup v2 directories, for ht_cgroup_filter */
-	int n_cgroups;
 	unsigned long ringbuf_kb;
 	unsigned long copy_bytes;
 	bool no_tls;
@@ -129,21 +137,103 @@ enum {
 	OPT_CGROUP,
 };
 
-/* --cgroup: keep the directory open; its fd goes into ht_cgroup_filter after load. */
-static int open_cgroup(const char *path)
+/* --cgroup: keep the directory open; its fd goes into ht_cgroup_filter. */
+static int open_cgroup(const char *path, char *err, size_t errlen)
 {
 	struct statfs sfs;
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
-	if (fd < 0)
-		die(EXIT_ENV, "invalid --cgroup '%s': %s; expected a cgroup v2 directory", path,
-		    strerror(errno));
-	if (fstatfs(fd, &sfs) || sfs.f_type != CGROUP2_SUPER_MAGIC)
-		die(EXIT_ENV,
-		    "invalid --cgroup '%s': not in a cgroup v2 file system; use a directory "
-		    "under the cgroup2 mount (see `grep cgroup2 /proc/mounts`)",
-		    path);
+	if (fd < 0) {
+		int e = errno;
+
+		snprintf(err, errlen, "invalid --cgroup '%s': %s; expected a cgroup v2 directory",
+			 path, strerror(e));
+		return -e;
+	}
+	if (fstatfs(fd, &sfs) || sfs.f_type != CGROUP2_SUPER_MAGIC) {
+		close(fd);
+		snprintf(err, errlen,
+			 "invalid --cgroup '%s': not in a cgroup v2 file system; use a directory "
+			 "under the cgroup2 mount (see `grep cgroup2 /proc/mounts`)",
+			 path);
+		return -EINVAL;
+	}
 	return fd;
+}
+
+static bool parse_u32(const char *arg, unsigned long min, unsigned long max, unsigned long *v)
+{
+	char *end;
+
+	errno = 0;
+	*v = strtoul(arg, &end, 10);
+	return !errno && end != arg && !*end && arg[0] != '-' && *v >= min && *v <= max;
+}
+
+/*
+ * Adds one --pid, --comm, --port or --cgroup value (opt: OPT_*) to f.
+ * Returns 0, or a negative errno with a message in err.
+ */
+static int filter_add(struct filter_args *f, int opt, const char *value, char *err, size_t errlen)
+{
+	struct ht_filter_set *set = &f->set;
+	unsigned long v;
+	int fd;
+
+	switch (opt) {
+	case OPT_PID:
+		if (set->n_tgids == HT_MAX_FILTER_PIDS)
+			goto too_many;
+		if (!parse_u32(value, 1, INT_MAX, &v))
+			goto invalid;
+		set->tgids[set->n_tgids++] = v;
+		return 0;
+	case OPT_COMM:
+		if (set->n_comms == HT_MAX_FILTER_COMMS)
+			goto too_many;
+		if (!value[0] || strlen(value) >= HT_COMM_LEN) {
+			snprintf(err, errlen, "invalid --comm '%s': expected 1 to %d characters", value,
+				 HT_COMM_LEN - 1);
+			return -EINVAL;
+		}
+		memset(set->comms[set->n_comms], 0, HT_COMM_LEN);
+		strncpy(set->comms[set->n_comms++], value, HT_COMM_LEN - 1);
+		return 0;
+	case OPT_PORT:
+		if (set->n_ports == HT_MAX_FILTER_PORTS)
+			goto too_many;
+		if (!parse_u32(value, 1, 65535, &v))
+			goto invalid;
+		set->ports[set->n_ports++] = v;
+		return 0;
+	case OPT_CGROUP:
+		if (set->n_cgroups == HT_MAX_FILTER_CGROUPS)
+			goto too_many;
+		fd = open_cgroup(value, err, errlen);
+		if (fd < 0)
+			return fd;
+		f->cgroup_fds[set->n_cgroups++] = fd;
+		return 0;
+	}
+	snprintf(err, errlen, "unknown filter");
+	return -EINVAL;
+too_many:
+	snprintf(err, errlen, "too many %s filters (at most %d)",
+		 opt == OPT_PID ? "--pid" : opt == OPT_COMM ? "--comm" : opt == OPT_PORT ? "--port" : "--cgroup",
+		 opt == OPT_PID ? HT_MAX_FILTER_PIDS : opt == OPT_COMM ? HT_MAX_FILTER_COMMS
+			: opt == OPT_PORT ? HT_MAX_FILTER_PORTS : HT_MAX_FILTER_CGROUPS);
+	return -E2BIG;
+invalid:
+	snprintf(err, errlen, "invalid %s '%s': expected an integer from 1 to %d",
+		 opt == OPT_PID ? "--pid" : "--port", value, opt == OPT_PID ? INT_MAX : 65535);
+	return -EINVAL;
+}
+
+static void filter_args_free(struct filter_args *f)
+{
+	for (__u32 i = 0; i < f->set.n_cgroups; i++)
+		close(f->cgroup_fds[i]);
+	f->set.n_cgroups = 0;
 }
 
 static void parse_args(int argc, char **argv)
@@ -167,33 +257,20 @@ static void parse_args(int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
 		case OPT_PID:
-			if (env.n_pids == HT_MAX_FILTER_PIDS)
-				die(EXIT_ENV, "too many --pid filters (at most %d)", HT_MAX_FILTER_PIDS);
-			env.pids[env.n_pids++] = parse_num("--pid", optarg, 1, INT_MAX);
-			break;
 		case OPT_COMM:
-			if (env.n_comms == HT_MAX_FILTER_COMMS)
-				die(EXIT_ENV, "too many --comm filters (at most %d)", HT_MAX_FILTER_COMMS);
-			if (!optarg[0] || strlen(optarg) >= HT_COMM_LEN)
-				die(EXIT_ENV, "invalid --comm '%s': expected 1 to %d characters", optarg,
-				    HT_COMM_LEN - 1);
-			strncpy(env.comms[env.n_comms++], optarg, HT_COMM_LEN - 1);
-			break;
 		case OPT_PORT:
-			if (env.n_ports == HT_MAX_FILTER_PORTS)
-				die(EXIT_ENV, "too many --port filters (at most %d)", HT_MAX_FILTER_PORTS);
-			env.ports[env.n_ports++] = parse_num("--port", optarg, 1, 65535);
+		case OPT_CGROUP: {
+			char err[PATH_MAX + 128];
+
+			if (filter_add(&env.filters, opt, optarg, err, sizeof(err)))
+				die(EXIT_ENV, "%s", err);
 			break;
+		}
 		case OPT_SELF:
 			if (env.n_self == HT_MAX_SELF_PIDS - 1) /* one slot kept for the loader */
 				die(EXIT_ENV, "too many --self-pid values (at most %d)",
 				    HT_MAX_SELF_PIDS - 1);
 			env.self[env.n_self++] = parse_num("--self-pid", optarg, 1, INT_MAX);
-			break;
-		case OPT_CGROUP:
-			if (env.n_cgroups == HT_MAX_FILTER_CGROUPS)
-				die(EXIT_ENV, "too many --cgroup filters (at most %d)", HT_MAX_FILTER_CGROUPS);
-			env.cgroup_fds[env.n_cgroups++] = open_cgroup(optarg);
 			break;
 		case OPT_RINGBUF:
 			env.ringbuf_kb = parse_num("--ringbuf-kb", optarg, HT_RINGBUF_KB_MIN, HT_RINGBUF_KB_MAX);
@@ -338,21 +415,12 @@ static void check_kernel(void)
 		die(EXIT_ENV, "kernel has no BPF ring buffer; headertap needs Linux 5.8 or newer");
 }
 
-static void set_filters(struct headertap_bpf *skel)
+/* Settings fixed at load, between open and load. */
+static void set_rodata(struct headertap_bpf *skel)
 {
 	struct headertap_bpf__rodata *ro = skel->rodata;
 	__u64 key = 0;
 
-	for (int i = 0; i < env.n_pids; i++)
-		ro->targ_tgids[i] = env.pids[i];
-	ro->n_targ_tgids = env.n_pids;
-	for (int i = 0; i < env.n_comms; i++)
-		memcpy((char *)ro->targ_comms[i], env.comms[i], HT_COMM_LEN);
-	ro->n_targ_comms = env.n_comms;
-	for (int i = 0; i < env.n_ports; i++)
-		ro->targ_ports[i] = env.ports[i];
-	ro->n_targ_ports = env.n_ports;
-	ro->n_targ_cgroups = env.n_cgroups;
 	env.self[env.n_self++] = getpid();
 	for (int i = 0; i < env.n_self; i++)
 		ro->self_tgids[i] = env.self[i];
@@ -366,17 +434,68 @@ static void set_filters(struct headertap_bpf *skel)
 	ro->sock_id_key = key;
 }
 
-/* After load, before attach: the cgroups --cgroup named, by index. */
-static void set_cgroup_filter(struct headertap_bpf *skel)
+/*
+ * Returns once no probe can still be reading what it read before this call.
+ * Non-sleepable BPF programs run inside RCU read-side sections, and
+ * MEMBARRIER_CMD_GLOBAL waits for an RCU grace period (synchronize_rcu).
+ * Kernels with nohz_full refuse it: then sleep far longer than any probe runs.
+ */
+static void wait_for_probes(void)
 {
-	int map_fd = bpf_map__fd(skel->maps.ht_cgroup_filter);
+	struct timespec pause = { .tv_nsec = 50 * 1000 * 1000 };
 
-	for (__u32 i = 0; i < (__u32)env.n_cgroups; i++) {
-		if (bpf_map_update_elem(map_fd, &i, &env.cgroup_fds[i], BPF_ANY))
-			die(EXIT_ENV, "setting the --cgroup filter failed: %s; the kernel needs cgroup v2",
-			    strerror(errno));
-		close(env.cgroup_fds[i]);
+	if (syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0)
+		return;
+	nanosleep(&pause, NULL);
+}
+
+/*
+ * Puts a complete filter set in force; closes f's cgroup fds (the map keeps
+ * its own references). Returns 0, or a negative errno with the old set still
+ * in force.
+ *
+ * What a switch guarantees: every socket syscall and every TLS call is judged
+ * by one complete set, the old or the new, never by a mix (one kind from
+ * each). Probes read ht_filter_slot once per call (ht_filters_now()) and use
+ * that slot throughout; this fills the slot not in force, flips the index,
+ * then waits until no probe can still be using the old slot, so the next
+ * switch may rewrite it. Capture never stops: no program is detached, no map
+ * replaced. A call that entered under the old set may complete after the
+ * switch (a blocking read, its bytes sent as the old set judged them); user
+ * space applies the new set to connections it already follows, so no exchange
+ * becomes a record half under each set (src/http/stitcher.ts, setFilter).
+ */
+static int set_filters(struct headertap_bpf *skel, struct filter_args *f, bool running)
+{
+	__u32 next = !(skel->bss->ht_filter_slot & 1);
+	int map_fd = bpf_map__fd(skel->maps.ht_cgroup_filter);
+	struct ht_filter_set *set = &f->set;
+	int err = 0;
+
+	set->cgroup_index = next * HT_MAX_FILTER_CGROUPS;
+	set->any = set->n_tgids || set->n_comms || set->n_ports || set->n_cgroups;
+	for (__u32 i = 0; i < HT_MAX_FILTER_CGROUPS; i++) {
+		__u32 key = set->cgroup_index + i;
+
+		if (i < set->n_cgroups) {
+			if (bpf_map_update_elem(map_fd, &key, &f->cgroup_fds[i], BPF_ANY)) {
+				err = -errno;
+				break;
+			}
+		} else {
+			/* Entries of an older set hold their cgroup: let it go. */
+			bpf_map_delete_elem(map_fd, &key);
+		}
 	}
+	if (!err) {
+		memcpy((void *)&skel->bss->ht_filters[next], set, sizeof(*set));
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		skel->bss->ht_filter_slot = next;
+	}
+	filter_args_free(f); /* after the copy: it clears n_cgroups */
+	if (!err && running)
+		wait_for_probes();
+	return err;
 }
 
 /* The TLS library functions probed in each target. */
@@ -480,28 +599,100 @@ static void detach_tls(void)
 		bpf_link__destroy(tls_links[--n_tls_links]);
 }
 
+/* Decodes %XX escapes in place; false on a malformed escape. */
+static bool percent_decode(char *s)
+{
+	char *out = s;
+
+	for (; *s; s++) {
+		if (*s != '%') {
+			*out++ = *s;
+			continue;
+		}
+		unsigned int byte;
+
+		if (!s[1] || !s[2] || sscanf(s + 1, "%2x", &byte) != 1 || !byte)
+			return false;
+		*out++ = (char)byte;
+		s += 2;
+	}
+	*out = '\0';
+	return true;
+}
+
+/* "set-filters" arguments: kind=value tokens separated by spaces. */
+static int set_filters_command(struct headertap_bpf *skel, char *args)
+{
+	static const struct {
+		const char *name;
+		int opt;
+	} kinds[] = { { "pid=", OPT_PID }, { "comm=", OPT_COMM }, { "port=", OPT_PORT }, { "cgroup=", OPT_CGROUP } };
+	struct filter_args f = {};
+	char err[PATH_MAX + 128];
+	char *tok, *save = NULL;
+
+	for (tok = strtok_r(args, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+		int opt = 0, ret;
+		size_t k;
+
+		for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+			if (!strncmp(tok, kinds[k].name, strlen(kinds[k].name))) {
+				opt = kinds[k].opt;
+				tok += strlen(kinds[k].name);
+				break;
+			}
+		}
+		if (!opt || !percent_decode(tok)) {
+			fprintf(stderr, "headertap-loader: set-filters: malformed value '%.60s'\n", tok);
+			filter_args_free(&f);
+			return -EINVAL;
+		}
+		ret = filter_add(&f, opt, tok, err, sizeof(err));
+		if (ret) {
+			fprintf(stderr, "headertap-loader: set-filters: %s\n", err);
+			filter_args_free(&f);
+			return ret;
+		}
+	}
+	return set_filters(skel, &f, true);
+}
+
 /* One command line from stdin (see the top of this file). */
 static void handle_command(struct headertap_bpf *skel, char *line)
 {
 	static const char attach_cmd[] = "attach-tls ";
+	static const char filters_cmd[] = "set-filters ";
 	struct ht_attach_event ev = { .kind = HT_EV_ATTACH };
-	char *arg = line + sizeof(attach_cmd) - 1, *end;
+	const char *cmd_name = !strncmp(line, attach_cmd, sizeof(attach_cmd) - 1) ? attach_cmd
+			       : !strncmp(line, filters_cmd, sizeof(filters_cmd) - 1) ? filters_cmd
+										      : NULL;
+	char *arg, *end;
 
-	if (!strncmp(line, attach_cmd, sizeof(attach_cmd) - 1)) {
+	if (cmd_name) {
+		arg = line + strlen(cmd_name);
 		errno = 0;
 		ev.request_id = strtoul(arg, &end, 10);
-		if (!errno && end != arg && *end == ' ' && end[1] == '/') {
-			ev.err = attach_tls(skel, end + 1, &ev.attached);
-			write_frame(&ev, sizeof(ev));
-			return;
+		if (!errno && end != arg && (*end == ' ' || *end == '\0')) {
+			if (cmd_name == attach_cmd && *end == ' ' && end[1] == '/') {
+				ev.err = attach_tls(skel, end + 1, &ev.attached);
+				write_frame(&ev, sizeof(ev));
+				return;
+			}
+			if (cmd_name == filters_cmd) {
+				ev.err = set_filters_command(skel, *end ? end + 1 : end);
+				ev.attached = skel->bss->ht_filter_slot; /* the slot in force */
+				write_frame(&ev, sizeof(ev));
+				return;
+			}
 		}
 	}
 	fprintf(stderr, "headertap-loader: ignoring malformed command '%.60s'\n", line);
 }
 
-/* Commands are lines; a line longer than the buffer is dropped whole. */
+/* Commands are lines; a line longer than the buffer is dropped whole. The
+ * largest, set-filters with 8 long cgroup paths, fits. */
 static struct {
-	char buf[PATH_MAX + 64];
+	char buf[16 * PATH_MAX];
 	size_t len;
 	bool overflow;
 } cmd;
@@ -568,7 +759,7 @@ int main(int argc, char **argv)
 	skel = headertap_bpf__open();
 	if (!skel)
 		die(1, "opening the BPF object failed: %s", strerror(errno));
-	set_filters(skel);
+	set_rodata(skel);
 	bpf_map__set_max_entries(skel->maps.ht_events, env.ringbuf_kb * 1024);
 	bpf_map__set_max_entries(skel->maps.ht_scratch, ncpus);
 
@@ -576,7 +767,10 @@ int main(int argc, char **argv)
 	if (err)
 		die(EXIT_ENV, "loading the BPF programs failed: %s; %s", strerror(-err),
 		    load_fix(err));
-	set_cgroup_filter(skel);
+	err = set_filters(skel, &env.filters, false);
+	if (err)
+		die(EXIT_ENV, "setting the --cgroup filter failed: %s; the kernel needs cgroup v2",
+		    strerror(-err));
 	err = headertap_bpf__attach(skel);
 	if (err)
 		die(EXIT_ENV, "attaching to the syscall/sock tracepoints failed: %s; %s",

@@ -1,18 +1,11 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* Maps and read-only filters shared by every headertap probe. */
+/* Maps, filters and settings shared by every headertap probe. */
 #ifndef __HT_MAPS_BPF_H
 #define __HT_MAPS_BPF_H
 
-/*
- * Filters, set by the loader through skel->rodata between open and load. A
- * count of zero means "off", so unfiltered capture costs one branch each.
- */
-const volatile __u32 targ_tgids[HT_MAX_FILTER_PIDS] = {};
-const volatile __u32 n_targ_tgids = 0;
-const volatile char targ_comms[HT_MAX_FILTER_COMMS][HT_COMM_LEN] = {};
-const volatile __u32 n_targ_comms = 0;
-const volatile __u16 targ_ports[HT_MAX_FILTER_PORTS] = {};
-const volatile __u32 n_targ_ports = 0;
+/* Settings fixed at load: read-only globals set by the loader through
+ * skel->rodata between open and load. */
+
 /* headertap's own processes (agent, loader): never captured, see ht_self_endpoints. */
 const volatile __u32 self_tgids[HT_MAX_SELF_PIDS] = {};
 const volatile __u32 n_self_tgids = 0;
@@ -27,15 +20,25 @@ const volatile __u64 sock_id_key = 0;
 const volatile __u32 wakeup_bytes = 65536;
 
 /*
- * --cgroup: only tasks in one of these cgroup v2 directories or below them.
- * The loader fills ht_cgroup_filter (index -> cgroup directory fd) after load;
- * n_targ_cgroups == 0 means off.
+ * Capture filters, replaced while running by the loader's set-filters command
+ * (loader.c, which says what a switch guarantees). Two slots: a probe reads
+ * ht_filter_slot once and judges the whole call by that slot's complete set;
+ * the loader fills the other slot, then flips the index. In .bss, so the
+ * loader writes them through the skeleton's memory map (no syscall) and
+ * probes read them with plain loads; unfiltered capture tests `any` only.
  */
-const volatile __u32 n_targ_cgroups = 0;
+volatile struct ht_filter_set ht_filters[2];
+volatile __u32 ht_filter_slot;
 
+/*
+ * --cgroup: only tasks in one of these cgroup v2 directories or below them.
+ * Index -> cgroup directory fd, filled by the loader; slot s uses indices
+ * [s * HT_MAX_FILTER_CGROUPS, (s + 1) * HT_MAX_FILTER_CGROUPS)
+ * (ht_filter_set.cgroup_index).
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
-	__uint(max_entries, HT_MAX_FILTER_CGROUPS);
+	__uint(max_entries, 2 * HT_MAX_FILTER_CGROUPS);
 	__type(key, __u32);
 	__type(value, __u32);
 } ht_cgroup_filter SEC(".maps");

@@ -45,44 +45,55 @@ static __always_inline void ht_process_comm(char comm[HT_COMM_LEN])
 	BPF_CORE_READ_STR_INTO((char(*)[HT_COMM_LEN])comm, task, group_leader, comm);
 }
 
+/* The filter set in force now. Read once per probe: every check of one call
+ * uses the same complete set (see ht_filters in maps.bpf.h). */
+static __always_inline volatile struct ht_filter_set *ht_filters_now(void)
+{
+	return &ht_filters[ht_filter_slot & 1];
+}
+
 /* --comm: is the process named one of the filter names? */
-static __always_inline bool ht_comm_wanted(void)
+static __always_inline bool ht_comm_wanted(volatile struct ht_filter_set *f)
 {
 	char comm[HT_COMM_LEN] = {};
 
 	ht_process_comm(comm);
 	for (__u32 i = 0; i < HT_MAX_FILTER_COMMS; i++) {
-		if (i >= n_targ_comms)
+		if (i >= f->n_comms)
 			break;
-		if (ht_comm_eq(comm, targ_comms[i]))
+		if (ht_comm_eq(comm, f->comms[i]))
 			return true;
 	}
 	return false;
 }
 
 /* --cgroup: is the current task in one of the filter cgroups' subtrees? */
-static __always_inline bool ht_cgroup_wanted(void)
+static __always_inline bool ht_cgroup_wanted(volatile struct ht_filter_set *f)
 {
+	__u32 base = f->cgroup_index;
+
 	for (__u32 i = 0; i < HT_MAX_FILTER_CGROUPS; i++) {
-		if (i >= n_targ_cgroups)
+		if (i >= f->n_cgroups)
 			break;
-		/* 1: under it; 0: not; < 0: no cgroup at i (treated as not). */
-		if (bpf_current_task_under_cgroup(&ht_cgroup_filter, i) == 1)
+		/* 1: under it; 0: not; < 0: no cgroup at that index (treated as not). */
+		if (bpf_current_task_under_cgroup(&ht_cgroup_filter, base + i) == 1)
 			return true;
 	}
 	return false;
 }
 
 /* --pid, --comm and --cgroup: cheap checks every probe makes first. */
-static __always_inline bool ht_process_wanted(__u32 tgid)
+static __always_inline bool ht_process_wanted(volatile struct ht_filter_set *f, __u32 tgid)
 {
-	if (n_targ_tgids) {
+	if (!f->any)
+		return true;
+	if (f->n_tgids) {
 		bool hit = false;
 
 		for (__u32 i = 0; i < HT_MAX_FILTER_PIDS; i++) {
-			if (i >= n_targ_tgids)
+			if (i >= f->n_tgids)
 				break;
-			if (targ_tgids[i] == tgid) {
+			if (f->tgids[i] == tgid) {
 				hit = true;
 				break;
 			}
@@ -90,23 +101,24 @@ static __always_inline bool ht_process_wanted(__u32 tgid)
 		if (!hit)
 			return false;
 	}
-	if (n_targ_comms && !ht_comm_wanted())
+	if (f->n_comms && !ht_comm_wanted(f))
 		return false;
 	/* Last: walking cgroup ancestry costs the most. */
-	if (n_targ_cgroups && !ht_cgroup_wanted())
+	if (f->n_cgroups && !ht_cgroup_wanted(f))
 		return false;
 	return true;
 }
 
 /* --port: either end of the connection. */
-static __always_inline bool ht_ports_wanted(__u16 lport, __u16 rport)
+static __always_inline bool ht_ports_wanted(volatile struct ht_filter_set *f, __u16 lport,
+					    __u16 rport)
 {
-	if (!n_targ_ports)
+	if (!f->n_ports)
 		return true;
 	for (__u32 i = 0; i < HT_MAX_FILTER_PORTS; i++) {
-		if (i >= n_targ_ports)
+		if (i >= f->n_ports)
 			break;
-		if (targ_ports[i] == lport || targ_ports[i] == rport)
+		if (f->ports[i] == lport || f->ports[i] == rport)
 			return true;
 	}
 	return false;

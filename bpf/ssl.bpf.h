@@ -20,7 +20,10 @@ static __always_inline int ht_ssl_enter(__u64 ssl, const void *buf, __u64 len_pt
 	struct ht_ssl_call call = {};
 	struct ht_ssl_session *sess;
 
-	if (ht_is_self(tgid) || !ht_process_wanted(tgid))
+	/* A first look only, to skip the bookkeeping of unwanted processes: the
+	 * call's bytes are judged at its return (ht_ssl_emit), by the set in
+	 * force then, as the filters may change while the call blocks. */
+	if (ht_is_self(tgid) || !ht_process_wanted(ht_filters_now(), tgid))
 		return 0;
 
 	sess = bpf_map_lookup_elem(&ht_ssl_sessions, &ssl);
@@ -63,8 +66,10 @@ static __always_inline void ht_ssl_emit(struct ht_ssl_call *call, __u64 id, __u6
 	__u32 tid = (__u32)id;
 	__u8 dir = call->direction == HT_DIR_EGRESS ? 0 : 1;
 	struct ht_ssl_session *sess = bpf_map_lookup_elem(&ht_ssl_sessions, &call->ssl);
+	volatile struct ht_filter_set *f = ht_filters_now();
 	struct ht_emit_args a = {};
 	struct ht_data_scratch *s;
+	bool wanted;
 
 	if (!sess)
 		return;
@@ -79,8 +84,11 @@ static __always_inline void ht_ssl_emit(struct ht_ssl_call *call, __u64 id, __u6
 	a.direction = call->direction;
 	a.source = call->source;
 	sess->pos[dir & 1] += moved;
-	/* --port once the socket is known; without it user space decides later. */
-	if (!a.sk || ht_ports_wanted(ht_sk_lport(a.sk), ht_sk_rport(a.sk))) {
+	/* The whole set, one slot: the process, and --port once the socket is
+	 * known (without it user space decides later). */
+	wanted = ht_process_wanted(f, id >> 32) &&
+		 (!a.sk || ht_ports_wanted(f, ht_sk_lport(a.sk), ht_sk_rport(a.sk)));
+	if (wanted) {
 		s = ht_data_begin(&a, id);
 		if (s) {
 			sess->emitted = 1;
@@ -173,7 +181,7 @@ int ht_exec(struct trace_event_raw_sched_process_exec *ctx)
 	__u32 tgid = id >> 32;
 	struct ht_exec_event ev = {};
 
-	if (!tls_capture || ht_is_self(tgid) || !ht_process_wanted(tgid))
+	if (!tls_capture || ht_is_self(tgid) || !ht_process_wanted(ht_filters_now(), tgid))
 		return 0;
 	ev.kind = HT_EV_EXEC;
 	ev.tgid = tgid;

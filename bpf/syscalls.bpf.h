@@ -17,6 +17,7 @@ static __always_inline int ht_enter_io(int fd, const void *buf, const struct iov
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32, tid = (__u32)id;
 	struct ht_active_io io = {};
+	volatile struct ht_filter_set *f;
 	struct sock *sk;
 
 	if (ht_is_self(tgid)) {
@@ -27,7 +28,8 @@ static __always_inline int ht_enter_io(int fd, const void *buf, const struct iov
 		}
 		return 0;
 	}
-	if (!ht_process_wanted(tgid))
+	f = ht_filters_now(); /* this call is judged by this one set */
+	if (!ht_process_wanted(f, tgid))
 		return 0;
 	sk = ht_tcp_sock_of_fd(fd);
 	if (!sk)
@@ -36,7 +38,7 @@ static __always_inline int ht_enter_io(int fd, const void *buf, const struct iov
 	 * the port filter then drops them. */
 	if (ht_tls_note_syscall(tid, sk, direction))
 		return 0;
-	if (!ht_ports_wanted(ht_sk_lport(sk), ht_sk_rport(sk)))
+	if (!ht_ports_wanted(f, ht_sk_lport(sk), ht_sk_rport(sk)))
 		return 0;
 
 	io.sk = sk;

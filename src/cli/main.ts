@@ -1,6 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { HeadertapError } from '../common/errors';
-import { RUN_OPTIONS, camel, resolveRunOptions } from './options';
+import { RUN_OPTIONS, camel, loadConfigFile, readConfigText, resolveRunOptionsWith } from './options';
 import { processIO, type CliIO } from './output';
 import { runReceiver } from './receive';
 import { runAgent } from './run';
@@ -28,12 +28,14 @@ when the host's own name cannot be read. HEADERTAP_HASH_KEY holds the
 
 Needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE) and a kernel with
 BTF. Prints a line starting with "headertap ready" once capturing; on SIGINT or
-SIGTERM it stops, exports what is pending, prints totals and exits 0.
+SIGTERM it stops, exports what is pending, prints totals and exits 0. With
+--config it follows the file: header rules, --max-header-bytes, the filters
+and per-workload rules (rules:) change without a restart; SIGHUP reloads.
 
 Examples:
   headertap run --embedded-receiver            print what crosses the wire
   headertap run --endpoint http://collector:4317 --port 8080
-  headertap run --config /etc/headertap.yaml   same keys as the flags
+  headertap run --config /etc/headertap.yaml   same keys as the flags, followed live
   headertap run --emit-spans                   also one span per exchange (Jaeger)
 `;
 
@@ -66,6 +68,7 @@ function buildProgram(io: CliIO, setStatus: (p: Promise<number>) => void): Comma
     .addHelpText('after', RUN_EPILOG)
     .option('--config <file>', 'YAML file with the same keys as these flags; flags win');
   for (const spec of RUN_OPTIONS) {
+    if (!spec.flag) continue; // a config file key only
     const opt = new Option(spec.flag, spec.help);
     if (spec.repeatable) opt.argParser(collect);
     run.addOption(opt);
@@ -76,7 +79,10 @@ function buildProgram(io: CliIO, setStatus: (p: Promise<number>) => void): Comma
     for (const spec of RUN_OPTIONS) {
       if (run.getOptionValueSource(camel(spec.key)) !== 'cli') delete rest[camel(spec.key)];
     }
-    setStatus(runAgent(resolveRunOptions(rest, config), io));
+    // The text is read once: the options come from it, and live reloads start from it.
+    const configText = config ? readConfigText(config) : undefined;
+    const opts = resolveRunOptionsWith(rest, config ? loadConfigFile(config, configText) : {}, config);
+    setStatus(runAgent(opts, io, { ...(config ? { configFile: config, configText } : {}), flags: rest }));
   });
 
   program

@@ -1,8 +1,20 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { UsageError } from '../common/errors';
-import { DEFAULT_CAPTURE_HEADERS, DEFAULT_MAX_ATTRIBUTES, DEFAULT_REDACT_HEADERS, DELIVERY_DEFAULTS, OTLP_COMPRESSIONS, type OtlpCompression } from '../otel';
+import {
+  DEFAULT_CAPTURE_HEADERS,
+  DEFAULT_MAX_ATTRIBUTES,
+  DEFAULT_REDACT_HEADERS,
+  DELIVERY_DEFAULTS,
+  MAX_SCOPED_RULES,
+  OTLP_COMPRESSIONS,
+  type OtlpCompression,
+  type ScopedList,
+  type ScopedRule,
+  type WorkloadMatch,
+} from '../otel';
 import { LOADER_LIMITS } from '../source';
+import { cgroup2Mount } from '../workload';
 
 /** The environment variable holding the --hash-headers key when --hash-key-file is not given. */
 export const HASH_KEY_ENV = 'HEADERTAP_HASH_KEY';
@@ -49,6 +61,8 @@ export interface RunOptions {
   statsInterval: number;
   selfMetrics: boolean;
   ringbufKb: number;
+  /** Header rules for some workloads (config file only: `rules:`). */
+  rules: ScopedRule[];
 }
 
 type Parser<T> = (raw: unknown, where: string) => T;
@@ -59,12 +73,20 @@ export interface OptionSpec {
   key: string;
   /** RunOptions property. */
   prop: keyof RunOptions;
-  /** Commander flag syntax. */
-  flag: string;
+  /** Commander flag syntax; none for keys only a config file can set. */
+  flag?: string;
   help: string;
   repeatable?: boolean;
   parse: Parser<unknown>;
   default?: unknown;
+  /**
+   * A change in the --config file takes effect while running (src/cli/reload.ts).
+   * Without it a changed value is reported as needing a restart. To make a key
+   * live, set this and give the part of the agent that reads it a LivePart
+   * there (e.g. --metric-headers: compile the globs in prepare, swap one
+   * reference in commit, read that reference once per record).
+   */
+  live?: true;
 }
 
 function str(raw: unknown, where: string): string {
@@ -155,6 +177,85 @@ const glob: Parser<string> = (raw, where) => {
   return s;
 };
 
+/** A YAML mapping, with every key in `known` (an unknown one is named with a suggestion). */
+function mapping(raw: unknown, where: string, known: readonly string[]): Record<string, unknown> {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new UsageError(`${where}: expected a mapping with keys ${known.join(', ')}`);
+  }
+  const m = raw as Record<string, unknown>;
+  for (const key of Object.keys(m)) {
+    if (known.includes(key)) continue;
+    const hint = suggest(key, known);
+    // "--config F: key 'rules[0]'" → "--config F has an unknown key 'rules[0].captur-headers'"
+    const at = /^(.*): key '([^']*)'$/.exec(where);
+    const what = at ? `${at[1]} has an unknown key '${at[2]}.${key}'` : `${where} has an unknown key '${key}'`;
+    throw new UsageError(`${what}${hint ? ` (did you mean '${hint}'?)` : ''}; keys there are ${known.join(', ')}`);
+  }
+  return m;
+}
+
+const workloadName: Parser<string> = (raw, where) => {
+  const s = str(raw, where).trim();
+  if (!s || /[\s\0]/.test(s)) throw new UsageError(`${where} '${s}' is not a name glob; e.g. payments or checkout-*`);
+  return s;
+};
+
+/** A cgroup v2 path as /proc/PID/cgroup shows it after `0::` (a directory under the cgroup2 mount is taken relative to it). */
+const cgroupScope: Parser<string> = (raw, where) => {
+  const s = str(raw, where).trim();
+  const mount = cgroup2Mount();
+  const rel = mount && (s === mount || s.startsWith(`${mount}/`)) ? s.slice(mount.length) || '/' : s;
+  if (!rel.startsWith('/') || rel.includes('\0')) {
+    throw new UsageError(`${where} '${s}' is not a cgroup path; use one as /proc/PID/cgroup shows it after '0::', e.g. /system.slice/payments.service`);
+  }
+  return rel;
+};
+
+/** `rules:` keys: the header-list flags a scope can set, and where they go in a ScopedRule. */
+const SCOPED_KEYS: Record<string, ScopedList> = {
+  'capture-headers': 'capture',
+  'exclude-headers': 'exclude',
+  'capture-request-headers': 'captureRequest',
+  'capture-response-headers': 'captureResponse',
+  'exclude-request-headers': 'excludeRequest',
+  'exclude-response-headers': 'excludeResponse',
+  'redact-headers': 'redact',
+  'hash-headers': 'hash',
+};
+const MATCH_KEYS = ['service-name', 'executable', 'cgroup', 'port'] as const;
+
+/** `rules:` in the config file: a list of {match, <header lists>} (README, "Rules per workload"). */
+const scopedRules: Parser<ScopedRule[]> = (raw, where) => {
+  if (!Array.isArray(raw)) throw new UsageError(`${where}: expected a list of rules, each with a 'match' and header lists, e.g. "- match: {service-name: payments}"`);
+  if (raw.length > MAX_SCOPED_RULES) throw new UsageError(`${where}: ${raw.length} rules; at most ${MAX_SCOPED_RULES}`);
+  const at = (i: number, key?: string) => where.replace(/'([^']*)'$/, (_, k: string) => `'${k}[${i}]${key ? `.${key}` : ''}'`);
+  return raw.map((item, i) => {
+    const m = mapping(item, at(i), ['match', ...Object.keys(SCOPED_KEYS)]);
+    if (m.match === undefined || m.match === null) {
+      throw new UsageError(`${at(i)}: needs a 'match' naming the workloads (${MATCH_KEYS.join(', ')})`);
+    }
+    const mm = mapping(m.match, at(i, 'match'), MATCH_KEYS);
+    const match: WorkloadMatch = {};
+    const given = (key: string) => mm[key] !== undefined && mm[key] !== null;
+    const under = (key: string) => at(i, `match.${key}`);
+    if (given('service-name')) match.serviceNames = list(workloadName)(mm['service-name'], under('service-name'));
+    if (given('executable')) match.executables = list(workloadName)(mm.executable, under('executable'));
+    if (given('cgroup')) match.cgroups = list(cgroupScope, false)(mm.cgroup, under('cgroup'));
+    if (given('port')) match.ports = list(integer(1, 65535, 'port'))(mm.port, under('port'));
+    if (!Object.values(match).some((v) => (v as readonly unknown[]).length > 0)) {
+      throw new UsageError(`${at(i, 'match')}: names no workload; give service-name, executable, cgroup or port`);
+    }
+    const rule: ScopedRule = { match };
+    for (const [key, prop] of Object.entries(SCOPED_KEYS)) {
+      if (m[key] !== undefined && m[key] !== null) rule[prop] = list(glob)(m[key], at(i, key));
+    }
+    if (Object.keys(rule).length === 1) {
+      throw new UsageError(`${at(i)}: sets no header list; give one of ${Object.keys(SCOPED_KEYS).join(', ')}`);
+    }
+    return rule;
+  });
+};
+
 const nonEmpty: Parser<string> = (raw, where) => {
   const s = str(raw, where).trim();
   if (!s) throw new UsageError(`${where}: expected a non-empty value`);
@@ -187,6 +288,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
   { key: 'console', prop: 'console', flag: '--console', help: 'also print each record to stdout as one JSON line', parse: bool, default: false },
   {
     key: 'pid',
+    live: true,
     prop: 'pid',
     flag: '--pid <N>',
     help: 'capture only process N (repeatable or comma-separated, up to 16)',
@@ -196,6 +298,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
   },
   {
     key: 'comm',
+    live: true,
     prop: 'comm',
     flag: '--comm <NAME>',
     help: 'capture only processes named NAME, as in /proc/PID/comm (repeatable, up to 8)',
@@ -205,6 +308,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
   },
   {
     key: 'port',
+    live: true,
     prop: 'port',
     flag: '--port <N>',
     help: 'capture only connections with port N at either end (repeatable, up to 16)',
@@ -214,6 +318,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
   },
   {
     key: 'cgroup',
+    live: true,
     prop: 'cgroup',
     flag: '--cgroup <path>',
     help: 'capture only processes in this cgroup v2 directory or below it (repeatable, up to 8); applied in the kernel',
@@ -223,6 +328,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
   },
   {
     key: 'capture-headers',
+    live: true,
     prop: 'captureHeaders',
     flag: '--capture-headers <globs>',
     help: 'comma-separated, case-insensitive header-name globs to keep (default: *)',
@@ -231,6 +337,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
   },
   {
     key: 'exclude-headers',
+    live: true,
     prop: 'excludeHeaders',
     flag: '--exclude-headers <globs>',
     help: 'header-name globs never kept, even when --capture-headers matches (default: none)',
@@ -239,6 +346,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
   },
   {
     key: 'capture-request-headers',
+    live: true,
     prop: 'captureRequestHeaders',
     flag: '--capture-request-headers <globs>',
     help: 'like --capture-headers, for request headers only; replaces it for requests',
@@ -246,6 +354,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
   },
   {
     key: 'capture-response-headers',
+    live: true,
     prop: 'captureResponseHeaders',
     flag: '--capture-response-headers <globs>',
     help: 'like --capture-headers, for response headers only; replaces it for responses',
@@ -253,6 +362,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
   },
   {
     key: 'exclude-request-headers',
+    live: true,
     prop: 'excludeRequestHeaders',
     flag: '--exclude-request-headers <globs>',
     help: 'header-name globs never kept in requests (added to --exclude-headers)',
@@ -261,6 +371,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
   },
   {
     key: 'exclude-response-headers',
+    live: true,
     prop: 'excludeResponseHeaders',
     flag: '--exclude-response-headers <globs>',
     help: 'header-name globs never kept in responses (added to --exclude-headers)',
@@ -269,6 +380,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
   },
   {
     key: 'redact-headers',
+    live: true,
     prop: 'redactHeaders',
     flag: '--redact-headers <globs>',
     help: `header-name globs whose values become [REDACTED], also applied to query parameters (default: ${DEFAULT_REDACT_HEADERS.join(',')})`,
@@ -277,6 +389,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
   },
   {
     key: 'hash-headers',
+    live: true,
     prop: 'hashHeaders',
     flag: '--hash-headers <globs>',
     help: `header-name globs whose values become sha256:<hex>, an HMAC-SHA256 keyed by --hash-key-file or ${HASH_KEY_ENV} (wins over --redact-headers; also applied to query parameters)`,
@@ -285,6 +398,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
   },
   {
     key: 'hash-key-file',
+    live: true,
     prop: 'hashKeyFile',
     flag: '--hash-key-file <file>',
     help: `file holding the key for --hash-headers, at least 16 bytes (default: the ${HASH_KEY_ENV} environment variable)`,
@@ -300,6 +414,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
   },
   {
     key: 'max-header-bytes',
+    live: true,
     prop: 'maxHeaderBytes',
     flag: '--max-header-bytes <N>',
     help: 'header bytes kept per message, 256 to 1 MiB; more is marked headertap.truncated (header_limit). The kernel copies each socket call this far too, at least 16 KiB (default: 16384)',
@@ -431,6 +546,14 @@ export const RUN_OPTIONS: OptionSpec[] = [
     parse: powerOfTwo(LOADER_LIMITS.ringbufKb.min, LOADER_LIMITS.ringbufKb.max, 'size in KiB'),
     default: LOADER_LIMITS.ringbufKb.default,
   },
+  {
+    key: 'rules',
+    prop: 'rules',
+    help: 'header lists for some workloads: a list of {match: {service-name, executable, cgroup, port}, capture-headers, exclude-headers, redact-headers, hash-headers, …}',
+    live: true,
+    parse: scopedRules,
+    default: [],
+  },
 ];
 
 const SPEC_BY_KEY = new Map(RUN_OPTIONS.map((s) => [s.key, s]));
@@ -460,15 +583,18 @@ export function suggest(word: string, candidates: Iterable<string>): string | un
   return best;
 }
 
-/** Reads a --config YAML file: a mapping whose keys are flag names. */
-export function loadConfigFile(file: string): Record<string, unknown> {
-  let text: string;
+/** Reads a --config file's text; errors name the file. */
+export function readConfigText(file: string): string {
   try {
-    text = readFileSync(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     throw new UsageError(`cannot read --config ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
   }
+}
+
+/** Reads a --config YAML file (or its text, already read): a mapping whose keys are flag names. */
+export function loadConfigFile(file: string, text = readConfigText(file)): Record<string, unknown> {
   let doc: unknown;
   try {
     doc = parseYaml(text);
@@ -497,7 +623,11 @@ export function loadConfigFile(file: string): Record<string, unknown> {
  * from commander as strings (arrays for repeatable ones).
  */
 export function resolveRunOptions(flags: Record<string, unknown>, configFile?: string): RunOptions {
-  const config = configFile ? loadConfigFile(configFile) : {};
+  return resolveRunOptionsWith(flags, configFile ? loadConfigFile(configFile) : {}, configFile);
+}
+
+/** resolveRunOptions with the config file's mapping already loaded (a reload). */
+export function resolveRunOptionsWith(flags: Record<string, unknown>, config: Record<string, unknown>, configFile?: string): RunOptions {
   const out: Record<string, unknown> = {};
   for (const spec of RUN_OPTIONS) {
     const flagValue = flags[camel(spec.key)];

@@ -3,8 +3,8 @@ import { setGlobalErrorHandler } from '@opentelemetry/core';
 import { EnvironmentError, LoaderError, UsageError } from '../common/errors';
 import type { Log } from '../common/log';
 import { LOADER_PATH } from '../common/paths';
-import { ConnectionTracker } from '../http';
-import { ExchangeMapper, LogPipeline, resolveExportTarget, SelfMetrics, SpanPipeline, Spool, type ExportTarget } from '../otel';
+import { ConnectionTracker, type ConnectionFilter } from '../http';
+import { ExchangeMapper, LiveRules, LogPipeline, resolveExportTarget, SelfMetrics, SpanPipeline, Spool, type CaptureRules, type ExportTarget } from '../otel';
 import { OtlpReceiver } from '../receiver';
 import {
   LoaderSource,
@@ -14,12 +14,15 @@ import {
   TlsTargets,
   readRecording,
   SupervisedSource,
+  describeFilters,
+  sameFilters,
+  type CaptureFilters,
   type EventSource,
   type KernelCounters,
   type ReadyEvent,
   type SourceEvent,
 } from '../source';
-import { ProcessInfoCache, resolveCgroupPath } from '../workload';
+import { cgroup2Mount, ProcessInfoCache, resolveCgroupPath } from '../workload';
 import type { RunOptions } from './options';
 import { lineWriter, stderrLog, type CliIO } from './output';
 import { batchPrinter } from './print';
@@ -27,7 +30,8 @@ import { checkKernel, checkPrivileges } from './privileges';
 import { agentStats, summaryLine, type StatsParts } from './stats';
 import { resolveAgentIdentity } from './identity';
 import { readSdkEnv } from './sdk-env';
-import { headerRulesOf, maskedRecorder } from './secrets';
+import { Reloader, rulesDigest, watchConfig, type LivePart } from './reload';
+import { captureRulesOf, maskedRecorder } from './secrets';
 import { VERSION } from './version';
 
 /** Connections with no traffic for this long are dropped (their requests reported unanswered). */
@@ -83,14 +87,26 @@ function receiverListen(target: ExportTarget): { grpcListen?: string; httpListen
   return target.protocol === 'grpc' ? { grpcListen: hostPort } : { httpListen: hostPort };
 }
 
-function describeFilters(o: RunOptions, cgroups: readonly string[]): string {
-  const parts = [
-    ...o.pid.map((p) => `pid ${p}`),
-    ...o.comm.map((c) => `comm ${c}`),
-    ...o.port.map((p) => `port ${p}`),
-    ...cgroups.map((c) => `cgroup ${c}`),
-  ];
-  return parts.length ? parts.join(', ') : 'none (all processes)';
+/**
+ * The kernel's capture filters as the http stage applies them to the
+ * connections it follows (see ConnectionTracker.setFilter). The cgroup test
+ * reads the process's cgroup; when that path is unknown or not under this
+ * agent's cgroup2 mount (another cgroup namespace), the kernel's word stands.
+ */
+function connectionFilter(f: CaptureFilters, processes: ProcessInfoCache, mount: string | undefined): ConnectionFilter {
+  const pids = new Set(f.pids);
+  const comms = new Set(f.comms);
+  const cgroupWanted = (pid: number, comm: string): boolean => {
+    const rel = processes.get(pid, comm).cgroupPath;
+    if (!rel || !mount || rel.includes('/..')) return true;
+    const abs = rel === '/' ? mount : mount + rel;
+    return f.cgroups.some((dir) => abs === dir || abs.startsWith(`${dir}/`));
+  };
+  const process =
+    pids.size || comms.size || f.cgroups.length
+      ? (pid: number, comm: string) => (!pids.size || pids.has(pid)) && (!comms.size || comms.has(comm)) && (!f.cgroups.length || cgroupWanted(pid, comm))
+      : undefined;
+  return { ports: f.ports, ...(process ? { process } : {}) };
 }
 
 /** The startup line about TLS: which files got probes. */
@@ -119,6 +135,27 @@ function waitForSignal(): { promise: Promise<string>; dispose(): void } {
   };
 }
 
+/**
+ * SIGHUP reloads the config (it no longer ends the agent, as it does a
+ * process without a handler). One during start-up is acted on once ready.
+ */
+function onHangup(reload: () => unknown): { ready(): void; dispose(): void } {
+  let ready = false;
+  let pending = false;
+  const handler = () => {
+    if (ready) void reload();
+    else pending = true;
+  };
+  process.on('SIGHUP', handler);
+  return {
+    ready() {
+      ready = true;
+      if (pending) void reload();
+    },
+    dispose: () => process.off('SIGHUP', handler),
+  };
+}
+
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
   let timer: NodeJS.Timeout;
   return Promise.race([
@@ -127,8 +164,18 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
   ]);
 }
 
+/** Where the options came from, for live reloads. */
+export interface RunSource {
+  /** --config FILE: followed while running, reloaded on SIGHUP. */
+  configFile?: string;
+  /** The flags given (they win over the file at every reload). */
+  flags: Record<string, unknown>;
+  /** The file's text the options were read from (a change after it is a change). */
+  configText?: string;
+}
+
 /** `headertap run`: capture, parse, map, export; returns the exit status. */
-export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
+export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { flags: {} }): Promise<number> {
   const log = stderrLog(io, opts.verbose);
   const sdk = readSdkEnv(io.env);
   for (const w of sdk.warnings) log.warn(w);
@@ -136,9 +183,18 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   const exportFlags = { endpoint: opts.endpoint, protocol: opts.protocol, compression: opts.compression };
   const target = resolveExportTarget(exportFlags, io.env);
   const traceTarget = opts.emitSpans ? resolveExportTarget(exportFlags, io.env, 'traces') : undefined;
-  const rules = headerRulesOf(opts, io.env);
+  const initialRules = captureRulesOf(opts, io.env);
+  /** The header rules in force: swapped whole by a reload (the mapper asks once per record). */
+  const rules = new LiveRules(initialRules.rules);
+  let hashKey = initialRules.hashKey;
   const payload = opts.replay ? readRecording(opts.replay) : undefined;
-  const cgroups = payload ? [] : opts.cgroup.map((c) => resolveCgroupPath(c));
+  /** The kernel filters in force (a reload changes them once the loader did). */
+  let filters: CaptureFilters = {
+    pids: opts.pid,
+    comms: opts.comm,
+    ports: opts.port,
+    cgroups: payload ? [] : opts.cgroup.map((c) => resolveCgroupPath(c)),
+  };
   // Bad input is still reported first; a disabled SDK needs no privileges.
   if (sdk.disabled) return idleWhileDisabled(opts, io);
   if (!payload) {
@@ -182,9 +238,10 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
     workloads,
     maxAttributes: opts.maxAttributes,
   });
+  const cgroupMount = cgroup2Mount();
   const tracker = new ConnectionTracker({
     maxHeaderBytes: opts.maxHeaderBytes,
-    ports: opts.port,
+    filter: connectionFilter(filters, processes, cgroupMount),
     onExchange: (ex) => {
       const rec = mapper.map(ex);
       pipeline.emit(spans ? spans.withSpan(rec) : rec);
@@ -227,18 +284,19 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
     }
   };
 
-  const recorder = opts.record ? maskedRecorder(opts.record, rules) : undefined;
+  const recorder = opts.record ? maskedRecorder(opts.record, (name) => rules.isSecretAnywhere(name)) : undefined;
+  /** The filters the newest loader was started with (a reload may land while one starts). */
+  let loaderFilters = filters;
+  /** Bytes of each socket call the kernel copies: fixed at start, restarted loaders too (see the max-header-bytes live part). */
+  const copyBytes = copyBytesFor(opts.maxHeaderBytes);
   const loader = (): LoaderSource =>
     new LoaderSource({
       path: LOADER_PATH,
-      pids: opts.pid,
-      comms: opts.comm,
-      ports: opts.port,
-      cgroups,
+      filters: (loaderFilters = filters),
       selfPids: [process.pid],
       noTls: !opts.tls,
       ringbufKb: opts.ringbufKb,
-      copyBytes: copyBytesFor(opts.maxHeaderBytes),
+      copyBytes,
       verbose: opts.verbose,
       log,
       ...(recorder ? { tap: (chunk: Buffer) => recorder.write(chunk) } : {}),
@@ -257,11 +315,73 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
         log,
         // the new loader's socket ids differ: requests still waiting will never see their response
         onRestart: () => tracker.flush('evicted'),
-        onRestarted: (l) => (opts.tls ? probeTls(l) : Promise.resolve()),
+        onRestarted: async (l) => {
+          if (!sameFilters(loaderFilters, filters)) await l.setFilters(filters);
+          if (opts.tls) await probeTls(l);
+        },
       });
   // A replay runs as fast as the exporter drains, never faster (it would drop records).
   const source: EventSource =
     supervised ?? new ReplaySource(payload!, { canTake: () => pipeline.delivery.bufferedRecords < REPLAY_MAX_PENDING });
+  /** What follows the config file while running (src/cli/reload.ts). The kernel first: only it can fail. */
+  const liveParts: LivePart[] = [
+    {
+      keys: ['pid', 'comm', 'port', 'cgroup'],
+      prepare: (next): CaptureFilters => ({
+        pids: next.pid,
+        comms: next.comm,
+        ports: next.port,
+        cgroups: payload ? [] : next.cgroup.map((c) => resolveCgroupPath(c)),
+      }),
+      commit: async (f: CaptureFilters) => {
+        if (sameFilters(f, filters)) return;
+        const [current, next] = [connectionFilter(filters, processes, cgroupMount), connectionFilter(f, processes, cgroupMount)];
+        tracker.widenFilter(current, next); // the kernel may switch any moment now
+        try {
+          await supervised?.current?.setFilters(f); // not running: the next loader starts with them
+        } catch (err) {
+          tracker.setFilter(current);
+          throw err;
+        }
+        filters = f;
+        tracker.setFilter(next);
+      },
+    } satisfies LivePart<CaptureFilters>,
+    {
+      keys: ['capture-headers', 'exclude-headers', 'capture-request-headers', 'capture-response-headers', 'exclude-request-headers', 'exclude-response-headers', 'redact-headers', 'hash-headers', 'hash-key-file', 'rules'],
+      prepare: (next) => captureRulesOf(next, io.env),
+      commit: (next: { rules: CaptureRules; hashKey?: Buffer }) => {
+        rules.swap(next.rules);
+        hashKey = next.hashKey;
+      },
+    } satisfies LivePart<{ rules: CaptureRules; hashKey?: Buffer }>,
+    {
+      keys: ['max-header-bytes'],
+      prepare: (next) => next.maxHeaderBytes,
+      commit: (bytes: number) => {
+        tracker.setMaxHeaderBytes(bytes);
+        // The kernel's copy per call is fixed when the loader starts: a larger limit applies to heads split over calls only.
+        if (!payload && copyBytesFor(bytes) > copyBytes) {
+          log.warn(
+            `max-header-bytes ${bytes} is above what the kernel copies per socket call (${copyBytes}, set at start): a longer head written in one call stays cut (capture_gap) until headertap restarts`,
+          );
+        }
+      },
+    } satisfies LivePart<number>,
+  ];
+  const reloader = from.configFile
+    ? new Reloader({
+        configFile: from.configFile,
+        ...(from.configText !== undefined ? { configText: from.configText } : {}),
+        flags: from.flags,
+        initial: opts,
+        digest: rulesDigest(opts, hashKey),
+        parts: liveParts,
+        digestOf: (next) => rulesDigest(next, hashKey),
+        log,
+      })
+    : undefined;
+  const digest = (): string => reloader?.digest ?? rulesDigest(opts, hashKey);
   const parts = (): StatsParts => ({
     http: tracker.counters,
     mapper: mapper.counters,
@@ -271,16 +391,19 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
     lostByCpu,
     eventsIn,
     loaderRestarts: supervised?.restarts ?? 0,
+    config: { digest: digest(), reloads: reloader?.reloads ?? 0, failures: reloader?.failures ?? 0 },
   });
   /** The totals line, with the spans' when --emit-spans is on. */
   const summary = (): string => `${summaryLine(parts())}${spans ? `; ${spans.summary()}` : ''}`;
 
   const signal = waitForSignal();
+  const hangup = onHangup(() => (reloader ? reloader.reload('SIGHUP') : log.info('SIGHUP: no --config file to reload; nothing changed')));
   let ready: ReadyEvent;
   try {
     ready = await source.start(onEvent);
   } catch (err) {
     signal.dispose();
+    hangup.dispose();
     await receiver?.stop();
     await Promise.all([pipeline.shutdown(opts.shutdownTimeout * 1000), spans?.shutdown()]);
     if (err instanceof LoaderError && err.exitCode === 2) throw new EnvironmentError(err.message);
@@ -292,10 +415,13 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
 
   const protocolName = target.protocol === 'grpc' ? 'OTLP/gRPC' : 'OTLP/HTTP (protobuf)';
   const what = tls ? 'HTTP/1.x and HTTP/2 over TCP and TLS' : 'HTTP/1.x and HTTP/2 over TCP';
-  const from = payload ? `replaying ${opts.replay}` : `capturing ${what} on ${ready.ncpus} CPUs (loader pid ${ready.loaderPid})`;
+  const capturing = payload ? `replaying ${opts.replay}` : `capturing ${what} on ${ready.ncpus} CPUs (loader pid ${ready.loaderPid})`;
   const spansTo = traceTarget ? `, spans to ${traceTarget.url}` : '';
+  // Watching before saying ready: a change made right after the ready line is seen.
+  const watcher = reloader ? watchConfig(from.configFile!, () => void reloader.reload('file change'), log) : undefined;
+  hangup.ready();
   io.stderr.write(
-    `headertap ready: ${from}; exporting ${protocolName} to ${target.url}${spansTo}${receiver ? ' (embedded receiver)' : ''}; filters: ${describeFilters(opts, cgroups)}\n`,
+    `headertap ready: ${capturing}; exporting ${protocolName} to ${target.url}${spansTo}${receiver ? ' (embedded receiver)' : ''}; filters: ${describeFilters(filters)}; rules ${digest()}${from.configFile ? ` (following ${from.configFile})` : ''}\n`,
   );
 
   const sweep = setInterval(() => tracker.evictIdle(lastNs - IDLE_CONNECTION_NS), IDLE_SWEEP_MS);
@@ -314,6 +440,8 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
 
   const ended = await Promise.race([signal.promise.then((s) => ({ reason: 'signal' as const, message: s })), source.ended]);
   signal.dispose();
+  hangup.dispose();
+  watcher?.close();
   clearInterval(sweep);
   clearInterval(statsTimer);
   if (ended.reason === 'failed') log.warn(ended.message ?? 'event source failed');

@@ -1,7 +1,7 @@
 /** Where the CLI turns options into secret-handling rules: header rules, the hash key, recording masks. */
 import { readFileSync } from 'node:fs';
 import { UsageError } from '../common/errors';
-import { HeaderRules } from '../otel';
+import { CaptureRules } from '../otel';
 import { RecordingMasker, RecordingWriter } from '../source';
 import { HASH_KEY_ENV, type RunOptions } from './options';
 
@@ -49,29 +49,39 @@ export function loadHashKey(
   return key;
 }
 
-/** The header rules of a run: capture/exclude per side, redact, hash with its key. */
-export function headerRulesOf(opts: RunOptions, env: Record<string, string | undefined>): HeaderRules {
-  const hashKey = loadHashKey(opts, env);
-  return new HeaderRules({
-    capture: opts.captureHeaders,
-    exclude: opts.excludeHeaders,
-    ...(opts.captureRequestHeaders ? { captureRequest: opts.captureRequestHeaders } : {}),
-    ...(opts.captureResponseHeaders ? { captureResponse: opts.captureResponseHeaders } : {}),
-    excludeRequest: opts.excludeRequestHeaders,
-    excludeResponse: opts.excludeResponseHeaders,
-    redact: opts.redactHeaders,
-    hash: opts.hashHeaders,
-    ...(hashKey ? { hashKey } : {}),
+/**
+ * The header rules of a run: capture/exclude per side, redact, hash with its
+ * key, and the scoped rules of the config file (`rules:`), compiled whole.
+ * Also its hash key (for the rules digest), undefined when nothing is hashed.
+ */
+export function captureRulesOf(opts: RunOptions, env: Record<string, string | undefined>): { rules: CaptureRules; hashKey?: Buffer } {
+  // A key is needed as soon as anything is hashed, globally or for some workloads.
+  const hashKey = loadHashKey({ hashHeaders: [...opts.hashHeaders, ...opts.rules.flatMap((r) => r.hash ?? [])], hashKeyFile: opts.hashKeyFile }, env);
+  const rules = new CaptureRules({
+    global: {
+      capture: opts.captureHeaders,
+      exclude: opts.excludeHeaders,
+      ...(opts.captureRequestHeaders ? { captureRequest: opts.captureRequestHeaders } : {}),
+      ...(opts.captureResponseHeaders ? { captureResponse: opts.captureResponseHeaders } : {}),
+      excludeRequest: opts.excludeRequestHeaders,
+      excludeResponse: opts.excludeResponseHeaders,
+      redact: opts.redactHeaders,
+      hash: opts.hashHeaders,
+      ...(hashKey ? { hashKey } : {}),
+    },
+    scoped: opts.rules,
   });
+  return hashKey ? { rules, hashKey } : { rules };
 }
 
 /**
- * A --record writer that hides every value the rules call secret before it
- * reaches the file (see src/source/recording-masker.ts).
+ * A --record writer that hides every value `isSecret` names (the rules in
+ * force, any workload's) before it reaches the file (see
+ * src/source/recording-masker.ts).
  */
-export function maskedRecorder(file: string, rules: HeaderRules): { write(chunk: Buffer): void; close(): Promise<void> } {
+export function maskedRecorder(file: string, isSecret: (name: string) => boolean): { write(chunk: Buffer): void; close(): Promise<void> } {
   const writer = new RecordingWriter(file);
-  const masker = new RecordingMasker((name) => rules.isSecret(name));
+  const masker = new RecordingMasker(isSecret);
   let corrupt = false;
   return {
     write(chunk) {

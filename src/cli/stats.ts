@@ -17,6 +17,8 @@ export interface StatsParts {
   lostByCpu: number[];
   eventsIn: number;
   loaderRestarts: number;
+  /** The rules in force (their digest) and the config reloads so far. */
+  config?: { digest: string; reloads: number; failures: number };
 }
 
 /** Parser resyncs by kind: HTTP/1.x problems (a missed start is not one) and HTTP/2 ones (http2_*). */
@@ -51,6 +53,8 @@ export function agentStats(p: StatsParts): AgentStats {
     missedStart: p.http.problems.missed_start,
     parseErrors: parseErrors(p.http),
     loaderRestarts: p.loaderRestarts,
+    configReloads: p.config?.reloads ?? 0,
+    configReloadFailures: p.config?.failures ?? 0,
   };
 }
 
@@ -70,12 +74,14 @@ export function summaryLine(p: StatsParts): string {
     : 'kernel events n/a';
   const restarts = p.loaderRestarts ? `; loader restarts ${p.loaderRestarts}` : '';
   const limited = p.mapper.limitedRecords ? `, over --max-attributes ${p.mapper.limitedRecords} (attributes left out ${p.mapper.droppedAttributes})` : '';
+  const c = p.config;
+  const config = c ? `; rules ${c.digest}, config reloads ${c.reloads}, reload failures ${c.failures}` : '';
   return (
     `exchanges ${h.exchanges} (unanswered ${h.unanswered}, truncated ${h.truncatedMessages}${limited}); ` +
     `records exported ${d.exported}, failed ${d.dropped.rejected}, dropped ${dropped}${droppedDetail}; ` +
     `retries ${d.retries}, buffered ${p.delivery.bufferedRecords}${spooled}; ` +
     `${kernel}; parser resyncs ${resyncs}, orphan responses ${h.orphanResponses}, missed starts ${h.problems.missed_start}; ` +
     `tls sessions ${h.tlsSessions}, ciphertext connections ${h.ciphertextConnections}; ` +
-    `http/2 connections ${h.http2Connections}, records with unknown HPACK state ${h.truncatedRecords.hpack_state_unknown}${restarts}`
+    `http/2 connections ${h.http2Connections}, records with unknown HPACK state ${h.truncatedRecords.hpack_state_unknown}${restarts}${config}`
   );
 }

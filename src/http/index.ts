@@ -1,2 +1,2 @@
-export type { Endpoint, HeaderList, HttpExchange, HttpMessageHead, HttpRequestHead, HttpResponseHead, Role } from './types';
-export { ConnectionTracker, type HttpCounters } from './stitcher';
+export type { ConnectionInfo, Endpoint, HeaderList, HttpExchange, HttpMessageHead, HttpRequestHead, HttpResponseHead, Role } from './types';
+export { ConnectionTracker, type ConnectionFilter, type HttpCounters } from './stitcher';

@@ -15,19 +15,32 @@ import type {
   UnansweredReason,
 } from './types';
 
+/**
+ * The capture filters as the kernel applies them (--pid, --comm, --cgroup,
+ * --port), for user space to agree with it: the kernel cannot judge a TLS
+ * session whose socket it does not know yet, nor take back bytes it sent
+ * before a live filter change (see setFilter).
+ */
+export interface ConnectionFilter {
+  /** --port, either end of the connection; empty or missing: any port. */
+  ports?: readonly number[];
+  /** false for a process the filters do not want; missing: every process. */
+  process?(pid: number, comm: string): boolean;
+}
+
 export interface TrackerOptions {
-  /** Bytes of start line + headers kept per message (--max-header-bytes). */
+  /** Bytes of start line + headers kept per message (--max-header-bytes; setMaxHeaderBytes changes it). */
   maxHeaderBytes: number;
   /** Connections tracked at once; the least recently active is evicted beyond. */
   maxConnections?: number;
   /** Requests waiting for a response per connection (pipelining depth). */
   maxPendingRequests?: number;
   /**
-   * The --port filter. The kernel applies it to sockets; a TLS session whose
-   * socket was not known when its bytes were captured is checked here, once
-   * the socket is known (or dropped, when it never is).
+   * The capture filters. The kernel applies them; a TLS session whose socket
+   * was not known when its bytes were captured is checked against --port
+   * here, once the socket is known (or dropped, when it never is).
    */
-  ports?: readonly number[];
+  filter?: ConnectionFilter;
   onExchange(exchange: HttpExchange): void;
 }
 
@@ -53,8 +66,13 @@ export interface HttpCounters {
   tlsSessions: number;
   /** Connections ignored because their socket bytes are TLS records (ciphertext). */
   ciphertextConnections: number;
-  /** TLS sessions outside --port (known once their socket is), and exchanges of sessions whose socket never became known. */
-  portFiltered: number;
+  /**
+   * Connections whose bytes the filters exclude in user space (TLS sessions
+   * outside --port, known once their socket is; connections a live filter
+   * change excluded), and exchanges not reported for that reason (also those
+   * of sessions whose socket never became known under --port).
+   */
+  filtered: number;
   /** Connections found speaking HTTP/2 (preface, SETTINGS, h2c upgrade, or frames mid-connection). */
   http2Connections: number;
   /** HTTP/2 DATA payload bytes skipped. */
@@ -70,6 +88,9 @@ interface PendingRequest {
   role: Role;
 }
 
+/** Whether the filters want a connection; 'unknown' while a TLS session's socket (its ports) is not known. */
+type FilterMatch = 'yes' | 'no' | 'unknown';
+
 /** Sequence numbers are mod 2^32: forward distances below 2^31 are gaps. */
 const HALF_SEQ = 0x8000_0000;
 
@@ -84,8 +105,11 @@ interface Connection {
   info: ConnectionInfo;
   /** Socket bytes that are TLS records: ignored (the plaintext comes from the TLS probes). */
   ciphertext: boolean;
-  /** A TLS session outside --port: its bytes are ignored. */
-  portFiltered?: boolean;
+  /** Outside the filters (a TLS session outside --port, a connection a filter change excluded): its bytes are ignored. */
+  filtered?: boolean;
+  /** What the filters of generation matchGen say about it (see ConnectionTracker._match). */
+  match: FilterMatch;
+  matchGen: number;
   egress: DirectionState;
   ingress: DirectionState;
   /** Requests waiting for their response, oldest first (HTTP/1.x). */
@@ -138,7 +162,7 @@ function newCounters(): HttpCounters {
     problems: { invalid_start_line: 0, invalid_framing: 0, invalid_chunk: 0, gap_resync: 0, head_overflow: 0, missed_start: 0 },
     tlsSessions: 0,
     ciphertextConnections: 0,
-    portFiltered: 0,
+    filtered: 0,
     http2Connections: 0,
     http2DataBytes: 0,
     http2Problems: Object.fromEntries(HTTP2_PROBLEMS.map((k) => [k, 0])) as Record<Http2Problem, number>,
@@ -173,12 +197,81 @@ export class ConnectionTracker {
   private readonly _sessions = new Map<number, Connection>();
   private readonly _maxConnections: number;
   private readonly _maxPending: number;
-  private readonly _ports?: ReadonlySet<number>;
+  /** Read by every parser when it needs the limit, so setMaxHeaderBytes reaches them all. */
+  private readonly _limits: { maxHeaderBytes: number };
+  /** The filters in force: a connection is wanted when one of them wants it (two while a change is under way). */
+  private _filters: { ports?: ReadonlySet<number>; process?: (pid: number, comm: string) => boolean }[] = [];
+  /** Bumped by setFilter: each connection's cached match is recomputed once. */
+  private _filterGen = 0;
 
   constructor(private readonly _opts: TrackerOptions) {
     this._maxConnections = _opts.maxConnections ?? 16384;
     this._maxPending = _opts.maxPendingRequests ?? 64;
-    if (_opts.ports?.length) this._ports = new Set(_opts.ports);
+    this._limits = { maxHeaderBytes: _opts.maxHeaderBytes };
+    this._useFilter(_opts.filter ? [_opts.filter] : []);
+  }
+
+  /**
+   * New capture filters, once the kernel applies them too (a live config
+   * change). The kernel judges each socket call by one complete filter set,
+   * but an exchange spans several calls: a connection the new filters
+   * exclude would never see the rest of what it started, and one they newly
+   * include is joined mid-stream. So connections the new filters exclude are
+   * forgotten here, their waiting requests dropped and counted (filtered),
+   * never reported as unanswered; later bytes of theirs, still on the way,
+   * are ignored. Newly included ones start like connections seen at agent
+   * start (a response whose request was never seen is counted as an orphan,
+   * never recorded). Returns how many connections were forgotten.
+   */
+  setFilter(filter: ConnectionFilter | undefined): number {
+    return this._setFilters(filter ? [filter] : []);
+  }
+
+  /**
+   * While the kernel switches from one filter set to another, keeps what
+   * either wants: for a moment the kernel may send a connection that only
+   * the new set wants (the switch happened, user space does not know yet);
+   * ignoring it would lose the first exchange on it. Then setFilter(next).
+   */
+  widenFilter(current: ConnectionFilter | undefined, next: ConnectionFilter | undefined): void {
+    this._setFilters(current && next ? [current, next] : []);
+  }
+
+  private _setFilters(filters: ConnectionFilter[]): number {
+    this._useFilter(filters);
+    this._filterGen++;
+    let forgotten = 0;
+    for (const map of [this._conns, this._sessions]) {
+      for (const [id, conn] of map) {
+        if (this._match(conn) !== 'no') continue;
+        map.delete(id);
+        forgotten++;
+        this._end(conn, 'evicted'); // what it emits now is filtered out in _emit
+      }
+    }
+    return forgotten;
+  }
+
+  /** --max-header-bytes for every message from now on (also those whose head is being read). */
+  setMaxHeaderBytes(bytes: number): void {
+    this._limits.maxHeaderBytes = bytes;
+  }
+
+  /** `maxHeaderBytes` for a parser's options, read from _limits each time it is used. */
+  private _liveLimit(): { readonly maxHeaderBytes: number } {
+    const limits = this._limits;
+    return {
+      get maxHeaderBytes() {
+        return limits.maxHeaderBytes;
+      },
+    };
+  }
+
+  private _useFilter(filters: ConnectionFilter[]): void {
+    this._filters = filters.map((f) => ({
+      ...(f.ports?.length ? { ports: new Set(f.ports) } : {}),
+      ...(f.process ? { process: f.process } : {}),
+    }));
   }
 
   /** Connections and TLS sessions currently tracked. */
@@ -190,10 +283,10 @@ export class ConnectionTracker {
     const conn = this._connectionFor(ev);
     conn.lastNs = ev.tsNs;
     if (conn.ciphertext) return;
-    // A TLS session on a port --port does not want (known once its socket is): not parsed at all.
-    if (ev.tls && ev.hasSocket && this._portMatch(conn) === 'no') {
-      if (!conn.portFiltered) this.counters.portFiltered++;
-      conn.portFiltered = true;
+    // Outside the filters (a TLS session on a port --port does not want, known once its socket is): not parsed at all.
+    if (this._match(conn) === 'no') {
+      if (!conn.filtered) this.counters.filtered++;
+      conn.filtered = true;
       return;
     }
     const dir = ev.direction === 'egress' ? conn.egress : conn.ingress;
@@ -249,7 +342,10 @@ export class ConnectionTracker {
       map.delete(ev.sockId);
       map.set(ev.sockId, conn);
       // Socket passed to another process, or a TLS session's socket became known.
-      if (infoChanged(conn.info, ev)) conn.info = connectionInfo(ev);
+      if (infoChanged(conn.info, ev)) {
+        conn.info = connectionInfo(ev);
+        conn.matchGen = -1;
+      }
       return conn;
     }
     if (map.size >= this._maxConnections) {
@@ -269,6 +365,8 @@ export class ConnectionTracker {
       ciphertext: false,
       pending: [],
       lastNs: ev.tsNs,
+      match: 'yes',
+      matchGen: -1,
       egress: undefined as unknown as DirectionState,
       ingress: undefined as unknown as DirectionState,
     };
@@ -280,7 +378,7 @@ export class ConnectionTracker {
           // After an h2c upgrade's 101, the same read or write already carries HTTP/2 frames.
           tunnel: (rest, tsNs) => conn.h2?.direction(d).push(rest, tsNs),
         },
-        { maxHeaderBytes: this._opts.maxHeaderBytes, requestMethod: () => conn.pending[0]?.head.method },
+        Object.assign(this._liveLimit(), { requestMethod: () => conn.pending[0]?.head.method }),
       );
       const parser = new SniffingParser(h1, (evidence, bytes, tsNs) => this._sniffedHttp2(conn, d, evidence, bytes, tsNs));
       return { nextSeq: undefined, parser };
@@ -313,7 +411,7 @@ export class ConnectionTracker {
   }
 
   private _emit(conn: Connection, ex: Omit<HttpExchange, 'connection'>): void {
-    if (!this._portWanted(conn)) return;
+    if (!this._wanted(conn)) return;
     this.counters.exchanges++;
     if (ex.unanswered) this.counters.unanswered++;
     const truncated = ex.request.truncated ?? ex.response?.truncated;
@@ -343,7 +441,7 @@ export class ConnectionTracker {
         problem: (kind) => c.http2Problems[kind]++,
         data: (bytes) => (c.http2DataBytes += bytes),
       },
-      { maxHeaderBytes: this._opts.maxHeaderBytes, ...starts, ...(clientDirection ? { clientDirection } : {}) },
+      Object.assign(this._liveLimit(), starts, clientDirection ? { clientDirection } : {}),
     );
     conn.h2 = session;
     conn.egress.parser = session.egress;
@@ -352,27 +450,40 @@ export class ConnectionTracker {
   }
 
   /**
-   * --port for TLS sessions (the kernel filtered plain sockets already):
-   * 'unknown' while the session's socket is not known.
+   * What the filters say about a connection, computed once per filter
+   * generation (and again when its info changes). The kernel filtered every
+   * socket already; this matters for TLS sessions whose socket was not known
+   * then ('unknown' until it is) and after a live filter change.
    */
-  private _portMatch(conn: Connection): 'yes' | 'no' | 'unknown' {
-    const ports = this._ports;
-    if (!ports || !conn.info.tls) return 'yes';
-    const { local, remote } = conn.info;
-    if (!local || !remote) return 'unknown';
-    return ports.has(local.port) || ports.has(remote.port) ? 'yes' : 'no';
+  private _match(conn: Connection): FilterMatch {
+    if (conn.matchGen === this._filterGen) return conn.match;
+    const { pid, comm, local, remote } = conn.info;
+    let match: FilterMatch = this._filters.length ? 'no' : 'yes';
+    for (const f of this._filters) {
+      let m: FilterMatch = 'yes';
+      if (f.process && !f.process(pid, comm)) m = 'no';
+      else if (f.ports) m = !local || !remote ? 'unknown' : f.ports.has(local.port) || f.ports.has(remote.port) ? 'yes' : 'no';
+      if (m === 'yes') {
+        match = 'yes';
+        break;
+      }
+      if (m === 'unknown') match = 'unknown';
+    }
+    conn.match = match;
+    conn.matchGen = this._filterGen;
+    return match;
   }
 
-  /** An exchange goes out only from a session on a wanted port. */
-  private _portWanted(conn: Connection): boolean {
-    if (this._portMatch(conn) === 'yes') return true;
-    this.counters.portFiltered++;
+  /** An exchange goes out only from a connection the filters want. */
+  private _wanted(conn: Connection): boolean {
+    if (this._match(conn) === 'yes') return true;
+    this.counters.filtered++;
     return false;
   }
 
-  /** A response with no request: counted only where --port wants the traffic. */
+  /** A response with no request: counted only where the filters want the traffic. */
   private _orphan(conn: Connection): void {
-    if (this._portMatch(conn) === 'yes') this.counters.orphanResponses++;
+    if (this._match(conn) === 'yes') this.counters.orphanResponses++;
   }
 
   /** Every decoded head, HTTP/1.x or HTTP/2, is counted here. */

@@ -26,6 +26,7 @@ import type { ProcessInfo } from '../workload';
 import { GRPC_ATTRIBUTES, addGrpcAttributes, grpcStatusIsError, grpcStatusName } from './grpc';
 import { HeaderAction, type HeaderRules, type HeaderSide } from './headers';
 import type { AttributeList, AttributeValue, ExchangeRecord } from './record';
+import type { RulesFor } from './scoped-rules';
 import { redactHeaderValue, redactQuery } from './redact';
 import { TRACE_CONTEXT_HEADERS, extractSpanContext } from './trace-context';
 import { WorkloadResources, type WorkloadOptions } from './workloads';
@@ -94,7 +95,8 @@ export function isRecordKey(key: string): boolean {
 }
 
 export interface MapperOptions {
-  rules: HeaderRules;
+  /** Asked once per record: a HeaderRules, or scoped rules swapped whole by live reloads (src/otel/scoped-rules.ts). */
+  rules: RulesFor;
   /** CLOCK_MONOTONIC ns to wall-clock time. */
   toHrTime(monoNs: number): HrTime;
   /** Facts about the observing process. */
@@ -170,6 +172,13 @@ interface HeaderKey {
   at: number;
 }
 
+/** What one set of rules says, decided once: about the headers that feed other attributes, and per header name (http.{request,response}.header.<name>, built once per name: most records repeat the same few dozen). */
+interface Decided {
+  hostIsSecret: boolean;
+  userAgentAction: HeaderAction;
+  headerKeys: Record<HeaderSide, Map<string, HeaderKey>>;
+}
+
 /**
  * Maps exchanges to the log-record contract in DESIGN.md: semantic-convention
  * attributes, header attributes after capture/redaction rules, trace context
@@ -199,9 +208,8 @@ export class ExchangeMapper {
   private readonly _maxAttributes: number;
   /** Numbers each record, for HeaderKey.record. */
   private _serial = 0;
-  /** What the rules say about the headers that feed other attributes, decided once. */
-  private readonly _hostIsSecret: boolean;
-  private readonly _userAgentAction: HeaderAction;
+  /** What each set of rules says, decided once per set (a reload brings new sets; old ones are collected). */
+  private readonly _decisions = new WeakMap<HeaderRules, Decided>();
   /** The last authority (Host) parsed, and its parts: most records of a run name the same few. */
   private _authorityText = '';
   private _authority: ReturnType<typeof splitAuthority>;
@@ -209,13 +217,13 @@ export class ExchangeMapper {
   constructor(private readonly _opts: MapperOptions) {
     this.workloads = new WorkloadResources({ ..._opts.workloads, isRecordKey });
     this._maxAttributes = _opts.maxAttributes ?? DEFAULT_MAX_ATTRIBUTES;
-    this._hostIsSecret = _opts.rules.isSecret('host');
-    this._userAgentAction = _opts.rules.secret('user-agent');
   }
 
   map(ex: HttpExchange): ExchangeRecord {
     const { request: req, response: res, connection: conn } = ex;
-    const rules = this._opts.rules;
+    const proc = this._opts.processInfo(conn.pid, conn.comm);
+    const rules = this._opts.rules.rulesFor(proc, conn); // the whole record is mapped under these
+    const decided = this._decided(rules);
     let attrs: AttributeList = [];
 
     const method = KNOWN_METHODS.has(req.method) ? req.method : '_OTHER';
@@ -230,7 +238,7 @@ export class ExchangeMapper {
     // The server end of the socket is the local one for a server, the remote one for a client.
     const serverEnd: Endpoint | undefined = ex.role === 'server' ? conn.local : conn.remote;
     const clientEnd: Endpoint | undefined = ex.role === 'server' ? conn.remote : conn.local;
-    const hostHeader = this._hostIsSecret ? undefined : (req.authority ?? firstValue(req.headers, 'host'));
+    const hostHeader = decided.hostIsSecret ? undefined : (req.authority ?? firstValue(req.headers, 'host'));
     const authority = this._splitAuthority(target.authority ?? hostHeader ?? '');
     const serverAddress = authority?.host ?? serverEnd?.address;
     if (serverAddress !== undefined) attrs.push(ATTR_SERVER_ADDRESS, serverAddress);
@@ -252,7 +260,7 @@ export class ExchangeMapper {
     attrs.push(ATTR_NETWORK_TRANSPORT, 'tcp');
     if (conn.networkType) attrs.push(ATTR_NETWORK_TYPE, conn.networkType);
     const ua = firstValue(req.headers, 'user-agent');
-    if (ua !== undefined) attrs.push(ATTR_USER_AGENT_ORIGINAL, rules.apply(this._userAgentAction, ua));
+    if (ua !== undefined) attrs.push(ATTR_USER_AGENT_ORIGINAL, rules.apply(decided.userAgentAction, ua));
 
     attrs.push(ATTR_HT_ROLE, ex.role);
     const durationNs = res ? Math.max(0, res.endNs - req.startNs) : undefined;
@@ -264,14 +272,14 @@ export class ExchangeMapper {
 
     const headersAt = attrs.length;
     const serial = ++this._serial;
-    this._addHeaders(attrs, 'request', req, serial);
-    if (res) this._addHeaders(attrs, 'response', res, serial);
+    this._addHeaders(attrs, 'request', req, serial, rules, decided);
+    if (res) this._addHeaders(attrs, 'response', res, serial, rules, decided);
 
-    const workload = this.workloads.get(this._opts.processInfo(conn.pid, conn.comm));
+    const workload = this.workloads.get(proc);
     let dropped = 0;
     if (workload.shadowed) attrs = withoutKeys(attrs, workload.shadowed);
     if ((attrs.length >> 1) + workload.attributeCount > this._maxAttributes) {
-      const fitted = this._fit(attrs, headersAt, this._maxAttributes - workload.attributeCount);
+      const fitted = this._fit(attrs, headersAt, this._maxAttributes - workload.attributeCount, rules);
       attrs = fitted.attrs;
       dropped = fitted.dropped;
       this.counters.limitedRecords++;
@@ -303,6 +311,15 @@ export class ExchangeMapper {
     };
   }
 
+  private _decided(rules: HeaderRules): Decided {
+    let d = this._decisions.get(rules);
+    if (!d) {
+      d = { hostIsSecret: rules.isSecret('host'), userAgentAction: rules.secret('user-agent'), headerKeys: { request: new Map(), response: new Map() } };
+      this._decisions.set(rules, d);
+    }
+    return d;
+  }
+
   private _splitAuthority(text: string): ReturnType<typeof splitAuthority> {
     if (text !== this._authorityText) {
       this._authorityText = text;
@@ -311,28 +328,24 @@ export class ExchangeMapper {
     return this._authority;
   }
 
-  /** http.{request,response}.header.<name>, built once per name: most records repeat the same few dozen. */
-  private readonly _headerKeys: Record<HeaderSide, Map<string, HeaderKey>> = { request: new Map(), response: new Map() };
-
-  private _headerKey(side: HeaderSide, name: string): HeaderKey {
+  private _headerKey(keys: Map<string, HeaderKey>, rules: HeaderRules, side: HeaderSide, name: string): HeaderKey {
     const k: HeaderKey = {
       key: (side === 'request' ? REQUEST_HEADER_PREFIX : RESPONSE_HEADER_PREFIX) + name,
-      action: this._opts.rules.action(name, side),
+      action: rules.action(name, side),
       record: 0,
       at: 0,
     };
-    this._headerKeys[side].set(name, k);
+    keys.set(name, k);
     return k;
   }
 
-  private _addHeaders(attrs: AttributeList, side: HeaderSide, head: HttpMessageHead, serial: number): void {
+  private _addHeaders(attrs: AttributeList, side: HeaderSide, head: HttpMessageHead, serial: number, rules: HeaderRules, decided: Decided): void {
     const h = head.headers;
-    const rules = this._opts.rules;
-    const keys = this._headerKeys[side];
+    const keys = decided.headerKeys[side];
     if (keys.size >= MAX_HEADER_KEYS) keys.clear(); // names are attacker-controlled (never in the middle of a record: see HeaderKey.at)
     for (let i = 0; i < h.length; i += 2) {
       const name = h[i];
-      const k = keys.get(name) ?? this._headerKey(side, name);
+      const k = keys.get(name) ?? this._headerKey(keys, rules, side, name);
       const action = k.action;
       if (action === HeaderAction.Drop) continue;
       const value = action === HeaderAction.Keep ? redactHeaderValue(name, h[i + 1], rules) : rules.apply(action, h[i + 1]);
@@ -350,7 +363,7 @@ export class ExchangeMapper {
    * left out by priority, then, only if the rest alone is too many, the last
    * of the others; headertap.truncated and its reason always stay.
    */
-  private _fit(attrs: AttributeList, headersAt: number, limit: number): { attrs: AttributeList; dropped: number } {
+  private _fit(attrs: AttributeList, headersAt: number, limit: number, rules: HeaderRules): { attrs: AttributeList; dropped: number } {
     const total = attrs.length >> 1;
     let reason: string | undefined;
     let marks = 0;
@@ -365,7 +378,6 @@ export class ExchangeMapper {
     }
     const room = Math.max(0, limit - 2);
     const othersKept = Math.min(others.length >> 1, room);
-    const rules = this._opts.rules;
     const headers: { at: number; rank: number }[] = [];
     for (let i = headersAt; i < attrs.length; i += 2) {
       const key = attrs[i] as string;

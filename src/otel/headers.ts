@@ -1,5 +1,6 @@
 import { createHmac } from 'node:crypto';
 import picomatch from 'picomatch';
+import type { RulesFor } from './scoped-rules';
 
 /** Values of headers matched by --redact-headers become this. */
 export const REDACTED = '[REDACTED]';
@@ -87,7 +88,7 @@ function cached<T>(cache: Map<string, T>, name: string, decide: (name: string) =
  * Precedence for a header: not captured or excluded → dropped; else matched by
  * hash globs → keyed hash; else matched by redact globs → [REDACTED]; else kept.
  */
-export class HeaderRules {
+export class HeaderRules implements RulesFor {
   private readonly _capture: Record<HeaderSide, (name: string) => boolean>;
   private readonly _exclude: Record<HeaderSide, (name: string) => boolean>;
   private readonly _redact: (name: string) => boolean;
@@ -117,6 +118,11 @@ export class HeaderRules {
     this._hash = compileGlobs(config.hash ?? []);
     if ((config.hash ?? []).length > 0 && !config.hashKey?.length) throw new Error('hash globs need a hash key');
     this._hashKey = config.hashKey;
+  }
+
+  /** The same rules for every workload (RulesFor: how the mapper asks). */
+  rulesFor(): HeaderRules {
+    return this;
   }
 
   /** The action for a lower-case header name on one side of the exchange. */

@@ -6,3 +6,4 @@ export { DeliveryProcessor, DELIVERY_DEFAULTS, DROP_REASONS } from './delivery';
 export { Spool } from './spool';
 export { SelfMetrics, type AgentStats } from './self-metrics';
 export { SpanPipeline } from './spans';
+export { CaptureRules, LiveRules, MAX_SCOPED_RULES, type RulesFor, type ScopedList, type ScopedRule, type WorkloadMatch } from './scoped-rules';

@@ -55,6 +55,9 @@ export interface AgentStats {
   parseErrors: Record<string, number>;
   /** Times the eBPF loader was restarted. */
   loaderRestarts: number;
+  /** --config reloads that put new rules in force, and those refused (the rules in force stayed). */
+  configReloads: number;
+  configReloadFailures: number;
 }
 
 class GrpcMetricExporter extends OTLPExporterBase<ResourceMetrics> implements PushMetricExporter {
@@ -161,6 +164,8 @@ export class SelfMetrics {
     counter('headertap.connections.missed_start', 'connections joined mid-stream', '{connection}', (s) => [[s.missedStart]]);
     counter('headertap.parse.errors', 'HTTP parser resyncs, by kind', '{error}', (s) => byKey(s.parseErrors, 'kind'));
     counter('headertap.loader.restarts', 'times the eBPF loader was restarted', '{restart}', (s) => [[s.loaderRestarts]]);
+    counter('headertap.config.reloads', 'config file reloads put in force (file change or SIGHUP)', '{reload}', (s) => [[s.configReloads]]);
+    counter('headertap.config.reload_failures', 'config file reloads refused: the rules in force stayed', '{reload}', (s) => [[s.configReloadFailures]]);
   }
 
   /** Exports the final values, then stops. */

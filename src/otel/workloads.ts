@@ -15,7 +15,7 @@ import { defaultResource, resourceFromAttributes, type Resource } from '@opentel
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
 import { LRUCache } from 'lru-cache';
 import type { ProcessInfo } from '../workload';
-import type { HeaderRules } from './headers';
+import type { RulesFor } from './scoped-rules';
 import { redactArgs } from './redact';
 
 /** Workload resources kept at once; more evicts the least recently used. */
@@ -34,8 +34,8 @@ export interface WorkloadOptions {
   max?: number;
   /** Add process.command_line (opt-in: command lines can hold secrets). */
   commandLine?: boolean;
-  /** Hides secrets in the command line (required with commandLine). */
-  rules?: HeaderRules;
+  /** Hides secrets in the command line (required with commandLine): the workload's rules, in force now. */
+  rules?: RulesFor;
   /** host.name (default: os.hostname()). */
   hostName?: string;
   /**
@@ -82,7 +82,7 @@ export function workloadAttributes(info: ProcessInfo, opts: WorkloadOptions = {}
   attrs[ATTR_PROCESS_PID] = info.pid;
   attrs[ATTR_PROCESS_EXECUTABLE_NAME] = info.executableName;
   if (opts.commandLine && info.commandArgs && opts.rules) {
-    attrs[ATTR_PROCESS_COMMAND_LINE] = redactArgs(info.commandArgs, opts.rules).join(' ');
+    attrs[ATTR_PROCESS_COMMAND_LINE] = redactArgs(info.commandArgs, opts.rules.rulesFor(info)).join(' ');
   }
   if (info.containerId) attrs[ATTR_CONTAINER_ID] = info.containerId;
   // With container.id, what the collector's k8s_attributes associates a pod by (otel-config/kubernetes/).
@@ -106,8 +106,11 @@ export interface Workload {
  */
 export class WorkloadResources {
   readonly counters: WorkloadCounters = { created: 0, evicted: 0 };
-  /** ProcessInfo objects are cached per process: their workload is looked up once per process. */
-  private readonly _byInfo = new WeakMap<ProcessInfo, { key: string; attrs: Attributes }>();
+  /**
+   * ProcessInfo objects are cached per process: their key is computed once,
+   * again only when the rules that redact the command line change (a reload).
+   */
+  private readonly _keys = new WeakMap<ProcessInfo, { key: string; attrs: Attributes; rules?: object }>();
   private readonly _items: LRUCache<string, Workload>;
   private readonly _opts: WorkloadOptions;
 
@@ -127,11 +130,12 @@ export class WorkloadResources {
   }
 
   get(info: ProcessInfo): Workload {
-    let id = this._byInfo.get(info);
-    if (!id) {
+    let id = this._keys.get(info);
+    const rules = this._opts.commandLine ? this._opts.rules?.rulesFor(info) : undefined;
+    if (!id || id.rules !== rules) {
       const attrs = workloadAttributes(info, this._opts);
-      id = { key: JSON.stringify(attrs), attrs };
-      this._byInfo.set(info, id);
+      id = { key: JSON.stringify(attrs), attrs, ...(rules ? { rules } : {}) };
+      this._keys.set(info, id);
     }
     let item = this._items.get(id.key);
     if (!item) {

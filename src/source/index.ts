@@ -8,3 +8,4 @@ export { MonotonicClock } from './clock';
 export { formatAddress, isV4Mapped } from './decode';
 export { LOADER_LIMITS } from './layout';
 export { TlsTargets } from './tls-targets';
+export { describeFilters, sameFilters, type CaptureFilters } from './filters';

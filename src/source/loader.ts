@@ -3,6 +3,7 @@ import { createInterface } from 'node:readline';
 import { LoaderError } from '../common/errors';
 import type { Log } from '../common/log';
 import { decodeFrame } from './decode';
+import { setFiltersArgs, type CaptureFilters } from './filters';
 import { FrameReader } from './frames';
 import type { EventSource, SourceCounters, SourceEnd } from './source';
 import { CONSTANTS as C } from './layout';
@@ -11,11 +12,8 @@ import type { AttachEvent, ReadyEvent, SourceEvent } from './types';
 export interface LoaderOptions {
   /** Path of the headertap-loader binary. */
   path: string;
-  pids?: readonly number[];
-  comms?: readonly string[];
-  ports?: readonly number[];
-  /** cgroup v2 directories: only processes in their subtrees (checked in the kernel). */
-  cgroups?: readonly string[];
+  /** The capture filters to start with (setFilters changes them). */
+  filters?: CaptureFilters;
   /** Processes never captured (the agent itself; the loader adds its own pid). */
   selfPids?: readonly number[];
   ringbufKb?: number;
@@ -46,10 +44,11 @@ const EXIT_ENVIRONMENT = 2;
 
 export function loaderArgs(o: LoaderOptions): string[] {
   const args: string[] = [];
-  for (const p of o.pids ?? []) args.push('--pid', String(p));
-  for (const c of o.comms ?? []) args.push('--comm', c);
-  for (const p of o.ports ?? []) args.push('--port', String(p));
-  for (const c of o.cgroups ?? []) args.push('--cgroup', c);
+  const f = o.filters;
+  for (const p of f?.pids ?? []) args.push('--pid', String(p));
+  for (const c of f?.comms ?? []) args.push('--comm', c);
+  for (const p of f?.ports ?? []) args.push('--port', String(p));
+  for (const c of f?.cgroups ?? []) args.push('--cgroup', c);
   for (const p of o.selfPids ?? []) args.push('--self-pid', String(p));
   if (o.ringbufKb !== undefined) args.push('--ringbuf-kb', String(o.ringbufKb));
   if (o.copyBytes !== undefined) args.push('--copy-bytes', String(o.copyBytes));
@@ -70,7 +69,8 @@ export class LoaderSource implements EventSource {
   private _stopping = false;
   private _lastStderr = '';
   private _nextRequestId = 1;
-  private readonly _attachWaiters = new Map<number, (ev: AttachEvent | Error) => void>();
+  /** Commands sent to the loader, by ID, waiting for its answer. */
+  private readonly _waiters = new Map<number, (ev: AttachEvent | Error) => void>();
 
   constructor(private readonly _opts: LoaderOptions) {
     this.ended = new Promise((resolve) => (this._resolveEnded = resolve));
@@ -96,8 +96,8 @@ export class LoaderSource implements EventSource {
           resolve(ev);
         }
         if (ev.kind === 'attach') {
-          const waiter = this._attachWaiters.get(ev.requestId);
-          this._attachWaiters.delete(ev.requestId);
+          const waiter = this._waiters.get(ev.requestId);
+          this._waiters.delete(ev.requestId);
           waiter?.(ev);
           return;
         }
@@ -128,8 +128,8 @@ export class LoaderSource implements EventSource {
         this._resolveEnded({ reason: 'failed', message: msg });
       });
       child.on('close', (code, signal) => {
-        for (const waiter of this._attachWaiters.values()) waiter(new LoaderError('the eBPF loader exited', code));
-        this._attachWaiters.clear();
+        for (const waiter of this._waiters.values()) waiter(new LoaderError('the eBPF loader exited', code));
+        this._waiters.clear();
         if (this._stopping) {
           this._resolveEnded({ reason: 'stopped' });
           return;
@@ -150,17 +150,37 @@ export class LoaderSource implements EventSource {
    * a program exporting SSL_write/SSL_read). Resolves with the loader's answer.
    */
   attachTls(path: string): Promise<AttachEvent> {
+    if (!path.startsWith('/') || /[\n\0]/.test(path)) {
+      return Promise.reject(new LoaderError(`cannot attach to ${JSON.stringify(path)}: not an absolute path`, null));
+    }
+    return this._command((id) => `attach-tls ${id} ${path}`);
+  }
+
+  /**
+   * Replaces every capture filter in the kernel at once (bpf/loader.c,
+   * set_filters, says what the switch guarantees). Resolves once the new set
+   * is in force; rejects, with the old set still in force, when the loader
+   * refuses it (a cgroup directory gone, say) or is not running.
+   */
+  async setFilters(filters: CaptureFilters): Promise<void> {
+    const args = setFiltersArgs(filters);
+    const answer = await this._command((id) => `set-filters ${id}${args ? ` ${args}` : ''}`);
+    if (answer.err < 0) {
+      const why = answer.err === -2 ? 'a --cgroup directory does not exist' : `error ${-answer.err}`;
+      throw new LoaderError(`the eBPF loader refused the new filters (${why}); the previous ones stay in force`, null);
+    }
+  }
+
+  /** Sends one command line (made from its ID) and resolves with the loader's answer. */
+  private _command(line: (id: number) => string): Promise<AttachEvent> {
     const child = this._child;
     if (!child || child.exitCode !== null || this._stopping) {
       return Promise.reject(new LoaderError('the eBPF loader is not running', null));
     }
-    if (!path.startsWith('/') || /[\n\0]/.test(path)) {
-      return Promise.reject(new LoaderError(`cannot attach to ${JSON.stringify(path)}: not an absolute path`, null));
-    }
     const id = this._nextRequestId++;
     return new Promise((resolve, reject) => {
-      this._attachWaiters.set(id, (ev) => (ev instanceof Error ? reject(ev) : resolve(ev)));
-      child.stdin.write(`attach-tls ${id} ${path}\n`);
+      this._waiters.set(id, (ev) => (ev instanceof Error ? reject(ev) : resolve(ev)));
+      child.stdin.write(`${line(id)}\n`);
     });
   }
 

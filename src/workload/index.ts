@@ -1,2 +1,2 @@
 export { ProcessInfoCache, type ProcessInfo } from './process-info';
-export { resolveCgroupPath } from './cgroup';
+export { cgroup2Mount, resolveCgroupPath } from './cgroup';

@@ -10,6 +10,8 @@ export interface ProcessInfo {
   executableName: string;
   /** Container id from the process's cgroup path, when it has one. */
   containerId?: string;
+  /** Its cgroup v2 path as /proc/PID/cgroup shows it after `0::` (e.g. /system.slice/nginx.service). */
+  cgroupPath?: string;
   /** Kubernetes pod UID from the process's cgroup path, when it runs in a pod (src/workload/kubepods.ts). */
   podUid?: string;
   /** The process's own OTEL_SERVICE_NAME (or service.name in OTEL_RESOURCE_ATTRIBUTES). */
@@ -54,6 +56,12 @@ export function containerIdFromCgroup(cgroupFile: string): string | undefined {
       if (m) return m[1];
     }
   }
+  return undefined;
+}
+
+/** The cgroup v2 path in a /proc/PID/cgroup file (its `0::` line), if it has one. */
+export function unifiedCgroupPath(cgroupFile: string): string | undefined {
+  for (const line of cgroupFile.split('\n')) if (line.startsWith('0::')) return line.slice(3) || '/';
   return undefined;
 }
 
@@ -104,6 +112,8 @@ export class ProcessInfoCache {
       // a kernel thread, or exited: comm is the best name left
     }
     const cgroup = this._read(`/proc/${pid}/cgroup`);
+    const cgroupPath = cgroup !== undefined ? unifiedCgroupPath(cgroup) : undefined;
+    if (cgroupPath) info.cgroupPath = cgroupPath;
     const containerId = cgroup !== undefined ? containerIdFromCgroup(cgroup) : undefined;
     if (containerId) info.containerId = containerId;
     const podUid = cgroup !== undefined ? podUidFromCgroup(cgroup) : undefined;

@@ -22,13 +22,13 @@ import { runLoad, h2loadArgs, type LoadResult } from './lib/load';
 import { cpuDelta, loadAverage, peakRss, treeCpu } from './lib/proc';
 import { killAll, sleep, start, stop, waitFor } from './lib/procs';
 import {
-  BASE_LOADER_ENV,
   BENCH_DIST,
   BPF_STATS_SYSCTL,
   bpfProgStats,
   CONFIG_HELP,
   HEADERTAP,
   REFPROBE,
+  REF_LOADER_ENV,
   SCRATCH,
   bpftraceUnavailable,
   noObserver,
@@ -146,7 +146,6 @@ function scenarios(a: Args): Scenario[] {
   const q = a.quick;
   const sat = q ? 20000 : 100000;
   const rateSeconds = q ? 3 : 10;
-  const baseLoader: ConfigName[] = process.env[BASE_LOADER_ENV] ? ['headertap-kernel-base'] : [];
   const list: Scenario[] = [
     {
       // One traced socket syscall's cost, without HTTP: syscost writes and reads 256 bytes over loopback.
@@ -155,7 +154,14 @@ function scenarios(a: Args): Scenario[] {
       mode: 'syscall',
       requests: q ? 50000 : 200000,
       connections: 1,
-      configs: ['baseline', 'headertap-kernel', ...baseLoader, 'headertap-kernel-filtered', 'refprobe'],
+      configs: [
+        'baseline',
+        'headertap-kernel',
+        'headertap-kernel-filtered',
+        'headertap-kernel-pid-filtered',
+        'refprobe',
+        ...(process.env[REF_LOADER_ENV] ? (['headertap-kernel-ref', 'headertap-kernel-filtered-ref', 'headertap-kernel-pid-filtered-ref'] as const) : []),
+      ],
       reps: q ? 1 : 3,
     },
     {
@@ -166,7 +172,7 @@ function scenarios(a: Args): Scenario[] {
       iovecs: 27,
       requests: q ? 50000 : 200000,
       connections: 1,
-      configs: ['baseline', 'headertap-kernel', ...baseLoader],
+      configs: ['baseline', 'headertap-kernel', ...(process.env[REF_LOADER_ENV] ? (['headertap-kernel-ref'] as const) : [])],
       reps: q ? 1 : 3,
     },
     {
@@ -252,16 +258,24 @@ async function startObserver(config: ConfigName, target: Target, sink?: Awaited<
     case 'headertap-filtered':
       return startHeadertap(TOOL_CPU, target, { port: 1 });
     case 'headertap-kernel':
-      return startLoaderOnly(TOOL_CPU, target);
-    case 'headertap-kernel-base':
-      return startLoaderOnly(TOOL_CPU, target, target.port, process.env[BASE_LOADER_ENV]);
     case 'headertap-kernel-filtered':
-      return startLoaderOnly(TOOL_CPU, target, 1);
+    case 'headertap-kernel-pid-filtered':
+    case 'headertap-kernel-ref':
+    case 'headertap-kernel-filtered-ref':
+    case 'headertap-kernel-pid-filtered-ref':
+      return startKernelOnly(config, target);
     case 'refprobe':
       return startRefprobe(TOOL_CPU);
     case 'bpftrace':
       return startBpftrace(TOOL_CPU);
   }
+}
+
+/** The loader alone: this build or the one at $HT_BENCH_REF_LOADER (-ref), filtering nothing out, everything by port, or everything by pid. */
+function startKernelOnly(config: ConfigName, target: Target): Promise<Observer> {
+  const base = config.replace(/-ref$/, '');
+  const filter = base === 'headertap-kernel-filtered' ? ['--port', '1'] : base === 'headertap-kernel-pid-filtered' ? ['--pid', '1'] : ['--port', String(target.port)];
+  return startLoaderOnly(TOOL_CPU, target, filter, config.endsWith('-ref') ? process.env[REF_LOADER_ENV] : undefined);
 }
 
 function observerCpu(o: Observer): Map<number, number> {
@@ -328,9 +342,7 @@ async function runSyscallCost(s: Scenario, config: ConfigName, rep: number): Pro
     started.target = target;
     const others = s.bpfStats && config !== 'baseline' ? bpfProgStats() : undefined; // programs loaded before the observer's
     let observer: Observer;
-    if (config === 'headertap-kernel') observer = await startLoaderOnly(TOOL_CPU, target);
-    else if (config === 'headertap-kernel-base') observer = await startLoaderOnly(TOOL_CPU, target, target.port, process.env[BASE_LOADER_ENV]);
-    else if (config === 'headertap-kernel-filtered') observer = await startLoaderOnly(TOOL_CPU, target, 1);
+    if (config.startsWith('headertap-kernel')) observer = await startKernelOnly(config, target);
     else if (config === 'refprobe') observer = await startRefprobe(TOOL_CPU);
     else observer = noObserver();
     started.observer = observer;
@@ -599,7 +611,7 @@ function summarize(results: RunResult[]): Summary[] {
     if (!b || s.runs === 0) continue;
     if (s.nsPerCall !== undefined) {
       s.nsAdded = s.nsPerCall - b.nsPerCall!;
-      const base = out.find((o) => o.scenario === s.scenario && o.config === 'headertap-kernel-base');
+      const base = out.find((o) => o.scenario === s.scenario && o.config === 'headertap-kernel-ref');
       if (s.bpfNsPerCall !== undefined && base?.bpfNsPerCall) s.bpfVsBase = s.bpfNsPerCall / base.bpfNsPerCall;
       continue;
     }

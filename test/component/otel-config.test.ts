@@ -704,7 +704,7 @@ describe('otel-config: docker-compose demo and images', () => {
     const flags: Record<string, unknown> = {};
     for (let i = 0; i < cmd.length; i++) {
       const spec = RUN_OPTIONS.find((o) => `--${o.key}` === cmd[i]);
-      assert.ok(spec, `${cmd[i]} is a headertap run flag`);
+      assert.ok(spec?.flag, `${cmd[i]} is a headertap run flag`);
       const takesValue = spec.flag.includes('<');
       const value = takesValue ? cmd[++i] : 'true';
       const key = spec.key.replace(/-([a-z])/g, (_, ch: string) => ch.toUpperCase());

@@ -81,6 +81,8 @@ describe('self-metrics over OTLP/HTTP (real exporter, real receiver)', () => {
       missedStart: 1,
       parseErrors: { gap_resync: 2 },
       loaderRestarts: 1,
+      configReloads: 3,
+      configReloadFailures: 1,
     };
     const m = new SelfMetrics({ target, serviceName: 'agent-x', version: '1', intervalMs: 60_000, stats: () => stats });
     await m.shutdown();
@@ -93,6 +95,7 @@ describe('self-metrics over OTLP/HTTP (real exporter, real receiver)', () => {
     assert.equal(v('headertap.parse.errors', { kind: 'gap_resync' }), 2);
     assert.equal(v('headertap.records.attribute_limited'), 2);
     assert.equal(v('headertap.attributes.dropped'), 390);
+    assert.deepEqual([v('headertap.config.reloads'), v('headertap.config.reload_failures')], [3, 1]);
     assert.equal(sink.metrics[0].resource['service.name'], 'agent-x');
     assert.match(metricsLine(sink.metrics), /^metrics from agent-x: \d+ points; headertap\.events\.received=10 headertap\.exchanges=4 /);
   });

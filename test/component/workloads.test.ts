@@ -65,6 +65,7 @@ describe('ProcessInfoCache', () => {
     assert.deepEqual(info, {
       pid: 10,
       executableName: 'app',
+      cgroupPath: `/system.slice/docker-${'ab'.repeat(32)}.scope`,
       containerId: 'ab'.repeat(32),
       serviceName: 'orders',
       resourceAttributes: { 'service.namespace': 'shop' },

@@ -4,13 +4,15 @@
  * soon as it starts.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { TestContext } from 'node:test';
 import { LOADER_PATH, PACKAGE_ROOT } from '../../src/common/paths';
 import type { FlatRecord } from '../../src/common/flat-record';
+import { cgroup2Mount } from '../../src/workload';
 import { nginxConf } from './nginx-conf';
 
 export const HEADERTAP = path.join(PACKAGE_ROOT, 'bin', 'headertap');
@@ -193,6 +195,66 @@ export function startAgent(t: TestContext, args: string[], env: NodeJS.ProcessEn
       reject(new Error(`agent exited before ready (code ${f.code}); stderr:\n${f.stderr}`));
     });
   });
+}
+
+/** Resolves once `re` matches the agent's stderr. */
+export async function waitForStderr(agent: { stderr(): string }, re: RegExp, timeoutMs = 20000): Promise<RegExpMatchArray> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const m = re.exec(agent.stderr());
+    if (m) return m;
+    if (Date.now() > deadline) throw new Error(`stderr never matched ${re}:\n${agent.stderr()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
+ * Directories under a fresh cgroup v2 directory of this test (`leaves`,
+ * relative, nested as given), removed after their processes when the test
+ * ends. Undefined (the test skipped) when no cgroup2 file system is mounted.
+ */
+export function cgroupTree(t: TestContext, leaves: string[]): { parent: string; leaves: string[] } | undefined {
+  const mount = cgroup2Mount();
+  if (!mount) {
+    const reason = 'no cgroup2 file system is mounted';
+    if (process.env.HEADERTAP_REQUIRE_EBPF === '1') throw new Error(reason);
+    t.skip(reason);
+    return undefined;
+  }
+  const parent = path.join(mount, `headertap-test-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const dirs = leaves.map((l) => path.join(parent, l));
+  for (const d of dirs) mkdirSync(d, { recursive: true });
+  const removeBelow = (dir: string): void => {
+    for (const d of readdirSync(dir, { withFileTypes: true })) if (d.isDirectory()) removeBelow(path.join(dir, d.name));
+    rmdirSync(dir);
+  };
+  t.after(async () => {
+    // Only this test put processes here: end them first (a cgroup with members cannot be removed).
+    for (const dir of dirs) {
+      for (const pid of readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          // exited already
+        }
+      }
+    }
+    for (let i = 0; ; i++) {
+      try {
+        removeBelow(parent);
+        return;
+      } catch (err) {
+        if (i === 50) throw new Error(`cannot remove the test cgroup ${parent}: ${(err as Error).message}`);
+        await new Promise((r) => setTimeout(r, 100)); // processes still exiting
+      }
+    }
+  });
+  return { parent, leaves: dirs };
+}
+
+/** A server that is in `cgroup` from its first instruction: the shell moves itself, then becomes the server. */
+export function serverIn(t: TestContext, cgroup: string, port: number): ReturnType<typeof background> {
+  return background(t, '/bin/sh', ['-c', `echo $$ > ${cgroup}/cgroup.procs && exec ${PYTHON} -m http.server ${port} --bind 127.0.0.1`]);
 }
 
 export interface Nginx {

@@ -8,13 +8,12 @@
  */
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import type { FlatRecord } from '../../src/common/flat-record';
-import { cgroup2Mount } from '../../src/workload/cgroup';
-import { HEADERTAP, PYTHON, attr, background, byPid, freePort, requireCommand, requireEbpf, run, startAgent, startNginx, waitForPort } from '../helpers/integration';
+import { HEADERTAP, PYTHON, attr, background, byPid, cgroupTree, freePort, requireCommand, requireEbpf, run, serverIn, startAgent, startNginx, waitForPort } from '../helpers/integration';
 import { resourceLogsOf, startOtlpSink } from '../helpers/otlp-sink';
 
 const NODE_SERVER = `
@@ -162,60 +161,11 @@ describe("host.name and headertap's own resource when headertap runs in a contai
   });
 });
 
-/**
- * Directories under a fresh cgroup v2 directory of this test (`leaves`,
- * relative, nested as given), removed after their processes when the test
- * ends. Undefined (the test skipped) when no cgroup2 file system is mounted.
- */
-function cgroupTree(t: TestContext, leaves: string[]): { parent: string; leaves: string[] } | undefined {
-  const mount = cgroup2Mount();
-  if (!mount) {
-    const reason = 'no cgroup2 file system is mounted';
-    if (process.env.HEADERTAP_REQUIRE_EBPF === '1') throw new Error(reason);
-    t.skip(reason);
-    return undefined;
-  }
-  const parent = path.join(mount, `headertap-test-${process.pid}-${randomBytes(4).toString('hex')}`);
-  const dirs = leaves.map((l) => path.join(parent, l));
-  for (const d of dirs) mkdirSync(d, { recursive: true });
-  const removeBelow = (dir: string): void => {
-    for (const d of readdirSync(dir, { withFileTypes: true })) if (d.isDirectory()) removeBelow(path.join(dir, d.name));
-    rmdirSync(dir);
-  };
-  t.after(async () => {
-    // Only this test put processes here: end them first (a cgroup with members cannot be removed).
-    for (const dir of dirs) {
-      for (const pid of readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
-        try {
-          process.kill(Number(pid), 'SIGKILL');
-        } catch {
-          // exited already
-        }
-      }
-    }
-    for (let i = 0; ; i++) {
-      try {
-        removeBelow(parent);
-        return;
-      } catch (err) {
-        if (i === 50) throw new Error(`cannot remove the test cgroup ${parent}: ${(err as Error).message}`);
-        await new Promise((r) => setTimeout(r, 100)); // processes still exiting
-      }
-    }
-  });
-  return { parent, leaves: dirs };
-}
-
 /** One Docker-named scope below a test cgroup. */
 function testCgroup(t: TestContext): { parent: string; scope: string; containerId: string } | undefined {
   const containerId = randomBytes(32).toString('hex');
   const tree = cgroupTree(t, [`docker-${containerId}.scope`]);
   return tree && { parent: tree.parent, scope: tree.leaves[0], containerId };
-}
-
-/** A server that is in `cgroup` from its first instruction: the shell moves itself, then becomes the server. */
-function serverIn(t: TestContext, cgroup: string, port: number): ReturnType<typeof background> {
-  return background(t, '/bin/sh', ['-c', `echo $$ > ${cgroup}/cgroup.procs && exec ${PYTHON} -m http.server ${port} --bind 127.0.0.1`]);
 }
 
 describe('--cgroup (real eBPF, a cgroup the test creates)', () => {

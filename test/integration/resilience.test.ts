@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import type { FlatRecord } from '../../src/common/flat-record';
-import { background, freePort, requireCommand, requireEbpf, run, startAgent, startNginx, waitForPort } from '../helpers/integration';
+import { background, freePort, requireCommand, requireEbpf, run, startAgent, startNginx, waitForPort, waitForStderr } from '../helpers/integration';
 import { startOtlpSink } from '../helpers/otlp-sink';
 
 const CURL = '/usr/bin/curl';
@@ -27,17 +27,6 @@ async function curl(url: string, extra: string[] = []): Promise<void> {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Resolves once `re` matches the agent's stderr. */
-async function waitForStderr(agent: { stderr(): string }, re: RegExp, timeoutMs = 20000): Promise<RegExpMatchArray> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const m = re.exec(agent.stderr());
-    if (m) return m;
-    if (Date.now() > deadline) throw new Error(`stderr never matched ${re}:\n${agent.stderr()}`);
-    await sleep(100);
-  }
 }
 
 /** Peak resident memory (VmHWM) of a process, in KiB. */

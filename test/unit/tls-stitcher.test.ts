@@ -11,7 +11,7 @@ import { ConnectionSim } from '../helpers/events';
 
 function tracker(ports?: number[]) {
   const exchanges: HttpExchange[] = [];
-  const t = new ConnectionTracker({ maxHeaderBytes: 16384, ...(ports ? { ports } : {}), onExchange: (e) => exchanges.push(e) });
+  const t = new ConnectionTracker({ maxHeaderBytes: 16384, ...(ports ? { filter: { ports } } : {}), onExchange: (e) => exchanges.push(e) });
   return { t, exchanges };
 }
 
@@ -70,7 +70,7 @@ describe('ConnectionTracker: TLS sessions', () => {
       exchanges.map((e) => e.request.target),
       ['/kept'],
     );
-    assert.equal(t.counters.portFiltered, 2);
+    assert.equal(t.counters.filtered, 2);
   });
 
   it('under --port, TLS traffic of other ports costs no parsing and inflates no counter', () => {
@@ -86,7 +86,7 @@ describe('ConnectionTracker: TLS sessions', () => {
     assert.equal(t.counters.orphanResponses, 0);
     const p = t.counters.problems;
     assert.equal(p.invalid_start_line + p.gap_resync, 0);
-    assert.equal(t.counters.portFiltered, 1, 'the session on port 9443');
+    assert.equal(t.counters.filtered, 1, 'the session on port 9443');
   });
 
   it('keeps session ids and socket ids apart even when the numbers are equal', () => {

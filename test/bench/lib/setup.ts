@@ -16,18 +16,22 @@ export const HEADERTAP = path.join(PACKAGE_ROOT, 'bin', 'headertap');
 export const BENCH_DIST = path.join(PACKAGE_ROOT, 'dist', 'test', 'bench');
 export const REFPROBE = path.join(PACKAGE_ROOT, 'test', 'bench', 'refprobe', '.output', 'refprobe');
 export const SYSCOST = path.join(PACKAGE_ROOT, 'test', 'bench', 'refprobe', '.output', 'syscost');
-/** A loader binary to compare with (headertap-kernel-base), e.g. built from the main branch. */
-export const BASE_LOADER_ENV = 'HT_BENCH_BASE_LOADER';
 /** Scratch files (recordings, loader output, h2load logs) live in memory. */
 export const SCRATCH = existsSync('/dev/shm') ? '/dev/shm' : '/tmp';
 
 export type TargetName = 'nginx' | 'node';
+
+/** A loader binary to compare with this build's in one run (the *-ref configs). */
+export const REF_LOADER_ENV = 'HT_BENCH_REF_LOADER';
 export type ConfigName =
   | 'baseline'
   | 'headertap'
   | 'headertap-kernel'
-  | 'headertap-kernel-base'
   | 'headertap-kernel-filtered'
+  | 'headertap-kernel-pid-filtered'
+  | 'headertap-kernel-ref'
+  | 'headertap-kernel-filtered-ref'
+  | 'headertap-kernel-pid-filtered-ref'
   | 'headertap-filtered'
   | 'headertap-no-tls' | 'refprobe' | 'bpftrace' | 'otel-http';
 
@@ -35,9 +39,12 @@ export const CONFIG_HELP: Record<ConfigName, string> = {
   baseline: 'no probe',
   headertap: 'headertap run, full pipeline, OTLP/gRPC to a receiver process (--port of the target)',
   'headertap-kernel': "headertap's loader alone (TLS probes attached as the agent would), events to a tmpfs file",
-  'headertap-kernel-base': `the same with the loader at $${BASE_LOADER_ENV} (e.g. built from main): the kernel side before a change, in the same run (syscall scenarios, when set)`,
   'headertap-filtered': 'headertap run with --port 1: all benchmark traffic excluded in the kernel',
   'headertap-kernel-filtered': "headertap's loader alone with --port 1: all benchmark traffic excluded in the kernel",
+  'headertap-kernel-pid-filtered': "headertap's loader alone with --pid 1: all benchmark traffic excluded by the process filter, before the socket lookup",
+  'headertap-kernel-ref': `headertap-kernel with the loader at ${REF_LOADER_ENV} (another build, e.g. main's: two kernel sides in one run)`,
+  'headertap-kernel-filtered-ref': `headertap-kernel-filtered with the loader at ${REF_LOADER_ENV}`,
+  'headertap-kernel-pid-filtered-ref': `headertap-kernel-pid-filtered with the loader at ${REF_LOADER_ENV}`,
   'headertap-no-tls': 'headertap run --no-tls (no OpenSSL uprobes, no TLS bookkeeping per syscall)',
   refprobe: 'reference probe: the same syscall tracepoints, 256 bytes per call to a ring buffer, drained',
   bpftrace: 'bpftrace one-liner printing 200 bytes per call (bpftrace 0.17 string limit) to a tmpfs file',
@@ -266,11 +273,15 @@ function framesOfKind(file: string, kind: number): number {
   return n;
 }
 
-/** headertap's loader alone, TLS probes on the target's OpenSSL, events into a tmpfs file nobody reads until the end. */
-export async function startLoaderOnly(cpus: string, target: Target, port = target.port, loaderPath = LOADER_PATH): Promise<Observer> {
+/**
+ * headertap's loader alone, TLS probes on the target's OpenSSL, events into a
+ * tmpfs file nobody reads until the end. `filter`: its filter flags (default:
+ * the target's port); `loaderPath`: another build of the loader.
+ */
+export async function startLoaderOnly(cpus: string, target: Target, filter = ['--port', String(target.port)], loaderPath = LOADER_PATH): Promise<Observer> {
   const file = path.join(SCRATCH, `ht-bench-loader-${process.pid}.bin`);
   const fd = openSync(file, 'w');
-  const loader = start(loaderPath, ['--port', String(port)], { cpus, stdio: ['pipe', fd, 'pipe'] });
+  const loader = start(loaderPath, filter, { cpus, stdio: ['pipe', fd, 'pipe'] });
   closeSync(fd);
   const deadline = Date.now() + 30000;
   while (framesOfKind(file, 64 /* HT_EV_READY */) === 0) {
