@@ -1,4 +1,5 @@
 import type { Writable } from 'node:stream';
+import { visible } from '../common/escape';
 import type { Log } from '../common/log';
 
 /** Streams and the message log the CLI writes to; replaced in tests. */
@@ -10,9 +11,18 @@ export interface CliIO {
 
 export const processIO: CliIO = { stdout: process.stdout, stderr: process.stderr, env: process.env };
 
+/**
+ * Writes one line to stderr. Messages quote paths, names and values that
+ * come from traffic or other processes: each is shown with its control and
+ * bidi characters escaped, so it stays one line and cannot move the cursor.
+ */
+export function stderrLine(io: CliIO, text: string): void {
+  io.stderr.write(`${visible(text)}\n`);
+}
+
 /** headertap's messages: one line each on stderr, prefixed, debug only with --verbose. */
 export function stderrLog(io: CliIO, verbose: boolean): Log {
-  const line = (s: string) => io.stderr.write(`headertap: ${s}\n`);
+  const line = (s: string) => stderrLine(io, `headertap: ${s}`);
   return {
     info: line,
     warn: (s) => line(`warning: ${s}`),

@@ -20,7 +20,7 @@ import {
 } from '../source';
 import { ProcessInfoCache, resolveCgroupPath } from '../workload';
 import type { RunOptions } from './options';
-import { lineWriter, stderrLog, type CliIO } from './output';
+import { lineWriter, stderrLine, stderrLog, type CliIO } from './output';
 import { batchPrinter } from './print';
 import { checkKernel, checkPrivileges } from './privileges';
 import { agentStats, summaryLine, type StatsParts } from './stats';
@@ -209,7 +209,7 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
     tls?.stop();
     tls = new TlsTargets({ attach: (file) => l.attachTls(file), log });
     await tls.scanAll();
-    io.stderr.write(`headertap: ${describeTls(tls)}\n`);
+    log.info(describeTls(tls));
   };
   const supervised = payload
     ? undefined
@@ -254,14 +254,15 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   const what = tls ? 'HTTP/1.x and HTTP/2 over TCP and TLS' : 'HTTP/1.x and HTTP/2 over TCP';
   const from = payload ? `replaying ${opts.replay}` : `capturing ${what} on ${ready.ncpus} CPUs (loader pid ${ready.loaderPid})`;
   const spansTo = traceTarget ? `, spans to ${traceTarget.url}` : '';
-  io.stderr.write(
-    `headertap ready: ${from}; exporting ${protocolName} to ${target.url}${spansTo}${receiver ? ' (embedded receiver)' : ''}; filters: ${describeFilters(opts, cgroups)}\n`,
+  stderrLine(
+    io,
+    `headertap ready: ${from}; exporting ${protocolName} to ${target.url}${spansTo}${receiver ? ' (embedded receiver)' : ''}; filters: ${describeFilters(opts, cgroups)}`,
   );
 
   const sweep = setInterval(() => tracker.evictIdle(lastNs - IDLE_CONNECTION_NS), IDLE_SWEEP_MS);
   sweep.unref();
   const statsTimer =
-    opts.statsInterval > 0 ? setInterval(() => io.stderr.write(`headertap stats: ${summary()}\n`), opts.statsInterval * 1000) : undefined;
+    opts.statsInterval > 0 ? setInterval(() => stderrLine(io, `headertap stats: ${summary()}`), opts.statsInterval * 1000) : undefined;
   statsTimer?.unref();
   const selfMetrics = opts.selfMetrics
     ? new SelfMetrics({
@@ -291,6 +292,6 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   await receiver?.stop();
   await recorder?.close();
 
-  io.stderr.write(`headertap stopped: ${summary()}\n`);
+  stderrLine(io, `headertap stopped: ${summary()}`);
   return ended.reason === 'failed' ? 1 : 0;
 }
