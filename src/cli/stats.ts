@@ -46,6 +46,7 @@ export function agentStats(p: StatsParts): AgentStats {
     captureUnreadable: p.kernel?.copyFailed ?? 0,
     truncatedMessages: p.http.truncatedMessages,
     missedStart: p.http.problems.missed_start,
+    invalidHeaderValues: p.http.invalidValues,
     parseErrors: parseErrors(p.http),
     loaderRestarts: p.loaderRestarts,
   };
@@ -70,7 +71,7 @@ export function summaryLine(p: StatsParts): string {
     `exchanges ${h.exchanges} (unanswered ${h.unanswered}, truncated ${h.truncatedMessages}); ` +
     `records exported ${d.exported}, failed ${d.dropped.rejected}, dropped ${dropped}${droppedDetail}; ` +
     `retries ${d.retries}, buffered ${p.delivery.bufferedRecords}${spooled}; ` +
-    `${kernel}; parser resyncs ${resyncs}, orphan responses ${h.orphanResponses}, missed starts ${h.problems.missed_start}; ` +
+    `${kernel}; parser resyncs ${resyncs}, orphan responses ${h.orphanResponses}, missed starts ${h.problems.missed_start}, invalid header values ${h.invalidValues}; ` +
     `tls sessions ${h.tlsSessions}, ciphertext connections ${h.ciphertextConnections}; ` +
     `http/2 connections ${h.http2Connections}, records with unknown HPACK state ${h.truncatedRecords.hpack_state_unknown}${restarts}`
   );

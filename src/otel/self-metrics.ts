@@ -48,6 +48,8 @@ export interface AgentStats {
   truncatedMessages: number;
   /** Connections joined mid-stream: bytes skipped before the first message, or a response first. */
   missedStart: number;
+  /** Header values holding characters HTTP forbids (NUL, CR, LF), exported as sent. */
+  invalidHeaderValues: number;
   /** Parser resyncs, by kind. */
   parseErrors: Record<string, number>;
   /** Times the eBPF loader was restarted. */
@@ -153,6 +155,7 @@ export class SelfMetrics {
     counter('headertap.messages.truncated', 'HTTP messages with incomplete headers', '{message}', (s) => [[s.truncatedMessages]]);
     counter('headertap.connections.missed_start', 'connections joined mid-stream', '{connection}', (s) => [[s.missedStart]]);
     counter('headertap.parse.errors', 'HTTP parser resyncs, by kind', '{error}', (s) => byKey(s.parseErrors, 'kind'));
+    counter('headertap.headers.invalid_values', 'header values holding NUL, CR or LF, which HTTP forbids (kept as sent)', '{value}', (s) => [[s.invalidHeaderValues]]);
     counter('headertap.loader.restarts', 'times the eBPF loader was restarted', '{restart}', (s) => [[s.loaderRestarts]]);
   }
 

@@ -73,6 +73,7 @@ describe('self-metrics over OTLP/HTTP (real exporter, real receiver)', () => {
       ringbufLost: 7,
       ringbufLostByCpu: [3, 4],
       captureTruncated: 1,
+      invalidHeaderValues: 0,
       captureUnreadable: 0,
       truncatedMessages: 1,
       missedStart: 1,
