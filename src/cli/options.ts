@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { UsageError } from '../common/errors';
-import { DEFAULT_CAPTURE_HEADERS, DEFAULT_REDACT_HEADERS, OTLP_COMPRESSIONS, type OtlpCompression } from '../otel';
+import { DEFAULT_CAPTURE_HEADERS, DEFAULT_REDACT_HEADERS, OTLP_COMPRESSIONS, resolveRedactGlobs, type OtlpCompression } from '../otel';
 
 /** The environment variable holding the --hash-headers key when --hash-key-file is not given. */
 export const HASH_KEY_ENV = 'HEADERTAP_HASH_KEY';
@@ -153,6 +153,18 @@ const glob: Parser<string> = (raw, where) => {
   return s;
 };
 
+/** A --redact-headers entry: a glob, `+glob` (added to the defaults) or `!glob` (never redacted). */
+const redactGlob: Parser<string> = (raw, where) => {
+  const s = str(raw, where).trim();
+  const prefix = s[0] === '+' || s[0] === '!' ? s[0] : '';
+  const rest = s.slice(prefix.length);
+  if (prefix && !rest) throw new UsageError(`${where} '${s}' needs a glob after '${prefix}', e.g. ${prefix}x-internal-*`);
+  if (rest[0] === '+' || rest[0] === '!') {
+    throw new UsageError(`${where} '${s}' has more than one '+' or '!' prefix; write +GLOB to add to the default list, !GLOB to never redact a name`);
+  }
+  return prefix + glob(rest, where);
+};
+
 const nonEmpty: Parser<string> = (raw, where) => {
   const s = str(raw, where).trim();
   if (!s) throw new UsageError(`${where}: expected a non-empty value`);
@@ -269,8 +281,10 @@ export const RUN_OPTIONS: OptionSpec[] = [
     key: 'redact-headers',
     prop: 'redactHeaders',
     flag: '--redact-headers <globs>',
-    help: `header-name globs whose values become [REDACTED], also applied to query parameters (default: ${DEFAULT_REDACT_HEADERS.join(',')})`,
-    parse: list(glob),
+    help:
+      'header-name globs whose values become [REDACTED], also applied to query parameters and to the queries of URLs in header values; ' +
+      `plain globs replace the default list, +GLOB adds to it, !GLOB never redacts matching names (default: ${DEFAULT_REDACT_HEADERS.join(',')})`,
+    parse: (raw, where) => resolveRedactGlobs(list(redactGlob)(raw, where)),
     default: DEFAULT_REDACT_HEADERS,
   },
   {

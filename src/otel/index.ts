@@ -6,6 +6,7 @@ export {
   DEFAULT_REDACT_HEADERS,
   HASH_PREFIX_HEX,
   REDACTED,
+  resolveRedactGlobs,
   type HeaderRulesConfig,
   type HeaderSide,
 } from './headers';

@@ -76,6 +76,17 @@ describe('resolveRunOptions', () => {
     assert.equal(o.console, true);
   });
 
+  it('--redact-headers: plain globs replace the default list, +GLOB adds to it, !GLOB keeps names in clear', () => {
+    assert.deepEqual(resolveRunOptions({ redactHeaders: '+x-internal-sig' }).redactHeaders, [...DEFAULT_REDACT_HEADERS, 'x-internal-sig']);
+    assert.deepEqual(resolveRunOptions({ redactHeaders: '!x-session-affinity,+x-a' }).redactHeaders, [...DEFAULT_REDACT_HEADERS, 'x-a', '!x-session-affinity']);
+    assert.deepEqual(resolveRunOptions({ redactHeaders: 'x-a,+x-b' }).redactHeaders, ['x-a', 'x-b'], 'with a plain glob the defaults are replaced');
+    assert.deepEqual(resolveRunOptions({}, configFile('redact-headers: ["+x-c", "!sid"]\n')).redactHeaders, [...DEFAULT_REDACT_HEADERS, 'x-c', '!sid']);
+    assert.deepEqual(resolveRunOptions({ redactHeaders: '' }).redactHeaders, [], 'an empty list redacts nothing, as before');
+    throwsUsage(() => resolveRunOptions({ redactHeaders: '!!x' }), /^--redact-headers '!!x' has more than one '\+' or '!' prefix; write \+GLOB to add/);
+    throwsUsage(() => resolveRunOptions({ redactHeaders: '+' }), /^--redact-headers '\+' needs a glob after '\+', e.g. \+x-internal-\*$/);
+    throwsUsage(() => resolveRunOptions({ redactHeaders: '+x y' }), /^--redact-headers 'x y' is not a header-name glob/);
+  });
+
   it('names the flag, the value and a good value on bad input', () => {
     throwsUsage(() => resolveRunOptions({ pid: ['abc'] }), /^--pid 'abc' is not a valid process id; expected an integer from 1 to/);
     throwsUsage(() => resolveRunOptions({ port: ['0'] }), /^--port '0' is not a valid port/);
