@@ -9,7 +9,7 @@ import type { KernelCounters } from '../source';
 export interface StatsParts {
   http: HttpCounters;
   delivery: DeliveryProcessor;
-  spool?: { records: number; bytes: number };
+  spool?: { records: number; bytes: number; rejected?: number };
   /** Kernel totals (all loaders), when capturing live. */
   kernel?: KernelCounters;
   /** Ring-buffer losses per CPU (index = CPU), when any. */
@@ -40,6 +40,7 @@ export function agentStats(p: StatsParts): AgentStats {
     bufferBytes: p.delivery.bufferedBytes,
     spoolRecords: p.spool?.records ?? 0,
     spoolBytes: p.spool?.bytes ?? 0,
+    spoolRejected: p.spool?.rejected ?? 0,
     ringbufLost: p.kernel?.ringbufLost ?? 0,
     ringbufLostByCpu: Array.from(p.lostByCpu, (v) => v ?? 0),
     captureTruncated: p.kernel?.truncated ?? 0,
@@ -60,7 +61,8 @@ export function summaryLine(p: StatsParts): string {
   const dropReasons = DROP_REASONS.filter((r) => r !== 'rejected' && d.dropped[r] > 0);
   const dropped = dropReasons.reduce((n, r) => n + d.dropped[r], 0);
   const droppedDetail = dropReasons.length ? ` (${dropReasons.map((r) => `${r} ${d.dropped[r]}`).join(', ')})` : '';
-  const spooled = p.spool ? `, spooled ${p.spool.records}` : '';
+  const rejected = p.spool?.rejected ? `, spool files rejected ${p.spool.rejected}` : '';
+  const spooled = p.spool ? `, spooled ${p.spool.records}${rejected}` : '';
   const k = p.kernel;
   const cpus = p.lostByCpu.map((v, cpu) => (v ? `cpu${cpu} ${v}` : '')).filter(Boolean);
   const kernel = k

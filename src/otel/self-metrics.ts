@@ -37,6 +37,8 @@ export interface AgentStats {
   bufferBytes: number;
   spoolRecords: number;
   spoolBytes: number;
+  /** Spool files skipped, never sent, because another user owns them or could have written them. */
+  spoolRejected: number;
   /** Events the kernel could not reserve ring-buffer space for, in total and per CPU. */
   ringbufLost: number;
   ringbufLostByCpu: number[];
@@ -147,6 +149,7 @@ export class SelfMetrics {
     gauge('headertap.buffer.bytes', 'approximate bytes of records waiting in memory', 'By', (s) => s.bufferBytes);
     gauge('headertap.spool.records', 'records waiting on disk (--spool-dir)', '{record}', (s) => s.spoolRecords);
     gauge('headertap.spool.bytes', 'bytes of records waiting on disk', 'By', (s) => s.spoolBytes);
+    counter('headertap.spool.rejected', 'spool files skipped, never sent: owned by another user or writable by others', '{file}', (s) => [[s.spoolRejected]]);
     counter('headertap.ringbuf.lost', 'events lost in the kernel: ring buffer full, per CPU', '{event}', (s) =>
       s.ringbufLostByCpu.length ? s.ringbufLostByCpu.map((v, cpu) => [v, { cpu }] as [number, Attributes]) : [[s.ringbufLost]],
     );

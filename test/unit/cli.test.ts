@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
@@ -81,6 +81,15 @@ describe('headertap CLI: bad input', () => {
     const notMapping = path.join(dir, 'list.yaml');
     writeFileSync(notMapping, '- a\n- b\n');
     assertOneLineError(headertap(['run', '--config', notMapping]), /must be a mapping of option names to values/);
+  });
+
+  it('a --spool-dir others can write to is refused before anything starts', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'ht-cli-spool-'));
+    chmodSync(dir, 0o777);
+    assertOneLineError(
+      headertap(['run', '--replay', 'test/fixtures/curl-nginx.htrec', '--spool-dir', dir]),
+      /--spool-dir \S+: \S+ is writable by group or others \(mode 0777\); another user could plant records in it: chmod go-w \S+, or choose another --spool-dir$/,
+    );
   });
 
   it('--help and --version exit 0', () => {

@@ -70,6 +70,7 @@ describe('self-metrics over OTLP/HTTP (real exporter, real receiver)', () => {
       bufferBytes: 500,
       spoolRecords: 0,
       spoolBytes: 0,
+      spoolRejected: 0,
       ringbufLost: 7,
       ringbufLostByCpu: [3, 4],
       captureTruncated: 1,
