@@ -1,7 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { HeadertapError } from '../common/errors';
 import { RUN_OPTIONS, camel, resolveRunOptions } from './options';
-import { processIO, stderrLine, type CliIO } from './output';
+import { processIO, routeGrpcLogs, stderrLine, type CliIO } from './output';
 import { runReceiver } from './receive';
 import { runAgent } from './run';
 import { VERSION } from './version';
@@ -105,6 +105,7 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
     stderrLine(io, `headertap: ${message}`);
     return code;
   };
+  routeGrpcLogs(io, argv.includes('--verbose'));
   let status: Promise<number> | undefined;
   const program = buildProgram(io, (p) => (status = p));
   if (argv.length === 0) {

@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { UsageError } from '../common/errors';
 import { DEFAULT_CAPTURE_HEADERS, DEFAULT_REDACT_HEADERS, OTLP_COMPRESSIONS, resolveRedactGlobs, type OtlpCompression } from '../otel';
+import { PathProblem, readSmallFile } from './files';
 
 /** The environment variable holding the --hash-headers key when --hash-key-file is not given. */
 export const HASH_KEY_ENV = 'HEADERTAP_HASH_KEY';
@@ -82,14 +82,25 @@ function integer(min: number, max: number, what: string): Parser<number> {
   };
 }
 
-/** A list from repeated flags, comma-separated values (unless split is false), or a YAML sequence. */
-function list<T>(item: Parser<T>, split = true): Parser<T[]> {
+/**
+ * A list from repeated flags, comma-separated values (unless split is
+ * false), or a YAML sequence. Empty items are skipped, except for filters
+ * (`filter` set): an empty --comm or --port would silently mean "no
+ * filter", so it is refused, naming what to give instead.
+ */
+function list<T>(item: Parser<T>, split = true, filter?: { what: string; example: string }): Parser<T[]> {
   return (raw, where) => {
     const items = Array.isArray(raw) ? raw : [raw];
     const out: T[] = [];
     for (const it of items) {
       for (const part of typeof it === 'string' && split ? it.split(',') : [it]) {
-        if (typeof part === 'string' && part.trim() === '') continue;
+        if (typeof part === 'string' && part.trim() === '') {
+          if (!filter) continue;
+          const flag = where.startsWith('--config') ? `the key` : where;
+          throw new UsageError(
+            `${where} '${it as string}' has an empty ${filter.what}; give one, e.g. ${filter.example}, or leave ${flag} out to capture all traffic`,
+          );
+        }
         out.push(item(typeof part === 'string' ? part.trim() : part, where));
       }
     }
@@ -201,7 +212,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
     flag: '--pid <N>',
     help: 'capture only process N (repeatable or comma-separated, up to 16)',
     repeatable: true,
-    parse: list(integer(1, 2 ** 31 - 1, 'process id')),
+    parse: list(integer(1, 2 ** 31 - 1, 'process id'), true, { what: 'process id', example: '--pid 1234' }),
     default: [],
   },
   {
@@ -210,7 +221,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
     flag: '--comm <NAME>',
     help: 'capture only processes named NAME, as in /proc/PID/comm (repeatable, up to 8)',
     repeatable: true,
-    parse: list(comm),
+    parse: list(comm, true, { what: 'process name', example: '--comm nginx' }),
     default: [],
   },
   {
@@ -219,7 +230,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
     flag: '--port <N>',
     help: 'capture only connections with port N at either end (repeatable, up to 16)',
     repeatable: true,
-    parse: list(integer(1, 65535, 'port')),
+    parse: list(integer(1, 65535, 'port'), true, { what: 'port', example: '--port 8080' }),
     default: [],
   },
   {
@@ -228,7 +239,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
     flag: '--cgroup <path>',
     help: 'capture only processes in this cgroup v2 directory or below it (repeatable, up to 8); applied in the kernel',
     repeatable: true,
-    parse: list(nonEmpty, false), // paths may hold commas
+    parse: list(nonEmpty, false, { what: 'cgroup path', example: '--cgroup /sys/fs/cgroup/system.slice/nginx.service' }), // paths may hold commas
     default: [],
   },
   {
@@ -465,14 +476,15 @@ export function suggest(word: string, candidates: Iterable<string>): string | un
   return best;
 }
 
-/** Reads a --config YAML file: a mapping whose keys are flag names. */
+/** Reads a --config YAML file (at most MAX_INPUT_FILE_BYTES, checked before reading): a mapping whose keys are flag names. */
 export function loadConfigFile(file: string): Record<string, unknown> {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readSmallFile(file).toString('utf8');
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw new UsageError(`cannot read --config ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+    if (!(err instanceof PathProblem)) throw err;
+    const fix = err.message.startsWith('is ') ? '; point --config at a headertap YAML file (the keys of `headertap run --help`)' : '';
+    throw new UsageError(`cannot read --config ${file}: ${err.message}${fix}`);
   }
   let doc: unknown;
   try {

@@ -1,4 +1,6 @@
 import type { Writable } from 'node:stream';
+import { format } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
 import { visible } from '../common/escape';
 import type { Log } from '../common/log';
 
@@ -37,4 +39,15 @@ export function lineWriter(stream: Writable): (line: string) => void {
   return (line) => {
     if (!broken) stream.write(line + '\n');
   };
+}
+
+/**
+ * @grpc/grpc-js logs errors to the console by itself (e.g. "E No address
+ * added out of total 1 resolved" before our own message on a busy port).
+ * headertap reports those failures itself, so grpc's lines are shown only
+ * with --verbose, as debug lines.
+ */
+export function routeGrpcLogs(io: CliIO, verbose: boolean): void {
+  grpc.setLogger({ error: (...args: unknown[]) => stderrLine(io, `headertap: debug: grpc: ${format(...args)}`) });
+  grpc.setLogVerbosity(verbose ? grpc.logVerbosity.ERROR : grpc.logVerbosity.NONE);
 }

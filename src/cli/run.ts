@@ -19,6 +19,7 @@ import {
   type SourceEvent,
 } from '../source';
 import { ProcessInfoCache, resolveCgroupPath } from '../workload';
+import { checkWritableFile, PathProblem } from './files';
 import type { RunOptions } from './options';
 import { lineWriter, stderrLine, stderrLog, type CliIO } from './output';
 import { batchPrinter } from './print';
@@ -40,6 +41,16 @@ function routeSdkDiagnostics(log: Log): void {
     DiagLogLevel.WARN,
   );
   setGlobalErrorHandler((err) => log.debug(`opentelemetry: ${String((err as Error)?.message ?? err)}`));
+}
+
+/** --record FILE can be written: checked before anything starts, so capture never runs for a recording that cannot be saved. */
+function checkRecordPath(file: string): void {
+  try {
+    checkWritableFile(file);
+  } catch (err) {
+    if (!(err instanceof PathProblem)) throw err;
+    throw new UsageError(`cannot write --record ${file}: ${err.message}; create the directory or choose another path`);
+  }
 }
 
 /** An embedded receiver listens where the exporter sends: the endpoint's host and port. */
@@ -105,6 +116,7 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   const target = resolveExportTarget(exportFlags, io.env);
   const traceTarget = opts.emitSpans ? resolveExportTarget(exportFlags, io.env, 'traces') : undefined;
   const rules = headerRulesOf(opts, io.env);
+  if (opts.record) checkRecordPath(opts.record);
   const payload = opts.replay ? readRecording(opts.replay) : undefined;
   const cgroups = payload ? [] : opts.cgroup.map((c) => resolveCgroupPath(c));
   if (!payload) {
@@ -290,7 +302,7 @@ export async function runAgent(opts: RunOptions, io: CliIO): Promise<number> {
   if (flushed === 'timeout') log.warn(`gave up waiting for the exporters to close after ${opts.shutdownTimeout} s`);
   await selfMetrics?.shutdown(); // the final counts, after the last records
   await receiver?.stop();
-  await recorder?.close();
+  await recorder?.close().catch((err: Error) => log.warn(`--record ${opts.record}: ${err.message}; the recording is incomplete`));
 
   stderrLine(io, `headertap stopped: ${summary()}`);
   return ended.reason === 'failed' ? 1 : 0;

@@ -98,6 +98,14 @@ describe('resolveRunOptions', () => {
     throwsUsage(() => resolveRunOptions({ record: 'a', replay: 'b' }), /cannot be combined/);
   });
 
+  it('refuses an empty filter value (it would mean no filter), from a flag or a config key; an empty YAML list is no filter', () => {
+    throwsUsage(() => resolveRunOptions({ comm: [''] }), /^--comm '' has an empty process name; give one, e\.g\. --comm nginx, or leave --comm out/);
+    throwsUsage(() => resolveRunOptions({ port: ['80', ''] }), /^--port '' has an empty port/);
+    throwsUsage(() => resolveRunOptions({}, configFile("comm: ''\n")), /key 'comm' '' has an empty process name; give one, e\.g\. --comm nginx, or leave the key out/);
+    assert.deepEqual(resolveRunOptions({}, configFile('port: []\n')).port, []);
+    assert.deepEqual(resolveRunOptions({ captureHeaders: '' }).captureHeaders, [], 'header globs may be empty: nothing is captured');
+  });
+
   it('names the file and the key for config problems', () => {
     throwsUsage(() => resolveRunOptions({}, '/nonexistent/h.yaml'), /^cannot read --config \/nonexistent\/h.yaml: no such file$/);
     throwsUsage(() => resolveRunOptions({}, configFile('endpont: x\n')), /has an unknown key 'endpont' \(did you mean 'endpoint'\?\)/);
