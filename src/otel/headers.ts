@@ -9,7 +9,8 @@ export const REDACTED = '[REDACTED]';
  * parameters that real APIs put secrets in. The first eight are DESIGN.md's
  * original list; the list is only ever extended. A `!glob` entry is an
  * exception: names it matches are not redacted (the authentication
- * challenges a server sends to anyone, useful to debug a 401).
+ * challenges a server sends to anyone, useful to debug a 401; CORS's
+ * allow-credentials flag).
  */
 // prettier-ignore
 export const DEFAULT_REDACT_HEADERS: readonly string[] = [
@@ -23,8 +24,9 @@ export const DEFAULT_REDACT_HEADERS: readonly string[] = [
   '*session*', '*sessid*', 'sid',
   '*csrf*', '*xsrf*',
   '*passwd*', '*passphrase*', 'pwd', 'pass',
-  // signed-URL and cloud credentials: x-amz-credential, x-amz-signature, ?sig= (Azure SAS), access keys
-  '*credential*', '*signature*', 'sig', '*private*key*', '*access*key*', '*subscription*key*',
+  // signed-URL and cloud credentials: x-amz-credential, x-amz-signature, ?sig= (Azure SAS), access keys;
+  // CORS's allow-credentials is a flag (true), not a credential
+  '*credential*', '!access-control-allow-credentials', '*signature*', 'sig', '*private*key*', '*access*key*', '*subscription*key*',
   // signed identity tokens: x-jwt-assertion, x-amzn-oidc-data, SAMLResponse, DPoP proofs
   '*jwt*', '*oidc*', '*saml*', 'dpop',
 ];

@@ -105,6 +105,7 @@ const DEFAULT_LIST_EXAMPLES: Record<string, string[]> = {
   pwd: ['pwd'],
   pass: ['pass'],
   '*credential*': ['x-amz-credential', 'credentials'],
+  '!access-control-allow-credentials': [],
   '*signature*': ['x-amz-signature', 'x-goog-signature', 'signature', 'x-hub-signature-256'],
   sig: ['sig'],
   '*private*key*': ['private-key', 'private_key', 'privatekey'],
@@ -120,7 +121,7 @@ const DEFAULT_LIST_EXAMPLES: Record<string, string[]> = {
 const KEPT_BY_DEFAULT = [
   'host', 'user-agent', 'accept', 'accept-encoding', 'content-type', 'content-length', 'cache-control', 'etag', 'vary',
   'traceparent', 'tracestate', 'x-request-id', 'x-forwarded-for', 'x-tenant', 'www-authenticate', 'proxy-authenticate',
-  'access-control-allow-headers', 'keep-alive', 'q', 'page', 'limit', 'monkey', 'passenger-id',
+  'access-control-allow-headers', 'access-control-allow-credentials', 'sec-websocket-key', 'idempotency-key', 'keep-alive', 'q', 'page', 'limit', 'monkey', 'passenger-id',
 ];
 
 describe('header rules: the default redaction list', () => {
