@@ -5,7 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { describe, it } from 'node:test';
+import { PACKAGE_ROOT } from '../../src/common/paths';
 import type { HttpExchange } from '../../src/http';
 import {
   DEFAULT_CAPTURE_HEADERS,
@@ -128,6 +131,13 @@ describe('header rules: the default redaction list', () => {
   it('is exactly the documented list: DESIGN.md\'s first eight globs first, then the additions', () => {
     assert.deepEqual([...DEFAULT_REDACT_HEADERS], Object.keys(DEFAULT_LIST_EXAMPLES));
     assert.deepEqual(DEFAULT_REDACT_HEADERS.slice(0, 8), ['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'x-api-key', '*token*', '*secret*', '*password*']);
+  });
+
+  it('is the list the README shows as the --redact-headers default', () => {
+    const row = readFileSync(path.join(PACKAGE_ROOT, 'README.md'), 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('| `--redact-headers GLOBS` |'))!;
+    assert.equal(/`([^`]+)` \|$/.exec(row)?.[1], DEFAULT_REDACT_HEADERS.join(','));
   });
 
   it('hides every listed name, as a header on either side and as a query parameter, in any case', () => {
