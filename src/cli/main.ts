@@ -109,7 +109,7 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
   let status: Promise<number> | undefined;
   const program = buildProgram(io, (p) => (status = p));
   if (argv.length === 0) {
-    io.stderr.write(program.helpInformation());
+    for (const line of program.helpInformation().trimEnd().split('\n')) stderrLine(io, line);
     return fail('missing command: use `headertap run` or `headertap receive`');
   }
   try {
