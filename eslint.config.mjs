@@ -30,6 +30,21 @@ export default tseslint.config(
     rules: { 'no-console': 'error' },
   },
   {
+    // Every stderr line goes through stderrLine() (src/cli/output.ts), which escapes
+    // control and bidi characters: messages quote paths and names from traffic and other processes.
+    files: ['src/**/*.ts'],
+    ignores: ['src/cli/output.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "CallExpression[callee.property.name='write'][callee.object.property.name='stderr']",
+          message: 'write stderr lines with stderrLine() (src/cli/output.ts), which escapes what a terminal would act on',
+        },
+      ],
+    },
+  },
+  {
     files: ['**/*.mjs', '**/*.js'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly', require: 'readonly', __dirname: 'readonly' } },
   },

@@ -1,7 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { HeadertapError } from '../common/errors';
 import { RUN_OPTIONS, camel, loadConfigFile, readConfigText, resolveRunOptionsWith } from './options';
-import { processIO, type CliIO } from './output';
+import { processIO, routeGrpcLogs, stderrLine, type CliIO } from './output';
 import { runReceiver } from './receive';
 import { runAgent } from './run';
 import { VERSION } from './version';
@@ -112,13 +112,14 @@ function commanderMessage(err: CommanderError): string {
 /** Runs the CLI and resolves with the exit status; never throws. */
 export async function main(argv: string[], io: CliIO = processIO): Promise<number> {
   const fail = (message: string, code = EXIT_USAGE) => {
-    io.stderr.write(`headertap: ${message}\n`);
+    stderrLine(io, `headertap: ${message}`);
     return code;
   };
+  routeGrpcLogs(io, argv.includes('--verbose'));
   let status: Promise<number> | undefined;
   const program = buildProgram(io, (p) => (status = p));
   if (argv.length === 0) {
-    io.stderr.write(program.helpInformation());
+    for (const line of program.helpInformation().trimEnd().split('\n')) stderrLine(io, line);
     return fail('missing command: use `headertap run` or `headertap receive`');
   }
   try {
@@ -133,7 +134,7 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
     if (err instanceof HeadertapError) return fail(err.message);
     const e = err as Error;
     const verbose = argv.includes('--verbose');
-    if (verbose && e?.stack) io.stderr.write(`${e.stack}\n`);
+    if (verbose && e?.stack) for (const line of e.stack.split('\n')) stderrLine(io, line);
     return fail(`unexpected error: ${e?.message ?? String(err)}${verbose ? '' : ' (run with --verbose for details)'}`, 1);
   }
 }

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { UsageError } from '../common/errors';
 import {
@@ -8,6 +7,7 @@ import {
   DELIVERY_DEFAULTS,
   MAX_SCOPED_RULES,
   OTLP_COMPRESSIONS,
+  resolveRedactGlobs,
   type OtlpCompression,
   type ScopedList,
   type ScopedRule,
@@ -15,6 +15,7 @@ import {
 } from '../otel';
 import { LOADER_LIMITS } from '../source';
 import { cgroup2Mount } from '../workload';
+import { PathProblem, readSmallFile } from './files';
 
 /** The environment variable holding the --hash-headers key when --hash-key-file is not given. */
 export const HASH_KEY_ENV = 'HEADERTAP_HASH_KEY';
@@ -106,14 +107,25 @@ function integer(min: number, max: number, what: string): Parser<number> {
   };
 }
 
-/** A list from repeated flags, comma-separated values (unless split is false), or a YAML sequence. */
-function list<T>(item: Parser<T>, split = true): Parser<T[]> {
+/**
+ * A list from repeated flags, comma-separated values (unless split is
+ * false), or a YAML sequence. Empty items are skipped, except for filters
+ * (`filter` set): an empty --comm or --port would silently mean "no
+ * filter", so it is refused, naming what to give instead.
+ */
+function list<T>(item: Parser<T>, split = true, filter?: { what: string; example: string }): Parser<T[]> {
   return (raw, where) => {
     const items = Array.isArray(raw) ? raw : [raw];
     const out: T[] = [];
     for (const it of items) {
       for (const part of typeof it === 'string' && split ? it.split(',') : [it]) {
-        if (typeof part === 'string' && part.trim() === '') continue;
+        if (typeof part === 'string' && part.trim() === '') {
+          if (!filter) continue;
+          const flag = where.startsWith('--config') ? `the key` : where;
+          throw new UsageError(
+            `${where} '${it as string}' has an empty ${filter.what}; give one, e.g. ${filter.example}, or leave ${flag} out to capture all traffic`,
+          );
+        }
         out.push(item(typeof part === 'string' ? part.trim() : part, where));
       }
     }
@@ -175,6 +187,18 @@ const glob: Parser<string> = (raw, where) => {
     throw new UsageError(`${where} '${s}' is not a header-name glob; use letters, digits, '-', '*' and '?', e.g. x-tenant-*`);
   }
   return s;
+};
+
+/** A --redact-headers entry: a glob, +GLOB (added to the default list) or !GLOB (never redacted). */
+const redactGlob: Parser<string> = (raw, where) => {
+  const s = str(raw, where).trim();
+  const prefix = s[0] === '+' || s[0] === '!' ? s[0] : '';
+  const rest = s.slice(prefix.length);
+  if (prefix && !rest) throw new UsageError(`${where} '${s}' needs a glob after '${prefix}', e.g. ${prefix}x-internal-*`);
+  if (rest[0] === '+' || rest[0] === '!') {
+    throw new UsageError(`${where} '${s}' has more than one '+' or '!' prefix; write +GLOB to add to the default list, !GLOB to never redact a name`);
+  }
+  return prefix + glob(rest, where);
 };
 
 /** A YAML mapping, with every key in `known` (an unknown one is named with a suggestion). */
@@ -293,7 +317,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
     flag: '--pid <N>',
     help: 'capture only process N (repeatable or comma-separated, up to 16)',
     repeatable: true,
-    parse: list(integer(1, 2 ** 31 - 1, 'process id')),
+    parse: list(integer(1, 2 ** 31 - 1, 'process id'), true, { what: 'process id', example: '--pid 1234' }),
     default: [],
   },
   {
@@ -303,7 +327,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
     flag: '--comm <NAME>',
     help: 'capture only processes named NAME, as in /proc/PID/comm (repeatable, up to 8)',
     repeatable: true,
-    parse: list(comm),
+    parse: list(comm, true, { what: 'process name', example: '--comm nginx' }),
     default: [],
   },
   {
@@ -313,7 +337,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
     flag: '--port <N>',
     help: 'capture only connections with port N at either end (repeatable, up to 16)',
     repeatable: true,
-    parse: list(integer(1, 65535, 'port')),
+    parse: list(integer(1, 65535, 'port'), true, { what: 'port', example: '--port 8080' }),
     default: [],
   },
   {
@@ -323,7 +347,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
     flag: '--cgroup <path>',
     help: 'capture only processes in this cgroup v2 directory or below it (repeatable, up to 8); applied in the kernel',
     repeatable: true,
-    parse: list(nonEmpty, false), // paths may hold commas
+    parse: list(nonEmpty, false, { what: 'cgroup path', example: '--cgroup /sys/fs/cgroup/system.slice/nginx.service' }), // paths may hold commas
     default: [],
   },
   {
@@ -383,8 +407,10 @@ export const RUN_OPTIONS: OptionSpec[] = [
     live: true,
     prop: 'redactHeaders',
     flag: '--redact-headers <globs>',
-    help: `header-name globs whose values become [REDACTED], also applied to query parameters (default: ${DEFAULT_REDACT_HEADERS.join(',')})`,
-    parse: list(glob),
+    help:
+      'header-name globs whose values become [REDACTED], also applied to query parameters and to the queries of URLs in header values; ' +
+      `plain globs replace the default list, +GLOB adds to it, !GLOB never redacts matching names (default: ${DEFAULT_REDACT_HEADERS.join(',')})`,
+    parse: (raw, where) => resolveRedactGlobs(list(redactGlob)(raw, where)),
     default: DEFAULT_REDACT_HEADERS,
   },
   {
@@ -583,13 +609,14 @@ export function suggest(word: string, candidates: Iterable<string>): string | un
   return best;
 }
 
-/** Reads a --config file's text; errors name the file. */
+/** Reads a --config file's text (at most MAX_INPUT_FILE_BYTES, checked before reading); errors name the file. */
 export function readConfigText(file: string): string {
   try {
-    return readFileSync(file, 'utf8');
+    return readSmallFile(file).toString('utf8');
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw new UsageError(`cannot read --config ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+    if (!(err instanceof PathProblem)) throw err;
+    const fix = err.message.startsWith('is ') ? '; point --config at a headertap YAML file (the keys of `headertap run --help`)' : '';
+    throw new UsageError(`cannot read --config ${file}: ${err.message}${fix}`);
   }
 }
 

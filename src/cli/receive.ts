@@ -1,6 +1,6 @@
 import { UsageError } from '../common/errors';
 import { metricsLine, OtlpReceiver } from '../receiver';
-import { lineWriter, stderrLog, type CliIO } from './output';
+import { lineWriter, stderrLine, stderrLog, type CliIO } from './output';
 import { batchPrinter } from './print';
 
 export interface ReceiveOptions {
@@ -25,7 +25,7 @@ export async function runReceiver(opts: ReceiveOptions, io: CliIO): Promise<numb
   });
   const bound = await receiver.start();
   const where = [`${bound.grpc} (OTLP/gRPC)`, ...(bound.http ? [`${bound.http} (OTLP/HTTP)`] : [])].join(' and ');
-  io.stderr.write(`headertap receiver listening on ${where}\n`);
+  stderrLine(io, `headertap receiver listening on ${where}`);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);

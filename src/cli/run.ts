@@ -23,8 +23,9 @@ import {
   type SourceEvent,
 } from '../source';
 import { cgroup2Mount, ProcessInfoCache, resolveCgroupPath } from '../workload';
+import { checkWritableFile, PathProblem } from './files';
 import type { RunOptions } from './options';
-import { lineWriter, stderrLog, type CliIO } from './output';
+import { lineWriter, stderrLine, stderrLog, type CliIO } from './output';
 import { batchPrinter } from './print';
 import { checkKernel, checkPrivileges } from './privileges';
 import { agentStats, summaryLine, type StatsParts } from './stats';
@@ -55,7 +56,7 @@ function routeSdkDiagnostics(log: Log, io: CliIO, level: DiagLogLevel | undefine
   const print =
     (name: string) =>
     (message: string, ...args: unknown[]): void => {
-      io.stderr.write(`headertap: opentelemetry ${name}: ${[message, ...args.map((a) => (a instanceof Error ? a.message : String(a)))].join(' ')}\n`);
+      stderrLine(io, `headertap: opentelemetry ${name}: ${[message, ...args.map((a) => (a instanceof Error ? a.message : String(a)))].join(' ')}`);
     };
   const logger = { error: print('error'), warn: print('warn'), info: print('info'), debug: print('debug'), verbose: print('verbose') };
   diag.setLogger(logger, { logLevel: level, suppressOverrideMessage: true });
@@ -67,13 +68,24 @@ function routeSdkDiagnostics(log: Log, io: CliIO, level: DiagLogLevel | undefine
 /** OTEL_SDK_DISABLED=true: nothing to export, so nothing is captured (src/cli/sdk-env.ts). */
 async function idleWhileDisabled(opts: RunOptions, io: CliIO): Promise<number> {
   const signal = opts.replay ? undefined : waitForSignal(); // before saying so: a signal right after the line is handled
-  io.stderr.write(
-    `headertap: OTEL_SDK_DISABLED=true: OpenTelemetry is disabled and records, spans and metrics are all headertap makes, so it captures nothing${signal ? '; waiting for SIGINT or SIGTERM' : ''} (unset OTEL_SDK_DISABLED to capture)\n`,
+  stderrLine(
+    io,
+    `headertap: OTEL_SDK_DISABLED=true: OpenTelemetry is disabled and records, spans and metrics are all headertap makes, so it captures nothing${signal ? '; waiting for SIGINT or SIGTERM' : ''} (unset OTEL_SDK_DISABLED to capture)`,
   );
   if (!signal) return 0;
   await signal.promise;
   signal.dispose();
   return 0;
+}
+
+/** --record FILE can be written: checked before anything starts, so capture never runs for a recording that cannot be saved. */
+function checkRecordPath(file: string): void {
+  try {
+    checkWritableFile(file);
+  } catch (err) {
+    if (!(err instanceof PathProblem)) throw err;
+    throw new UsageError(`cannot write --record ${file}: ${err.message}; create the directory or choose another path`);
+  }
 }
 
 /** An embedded receiver listens where the exporter sends: the endpoint's host and port. */
@@ -187,6 +199,7 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
   /** The header rules in force: swapped whole by a reload (the mapper asks once per record). */
   const rules = new LiveRules(initialRules.rules);
   let hashKey = initialRules.hashKey;
+  if (opts.record) checkRecordPath(opts.record);
   const payload = opts.replay ? readRecording(opts.replay) : undefined;
   /** The kernel filters in force (a reload changes them once the loader did). */
   let filters: CaptureFilters = {
@@ -306,7 +319,7 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
     tls?.stop();
     tls = new TlsTargets({ attach: (file) => l.attachTls(file), log });
     await tls.scanAll();
-    io.stderr.write(`headertap: ${describeTls(tls)}\n`);
+    log.info(describeTls(tls));
   };
   const supervised = payload
     ? undefined
@@ -420,14 +433,15 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
   // Watching before saying ready: a change made right after the ready line is seen.
   const watcher = reloader ? watchConfig(from.configFile!, () => void reloader.reload('file change'), log) : undefined;
   hangup.ready();
-  io.stderr.write(
-    `headertap ready: ${capturing}; exporting ${protocolName} to ${target.url}${spansTo}${receiver ? ' (embedded receiver)' : ''}; filters: ${describeFilters(filters)}; rules ${digest()}${from.configFile ? ` (following ${from.configFile})` : ''}\n`,
+  stderrLine(
+    io,
+    `headertap ready: ${capturing}; exporting ${protocolName} to ${target.url}${spansTo}${receiver ? ' (embedded receiver)' : ''}; filters: ${describeFilters(filters)}; rules ${digest()}${from.configFile ? ` (following ${from.configFile})` : ''}`,
   );
 
   const sweep = setInterval(() => tracker.evictIdle(lastNs - IDLE_CONNECTION_NS), IDLE_SWEEP_MS);
   sweep.unref();
   const statsTimer =
-    opts.statsInterval > 0 ? setInterval(() => io.stderr.write(`headertap stats: ${summary()}\n`), opts.statsInterval * 1000) : undefined;
+    opts.statsInterval > 0 ? setInterval(() => stderrLine(io, `headertap stats: ${summary()}`), opts.statsInterval * 1000) : undefined;
   statsTimer?.unref();
   const selfMetrics = opts.selfMetrics
     ? new SelfMetrics({
@@ -456,8 +470,8 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
   if (flushed === 'timeout') log.warn(`gave up waiting for the exporters to close after ${opts.shutdownTimeout} s`);
   await selfMetrics?.shutdown(); // the final counts, after the last records
   await receiver?.stop();
-  await recorder?.close();
+  await recorder?.close().catch((err: Error) => log.warn(`--record ${opts.record}: ${err.message}; the recording is incomplete`));
 
-  io.stderr.write(`headertap stopped: ${summary()}\n`);
+  stderrLine(io, `headertap stopped: ${summary()}`);
   return ended.reason === 'failed' ? 1 : 0;
 }

@@ -1,6 +1,6 @@
 /** Where the CLI turns options into secret-handling rules: header rules, the hash key, recording masks. */
-import { readFileSync } from 'node:fs';
 import { UsageError } from '../common/errors';
+import { PathProblem, readSmallFile } from './files';
 import { CaptureRules } from '../otel';
 import { RecordingMasker, RecordingWriter } from '../source';
 import { HASH_KEY_ENV, type RunOptions } from './options';
@@ -26,11 +26,10 @@ export function loadHashKey(
   if (opts.hashKeyFile !== undefined) {
     source = `--hash-key-file ${opts.hashKeyFile}`;
     try {
-      key = readFileSync(opts.hashKeyFile);
+      key = readSmallFile(opts.hashKeyFile);
     } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      const why = e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : (e.code ?? 'unreadable');
-      throw new UsageError(`cannot read ${source}: ${why}; point it at a file holding the --hash-headers key, ${MAKE_ONE}`);
+      if (!(err instanceof PathProblem)) throw err;
+      throw new UsageError(`cannot read ${source}: ${err.message}; point it at a file holding the --hash-headers key, ${MAKE_ONE}`);
     }
     let end = key.length;
     while (end > 0 && (key[end - 1] === 0x0a || key[end - 1] === 0x0d)) end--;

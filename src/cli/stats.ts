@@ -10,7 +10,7 @@ export interface StatsParts {
   http: HttpCounters;
   mapper: MapperCounters;
   delivery: DeliveryProcessor;
-  spool?: { records: number; bytes: number };
+  spool?: { records: number; bytes: number; rejected?: number };
   /** Kernel totals (all loaders), when capturing live. */
   kernel?: KernelCounters;
   /** Ring-buffer losses per CPU (index = CPU), when any. */
@@ -43,6 +43,7 @@ export function agentStats(p: StatsParts): AgentStats {
     bufferBytes: p.delivery.bufferedBytes,
     spoolRecords: p.spool?.records ?? 0,
     spoolBytes: p.spool?.bytes ?? 0,
+    spoolRejected: p.spool?.rejected ?? 0,
     ringbufLost: p.kernel?.ringbufLost ?? 0,
     ringbufLostByCpu: Array.from(p.lostByCpu, (v) => v ?? 0),
     captureTruncated: p.kernel?.truncated ?? 0,
@@ -51,6 +52,7 @@ export function agentStats(p: StatsParts): AgentStats {
     attributeLimitedRecords: p.mapper.limitedRecords,
     droppedAttributes: p.mapper.droppedAttributes,
     missedStart: p.http.problems.missed_start,
+    invalidHeaderValues: p.http.invalidValues,
     parseErrors: parseErrors(p.http),
     loaderRestarts: p.loaderRestarts,
     configReloads: p.config?.reloads ?? 0,
@@ -66,7 +68,8 @@ export function summaryLine(p: StatsParts): string {
   const dropReasons = DROP_REASONS.filter((r) => r !== 'rejected' && d.dropped[r] > 0);
   const dropped = dropReasons.reduce((n, r) => n + d.dropped[r], 0);
   const droppedDetail = dropReasons.length ? ` (${dropReasons.map((r) => `${r} ${d.dropped[r]}`).join(', ')})` : '';
-  const spooled = p.spool ? `, spooled ${p.spool.records}` : '';
+  const rejected = p.spool?.rejected ? `, spool files rejected ${p.spool.rejected}` : '';
+  const spooled = p.spool ? `, spooled ${p.spool.records}${rejected}` : '';
   const k = p.kernel;
   const cpus = p.lostByCpu.map((v, cpu) => (v ? `cpu${cpu} ${v}` : '')).filter(Boolean);
   const kernel = k
@@ -80,7 +83,7 @@ export function summaryLine(p: StatsParts): string {
     `exchanges ${h.exchanges} (unanswered ${h.unanswered}, truncated ${h.truncatedMessages}${limited}); ` +
     `records exported ${d.exported}, failed ${d.dropped.rejected}, dropped ${dropped}${droppedDetail}; ` +
     `retries ${d.retries}, buffered ${p.delivery.bufferedRecords}${spooled}; ` +
-    `${kernel}; parser resyncs ${resyncs}, orphan responses ${h.orphanResponses}, missed starts ${h.problems.missed_start}; ` +
+    `${kernel}; parser resyncs ${resyncs}, orphan responses ${h.orphanResponses}, missed starts ${h.problems.missed_start}, invalid header values ${h.invalidValues}; ` +
     `tls sessions ${h.tlsSessions}, ciphertext connections ${h.ciphertextConnections}; ` +
     `http/2 connections ${h.http2Connections}, records with unknown HPACK state ${h.truncatedRecords.hpack_state_unknown}${restarts}${config}`
   );

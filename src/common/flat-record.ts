@@ -1,3 +1,5 @@
+import { jsonLine, visible } from './escape';
+
 /**
  * A log record as plain JSON, the shape headertap prints: `run --console`
  * builds it from headertap's record, `receive` from decoded OTLP. One shape, so
@@ -33,8 +35,9 @@ export function formatUnixNano(nanos: bigint): string {
   return formatTime(Number(nanos / 1_000_000_000n), Number(nanos % 1_000_000_000n));
 }
 
+/** One JSON line (--format jsonl, --console); controls a terminal would act on are \u escapes. */
 export function toJsonLine(rec: FlatRecord): string {
-  return JSON.stringify(rec);
+  return jsonLine(rec);
 }
 
 function show(v: FlatValue | undefined): string {
@@ -72,7 +75,11 @@ const SHOWN_INLINE = new Set([
   'user_agent.original',
 ]);
 
-/** A readable block: summary line, who/where, trace ids, then headers in wire order. */
+/**
+ * A readable block: summary line, who/where, trace ids, then headers in wire
+ * order. Every line is passed through visible(): whatever the record holds,
+ * the block is exactly these lines, and no byte of it moves the cursor.
+ */
 export function toPretty(rec: FlatRecord): string {
   const a = rec.attributes;
   const lines: string[] = [];
@@ -115,5 +122,5 @@ export function toPretty(rec: FlatRecord): string {
       for (const v of Array.isArray(value) ? value : [value]) lines.push(`  ${arrow} ${name}: ${show(v)}`);
     }
   }
-  return lines.join('\n');
+  return lines.map(visible).join('\n');
 }

@@ -4,6 +4,7 @@
  * Times use the same RFC 3339 form as FlatRecord, so a span's start and its
  * log record's time compare as strings.
  */
+import { visible } from './escape';
 import type { FlatValue } from './flat-record';
 
 export type FlatSpanKind = 'UNSPECIFIED' | 'INTERNAL' | 'SERVER' | 'CLIENT' | 'PRODUCER' | 'CONSUMER';
@@ -29,13 +30,14 @@ export interface FlatSpan {
   attributes: Record<string, FlatValue>;
 }
 
-/** One readable line: time, kind, name, ids, duration, status. */
+/** Two readable lines: time, kind, name, duration, status; then the ids (escaped as toPretty's). */
 export function toPrettySpan(s: FlatSpan): string {
   const ms = (s.duration_ns / 1e6).toFixed(2);
   const svc = s.resource['service.name'];
-  return (
-    `${s.start_time} SPAN  ${s.kind} ${s.name}  ${ms} ms  status=${s.status.code}` +
-    `${svc !== undefined ? `  service=${String(svc)}` : ''}\n` +
-    `  trace_id=${s.trace_id} span_id=${s.span_id}${s.parent_span_id ? ` parent_span_id=${s.parent_span_id}` : ''}`
-  );
+  return [
+    `${s.start_time} SPAN  ${s.kind} ${s.name}  ${ms} ms  status=${s.status.code}${svc !== undefined ? `  service=${String(svc)}` : ''}`,
+    `  trace_id=${s.trace_id} span_id=${s.span_id}${s.parent_span_id ? ` parent_span_id=${s.parent_span_id}` : ''}`,
+  ]
+    .map(visible)
+    .join('\n');
 }

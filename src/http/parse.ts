@@ -134,13 +134,6 @@ export function decodeHeaderText(buf: Buffer): string {
   return isUtf8(buf) ? buf.toString('utf8') : buf.toString('latin1');
 }
 
-/** decodeHeaderText of buf[start, end), without a Buffer view for the common all-ASCII case. */
-function headerText(buf: Buffer, start: number, end: number): string {
-  for (let i = start; i < end; i++) {
-    if (buf[i] >= 0x80) return decodeHeaderText(buf.subarray(start, end));
-  }
-  return buf.toString('latin1', start, end);
-}
 
 /**
  * Header names seen before, as sent -> lower case (valid tokens only). Real
@@ -194,6 +187,8 @@ interface MessageInProgress {
   headers: HeaderList;
   headBytes: number;
   truncated?: TruncationReason;
+  /** Header values holding NUL or CR (see HttpMessageHead.invalidValues). */
+  invalidValues: number;
   startNs: number;
   contentLength: string[];
   transferEncoding: string[];
@@ -420,6 +415,7 @@ export class Http1StreamParser implements DirectionParser {
       start,
       headers: [],
       headBytes: rawLength,
+      invalidValues: 0,
       startNs: this._lineStartNs,
       contentLength: [],
       transferEncoding: [],
@@ -449,19 +445,44 @@ export class Http1StreamParser implements DirectionParser {
       if (msg.headers.length === 0) return this._markTruncated('malformed_header');
       if (msg.truncated === 'header_limit') return;
       const last = msg.headers.length - 1;
-      msg.headers[last] = `${msg.headers[last]} ${owsTrimmed(buf, start, end)}`;
+      msg.headers[last] = `${msg.headers[last]} ${this._value(msg, buf, start, end)}`;
       return;
     }
     let colon = buf.indexOf(0x3a, start);
     if (colon >= end) colon = -1;
     const lower = colon > start ? headerName(buf.toString('latin1', start, colon)) : undefined;
     if (lower === undefined) return this._markTruncated('malformed_header');
-    const value = owsTrimmed(buf, colon + 1, end);
+    const value = this._value(msg, buf, colon + 1, end);
     // Framing headers are read even past the limit: the next message depends on them.
     if (lower === 'content-length') msg.contentLength.push(value);
     else if (lower === 'transfer-encoding') msg.transferEncoding.push(value);
     if (msg.headBytes > this._opts.maxHeaderBytes) return this._markTruncated('header_limit');
     msg.headers.push(lower, value);
+  }
+
+  /**
+   * buf[start, end) without surrounding spaces and tabs, as header text
+   * (decodeHeaderText, without a Buffer view in the common all-ASCII case).
+   * A value holding NUL or a bare CR, which RFC 9110 §5.5 forbids, is kept
+   * as sent and counted on the message: LF ends the line, so these are what
+   * an HTTP/1 value can smuggle.
+   */
+  private _value(msg: MessageInProgress, buf: Buffer, start: number, end: number): string {
+    let s = start;
+    let e = end;
+    while (s < e && isOws(buf[s])) s++;
+    while (e > s && isOws(buf[e - 1])) e--;
+    let ascii = true;
+    let forbidden = false;
+    for (let i = s; i < e; i++) {
+      const c = buf[i];
+      if (c < 0x20 || c >= 0x80) {
+        if (c >= 0x80) ascii = false;
+        else if (c === 0 || c === CR) forbidden = true;
+      }
+    }
+    if (forbidden) msg.invalidValues++;
+    return ascii ? buf.toString('latin1', s, e) : decodeHeaderText(buf.subarray(s, e));
   }
 
   private _buildHead(msg: MessageInProgress): HttpMessageHead {
@@ -471,6 +492,7 @@ export class Http1StreamParser implements DirectionParser {
         ? { kind: 'request', method: s.method, target: s.target, version: s.version, headers: msg.headers, headBytes: msg.headBytes, startNs: msg.startNs, endNs: this._nowNs }
         : { kind: 'response', status: s.status, reason: s.reason, version: s.version, headers: msg.headers, headBytes: msg.headBytes, startNs: msg.startNs, endNs: this._nowNs };
     if (msg.truncated) head.truncated = msg.truncated;
+    if (msg.invalidValues) head.invalidValues = msg.invalidValues;
     return head;
   }
 
@@ -540,12 +562,3 @@ export class Http1StreamParser implements DirectionParser {
 }
 
 const EMPTY = Buffer.alloc(0);
-
-/** buf[start, end) without surrounding spaces and tabs, as header text. */
-function owsTrimmed(buf: Buffer, start: number, end: number): string {
-  let s = start;
-  let e = end;
-  while (s < e && isOws(buf[s])) s++;
-  while (e > s && isOws(buf[e - 1])) e--;
-  return headerText(buf, s, e);
-}

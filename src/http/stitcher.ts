@@ -81,6 +81,8 @@ export interface HttpCounters {
   http2Problems: Record<Http2Problem, number>;
   /** Exchanges reported with headers missing, by the reason on their record. */
   truncatedRecords: Record<TruncationReason, number>;
+  /** Header values in reported exchanges that hold characters HTTP forbids (NUL, CR, LF); kept as sent. */
+  invalidValues: number;
 }
 
 interface PendingRequest {
@@ -173,6 +175,7 @@ function newCounters(): HttpCounters {
       malformed_header: 0,
       hpack_state_unknown: 0,
     },
+    invalidValues: 0,
   };
 }
 
@@ -416,6 +419,8 @@ export class ConnectionTracker {
     if (ex.unanswered) this.counters.unanswered++;
     const truncated = ex.request.truncated ?? ex.response?.truncated;
     if (truncated) this.counters.truncatedRecords[truncated]++;
+    const invalid = (ex.request.invalidValues ?? 0) + (ex.response?.invalidValues ?? 0);
+    if (invalid) this.counters.invalidValues += invalid;
     // The exchange objects are made here and in Http2Session for this call only: complete it, no copy.
     const exchange = ex as HttpExchange;
     exchange.connection = conn.info;

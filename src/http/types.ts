@@ -34,6 +34,11 @@ interface MessageHeadBase {
   headBytes: number;
   /** Set when some headers are missing; the reason says why. */
   truncated?: TruncationReason;
+  /**
+   * Header values holding characters HTTP forbids in a field (NUL, CR; LF
+   * in HTTP/2): kept as sent, counted here. Absent when there are none.
+   */
+  invalidValues?: number;
   /** CLOCK_MONOTONIC ns of the syscall that carried the first byte. */
   startNs: number;
   /** CLOCK_MONOTONIC ns of the syscall that carried the head's last byte. */

@@ -5,17 +5,47 @@ import type { RulesFor } from './scoped-rules';
 /** Values of headers matched by --redact-headers become this. */
 export const REDACTED = '[REDACTED]';
 
-/** DESIGN.md's secure default for --redact-headers. */
-export const DEFAULT_REDACT_HEADERS = [
-  'authorization',
-  'proxy-authorization',
-  'cookie',
-  'set-cookie',
-  'x-api-key',
-  '*token*',
-  '*secret*',
-  '*password*',
+/**
+ * The secure default for --redact-headers: names of header fields and query
+ * parameters that real APIs put secrets in. The first eight are DESIGN.md's
+ * original list; the list is only ever extended. A `!glob` entry is an
+ * exception: names it matches are not redacted (the authentication
+ * challenges a server sends to anyone, useful to debug a 401; CORS's
+ * allow-credentials flag).
+ */
+// prettier-ignore
+export const DEFAULT_REDACT_HEADERS: readonly string[] = [
+  'authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'x-api-key', '*token*', '*secret*', '*password*',
+  // credentials of any scheme: x-auth-*, oauth_signature; the challenges a server sends anyone are not secret
+  '*auth*', '!www-authenticate', '!proxy-authenticate',
+  '*cookie*',
+  // API keys: x-goog-api-key, api-key, ?api_key=, ?apikey=, ?key= (Google APIs)
+  '*api-key*', '*api_key*', '*apikey*', 'key',
+  // session ids: x-session-id, jsessionid, phpsessid, ?sid=
+  '*session*', '*sessid*', 'sid',
+  '*csrf*', '*xsrf*',
+  '*passwd*', '*passphrase*', 'pwd', 'pass',
+  // signed-URL and cloud credentials: x-amz-credential, x-amz-signature, ?sig= (Azure SAS), access keys;
+  // CORS's allow-credentials is a flag (true), not a credential
+  '*credential*', '!access-control-allow-credentials', '*signature*', 'sig', '*private*key*', '*access*key*', '*subscription*key*',
+  // signed identity tokens: x-jwt-assertion, x-amzn-oidc-data, SAMLResponse, DPoP proofs
+  '*jwt*', '*oidc*', '*saml*', 'dpop',
 ];
+
+/**
+ * A --redact-headers value as given to the globs in force. Plain globs
+ * replace the default list; `+glob` adds to it (or to the plain globs);
+ * `!glob` is an exception: names it matches are never redacted, whatever
+ * other glob matches them. With only `+` and `!` entries the default list
+ * stays in force; an empty list redacts nothing.
+ */
+export function resolveRedactGlobs(given: readonly string[]): string[] {
+  if (given.length === 0) return [];
+  const plain = given.filter((g) => g[0] !== '+' && g[0] !== '!');
+  const added = given.filter((g) => g[0] === '+').map((g) => g.slice(1));
+  const exceptions = given.filter((g) => g[0] === '!');
+  return [...(plain.length ? plain : DEFAULT_REDACT_HEADERS), ...added, ...exceptions];
+}
 
 export const DEFAULT_CAPTURE_HEADERS = ['*'];
 
@@ -35,7 +65,10 @@ export interface HeaderRulesConfig {
   /** Added to `exclude` for request / response headers. */
   excludeRequest?: readonly string[];
   excludeResponse?: readonly string[];
-  /** Globs of names whose values are replaced by [REDACTED] (also query parameters). */
+  /**
+   * Globs of names whose values are replaced by [REDACTED] (also query
+   * parameters); `!glob` entries are exceptions, never redacted.
+   */
   redact: readonly string[];
   /** Globs of names whose values are replaced by a keyed hash (wins over redact). */
   hash?: readonly string[];
@@ -51,11 +84,12 @@ export const enum HeaderAction {
   Hash,
 }
 
-/** A list of globs to one matcher, compiled once (header names have no '/'). */
+/** A list of globs to one matcher, compiled once into one regular expression (header names have no '/'). */
 export function compileGlobs(globs: readonly string[]): (name: string) => boolean {
   if (globs.length === 0) return () => false;
-  const res = globs.map((g) => picomatch.makeRe(g.trim(), { nocase: true, dot: true }));
-  return (name) => res.some((re) => re.test(name));
+  const sources = globs.map((g) => `(?:${picomatch.makeRe(g.trim(), { nocase: true, dot: true }).source})`);
+  const re = new RegExp(sources.join('|'), 'i');
+  return (name) => re.test(name);
 }
 
 /** The index of the first glob a name matches, or the number of globs when none does; compiled once. */
@@ -86,12 +120,14 @@ function cached<T>(cache: Map<string, T>, name: string, decide: (name: string) =
  * a few dozen names, so glob matching runs once for each.
  *
  * Precedence for a header: not captured or excluded → dropped; else matched by
- * hash globs → keyed hash; else matched by redact globs → [REDACTED]; else kept.
+ * hash globs → keyed hash; else matched by redact globs and by no `!`
+ * exception → [REDACTED]; else kept.
  */
 export class HeaderRules implements RulesFor {
   private readonly _capture: Record<HeaderSide, (name: string) => boolean>;
   private readonly _exclude: Record<HeaderSide, (name: string) => boolean>;
   private readonly _redact: (name: string) => boolean;
+  private readonly _notRedacted: (name: string) => boolean;
   private readonly _hash: (name: string) => boolean;
   private readonly _hashKey?: Buffer;
   private readonly _cache: Record<HeaderSide, Map<string, HeaderAction>> = { request: new Map(), response: new Map() };
@@ -114,7 +150,8 @@ export class HeaderRules implements RulesFor {
       request: compileGlobs([...exclude, ...(config.excludeRequest ?? [])]),
       response: compileGlobs([...exclude, ...(config.excludeResponse ?? [])]),
     };
-    this._redact = compileGlobs(config.redact);
+    this._redact = compileGlobs(config.redact.filter((g) => g[0] !== '!'));
+    this._notRedacted = compileGlobs(config.redact.filter((g) => g[0] === '!').map((g) => g.slice(1)));
     this._hash = compileGlobs(config.hash ?? []);
     if ((config.hash ?? []).length > 0 && !config.hashKey?.length) throw new Error('hash globs need a hash key');
     this._hashKey = config.hashKey;
@@ -148,7 +185,7 @@ export class HeaderRules implements RulesFor {
    */
   secret(name: string): HeaderAction {
     return cached(this._secretCache, name.toLowerCase(), (n) =>
-      this._hash(n) ? HeaderAction.Hash : this._redact(n) ? HeaderAction.Redact : HeaderAction.Keep,
+      this._hash(n) ? HeaderAction.Hash : this._redact(n) && !this._notRedacted(n) ? HeaderAction.Redact : HeaderAction.Keep,
     );
   }
 

@@ -1,5 +1,5 @@
 export { ExchangeMapper, DEFAULT_MAX_ATTRIBUTES, type MapperCounters } from './attributes';
-export { HeaderRules, DEFAULT_CAPTURE_HEADERS, DEFAULT_REDACT_HEADERS } from './headers';
+export { HeaderRules, DEFAULT_CAPTURE_HEADERS, DEFAULT_REDACT_HEADERS, resolveRedactGlobs } from './headers';
 export { resolveExportTarget, OTLP_COMPRESSIONS, type ExportTarget, type OtlpCompression } from './endpoint';
 export { LogPipeline } from './pipeline';
 export { DeliveryProcessor, DELIVERY_DEFAULTS, DROP_REASONS } from './delivery';

@@ -30,17 +30,19 @@ export function redactQuery(query: string, rules: HeaderRules): string {
 
 const ABSOLUTE_URL = /^([a-zA-Z][a-zA-Z0-9+.-]*:\/\/)([^/?#]*)/;
 
+/** A URL without its userinfo (`scheme://user:pass@host` → `scheme://host`), nothing else changed. */
+function withoutUserinfo(url: string): string {
+  const abs = ABSOLUTE_URL.exec(url);
+  const at = abs ? abs[2].lastIndexOf('@') : -1;
+  return abs && at >= 0 ? abs[1] + abs[2].slice(at + 1) + url.slice(abs[0].length) : url;
+}
+
 /**
  * One URL without credentials: userinfo (`user:password@`) is dropped and
  * secret query parameters are redacted. Works on absolute and relative URLs.
  */
 export function redactUrl(url: string, rules: HeaderRules): string {
-  let out = url;
-  const abs = ABSOLUTE_URL.exec(url);
-  if (abs) {
-    const at = abs[2].lastIndexOf('@');
-    if (at >= 0) out = abs[1] + abs[2].slice(at + 1) + url.slice(abs[0].length);
-  }
+  const out = withoutUserinfo(url);
   const q = out.indexOf('?');
   if (q < 0) return out;
   const hash = out.indexOf('#', q);
@@ -51,17 +53,39 @@ export function redactUrl(url: string, rules: HeaderRules): string {
 /** URLs inside free text: scheme://… up to whitespace or a delimiter such as `>` or `"`. */
 const EMBEDDED_URL = /[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^\s<>"'`]*/g;
 
+/** Words of a header value that may be a URL or a path with a query: up to whitespace or a delimiter. */
+const URL_WORD = /[^\s<>"'`]+/g;
+
 /** Header values that are a (possibly relative) URL reference. */
 const URL_HEADERS = new Set(['referer', 'location', 'content-location']);
 
 /**
- * A kept header value with the URLs in it cleaned (Referer, Location, Link,
- * Refresh, Origin, or any value that embeds scheme://user:pass@…).
+ * One word of a header value. A URL (`https://…`) or a path or reference
+ * with a query (`/cb?access_token=…`, `cb?x=1`) has its secret query
+ * parameters redacted, once, by the same rules as url.query; credentials in
+ * any URL inside the word are dropped. Other words stay as they are.
+ */
+function redactWord(word: string, rules: HeaderRules): string {
+  const scheme = word.indexOf('://');
+  const query = word.indexOf('?');
+  if (scheme < 0 && query < 0) return word;
+  if (query >= 0 && (scheme < 0 || query < scheme || ABSOLUTE_URL.exec(word)?.index === 0)) {
+    // The word is the URL (or path): its query is redacted; URLs nested in it lose their credentials.
+    return redactUrl(word, rules).replace(EMBEDDED_URL, withoutUserinfo);
+  }
+  return word.replace(EMBEDDED_URL, (u) => redactUrl(u, rules)); // `url=https://…`: the URL inside
+}
+
+/**
+ * A kept header value with the URLs in it cleaned: Referer, Location and
+ * Content-Location as URL references; in any other header (X-Forwarded-Uri,
+ * X-Original-URL, Link, Refresh…), each URL and each path with a query. The
+ * --record masker hides the same query parameters in the captured bytes.
  */
 export function redactHeaderValue(name: string, value: string, rules: HeaderRules): string {
   if (URL_HEADERS.has(name)) return redactUrl(value, rules);
-  if (!value.includes('://')) return value;
-  return value.replace(EMBEDDED_URL, (u) => redactUrl(u, rules));
+  if (!value.includes('://') && !value.includes('?')) return value;
+  return value.replace(URL_WORD, (w) => redactWord(w, rules));
 }
 
 const ARG_WITH_VALUE = /^(-{0,2}[^=\s:-][^=\s:]*)=([\s\S]*)$/;

@@ -37,6 +37,8 @@ export interface AgentStats {
   bufferBytes: number;
   spoolRecords: number;
   spoolBytes: number;
+  /** Spool files skipped, never sent, because another user owns them or could have written them. */
+  spoolRejected: number;
   /** Events the kernel could not reserve ring-buffer space for, in total and per CPU. */
   ringbufLost: number;
   ringbufLostByCpu: number[];
@@ -51,6 +53,8 @@ export interface AgentStats {
   droppedAttributes: number;
   /** Connections joined mid-stream: bytes skipped before the first message, or a response first. */
   missedStart: number;
+  /** Header values holding characters HTTP forbids (NUL, CR, LF), exported as sent. */
+  invalidHeaderValues: number;
   /** Parser resyncs, by kind. */
   parseErrors: Record<string, number>;
   /** Times the eBPF loader was restarted. */
@@ -153,6 +157,7 @@ export class SelfMetrics {
     gauge('headertap.buffer.bytes', 'approximate bytes of records waiting in memory', 'By', (s) => s.bufferBytes);
     gauge('headertap.spool.records', 'records waiting on disk (--spool-dir)', '{record}', (s) => s.spoolRecords);
     gauge('headertap.spool.bytes', 'bytes of records waiting on disk', 'By', (s) => s.spoolBytes);
+    counter('headertap.spool.rejected', 'spool files skipped, never sent: owned by another user or writable by others', '{file}', (s) => [[s.spoolRejected]]);
     counter('headertap.ringbuf.lost', 'events lost in the kernel: ring buffer full, per CPU', '{event}', (s) =>
       s.ringbufLostByCpu.length ? s.ringbufLostByCpu.map((v, cpu) => [v, { cpu }] as [number, Attributes]) : [[s.ringbufLost]],
     );
@@ -163,6 +168,7 @@ export class SelfMetrics {
     counter('headertap.attributes.dropped', 'attributes left out of records (their dropped_attributes_count)', '{attribute}', (s) => [[s.droppedAttributes]]);
     counter('headertap.connections.missed_start', 'connections joined mid-stream', '{connection}', (s) => [[s.missedStart]]);
     counter('headertap.parse.errors', 'HTTP parser resyncs, by kind', '{error}', (s) => byKey(s.parseErrors, 'kind'));
+    counter('headertap.headers.invalid_values', 'header values holding NUL, CR or LF, which HTTP forbids (kept as sent)', '{value}', (s) => [[s.invalidHeaderValues]]);
     counter('headertap.loader.restarts', 'times the eBPF loader was restarted', '{restart}', (s) => [[s.loaderRestarts]]);
     counter('headertap.config.reloads', 'config file reloads put in force (file change or SIGHUP)', '{reload}', (s) => [[s.configReloads]]);
     counter('headertap.config.reload_failures', 'config file reloads refused: the rules in force stayed', '{reload}', (s) => [[s.configReloadFailures]]);

@@ -4,7 +4,24 @@
  * survive restarts. A segment is one export batch; it is deleted once the
  * collector accepted it, so after a clean restart nothing is sent twice.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants as fsConstants,
+  existsSync,
+  fstatSync,
+  fsyncSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+  type Stats,
+} from 'node:fs';
 import * as path from 'node:path';
 import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import protobuf from 'protobufjs';
@@ -81,6 +98,77 @@ export interface SpoolStats {
   segments: number;
   records: number;
   bytes: number;
+  /** Segment files skipped, never sent, because they failed the ownership and mode checks. */
+  rejected: number;
+}
+
+/**
+ * Why a file or directory of the spool cannot be trusted, or undefined: as
+ * OpenSSH's StrictModes, it must be owned by this user (a directory may
+ * also be root's) and writable by nobody else. A directory writable by
+ * others is accepted with the sticky bit (/tmp), where nobody can rename or
+ * delete what another user owns.
+ */
+function untrusted(st: Stats, kind: 'file' | 'dir' | 'parent'): string | undefined {
+  const euid = process.geteuid?.() ?? 0;
+  if (kind === 'file' && !st.isFile()) return 'is not a regular file';
+  if (kind !== 'file' && !st.isDirectory()) return 'is not a directory';
+  if (st.uid !== euid && (kind === 'file' || st.uid !== 0)) return `is owned by uid ${st.uid}, not by this user (uid ${euid})`;
+  const mode = (st.mode & 0o7777).toString(8).padStart(4, '0');
+  if (st.mode & 0o022 && !(kind === 'parent' && st.mode & 0o1000)) return `is writable by group or others (mode ${mode})`;
+  return undefined;
+}
+
+/** A spool file that failed the checks of untrusted(). */
+class UntrustedSpoolFile extends Error {}
+
+/** A segment's bytes, read only if the file is this user's own, not writable by others, and not a symlink. */
+function readOwnFile(file: string): Buffer {
+  let fd: number;
+  try {
+    fd = openSync(file, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw new UntrustedSpoolFile('is a symbolic link');
+    throw err;
+  }
+  try {
+    const why = untrusted(fstatSync(fd), 'file');
+    if (why) throw new UntrustedSpoolFile(why);
+    return readFileSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Refuses a spool directory others could plant records in: the directory
+ * (after symlinks), each directory above it, and each segment file in it
+ * (see untrusted()). Throws UsageError naming the path and the fix.
+ */
+export function checkSpoolDir(dir: string): void {
+  const refuse = (what: string, why: string, risk: string, fix: string): never => {
+    throw new UsageError(`--spool-dir ${dir}: ${what} ${why}; ${risk}: ${fix}, or choose another --spool-dir`);
+  };
+  const dirFix = (p: string, why: string) => (why.startsWith('is owned') ? `chown ${process.geteuid?.() ?? 0} ${p}` : `chmod go-w ${p}`);
+  try {
+    const real = realpathSync(dir);
+    const dirWhy = untrusted(statSync(real), 'dir');
+    if (dirWhy) refuse(real, dirWhy, 'another user could plant records in it', dirFix(real, dirWhy));
+    for (let p = path.dirname(real); ; p = path.dirname(p)) {
+      const why = untrusted(statSync(p), 'parent');
+      if (why) refuse(`its parent ${p}`, why, 'another user could swap the spool for their own', dirFix(p, why));
+      if (p === path.dirname(p)) break;
+    }
+    for (const name of readdirSync(real)) {
+      if (!SEGMENT.test(name)) continue;
+      const file = path.join(real, name);
+      const why = untrusted(lstatSync(file), 'file');
+      if (why) refuse(`spool file ${file}`, why, 'headertap sends only files it wrote itself', `remove it unless you know where it came from`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`--spool-dir ${dir} cannot be checked (${(err as Error).message}); choose a directory this user owns`);
+  }
 }
 
 /**
@@ -100,6 +188,11 @@ export class Spool {
     try {
       // Not recursive: Node's recursive mkdir can spin forever under /proc; the parent must exist.
       if (!existsSync(dir)) mkdirSync(dir, { mode: 0o700 });
+    } catch (err) {
+      throw new UsageError(`--spool-dir ${dir} is not a writable directory (${(err as Error).message}); create it, e.g. mkdir -p ${dir}, or choose another`);
+    }
+    checkSpoolDir(dir);
+    try {
       for (const name of readdirSync(dir).sort()) {
         if (name.endsWith('.tmp')) {
           unlinkSync(path.join(dir, name)); // an interrupted write
@@ -123,7 +216,7 @@ export class Spool {
   }
 
   get stats(): SpoolStats {
-    return { segments: this._segments.length, records: this._records, bytes: this._bytes };
+    return { segments: this._segments.length, records: this._records, bytes: this._bytes, rejected: this.rejected };
   }
 
   get empty(): boolean {
@@ -163,8 +256,16 @@ export class Spool {
     while (this._segments.length > 0) {
       const seg = this._segments[0];
       try {
-        return { id: seg.seq, records: decodeSegment(readFileSync(seg.file)) };
-      } catch {
+        return { id: seg.seq, records: decodeSegment(readOwnFile(seg.file)) };
+      } catch (err) {
+        if (err instanceof UntrustedSpoolFile) {
+          // Not ours (swapped in since start): never sent, left in place for the operator to see.
+          this._segments.shift();
+          this._bytes -= seg.bytes;
+          this._records -= seg.records;
+          this.rejected++;
+          continue;
+        }
         this._removeOldest(); // unreadable (disk trouble, edited by hand): cannot be sent
         this.corrupt += seg.records;
       }
@@ -174,6 +275,9 @@ export class Spool {
 
   /** Records in segments that could not be read back. */
   corrupt = 0;
+
+  /** Segment files that failed the ownership and mode checks when their turn came: skipped, never sent. */
+  rejected = 0;
 
   /** Deletes a segment once its records were delivered (or rejected). */
   remove(id: number): void {

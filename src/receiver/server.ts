@@ -97,6 +97,17 @@ export function bytesExportService(path: string): grpc.ServiceDefinition {
   };
 }
 
+/**
+ * Why a listen failed, in words with the fix. grpc-js wraps the socket error
+ * ("No address added out of total 1 resolved errors: [listen EADDRINUSE: …]").
+ */
+function listenProblem(message: string): string {
+  if (message.includes('EADDRINUSE')) return 'the address is already in use (another receiver or collector?); stop it or choose another port';
+  if (message.includes('EACCES')) return 'permission denied (ports below 1024 need root); choose a port above 1023';
+  if (message.includes('EADDRNOTAVAIL')) return 'no such local address; use 127.0.0.1, [::1] or an address of this host';
+  return message;
+}
+
 function hostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
@@ -168,7 +179,7 @@ export class OtlpReceiver {
     this._grpc = server;
     return new Promise((resolve, reject) => {
       server.bindAsync(hostPort(host, port), grpc.ServerCredentials.createInsecure(), (err, boundPort) => {
-        if (err) reject(new UsageError(`cannot listen for OTLP/gRPC on ${listen}: ${err.message}`));
+        if (err) reject(new UsageError(`cannot listen for OTLP/gRPC on ${listen}: ${listenProblem(err.message)}`));
         else resolve(hostPort(host, boundPort));
       });
     });
@@ -179,7 +190,7 @@ export class OtlpReceiver {
     const server = createServer((req, res) => this._onHttp(req, res));
     this._http = server;
     return new Promise((resolve, reject) => {
-      server.once('error', (err) => reject(new UsageError(`cannot listen for OTLP/HTTP on ${listen}: ${err.message}`)));
+      server.once('error', (err) => reject(new UsageError(`cannot listen for OTLP/HTTP on ${listen}: ${listenProblem(err.message)}`)));
       server.listen(port, host, () => resolve(hostPort(host, (server.address() as AddressInfo).port)));
     });
   }

@@ -1,4 +1,4 @@
-import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
+import { createWriteStream, openSync, readFileSync, statSync, type WriteStream } from 'node:fs';
 import { UsageError } from '../common/errors';
 import { decodeFrame } from './decode';
 import { FrameReader } from './frames';
@@ -16,8 +16,15 @@ export class RecordingWriter {
   private readonly _out: WriteStream;
   private _failed?: Error;
 
+  /** Opens (creates or truncates) the file now, so a bad path fails here, before capture, with a UsageError. */
   constructor(path: string) {
-    this._out = createWriteStream(path, { mode: 0o600 });
+    let fd: number;
+    try {
+      fd = openSync(path, 'w', 0o600);
+    } catch (err) {
+      throw new UsageError(`cannot write --record file ${path}: ${(err as Error).message}; choose a writable path`);
+    }
+    this._out = createWriteStream(path, { fd });
     this._out.on('error', (err) => (this._failed = err));
     this._out.write(RECORDING_MAGIC);
   }
@@ -37,6 +44,8 @@ export class RecordingWriter {
 export function readRecording(path: string): Buffer {
   let bytes: Buffer;
   try {
+    // Not a FIFO or device: it would be read forever.
+    if (!statSync(path).isFile()) throw new Error('not a regular file');
     bytes = readFileSync(path);
   } catch (err) {
     throw new UsageError(`cannot read --replay file ${path}: ${(err as Error).message}`);

@@ -3,8 +3,9 @@
  * stderr naming the problem and the fix, exit status 2, no stack trace.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, truncateSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
@@ -17,6 +18,22 @@ const HEADERTAP = path.join(PACKAGE_ROOT, 'bin', 'headertap');
 function headertap(args: string[], opts: { uid?: number; gid?: number } = {}) {
   const r = spawnSync(process.execPath, [HEADERTAP, ...args], { encoding: 'utf8', timeout: 30000, ...opts });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** As headertap(), without blocking this process's event loop (a server of the test must keep answering). */
+function headertapAsync(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [HEADERTAP, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30000);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
 }
 
 function assertOneLineError(r: { code: number | null; stderr: string }, re: RegExp) {
@@ -48,6 +65,16 @@ describe('headertap CLI: bad input', () => {
     ['ring buffer not a power of two', ['run', '--ringbuf-kb', '100'], /--ringbuf-kb '100' is not a power of two; e.g. 64, 128, 256/],
     ['bad shutdown timeout', ['run', '--shutdown-timeout', '-1'], /--shutdown-timeout '-1' is not a valid number of seconds; expected an integer from 1 to 3600/],
     ['endpoint with another scheme', ['run', '--endpoint', 'grpc://collector:4317'], /--endpoint 'grpc:\/\/collector:4317' has scheme 'grpc'; use http:\/\/ \(plaintext\) or https:\/\/ \(TLS\)/],
+    ['empty --comm', ['run', '--comm', ''], /^headertap: --comm '' has an empty process name; give one, e\.g\. --comm nginx, or leave --comm out to capture all traffic$/],
+    ['empty --port', ['run', '--port', ''], /^headertap: --port '' has an empty port; give one, e\.g\. --port 8080, or leave --port out/],
+    ['empty item in --port', ['run', '--port', '80,,81'], /^headertap: --port '80,,81' has an empty port/],
+    ['empty --pid', ['run', '--pid', ' '], /^headertap: --pid ' ' has an empty process id/],
+    ['empty --cgroup', ['run', '--cgroup', ''], /^headertap: --cgroup '' has an empty cgroup path/],
+    ['--record in a missing directory', ['run', '--record', '/nonexistent/dir/x.bin'], /^headertap: cannot write --record \/nonexistent\/dir\/x\.bin: its directory \/nonexistent\/dir does not exist; create the directory or choose another path$/],
+    ['--record on a directory', ['run', '--record', '/tmp'], /^headertap: cannot write --record \/tmp: is a directory/],
+    ['--config that is a device', ['run', '--config', '/dev/zero'], /^headertap: cannot read --config \/dev\/zero: is not a regular file; point --config at a headertap YAML file/],
+    ['--hash-key-file that is a device', ['run', '--hash-headers', 'x-a', '--hash-key-file', '/dev/zero'], /^headertap: cannot read --hash-key-file \/dev\/zero: is not a regular file; point it at a file holding/],
+    ['--replay of a device', ['run', '--replay', '/dev/zero'], /^headertap: cannot read --replay file \/dev\/zero: not a regular file/],
     ['unwritable spool dir', ['run', '--spool-dir', '/proc/headertap-spool', '--replay', 'test/fixtures/curl-nginx.htrec'], /--spool-dir \/proc\/headertap-spool is not a writable directory \(ENOENT.*\); create it/],
   ];
   for (const [name, args, re] of cases) {
@@ -81,6 +108,44 @@ describe('headertap CLI: bad input', () => {
     const notMapping = path.join(dir, 'list.yaml');
     writeFileSync(notMapping, '- a\n- b\n');
     assertOneLineError(headertap(['run', '--config', notMapping]), /must be a mapping of option names to values/);
+  });
+
+  it('a config file over 1 MiB is refused by its size, without being read or parsed', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'ht-cli-'));
+    const file = path.join(dir, 'huge.yaml');
+    writeFileSync(file, '');
+    truncateSync(file, 200 * 1024 * 1024); // sparse: 200 MB of NULs, no disk used
+    assertOneLineError(
+      headertap(['run', '--config', file]),
+      /^headertap: cannot read --config \S+huge\.yaml: is 209715200 bytes, larger than the 1 MiB allowed; point --config at a headertap YAML file/,
+    );
+    const big = path.join(dir, 'big.yaml');
+    const text = `# ${'x'.repeat(1 << 20)}\nservice-name: s\n`;
+    writeFileSync(big, text);
+    assertOneLineError(headertap(['run', '--config', big]), new RegExp(`is ${text.length} bytes, larger than the 1 MiB allowed`));
+  });
+
+  it('receive --listen on a busy port: only headertap\'s own line, no gRPC log line before it', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const r = await headertapAsync(['receive', '--listen', `127.0.0.1:${port}`]);
+      assertOneLineError(r, new RegExp(`^headertap: cannot listen for OTLP/gRPC on 127\\.0\\.0\\.1:${port}: the address is already in use \\(another receiver or collector\\?\\); stop it or choose another port$`));
+      const replay = await headertapAsync(['run', '--replay', 'test/fixtures/curl-nginx.htrec', '--embedded-receiver', '--endpoint', `http://127.0.0.1:${port}`]);
+      assertOneLineError(replay, /cannot listen for OTLP\/gRPC on 127\.0\.0\.1:\d+: the address is already in use/);
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('a --spool-dir others can write to is refused before anything starts', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'ht-cli-spool-'));
+    chmodSync(dir, 0o777);
+    assertOneLineError(
+      headertap(['run', '--replay', 'test/fixtures/curl-nginx.htrec', '--spool-dir', dir]),
+      /--spool-dir \S+: \S+ is writable by group or others \(mode 0777\); another user could plant records in it: chmod go-w \S+, or choose another --spool-dir$/,
+    );
   });
 
   it('--help and --version exit 0', () => {

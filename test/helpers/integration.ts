@@ -148,6 +148,8 @@ export interface Agent {
   pid: number;
   stderr(): string;
   stdout(): string;
+  /** stdout exactly as written, for tests that assert on bytes. */
+  stdoutBytes(): Buffer;
   /** SIGINT, then the exit status and output. */
   stop(signal?: NodeJS.Signals): Promise<Finished>;
 }
@@ -163,7 +165,11 @@ export function startAgent(t: TestContext, args: string[], env: NodeJS.ProcessEn
   });
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  const stdoutChunks: Buffer[] = [];
+  child.stdout.on('data', (c: Buffer) => {
+    stdout += c.toString();
+    stdoutChunks.push(c);
+  });
   const exited = new Promise<Finished>((resolve) =>
     child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
   );
@@ -183,6 +189,7 @@ export function startAgent(t: TestContext, args: string[], env: NodeJS.ProcessEn
           pid: child.pid!,
           stderr: () => stderr,
           stdout: () => stdout,
+          stdoutBytes: () => Buffer.concat(stdoutChunks),
           stop: (signal = 'SIGINT') => {
             child.kill(signal);
             return exited;

@@ -189,13 +189,24 @@ describe('HPACK decoder: state unknown (joined mid-connection, lost blocks)', ()
 });
 
 describe('HPACK decoder: bad input', () => {
-  it('rejects index 0, EOS in a string, long padding, bad field names and values, huge integers', () => {
-    for (const bad of ['80', '4081 ff01 61', '0082 fe7f 0161', '0001 4101 61', '0001 6101 0a', '0001 6101 00', 'ff ffff ffff ff01', '3fe1 ffff ffff 7f']) {
+  it('rejects index 0, EOS in a string, long padding, bad field names, huge integers', () => {
+    for (const bad of ['80', '4081 ff01 61', '0082 fe7f 0161', '0001 4101 61', 'ff ffff ffff ff01', '3fe1 ffff ffff 7f']) {
       const d = new HpackDecoder(true);
       const out = d.decode(hex(bad));
       assert.equal(out.error, 'invalid', bad);
       assert.ok(!d.synced, 'an invalid block forgets the table');
     }
+  });
+
+  it('keeps a value holding LF, CR or NUL (which HTTP forbids) as sent, counts it, and keeps the table in step', () => {
+    const d = new HpackDecoder(true);
+    // a: "x\ny" with incremental indexing, b: "\r", c: "\0" without indexing, then a reference to the new entry (62)
+    const out = d.decode(hex('4001 6103 780a 79 0001 6201 0d 0001 6301 00 be'));
+    assert.equal(out.error, undefined);
+    assert.deepEqual(out.fields, ['a', 'x\ny', 'b', '\r', 'c', '\0', 'a', 'x\ny']);
+    assert.equal(out.invalidValues, 4);
+    assert.ok(d.synced);
+    assert.equal(new HpackDecoder(true).decode(hex('0001 6101 62')).invalidValues, 0);
   });
 
   it('reports a block that ends inside a field as incomplete', () => {

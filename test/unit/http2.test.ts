@@ -492,6 +492,21 @@ describe('HTTP/2 streams', () => {
     );
   });
 
+  it('a header value with LF, CR or NUL (which HTTP forbids) is kept in the record, trailers included, and counted', () => {
+    const { t, exchanges } = conversation([
+      ['client', frame(0x1, 0x5, 1, Buffer.concat([GET_ROOT, literal('x-forged', 'a\nINFO  GET /fake -> 200'), literal('x-nul', 'b\x00c')]))],
+      ['server', frame(0x1, 0x4, 1, Buffer.concat([hex('88'), literal('x-cr', 'd\re')]))],
+      ['server', frame(0x1, 0x5, 1, literal('grpc-message', 'f\ng'))],
+    ]);
+    assert.equal(exchanges.length, 1, 'the stream still makes a record');
+    assert.deepEqual(exchanges[0].request.headers, ['x-forged', 'a\nINFO  GET /fake -> 200', 'x-nul', 'b\x00c']);
+    assert.deepEqual(exchanges[0].response?.headers, ['x-cr', 'd\re', 'grpc-message', 'f\ng']);
+    assert.equal(exchanges[0].request.invalidValues, 2);
+    assert.equal(exchanges[0].response?.invalidValues, 2);
+    assert.equal(t.counters.invalidValues, 4);
+    assert.equal(t.counters.http2Problems.hpack_error, 0, 'not a decoding error');
+  });
+
   it('skips interim 1xx responses; a response without a request is an orphan', () => {
     const { t, exchanges } = conversation([
       ['client', frame(0x1, 0x4, 1, GET_ROOT)],

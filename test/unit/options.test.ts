@@ -83,6 +83,17 @@ describe('resolveRunOptions', () => {
     assert.equal(o.console, true);
   });
 
+  it('--redact-headers: plain globs replace the default list, +GLOB adds to it, !GLOB keeps names in clear', () => {
+    assert.deepEqual(resolveRunOptions({ redactHeaders: '+x-internal-sig' }).redactHeaders, [...DEFAULT_REDACT_HEADERS, 'x-internal-sig']);
+    assert.deepEqual(resolveRunOptions({ redactHeaders: '!x-session-affinity,+x-a' }).redactHeaders, [...DEFAULT_REDACT_HEADERS, 'x-a', '!x-session-affinity']);
+    assert.deepEqual(resolveRunOptions({ redactHeaders: 'x-a,+x-b' }).redactHeaders, ['x-a', 'x-b'], 'with a plain glob the defaults are replaced');
+    assert.deepEqual(resolveRunOptions({}, configFile('redact-headers: ["+x-c", "!sid"]\n')).redactHeaders, [...DEFAULT_REDACT_HEADERS, 'x-c', '!sid']);
+    assert.deepEqual(resolveRunOptions({ redactHeaders: '' }).redactHeaders, [], 'an empty list redacts nothing, as before');
+    throwsUsage(() => resolveRunOptions({ redactHeaders: '!!x' }), /^--redact-headers '!!x' has more than one '\+' or '!' prefix; write \+GLOB to add/);
+    throwsUsage(() => resolveRunOptions({ redactHeaders: '+' }), /^--redact-headers '\+' needs a glob after '\+', e.g. \+x-internal-\*$/);
+    throwsUsage(() => resolveRunOptions({ redactHeaders: '+x y' }), /^--redact-headers 'x y' is not a header-name glob/);
+  });
+
   it('names the flag, the value and a good value on bad input', () => {
     throwsUsage(() => resolveRunOptions({ pid: ['abc'] }), /^--pid 'abc' is not a valid process id; expected an integer from 1 to/);
     throwsUsage(() => resolveRunOptions({ port: ['0'] }), /^--port '0' is not a valid port/);
@@ -92,6 +103,14 @@ describe('resolveRunOptions', () => {
     throwsUsage(() => resolveRunOptions({ format: 'xml' }), /^--format 'xml' is not one of: pretty, jsonl/);
     throwsUsage(() => resolveRunOptions({ port: Array.from({ length: 17 }, (_, i) => String(i + 1)) }), /too many --port filters/);
     throwsUsage(() => resolveRunOptions({ record: 'a', replay: 'b' }), /cannot be combined/);
+  });
+
+  it('refuses an empty filter value (it would mean no filter), from a flag or a config key; an empty YAML list is no filter', () => {
+    throwsUsage(() => resolveRunOptions({ comm: [''] }), /^--comm '' has an empty process name; give one, e\.g\. --comm nginx, or leave --comm out/);
+    throwsUsage(() => resolveRunOptions({ port: ['80', ''] }), /^--port '' has an empty port/);
+    throwsUsage(() => resolveRunOptions({}, configFile("comm: ''\n")), /key 'comm' '' has an empty process name; give one, e\.g\. --comm nginx, or leave the key out/);
+    assert.deepEqual(resolveRunOptions({}, configFile('port: []\n')).port, []);
+    assert.deepEqual(resolveRunOptions({ captureHeaders: '' }).captureHeaders, [], 'header globs may be empty: nothing is captured');
   });
 
   it('names the file and the key for config problems', () => {

@@ -299,6 +299,17 @@ describe('Http1StreamParser', () => {
   });
 });
 
+describe('header values HTTP forbids', () => {
+  it('keeps a value holding NUL or a bare CR as sent and counts it once per value, folded lines included', () => {
+    const { messages, problems } = feed('GET / HTTP/1.1\r\nX-Cr: a\rX-Forged: 1\r\nX-Nul: b\x00\x00c\r\nX-Fold: d\r\n \re\r\nX-Esc: \x1b[2J\x07\t\x85\r\n\r\n');
+    assert.deepEqual(messages[0].headers, ['x-cr', 'a\rX-Forged: 1', 'x-nul', 'b\x00\x00c', 'x-fold', 'd \re', 'x-esc', '\x1b[2J\x07\t\x85']);
+    assert.equal(messages[0].invalidValues, 3, 'x-cr, x-nul, the fold of x-fold; ESC, BEL, TAB and C1 are not forbidden');
+    assert.equal(messages[0].truncated, undefined);
+    assert.deepEqual(problems, []);
+    assert.equal(feed(GET).messages[0].invalidValues, undefined);
+  });
+});
+
 describe('joined mid-message (missed_start)', () => {
   it('counts a stream whose first message came after skipped bytes, once', () => {
     const r = feed('dy of an earlier response\r\nmore body\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n');

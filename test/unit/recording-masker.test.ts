@@ -144,6 +144,24 @@ describe('RecordingMasker', () => {
     assert.ok(first.toString('latin1').includes('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n*****'), 'the preface itself is kept');
   });
 
+  it('hides what the records redact: new default names, their query parameters, queries of paths in any header', () => {
+    const conn = new ConnectionSim({ sockId: 9191 });
+    const masker = new RecordingMasker(isSecret);
+    const out = masker
+      .maskFrame(
+        conn.dataFrame(
+          'egress',
+          'GET /v1/x?api_key=Q1-S3CRET&q=1 HTTP/1.1\r\n' +
+            'X-Goog-Api-Key: H1-S3CRET\r\nApi-Key: H2-S3CRET\r\nX-Session-Id: H3-S3CRET\r\nX-Amz-Security-Token: H4-S3CRET\r\n' +
+            'X-Forwarded-Uri: /cb?access_token=U1-S3CRET&state=ok\r\nX-Original-URL: /m?key=U2-S3CRET\r\n' +
+            'WWW-Authenticate: Bearer realm="api"\r\n\r\n',
+        ),
+      )
+      .toString('latin1');
+    assert.doesNotMatch(out, /S3CRET/);
+    for (const kept of ['?api_key=', '&q=1', 'X-Goog-Api-Key:', '&state=ok', 'WWW-Authenticate: Bearer realm="api"']) assert.ok(out.includes(kept), kept);
+  });
+
   it('passes non-data frames through untouched', () => {
     const masker = new RecordingMasker(isSecret);
     const ready = readyFrame();

@@ -5,7 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { describe, it } from 'node:test';
+import { PACKAGE_ROOT } from '../../src/common/paths';
 import type { HttpExchange } from '../../src/http';
 import { DEFAULT_CAPTURE_HEADERS, DEFAULT_REDACT_HEADERS, ExchangeMapper, HeaderRules } from '../../src/otel';
 import { attributesObject } from '../../src/otel/record';
@@ -66,6 +69,133 @@ describe('header rules: redaction', () => {
     const a = headerAttrs(rules({ redact: ['X-Internal-*'] }), exchange(['x-internal-id', 'v1', 'authorization', 'Basic x']));
     assert.deepEqual(a['http.request.header.x-internal-id'], ['[REDACTED]']);
     assert.deepEqual(a['http.request.header.authorization'], ['Basic x'], 'the defaults are replaced, not added to');
+  });
+});
+
+/**
+ * The default --redact-headers list, glob by glob, with names each one must
+ * hide (as a header and as a query parameter). A glob added to or removed
+ * from DEFAULT_REDACT_HEADERS fails the first test until it is listed here.
+ */
+const DEFAULT_LIST_EXAMPLES: Record<string, string[]> = {
+  authorization: ['authorization'],
+  'proxy-authorization': ['proxy-authorization'],
+  cookie: ['cookie'],
+  'set-cookie': ['set-cookie'],
+  'x-api-key': ['x-api-key'],
+  '*token*': ['x-auth-token', 'access_token', 'x-amz-security-token', 'x-csrftoken', 'private-token', 'id_token'],
+  '*secret*': ['x-client-secret', 'client_secret'],
+  '*password*': ['db-password', 'password'],
+  '*auth*': ['x-authorization', 'x-auth', 'oauth_signature', 'authentication-info'],
+  '!www-authenticate': [],
+  '!proxy-authenticate': [],
+  '*cookie*': ['set-cookie2', 'x-forwarded-cookie'],
+  '*api-key*': ['x-goog-api-key', 'api-key', 'x-api-key-id'],
+  '*api_key*': ['api_key', 'x_api_key'],
+  '*apikey*': ['apikey', 'x-apikey'],
+  key: ['key'],
+  '*session*': ['x-session-id', 'session', 'jsessionid', 'x-session-token'],
+  '*sessid*': ['phpsessid', 'sessid'],
+  sid: ['sid'],
+  '*csrf*': ['x-csrf', 'csrf', '_csrf'],
+  '*xsrf*': ['x-xsrf-header', 'xsrf'],
+  '*passwd*': ['passwd', 'x-passwd'],
+  '*passphrase*': ['passphrase'],
+  pwd: ['pwd'],
+  pass: ['pass'],
+  '*credential*': ['x-amz-credential', 'credentials'],
+  '!access-control-allow-credentials': [],
+  '*signature*': ['x-amz-signature', 'x-goog-signature', 'signature', 'x-hub-signature-256'],
+  sig: ['sig'],
+  '*private*key*': ['private-key', 'private_key', 'privatekey'],
+  '*access*key*': ['x-access-key', 'aws_access_key_id', 'accesskey'],
+  '*subscription*key*': ['ocp-apim-subscription-key', 'subscription-key'],
+  '*jwt*': ['x-jwt-assertion', 'jwt'],
+  '*oidc*': ['x-amzn-oidc-data', 'x-amzn-oidc-identity'],
+  '*saml*': ['samlresponse', 'samlrequest'],
+  dpop: ['dpop'],
+};
+
+/** Names that carry no secret and must stay readable with the default list. */
+const KEPT_BY_DEFAULT = [
+  'host', 'user-agent', 'accept', 'accept-encoding', 'content-type', 'content-length', 'cache-control', 'etag', 'vary',
+  'traceparent', 'tracestate', 'x-request-id', 'x-forwarded-for', 'x-tenant', 'www-authenticate', 'proxy-authenticate',
+  'access-control-allow-headers', 'access-control-allow-credentials', 'sec-websocket-key', 'idempotency-key', 'keep-alive', 'q', 'page', 'limit', 'monkey', 'passenger-id',
+];
+
+describe('header rules: the default redaction list', () => {
+  it('is exactly the documented list: DESIGN.md\'s first eight globs first, then the additions', () => {
+    assert.deepEqual([...DEFAULT_REDACT_HEADERS], Object.keys(DEFAULT_LIST_EXAMPLES));
+    assert.deepEqual(DEFAULT_REDACT_HEADERS.slice(0, 8), ['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'x-api-key', '*token*', '*secret*', '*password*']);
+  });
+
+  it('is the list the README shows as the --redact-headers default', () => {
+    const row = readFileSync(path.join(PACKAGE_ROOT, 'README.md'), 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('| `--redact-headers GLOBS` |'))!;
+    assert.equal(/`([^`]+)` \|$/.exec(row)?.[1], DEFAULT_REDACT_HEADERS.join(','));
+  });
+
+  it('hides every listed name, as a header on either side and as a query parameter, in any case', () => {
+    const r = rules();
+    for (const [glob, names] of Object.entries(DEFAULT_LIST_EXAMPLES)) {
+      for (const name of names) {
+        const value = `S3CRET-${name}`;
+        const a = headerAttrs(r, exchange([name, value], [name, value]));
+        assert.deepEqual(a[`http.request.header.${name}`], ['[REDACTED]'], `${glob}: request header ${name}`);
+        assert.deepEqual(a[`http.response.header.${name}`], ['[REDACTED]'], `${glob}: response header ${name}`);
+        assert.ok(r.isSecret(name.toUpperCase()), `${glob}: ${name} in upper case`);
+        const rec = record(r, exchange([], [], `/p?${name}=${value}&q=1`));
+        assert.equal(rec.attributes['url.query'], `${name}=[REDACTED]&q=1`, `${glob}: query parameter ${name}`);
+      }
+    }
+  });
+
+  it('keeps names that carry no secret, among them the authentication challenges (!www-authenticate, !proxy-authenticate)', () => {
+    const r = rules();
+    for (const name of KEPT_BY_DEFAULT) assert.equal(r.isSecret(name), false, name);
+    const a = headerAttrs(r, exchange([], ['www-authenticate', 'Bearer realm="api", error="invalid_token"']));
+    assert.deepEqual(a['http.response.header.www-authenticate'], ['Bearer realm="api", error="invalid_token"']);
+  });
+
+  it('an exception (!glob) wins over every redact glob, but not over --hash-headers', () => {
+    const r = rules({ redact: [...DEFAULT_REDACT_HEADERS, '!x-session-affinity'], hash: ['www-authenticate'], hashKey: KEY });
+    assert.equal(r.isSecret('x-session-affinity'), false);
+    assert.equal(r.isSecret('x-session-id'), true);
+    assert.equal(r.hash('v'), expectedHash(KEY, 'v'));
+    assert.equal(r.isSecret('www-authenticate'), true, 'hashing is asked for explicitly');
+  });
+});
+
+describe('header rules: URLs and paths with a query inside any header value', () => {
+  it('redacts the query of a path or URL in X-Forwarded-Uri, X-Original-URL or any header, by the url.query rules', () => {
+    const a = headerAttrs(
+      rules(),
+      exchange([
+        'x-forwarded-uri', '/cb?access_token=AT-S3CRET&state=xyz',
+        'x-original-url', '/v1/maps?key=K-S3CRET&q=paris',
+        'x-rewrite-url', 'https://api.test/x?api_key=AK-S3CRET#frag',
+        'x-custom', 'see /a?sig=SIG-S3CRET and <b?x=1>',
+        'x-plain', 'no url here, 100% sure?',
+      ]),
+    );
+    assert.deepEqual(a['http.request.header.x-forwarded-uri'], ['/cb?access_token=[REDACTED]&state=xyz']);
+    assert.deepEqual(a['http.request.header.x-original-url'], ['/v1/maps?key=[REDACTED]&q=paris']);
+    assert.deepEqual(a['http.request.header.x-rewrite-url'], ['https://api.test/x?api_key=[REDACTED]#frag']);
+    assert.deepEqual(a['http.request.header.x-custom'], ['see /a?sig=[REDACTED] and <b?x=1>']);
+    assert.deepEqual(a['http.request.header.x-plain'], ['no url here, 100% sure?']);
+  });
+
+  it('hashes once: a hashed parameter of a URL value is the hash of the value as sent', () => {
+    const r = rules({ hash: ['session'], hashKey: KEY });
+    const a = headerAttrs(r, exchange(['x-forwarded-uri', 'https://u:PW-S3CRET@h.test/cb?session=abc', 'x-next', 'go=https://v:PW2-S3CRET@h.test/?session=def']));
+    assert.deepEqual(a['http.request.header.x-forwarded-uri'], [`https://h.test/cb?session=${expectedHash(KEY, 'abc')}`]);
+    assert.deepEqual(a['http.request.header.x-next'], [`go=https://h.test/?session=${expectedHash(KEY, 'def')}`]);
+  });
+
+  it('drops credentials of a URL nested in the query of a path', () => {
+    const a = headerAttrs(rules(), exchange(['x-forwarded-uri', '/login?next=https://u:PW-S3CRET@app.test/&token=T-S3CRET']));
+    assert.deepEqual(a['http.request.header.x-forwarded-uri'], ['/login?next=https://app.test/&token=[REDACTED]']);
   });
 });
 

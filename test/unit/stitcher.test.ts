@@ -42,6 +42,15 @@ describe('ConnectionTracker', () => {
     });
   });
 
+  it('counts header values with NUL or CR in the exchanges it reports, and keeps them', () => {
+    const { t, exchanges } = tracker();
+    const c = new ConnectionSim();
+    t.onData(c.data('egress', 'GET / HTTP/1.1\r\nX-A: 1\r2\r\n\r\n'));
+    t.onData(c.data('ingress', 'HTTP/1.1 200 OK\r\nX-B: \x00\r\nContent-Length: 0\r\n\r\n'));
+    assert.deepEqual([exchanges[0].request.headers, exchanges[0].response?.headers], [['x-a', '1\r2'], ['x-b', '\x00', 'content-length', '0']]);
+    assert.equal(t.counters.invalidValues, 2);
+  });
+
   it('a process that reads the request is the server', () => {
     const { t, exchanges } = tracker();
     const c = new ConnectionSim({ local: ['::1', 8080], remote: ['::1', 50000] });

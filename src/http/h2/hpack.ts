@@ -60,6 +60,8 @@ export interface DecodedBlock {
   fields: string[];
   /** Fields that were there but could not be resolved (unknown dynamic-table entries). */
   unknownFields: number;
+  /** Fields whose value holds NUL, CR or LF, which HTTP forbids: kept as sent, counted. */
+  invalidValues: number;
   /**
    * Decoding stopped: 'incomplete' when the block ended inside a field,
    * 'invalid' when it is not valid HPACK or not a valid HTTP/2 field. The
@@ -84,7 +86,11 @@ interface Literal {
 
 /** RFC 9113 §8.2.1: lower-case token characters, or a pseudo-header (':' then the same). */
 const FIELD_NAME = /^:?[!#$%&'*+\-.^_`|~0-9a-z]+$/;
-/** RFC 9113 §8.2.1: a value never holds NUL, CR or LF. */
+/**
+ * RFC 9113 §8.2.1: a value never holds NUL, CR or LF. A peer receiving one
+ * treats the stream as malformed, but the bytes were sent: the field is kept
+ * (escaped wherever it is shown) and counted, so whoever sent it is on record.
+ */
 const BAD_VALUE = /[\0\r\n]/;
 
 export class HpackDecoder {
@@ -140,7 +146,7 @@ export class HpackDecoder {
 
   /** Decodes one complete header block (HEADERS or PUSH_PROMISE plus CONTINUATION fragments). */
   decode(block: Buffer, opts: DecodeOptions = {}): DecodedBlock {
-    const out: DecodedBlock = { fields: [], unknownFields: 0 };
+    const out: DecodedBlock = { fields: [], unknownFields: 0, invalidValues: 0 };
     const r = new Reader(block);
     let atStart = true;
     while (r.pos < block.length) {
@@ -202,7 +208,8 @@ export class HpackDecoder {
   }
 
   private _emit(out: DecodedBlock, name: string, value: string): boolean {
-    if (!FIELD_NAME.test(name) || BAD_VALUE.test(value)) return false;
+    if (!FIELD_NAME.test(name)) return false;
+    if (BAD_VALUE.test(value)) out.invalidValues++;
     out.fields.push(name, value);
     return true;
   }

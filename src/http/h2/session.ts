@@ -85,6 +85,7 @@ interface Fields {
   pseudo: Map<string, string>;
   headers: HeaderList;
   truncated?: TruncationReason;
+  invalidValues: number;
   headBytes: number;
   startNs: number;
   endNs: number;
@@ -212,6 +213,7 @@ export class Http2Session {
     return {
       pseudo,
       headers,
+      invalidValues: decoded.invalidValues,
       headBytes: block.bytes,
       startNs: block.startNs,
       endNs: block.endNs,
@@ -289,6 +291,7 @@ function headOf(f: Fields): Omit<HttpResponseHead, 'kind' | 'status' | 'reason'>
     startNs: f.startNs,
     endNs: f.endNs,
     ...(f.truncated ? { truncated: f.truncated } : {}),
+    ...(f.invalidValues ? { invalidValues: f.invalidValues } : {}),
   };
 }
 
@@ -298,6 +301,7 @@ function appendTrailers(head: HttpRequestHead | HttpResponseHead, f: Fields): vo
   head.headBytes += f.headBytes;
   head.endNs = f.endNs;
   if (!head.truncated && f.truncated) head.truncated = f.truncated;
+  if (f.invalidValues) head.invalidValues = (head.invalidValues ?? 0) + f.invalidValues;
 }
 
 /** The header-block fragment of a HEADERS or PUSH_PROMISE payload, without padding and priority. */
