@@ -175,7 +175,9 @@ static __always_inline struct ht_data_scratch *ht_data_begin(const struct ht_emi
 		ev->family = ht_sk_addrs(sk, ev->laddr, ev->raddr);
 		ev->lport = ht_sk_lport(sk);
 		ev->rport = ht_sk_rport(sk);
-		if (ht_peer_is_self(ev->raddr, ev->rport)) {
+		/* An agent's socket (another agent's export, seen here), or the
+		 * far end of one (a collector on this host reading exports). */
+		if (ht_agent_endpoint(ev->raddr, ev->rport) || ht_agent_endpoint(ev->laddr, ev->lport)) {
 			ht_count(HT_CNT_SELF_SKIPPED);
 			return NULL;
 		}

@@ -34,6 +34,7 @@
 #include <string.h>
 #include <linux/membarrier.h>
 #include <sys/epoll.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -51,6 +52,16 @@
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define CGROUP2_SUPER_MAGIC 0x63677270
+#define BPF_FS_MAGIC 0xcafe4a11
+/*
+ * ht_self_endpoints is shared by every agent on the host through this pin
+ * (maps.bpf.h). The name carries the map's layout version: a loader whose
+ * map differs pins its own instead of failing to reuse an incompatible one.
+ */
+#define HT_BPFFS "/sys/fs/bpf"
+#define HT_PIN_DIR HT_BPFFS "/headertap"
+#define HT_PIN_AGENTS HT_PIN_DIR "/agents"
+#define HT_PIN_SELF_ENDPOINTS HT_PIN_DIR "/self_endpoints_v1"
 #define STATS_INTERVAL_NS 1000000000ULL
 /* The BPF side wakes us only when wakeup_bytes wait (maps.bpf.h); below that,
  * events wait at most this long. */
@@ -79,6 +90,10 @@ static struct env {
 
 static volatile sig_atomic_t exiting;
 static bool stdout_broken;
+/* HT_PIN_DIR, locked exclusively while a loader creates or removes the pin. */
+static int pin_lock_fd = -1;
+/* HT_PIN_AGENTS, locked shared for as long as this loader runs: the pin is in use. */
+static int agents_fd = -1;
 
 static const char usage[] =
 	"Usage: headertap-loader [OPTION]...\n"
@@ -404,6 +419,113 @@ static void ensure_tracefs(void)
 		    "missing); headertap needs CONFIG_FTRACE_SYSCALLS=y");
 }
 
+/* A warning the agent shows (src/source/loader.ts): one line, the step, the cause, the consequence. */
+static void warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("headertap-loader: warning: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/*
+ * bpffs at /sys/fs/bpf, mounted when nobody has (systemd and Kubernetes
+ * nodes have it). Each mount of bpffs is a separate instance, so two
+ * loaders must not both mount it: the mount point is locked meanwhile.
+ */
+static bool ensure_bpffs(void)
+{
+	struct statfs sfs;
+	bool ok;
+	int fd;
+
+	if (!statfs(HT_BPFFS, &sfs) && sfs.f_type == BPF_FS_MAGIC)
+		return true;
+	fd = open(HT_BPFFS, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	flock(fd, LOCK_EX);
+	ok = !statfs(HT_BPFFS, &sfs) && sfs.f_type == BPF_FS_MAGIC;
+	if (!ok)
+		ok = !mount("bpf", HT_BPFFS, "bpf", 0, "mode=0700") && !statfs(HT_BPFFS, &sfs) &&
+		     sfs.f_type == BPF_FS_MAGIC;
+	close(fd);
+	return ok;
+}
+
+/*
+ * Every headertap agent on the host must know every other one's sockets, or
+ * two agents record each other's OTLP exports, and then the records of those
+ * exports, without end. So ht_self_endpoints is not this loader's own: it is
+ * pinned in bpffs, and every loader reuses the pinned map (libbpf does, at
+ * load, given the pin path). Each loader still registers only its own
+ * agent's sockets; every loader skips sockets whose local or remote end is
+ * registered (emit.bpf.h).
+ *
+ * The pin's lifetime, with loaders coming and going (and crashing):
+ *  - a running loader holds a shared flock on HT_PIN_AGENTS; the kernel
+ *    drops it when the loader dies, however it dies;
+ *  - creating and removing the pin happen under an exclusive flock on
+ *    HT_PIN_DIR, so a loader starting never reuses a pin the last one is
+ *    removing;
+ *  - a loader that finds no other holder starts from a fresh map (what is
+ *    pinned was left by agents that crashed: stale endpoints that could
+ *    hide an unrelated connection reusing their port); the last one to stop
+ *    removes the pin, so nothing stays in bpffs after the last agent.
+ * The empty directories stay (removing them would race with a loader
+ * opening them).
+ *
+ * Without bpffs (not mountable, a container without /sys/fs/bpf from the
+ * host) the map stays private and this loader says so: agents then rely on
+ * the agent's user-space rule alone (src/cli/own-exports.ts).
+ */
+static void share_self_endpoints(struct headertap_bpf *skel)
+{
+	if (!ensure_bpffs()) {
+		warn("no bpffs at %s (%s): other headertap agents on this host cannot see this one's "
+		     "sockets in the kernel; mount it with `mount -t bpf bpf %s`",
+		     HT_BPFFS, strerror(errno), HT_BPFFS);
+		return;
+	}
+	if ((mkdir(HT_PIN_DIR, 0700) && errno != EEXIST) || (mkdir(HT_PIN_AGENTS, 0700) && errno != EEXIST) ||
+	    (pin_lock_fd = open(HT_PIN_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    (agents_fd = open(HT_PIN_AGENTS, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		warn("cannot use %s (%s): other headertap agents on this host cannot see this one's "
+		     "sockets in the kernel",
+		     HT_PIN_DIR, strerror(errno));
+		return;
+	}
+	flock(pin_lock_fd, LOCK_EX); /* released once the map is loaded (pinned or reused) */
+	if (!flock(agents_fd, LOCK_EX | LOCK_NB))
+		unlink(HT_PIN_SELF_ENDPOINTS); /* no other agent runs: whatever is pinned is stale */
+	flock(agents_fd, LOCK_SH);
+	bpf_map__set_pin_path(skel->maps.ht_self_endpoints, HT_PIN_SELF_ENDPOINTS);
+}
+
+/* After load: the pin exists (made or reused); other loaders may start or stop. */
+static void self_endpoints_shared(void)
+{
+	if (pin_lock_fd >= 0)
+		flock(pin_lock_fd, LOCK_UN);
+}
+
+/* At exit: the last agent removes the pin. */
+static void unshare_self_endpoints(void)
+{
+	if (pin_lock_fd < 0)
+		return;
+	flock(pin_lock_fd, LOCK_EX);
+	/* Exclusive only when no other loader holds it shared (this one's shared lock is traded). */
+	if (!flock(agents_fd, LOCK_EX | LOCK_NB))
+		unlink(HT_PIN_SELF_ENDPOINTS);
+	close(agents_fd);
+	close(pin_lock_fd);
+	agents_fd = pin_lock_fd = -1;
+}
+
 static void check_kernel(void)
 {
 	if (access("/sys/kernel/btf/vmlinux", R_OK))
@@ -421,7 +543,6 @@ static void set_rodata(struct headertap_bpf *skel)
 	struct headertap_bpf__rodata *ro = skel->rodata;
 	__u64 key = 0;
 
-	env.self[env.n_self++] = getpid();
 	for (int i = 0; i < env.n_self; i++)
 		ro->self_tgids[i] = env.self[i];
 	ro->n_self_tgids = env.n_self;
@@ -725,6 +846,19 @@ static bool read_commands(struct headertap_bpf *skel)
 	return true;
 }
 
+/* The skeleton, opened and configured (filters, sizes), ready to load. */
+static struct headertap_bpf *open_skel(int ncpus)
+{
+	struct headertap_bpf *skel = headertap_bpf__open();
+
+	if (!skel)
+		die(1, "opening the BPF object failed: %s", strerror(errno));
+	set_rodata(skel);
+	bpf_map__set_max_entries(skel->maps.ht_events, env.ringbuf_kb * 1024);
+	bpf_map__set_max_entries(skel->maps.ht_scratch, ncpus);
+	return skel;
+}
+
 static const char *load_fix(int err)
 {
 	if (err == -EPERM || err == -EACCES)
@@ -756,14 +890,24 @@ int main(int argc, char **argv)
 	if (ncpus <= 0)
 		die(1, "cannot count CPUs: %s", strerror(-ncpus));
 
-	skel = headertap_bpf__open();
-	if (!skel)
-		die(1, "opening the BPF object failed: %s", strerror(errno));
-	set_rodata(skel);
-	bpf_map__set_max_entries(skel->maps.ht_events, env.ringbuf_kb * 1024);
-	bpf_map__set_max_entries(skel->maps.ht_scratch, ncpus);
-
+	env.self[env.n_self++] = getpid();
+	skel = open_skel(ncpus);
+	share_self_endpoints(skel);
 	err = headertap_bpf__load(skel);
+	self_endpoints_shared();
+	if (err && pin_lock_fd >= 0) {
+		/* Perhaps the pin could not be made or reused: try once more with a private map. */
+		int pin_err = err;
+
+		unshare_self_endpoints();
+		headertap_bpf__destroy(skel);
+		skel = open_skel(ncpus);
+		err = headertap_bpf__load(skel);
+		if (!err)
+			warn("sharing own-traffic marks through %s failed (%s): other headertap agents on "
+			     "this host cannot see this one's sockets in the kernel",
+			     HT_PIN_SELF_ENDPOINTS, strerror(-pin_err));
+	}
 	if (err)
 		die(EXIT_ENV, "loading the BPF programs failed: %s; %s", strerror(-err),
 		    load_fix(err));
@@ -838,6 +982,7 @@ int main(int argc, char **argv)
 		fflush(stdout);
 	}
 	fclose(stdout);
+	unshare_self_endpoints();
 	detach_tls();
 	ring_buffer__free(rb);
 	headertap_bpf__destroy(skel);

@@ -6,7 +6,7 @@
 /* Settings fixed at load: read-only globals set by the loader through
  * skel->rodata between open and load. */
 
-/* headertap's own processes (agent, loader): never captured, see ht_self_endpoints. */
+/* This agent's own processes (agent, loader): never captured; other agents' traffic is found by ht_self_endpoints. */
 const volatile __u32 self_tgids[HT_MAX_SELF_PIDS] = {};
 const volatile __u32 n_self_tgids = 0;
 /* Bytes copied per syscall at most (<= HT_MAX_COPY), in events of HT_MAX_DATA. */
@@ -93,10 +93,17 @@ struct {
 } ht_self_connect SEC(".maps");
 
 /*
- * Local address:port of headertap's own TCP sockets -> the struct sock that
- * registered it. A socket of another process whose *peer* is in here is the
- * far end of headertap's own traffic (a collector or receiver on this host
- * reading our exports) and is not captured. LRU: stale entries age out.
+ * Local address:port of the TCP sockets of every headertap agent on the host
+ * -> the struct sock that registered it. Each loader registers its own
+ * agent's sockets (self_tgids); a socket whose local end is in here belongs
+ * to an agent (its exports, seen by another agent), one whose *peer* is in
+ * here is the far end of an agent's traffic (a collector or receiver on this
+ * host reading exports): neither is captured. LRU: stale entries age out.
+ *
+ * Shared between agents: the loader pins it in bpffs (HT_PIN_SELF_ENDPOINTS,
+ * see loader.c share_self_endpoints()) and every loader reuses the pinned
+ * map. Its key, value and size are part of that contract: change them and
+ * the pin's name must change too.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

@@ -187,7 +187,7 @@ static __always_inline __u16 ht_sk_addrs(struct sock *sk, __u8 laddr[HT_ADDR_LEN
 	return family;
 }
 
-/* Remember one of headertap's own sockets by its local address:port. */
+/* Remember one of this agent's sockets by its local address:port (for every agent to see). */
 static __always_inline void ht_register_self_sock(struct sock *sk)
 {
 	struct ht_endpoint local = {};
@@ -200,14 +200,14 @@ static __always_inline void ht_register_self_sock(struct sock *sk)
 		bpf_map_update_elem(&ht_self_endpoints, &local, &skp, BPF_ANY);
 }
 
-/* Is the remote end of this socket one of headertap's own sockets? */
-static __always_inline bool ht_peer_is_self(const __u8 raddr[HT_ADDR_LEN], __u16 rport)
+/* Is this address:port an end of a headertap agent's socket (this agent's or another's)? */
+static __always_inline bool ht_agent_endpoint(const __u8 addr[HT_ADDR_LEN], __u16 port)
 {
-	struct ht_endpoint peer = {};
+	struct ht_endpoint ep = {};
 
-	__builtin_memcpy(peer.addr, raddr, HT_ADDR_LEN);
-	peer.port = rport;
-	return bpf_map_lookup_elem(&ht_self_endpoints, &peer) != NULL;
+	__builtin_memcpy(ep.addr, addr, HT_ADDR_LEN);
+	ep.port = port;
+	return bpf_map_lookup_elem(&ht_self_endpoints, &ep) != NULL;
 }
 
 /* A stable opaque id: the socket address mixed with a random key by an

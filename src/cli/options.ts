@@ -58,6 +58,9 @@ export interface RunOptions {
   bufferBytes: number;
   spoolDir?: string;
   spoolMaxBytes: number;
+  maxRequestBytes: number;
+  /** Seconds; absent: OTEL_EXPORTER_OTLP_[LOGS_]TIMEOUT, else 10. */
+  exportTimeout?: number;
   shutdownTimeout: number;
   statsInterval: number;
   selfMetrics: boolean;
@@ -144,6 +147,18 @@ function size(min: number, max: number): Parser<number> {
     const n = m && unit ? Number(m[1]) * unit : NaN;
     if (!(n >= min && n <= max)) {
       throw new UsageError(`${where} '${s}' is not a valid size; expected bytes from ${min} to ${max}, optionally with a unit (KiB, MiB, GiB), e.g. 64MiB`);
+    }
+    return n;
+  };
+}
+
+/** Seconds, with up to three decimals (0.5, 10). */
+function seconds(min: number, max: number): Parser<number> {
+  return (raw, where) => {
+    const s = str(raw, where).trim();
+    const n = Number(s);
+    if (!/^\d+(\.\d{1,3})?$/.test(s) || n < min || n > max) {
+      throw new UsageError(`${where} '${s}' is not a valid number of seconds; expected ${min} to ${max}, e.g. 10 or 2.5`);
     }
     return n;
   };
@@ -539,6 +554,21 @@ export const RUN_OPTIONS: OptionSpec[] = [
     help: 'size of --spool-dir at most; beyond, the oldest records are deleted and counted (default: 1GiB)',
     parse: size(1 << 20, 2 ** 40),
     default: 1 << 30,
+  },
+  {
+    key: 'max-request-bytes',
+    prop: 'maxRequestBytes',
+    flag: '--max-request-bytes <size>',
+    help: "an export request's size at most, before compression; keep it under the collector's limit, 4MiB for gRPC by default (default: 2MiB)",
+    parse: size(16 << 10, 1 << 30),
+    default: 2 << 20,
+  },
+  {
+    key: 'export-timeout',
+    prop: 'exportTimeout',
+    flag: '--export-timeout <seconds>',
+    help: "how long an export request waits for the collector's answer; larger requests, and retries after a timeout, wait longer (default: OTEL_EXPORTER_OTLP_[LOGS_]TIMEOUT in ms, else 10)",
+    parse: seconds(0.1, 3600),
   },
   {
     key: 'shutdown-timeout',

@@ -32,6 +32,7 @@ import { agentStats, summaryLine, type StatsParts } from './stats';
 import { resolveAgentIdentity } from './identity';
 import { readSdkEnv } from './sdk-env';
 import { Reloader, rulesDigest, watchConfig, type LivePart } from './reload';
+import { isAgentExport } from './own-exports';
 import { captureRulesOf, maskedRecorder } from './secrets';
 import { VERSION } from './version';
 
@@ -192,7 +193,12 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
   const sdk = readSdkEnv(io.env);
   for (const w of sdk.warnings) log.warn(w);
   routeSdkDiagnostics(log, io, sdk.logLevel);
-  const exportFlags = { endpoint: opts.endpoint, protocol: opts.protocol, compression: opts.compression };
+  const exportFlags = {
+    endpoint: opts.endpoint,
+    protocol: opts.protocol,
+    compression: opts.compression,
+    ...(opts.exportTimeout !== undefined ? { timeoutMs: Math.round(opts.exportTimeout * 1000) } : {}),
+  };
   const target = resolveExportTarget(exportFlags, io.env);
   const traceTarget = opts.emitSpans ? resolveExportTarget(exportFlags, io.env, 'traces') : undefined;
   const initialRules = captureRulesOf(opts, io.env);
@@ -239,7 +245,7 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
     ...agent,
     log,
     ...(opts.console ? { console: out } : {}),
-    delivery: { maxRecords: opts.bufferRecords, maxBytes: opts.bufferBytes, ...(spool ? { spool } : {}) },
+    delivery: { maxRecords: opts.bufferRecords, maxBytes: opts.bufferBytes, maxRequestBytes: opts.maxRequestBytes, ...(spool ? { spool } : {}) },
   });
   const spans = traceTarget ? new SpanPipeline({ target: traceTarget, ...agent, log }) : undefined;
   const clock = new MonotonicClock();
@@ -252,10 +258,16 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
     maxAttributes: opts.maxAttributes,
   });
   const cgroupMount = cgroup2Mount();
+  /** Exchanges that were OTLP exports of headertap agents (src/cli/own-exports.ts), not recorded. */
+  let agentExports = 0;
   const tracker = new ConnectionTracker({
     maxHeaderBytes: opts.maxHeaderBytes,
     filter: connectionFilter(filters, processes, cgroupMount),
     onExchange: (ex) => {
+      if (isAgentExport(ex)) {
+        agentExports++;
+        return;
+      }
       const rec = mapper.map(ex);
       pipeline.emit(spans ? spans.withSpan(rec) : rec);
     },
@@ -405,6 +417,7 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
     eventsIn,
     loaderRestarts: supervised?.restarts ?? 0,
     config: { digest: digest(), reloads: reloader?.reloads ?? 0, failures: reloader?.failures ?? 0 },
+    agentExports,
   });
   /** The totals line, with the spans' when --emit-spans is on. */
   const summary = (): string => `${summaryLine(parts())}${spans ? `; ${spans.summary()}` : ''}`;

@@ -19,6 +19,8 @@ export interface StatsParts {
   loaderRestarts: number;
   /** The rules in force (their digest) and the config reloads so far. */
   config?: { digest: string; reloads: number; failures: number };
+  /** Exchanges not recorded because they were OTLP exports of headertap agents (user-space rule). */
+  agentExports?: number;
 }
 
 /** Parser resyncs by kind: HTTP/1.x problems (a missed start is not one) and HTTP/2 ones (http2_*). */
@@ -37,7 +39,9 @@ export function agentStats(p: StatsParts): AgentStats {
     exchanges: p.http.exchanges,
     recordsExported: d.exported,
     recordsDropped: { ...d.dropped },
+    recordsUnconfirmed: d.unconfirmed,
     exportRetries: d.retries,
+    exportTimeoutRetries: d.retriedAfterTimeout,
     exportFailures: d.failedExports,
     bufferRecords: p.delivery.bufferedRecords,
     bufferBytes: p.delivery.bufferedBytes,
@@ -69,6 +73,9 @@ export function summaryLine(p: StatsParts): string {
   const dropped = dropReasons.reduce((n, r) => n + d.dropped[r], 0);
   const droppedDetail = dropReasons.length ? ` (${dropReasons.map((r) => `${r} ${d.dropped[r]}`).join(', ')})` : '';
   const rejected = p.spool?.rejected ? `, spool files rejected ${p.spool.rejected}` : '';
+  // Sent but never answered in time: maybe stored, so neither exported nor dropped.
+  const unconfirmed = d.unconfirmed ? `, unconfirmed ${d.unconfirmed}` : '';
+  const afterTimeout = d.retriedAfterTimeout ? ` (${d.retriedAfterTimeout} after timeouts)` : '';
   const spooled = p.spool ? `, spooled ${p.spool.records}${rejected}` : '';
   const k = p.kernel;
   const cpus = p.lostByCpu.map((v, cpu) => (v ? `cpu${cpu} ${v}` : '')).filter(Boolean);
@@ -79,12 +86,13 @@ export function summaryLine(p: StatsParts): string {
   const limited = p.mapper.limitedRecords ? `, over --max-attributes ${p.mapper.limitedRecords} (attributes left out ${p.mapper.droppedAttributes})` : '';
   const c = p.config;
   const config = c ? `; rules ${c.digest}, config reloads ${c.reloads}, reload failures ${c.failures}` : '';
+  const agentExports = p.agentExports ? `; agent exports not recorded ${p.agentExports}` : '';
   return (
     `exchanges ${h.exchanges} (unanswered ${h.unanswered}, truncated ${h.truncatedMessages}${limited}); ` +
-    `records exported ${d.exported}, failed ${d.dropped.rejected}, dropped ${dropped}${droppedDetail}; ` +
-    `retries ${d.retries}, buffered ${p.delivery.bufferedRecords}${spooled}; ` +
+    `records exported ${d.exported}, failed ${d.dropped.rejected}, dropped ${dropped}${droppedDetail}${unconfirmed}; ` +
+    `retries ${d.retries}${afterTimeout}, buffered ${p.delivery.bufferedRecords}${spooled}; ` +
     `${kernel}; parser resyncs ${resyncs}, orphan responses ${h.orphanResponses}, missed starts ${h.problems.missed_start}, invalid header values ${h.invalidValues}; ` +
     `tls sessions ${h.tlsSessions}, ciphertext connections ${h.ciphertextConnections}; ` +
-    `http/2 connections ${h.http2Connections}, records with unknown HPACK state ${h.truncatedRecords.hpack_state_unknown}${restarts}${config}`
+    `http/2 connections ${h.http2Connections}, records with unknown HPACK state ${h.truncatedRecords.hpack_state_unknown}${restarts}${agentExports}${config}`
   );
 }

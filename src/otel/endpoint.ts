@@ -23,6 +23,8 @@ export interface ExportTarget {
   url: string;
   /** Request compression; absent: the exporter's own default. */
   compression?: OtlpCompression;
+  /** One export attempt's timeout, ms (--export-timeout, OTEL_EXPORTER_OTLP_[SIGNAL_]TIMEOUT); absent: the exporter's default, 10 s. */
+  timeoutMs?: number;
 }
 
 /** The OTLP signals headertap exports: log records, spans with --emit-spans, its own metrics. */
@@ -44,6 +46,15 @@ export function parseProtocol(value: string, source: string): OtlpProtocol {
   if ((OTLP_PROTOCOLS as readonly string[]).includes(value)) return value as OtlpProtocol;
   const hint = value === 'http/json' ? ' (http/json is not supported)' : '';
   throw new UsageError(`${source} '${value}' is not a supported protocol${hint}; use grpc or http/protobuf`);
+}
+
+/** OTEL_EXPORTER_OTLP_[SIGNAL_]TIMEOUT: milliseconds, as the specification says. */
+function parseTimeoutMs(value: string, source: string): number {
+  const ms = Number(value);
+  if (!/^\d+$/.test(value) || ms < 1 || ms > 3_600_000) {
+    throw new UsageError(`${source} '${value}' is not a timeout; expected milliseconds from 1 to 3600000, e.g. 10000`);
+  }
+  return ms;
 }
 
 function checkUrl(value: string, source: string): URL {
@@ -79,7 +90,7 @@ function fromBase(base: string, protocol: OtlpProtocol, source: string, signal: 
  * localhost. Compression the same way, defaulting to gzip (DEFAULT_COMPRESSION).
  */
 export function resolveExportTarget(
-  flags: { endpoint?: string; protocol?: string; compression?: string },
+  flags: { endpoint?: string; protocol?: string; compression?: string; timeoutMs?: number },
   env: Env = process.env,
   signal: OtlpSignal = 'logs',
 ): ExportTarget {
@@ -94,7 +105,8 @@ export function resolveExportTarget(
   };
   const protocol = setting(flags.protocol, '--protocol', 'PROTOCOL', parseProtocol) ?? 'grpc';
   const compression = setting(flags.compression, '--compression', 'COMPRESSION', parseCompression) ?? DEFAULT_COMPRESSION;
-  const at = (url: string): ExportTarget => ({ protocol, url, compression });
+  const timeoutMs = flags.timeoutMs ?? setting(undefined, '--export-timeout', 'TIMEOUT', parseTimeoutMs);
+  const at = (url: string): ExportTarget => ({ protocol, url, compression, ...(timeoutMs !== undefined ? { timeoutMs } : {}) });
 
   if (flags.endpoint !== undefined) return at(fromBase(flags.endpoint, protocol, '--endpoint', signal));
   const ownEndpoint = nonBlank(env[`${perSignal}_ENDPOINT`]);
@@ -108,7 +120,7 @@ export function resolveExportTarget(
 }
 
 /** The SDK exporter options every OTLP exporter of headertap's shares: URL, compression, timeout. */
-export function exporterConfig(target: ExportTarget, timeoutMillis?: number): { url: string; compression?: CompressionAlgorithm; timeoutMillis?: number } {
+export function exporterConfig(target: ExportTarget, timeoutMillis = target.timeoutMs): { url: string; compression?: CompressionAlgorithm; timeoutMillis?: number } {
   return {
     url: target.url,
     ...(target.compression ? { compression: target.compression === 'gzip' ? CompressionAlgorithm.GZIP : CompressionAlgorithm.NONE } : {}),

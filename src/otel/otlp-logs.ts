@@ -379,6 +379,18 @@ export class OtlpLogsEncoder {
     return w.take();
   }
 
+  /**
+   * What a request spends on a group of records besides the records
+   * themselves, at most: a ResourceLogs with one ScopeLogs (the resource's
+   * and the scope's encoded fields, schema URLs, both messages' tags and
+   * lengths). With requestFieldBytes() per record, delivery bounds a request's
+   * size before it exists (src/otel/delivery.ts).
+   */
+  groupBytes(resource: Resource, scope: Scope): number {
+    const schemas = [resource.schemaUrl, scope.schemaUrl].reduce((n, url) => n + (url ? 1 + 5 + Buffer.byteLength(url) : 0), 0);
+    return this._resource(resource).length + this._scope(scope).length + schemas + 2 * (1 + 5);
+  }
+
   /** Writes a LogRecord message's fields (no tag, no length). */
   private _record(w: Writer, r: LogRecordData<unknown>): void {
     w.byte(0x09); // time_unix_nano = 1, fixed64
@@ -607,6 +619,11 @@ export class OtlpLogsEncoder {
   }
 }
 
+/** Bytes one encoded record takes in a request: its tag, its length, itself. */
+export function requestFieldBytes(record: EncodedLogRecord): number {
+  return 1 + varintSize(record.bytes.length) + record.bytes.length;
+}
+
 /** headertap's logs serializer for the OTLP exporters: its own request encoder, the SDK's response decoder. */
 export function otlpLogsSerializer(encoder = new OtlpLogsEncoder()): ISerializer<EncodedLogRecord[], IExportLogsServiceResponse> {
   return {
@@ -620,6 +637,7 @@ export const ENCODED_LOGS_METRICS_HELPER: IExporterMetricsHelper<EncodedLogRecor
 
 /** An OTLP logs exporter of encoded records (src/otel/pipeline.ts createExporter). */
 export interface EncodedLogExporter {
-  export(records: EncodedLogRecord[], done: (result: ExportResult) => void): void;
+  /** Sends one request; `timeoutMs`, when given, replaces the exporter's own timeout for it. */
+  export(records: EncodedLogRecord[], done: (result: ExportResult) => void, timeoutMs?: number): void;
   shutdown(): Promise<void>;
 }

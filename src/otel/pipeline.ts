@@ -1,5 +1,5 @@
 import type { Attributes } from '@opentelemetry/api';
-import type { InstrumentationScope } from '@opentelemetry/core';
+import type { ExportResult, InstrumentationScope } from '@opentelemetry/core';
 import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
 import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentelemetry/otlp-exporter-base/node-http';
 import { convertLegacyOtlpGrpcOptions, createOtlpGrpcExportDelegate } from '@opentelemetry/otlp-grpc-exporter-base';
@@ -8,7 +8,7 @@ import { formatTime, toJsonLine, type FlatRecord, type FlatValue } from '../comm
 import type { Log } from '../common/log';
 import { DeliveryProcessor, type DeliveryCounters, type DeliveryOptions } from './delivery';
 import { exporterConfig, type ExportTarget } from './endpoint';
-import { ENCODED_LOGS_METRICS_HELPER, OtlpLogsEncoder, otlpLogsSerializer, type EncodedLogExporter } from './otlp-logs';
+import { ENCODED_LOGS_METRICS_HELPER, OtlpLogsEncoder, otlpLogsSerializer, type EncodedLogExporter, type EncodedLogRecord } from './otlp-logs';
 import type { ExchangeRecord } from './record';
 import { agentResource } from './workloads';
 
@@ -64,10 +64,48 @@ export interface ExporterOptions {
   userAgent?: string;
   /** > 0: a gRPC connection of its own (see createExporter). */
   channel?: number;
-  /** One export attempt's timeout (the SDK's default is 10 s). */
+  /** One export attempt's timeout when export() names none (default: the target's, else the SDK's 10 s). */
   timeoutMillis?: number;
   /** Shares its caches (attribute keys, resources, scopes) with the delivery buffer's encoding. */
   encoder?: OtlpLogsEncoder;
+}
+
+/** Timeouts an exporter keeps an SDK exporter for at most (delivery uses a handful: the base one, doubled after timeouts). */
+const MAX_TIMEOUT_VARIANTS = 8;
+
+/**
+ * An exporter whose every request may have its own timeout. The SDK's
+ * exporters fix theirs when they are made, so there is one per timeout in
+ * use, made when first needed. For gRPC they share one connection
+ * (grpc-js pools connections by channel options, and the deadline is not
+ * one).
+ */
+class TimedExporter implements EncodedLogExporter {
+  private readonly _byTimeout = new Map<number, EncodedLogExporter>();
+
+  constructor(
+    private readonly _make: (timeoutMs: number | undefined) => EncodedLogExporter,
+    private readonly _defaultMs: number | undefined,
+  ) {}
+
+  export(records: EncodedLogRecord[], done: (result: ExportResult) => void, timeoutMs = this._defaultMs): void {
+    const key = timeoutMs ?? 0;
+    let exporter = this._byTimeout.get(key);
+    if (!exporter) {
+      if (this._byTimeout.size >= MAX_TIMEOUT_VARIANTS) {
+        const [oldest, old] = this._byTimeout.entries().next().value as [number, EncodedLogExporter];
+        this._byTimeout.delete(oldest);
+        void old.shutdown().catch(() => {});
+      }
+      exporter = this._make(timeoutMs);
+      this._byTimeout.set(key, exporter);
+    }
+    exporter.export(records, done);
+  }
+
+  async shutdown(): Promise<void> {
+    await Promise.all([...this._byTimeout.values()].map((e) => e.shutdown()));
+  }
 }
 
 /**
@@ -76,12 +114,17 @@ export interface ExporterOptions {
  * environment), composed as the SDK composes its own, with headertap's
  * encoder in place of the SDK's serializer (src/otel/otlp-logs.ts: the same
  * bytes, a third of the CPU). It exports records the delivery buffer holds
- * already encoded. `channel` > 0 gives a gRPC exporter
+ * already encoded, each request with the timeout delivery gives it
+ * (TimedExporter). `channel` > 0 gives a gRPC exporter
  * its own connection (grpc-js pools connections by their options, the user
  * agent among them): see DeliveryOptions.renewExporter.
  */
 export function createExporter(target: ExportTarget, opts: ExporterOptions = {}): EncodedLogExporter {
-  const common = exporterConfig(target, opts.timeoutMillis);
+  return new TimedExporter((timeoutMs) => createSdkExporter(target, { ...opts, ...(timeoutMs ? { timeoutMillis: timeoutMs } : {}) }), opts.timeoutMillis ?? target.timeoutMs);
+}
+
+function createSdkExporter(target: ExportTarget, opts: ExporterOptions): EncodedLogExporter {
+  const common = exporterConfig(target, opts.timeoutMillis ?? target.timeoutMs);
   if (target.protocol !== 'grpc') {
     const config = convertLegacyHttpOptions({ ...common, ...(opts.userAgent ? { userAgent: opts.userAgent } : {}) }, 'LOGS', 'v1/logs', {
       'Content-Type': 'application/x-protobuf',
@@ -125,7 +168,9 @@ export class LogPipeline {
     let channel = 0;
     this.delivery = new DeliveryProcessor({
       ...(opts.exporter || opts.target.protocol !== 'grpc' ? {} : { renewExporter: () => createExporter(opts.target, { userAgent, channel: ++channel, encoder }) }),
+      ...(opts.target.timeoutMs ? { exportTimeoutMs: opts.target.timeoutMs } : {}),
       ...opts.delivery,
+      encoder,
       exporter: opts.exporter ?? createExporter(opts.target, { userAgent, encoder }),
       log: opts.log,
       destination: opts.target.url,

@@ -41,12 +41,35 @@ const RETRYABLE_MESSAGES = [
   /no answer from the exporter/i,
 ];
 
+/**
+ * Messages of failures where the request went out and no answer came in
+ * time: the OTLP/HTTP exporter's socket timeout, and delivery's own guard.
+ */
+const TIMEOUT_MESSAGES = [/request timed out/i, /no answer from the exporter/i];
+
+const HTTP_PAYLOAD_TOO_LARGE = 413;
+const GRPC_DEADLINE_EXCEEDED = 4;
+const GRPC_RESOURCE_EXHAUSTED = 8;
+
 export interface FailureClass {
   retryable: boolean;
   /** A delay the server asked for (gRPC RetryInfo, HTTP Retry-After), ms. */
   serverDelayMs?: number;
   /** Short name of the failure: UNAVAILABLE, http 503, ECONNREFUSED, … */
   kind: string;
+  /**
+   * The collector refused the request for its size (HTTP 413, or gRPC
+   * RESOURCE_EXHAUSTED without RetryInfo: grpc-go, grpc-js and grpcio answer
+   * so to a message over their receive limit, 4 MiB by default). Sending it
+   * again unchanged fails the same way: split it instead.
+   */
+  tooLarge?: boolean;
+  /**
+   * No answer in time to a request that went out: the collector may have
+   * stored it (a collector slower than the timeout), so sending it again can
+   * duplicate its records.
+   */
+  timedOut?: boolean;
 }
 
 export const RETRY_INFO_TYPE = 'type.googleapis.com/google.rpc.RetryInfo';
@@ -107,23 +130,42 @@ function isGrpcError(err: object): err is { code: number; metadata?: MetadataLik
   return 'code' in err && typeof err.code === 'number' && 'metadata' in err && (err as { name?: string }).name !== 'OTLPExporterError';
 }
 
+/**
+ * A gRPC DEADLINE_EXCEEDED for a call that never reached a connection:
+ * @grpc/grpc-js says "Waiting for LB pick" in the status details when no
+ * connection was ready before the deadline (a call that got one names its
+ * `remote_addr`). Nothing was sent, so a retry cannot duplicate anything.
+ */
+function neverSent(message: string): boolean {
+  return /waiting for LB pick/i.test(message);
+}
+
 /** Decides whether an export error is worth retrying, and after how long at least. */
 export function classifyExportError(err: unknown): FailureClass {
   if (typeof err !== 'object' || err === null) return { retryable: false, kind: String(err) };
   const e = err as { code?: unknown; message?: string; name?: string };
+  const message = e.message ?? '';
   if (isGrpcError(err)) {
     const name = RETRYABLE_GRPC.get(err.code);
     if (!name) return { retryable: false, kind: `gRPC status ${err.code}` };
     const details = err.metadata?.get('grpc-status-details-bin')?.[0];
     const delay = details instanceof Uint8Array ? retryInfoDelayMs(details) : undefined;
-    return { retryable: true, kind: name, ...(delay !== undefined ? { serverDelayMs: delay } : {}) };
+    if (err.code === GRPC_RESOURCE_EXHAUSTED && delay === undefined) return { retryable: false, kind: name, tooLarge: true };
+    return {
+      retryable: true,
+      kind: name,
+      ...(delay !== undefined ? { serverDelayMs: delay } : {}),
+      ...(err.code === GRPC_DEADLINE_EXCEEDED && !neverSent(message) ? { timedOut: true } : {}),
+    };
   }
   if (typeof e.code === 'number') {
+    if (e.code === HTTP_PAYLOAD_TOO_LARGE) return { retryable: false, kind: `HTTP ${e.code}`, tooLarge: true };
     return { retryable: RETRYABLE_HTTP.has(e.code), kind: `HTTP ${e.code}` };
   }
   if (typeof e.code === 'string') return { retryable: RETRYABLE_NETWORK.has(e.code), kind: e.code };
-  const message = e.message ?? '';
-  if (RETRYABLE_MESSAGES.some((re) => re.test(message))) return { retryable: true, kind: message.split('\n')[0] };
+  if (RETRYABLE_MESSAGES.some((re) => re.test(message))) {
+    return { retryable: true, kind: message.split('\n')[0], ...(TIMEOUT_MESSAGES.some((re) => re.test(message)) ? { timedOut: true } : {}) };
+  }
   return { retryable: false, kind: message.split('\n')[0] || (e.name ?? 'error') };
 }
 

@@ -27,10 +27,14 @@ export interface AgentStats {
   /** Request/response pairs (and unanswered requests) parsed. */
   exchanges: number;
   recordsExported: number;
-  /** Records lost by reason (buffer_full, rejected, shutdown, spool_full, spool_corrupt). */
+  /** Records lost by reason (buffer_full, rejected, shutdown, spool_full, spool_corrupt, too_large). */
   recordsDropped: Record<string, number>;
+  /** Records sent but never confirmed (no answer in time): maybe stored, maybe not. */
+  recordsUnconfirmed: number;
   /** Export attempts retried. */
   exportRetries: number;
+  /** Of those, retries after a timeout (they can duplicate records). */
+  exportTimeoutRetries: number;
   /** Export attempts that failed, retried or not. */
   exportFailures: number;
   bufferRecords: number;
@@ -65,10 +69,10 @@ export interface AgentStats {
 }
 
 class GrpcMetricExporter extends OTLPExporterBase<ResourceMetrics> implements PushMetricExporter {
-  constructor(target: ExportTarget) {
+  constructor(target: ExportTarget, userAgent: string) {
     super(
       createOtlpGrpcExportDelegate(
-        convertLegacyOtlpGrpcOptions(exporterConfig(target), 'METRICS'),
+        convertLegacyOtlpGrpcOptions({ ...exporterConfig(target), userAgent }, 'METRICS'),
         ProtobufMetricsSerializer,
         'otlp_grpc_metric_exporter',
         MetricsExporterMetricsHelper,
@@ -85,10 +89,10 @@ class GrpcMetricExporter extends OTLPExporterBase<ResourceMetrics> implements Pu
 }
 
 class ProtoMetricExporter extends OTLPExporterBase<ResourceMetrics> implements PushMetricExporter {
-  constructor(target: ExportTarget) {
+  constructor(target: ExportTarget, userAgent: string) {
     super(
       createOtlpHttpExportDelegate(
-        convertLegacyHttpOptions(exporterConfig(target), 'METRICS', 'v1/metrics', { 'Content-Type': 'application/x-protobuf' }),
+        convertLegacyHttpOptions({ ...exporterConfig(target), userAgent }, 'METRICS', 'v1/metrics', { 'Content-Type': 'application/x-protobuf' }),
         ProtobufMetricsSerializer,
         'otlp_http_metric_exporter',
         MetricsExporterMetricsHelper,
@@ -123,7 +127,10 @@ export class SelfMetrics {
   private readonly _provider: MeterProvider;
 
   constructor(opts: SelfMetricsOptions) {
-    const exporter = opts.exporter ?? (opts.target.protocol === 'grpc' ? new GrpcMetricExporter(opts.target) : new ProtoMetricExporter(opts.target));
+    // headertap/VERSION marks the requests as headertap's own: other agents never record them (src/cli/own-exports.ts).
+    const userAgent = `headertap/${opts.version}`;
+    const exporter =
+      opts.exporter ?? (opts.target.protocol === 'grpc' ? new GrpcMetricExporter(opts.target, userAgent) : new ProtoMetricExporter(opts.target, userAgent));
     this._provider = new MeterProvider({
       resource: agentResource(opts.serviceName, opts.version, opts.agentAttributes),
       readers: [
@@ -151,7 +158,9 @@ export class SelfMetrics {
     counter('headertap.exchanges', 'HTTP request/response pairs parsed', '{exchange}', (s) => [[s.exchanges]]);
     counter('headertap.records.exported', 'log records the collector accepted', '{record}', (s) => [[s.recordsExported]]);
     counter('headertap.records.dropped', 'log records lost, by reason', '{record}', (s) => byKey(s.recordsDropped, 'reason'));
+    counter('headertap.records.unconfirmed', 'log records sent but never confirmed in time (the collector may have them)', '{record}', (s) => [[s.recordsUnconfirmed]]);
     counter('headertap.export.retries', 'export attempts retried', '{attempt}', (s) => [[s.exportRetries]]);
+    counter('headertap.export.timeout_retries', 'export attempts retried after a timeout (may duplicate records)', '{attempt}', (s) => [[s.exportTimeoutRetries]]);
     counter('headertap.export.failures', 'export attempts that failed', '{attempt}', (s) => [[s.exportFailures]]);
     gauge('headertap.buffer.records', 'records waiting in memory', '{record}', (s) => s.bufferRecords);
     gauge('headertap.buffer.bytes', 'approximate bytes of records waiting in memory', 'By', (s) => s.bufferBytes);

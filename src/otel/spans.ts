@@ -31,12 +31,18 @@ import { agentResource } from './workloads';
 /** A span carries a record's attributes: no more than a record can have (the SDK's default, 128, is one). */
 const SPAN_ATTRIBUTE_COUNT_LIMIT = 2048;
 
-/** Same sizing as the logs pipeline: one span per record, at the same rates. */
+/**
+ * Same sizing as the logs pipeline (one span per record, at the same rates),
+ * except the batch: BatchSpanProcessor cuts by count only, and 2048 spans
+ * with a dozen custom headers each pass the 4 MiB that gRPC collectors accept
+ * by default; a quarter of it stays near DELIVERY_DEFAULTS.maxRequestBytes.
+ */
 export const SPAN_BATCH_DEFAULTS: Required<Pick<BufferConfig, 'maxQueueSize' | 'maxExportBatchSize' | 'scheduledDelayMillis' | 'exportTimeoutMillis'>> = {
   maxQueueSize: DELIVERY_DEFAULTS.maxRecords,
-  maxExportBatchSize: DELIVERY_DEFAULTS.maxBatch,
+  maxExportBatchSize: DELIVERY_DEFAULTS.maxBatch / 4,
   scheduledDelayMillis: DELIVERY_DEFAULTS.batchDelayMs,
-  exportTimeoutMillis: DELIVERY_DEFAULTS.exportTimeoutMs,
+  // Longer than the exporter's own timeout, so the exporter reports a timeout first.
+  exportTimeoutMillis: DELIVERY_DEFAULTS.exportTimeoutMs + 5000,
 };
 
 export interface SpanCounters {
@@ -61,8 +67,9 @@ export interface SpanPipelineOptions {
   batch?: Partial<typeof SPAN_BATCH_DEFAULTS>;
 }
 
-export function createSpanExporter(target: ExportTarget): SpanExporter {
-  const config = exporterConfig(target);
+/** `userAgent` (headertap/VERSION) marks the requests as headertap's own: other agents never record them (src/cli/own-exports.ts). */
+export function createSpanExporter(target: ExportTarget, userAgent?: string): SpanExporter {
+  const config = { ...exporterConfig(target), ...(userAgent ? { userAgent } : {}) };
   return target.protocol === 'grpc' ? new GrpcTraceExporter(config) : new ProtoTraceExporter(config);
 }
 
@@ -143,7 +150,7 @@ export class SpanPipeline {
   private readonly _make: (resource: Resource) => Tracer;
 
   constructor(opts: SpanPipelineOptions) {
-    const exporter = new CountingSpanExporter(opts.exporter ?? createSpanExporter(opts.target), this.counters, opts.target.url, opts.log);
+    const exporter = new CountingSpanExporter(opts.exporter ?? createSpanExporter(opts.target, `headertap/${opts.version}`), this.counters, opts.target.url, opts.log);
     const processor: SpanProcessor = new BatchSpanProcessor(exporter, { ...SPAN_BATCH_DEFAULTS, ...opts.batch });
     const provider = (resource: Resource) =>
       new BasicTracerProvider({

@@ -3,6 +3,11 @@
  * hold, and at shutdown everything not yet delivered, as segment files that
  * survive restarts. A segment is one export batch; it is deleted once the
  * collector accepted it, so after a clean restart nothing is sent twice.
+ *
+ * A segment larger than one request may hold (written by a version without
+ * --max-request-bytes: up to a whole buffer, 16 MB and more) is sent in
+ * several requests; how many of its records were delivered is kept in its
+ * name (consume()), so a restart resumes after them.
  */
 import {
   closeSync,
@@ -29,17 +34,25 @@ import { UsageError } from '../common/errors';
 import type { EncodedLogRecord } from './otlp-logs';
 
 /**
- * seg-<sequence>-<record count>.otlp; .jsonl is the format before 2
- * (records as JSON): such a segment is counted as unreadable, not skipped.
+ * seg-<sequence>-<record count>[-<records delivered>].otlp; .jsonl is the
+ * format before 2 (records as JSON): such a segment is counted as
+ * unreadable, not skipped.
  */
-const SEGMENT = /^seg-(\d{16})-(\d+)\.(otlp|jsonl)$/;
+const SEGMENT = /^seg-(\d{16})-(\d+)(?:-(\d+))?\.(otlp|jsonl)$/;
 const FORMAT_VERSION = 2;
 
 interface Segment {
   seq: number;
+  /** Records in the file. */
   records: number;
+  /** Of those, the first `sent` were delivered already (consume()). */
+  sent: number;
   bytes: number;
   file: string;
+}
+
+function segmentName(seq: number, records: number, sent: number): string {
+  return `seg-${String(seq).padStart(16, '0')}-${records}${sent ? `-${sent}` : ''}.otlp`;
 }
 
 interface SegmentHeader {
@@ -201,10 +214,11 @@ export class Spool {
         const m = SEGMENT.exec(name);
         if (!m) continue;
         const file = path.join(dir, name);
-        const seg = { seq: Number(m[1]), records: Number(m[2]), bytes: statSync(file).size, file };
+        const records = Number(m[2]);
+        const seg = { seq: Number(m[1]), records, sent: Math.min(records, Number(m[3] ?? 0)), bytes: statSync(file).size, file };
         this._segments.push(seg);
         this._bytes += seg.bytes;
-        this._records += seg.records;
+        this._records += seg.records - seg.sent;
         this._nextSeq = Math.max(this._nextSeq, seg.seq + 1);
       }
       const probe = path.join(dir, `.probe-${process.pid}.tmp`);
@@ -235,7 +249,7 @@ export class Spool {
     while (this._segments.length > 0 && this._bytes + bytes > this._maxBytes) dropped += this._removeOldest();
     if (bytes > this._maxBytes) return dropped + records.length; // one batch larger than the whole spool
     const seq = this._nextSeq++;
-    const file = path.join(this.dir, `seg-${String(seq).padStart(16, '0')}-${records.length}.otlp`);
+    const file = path.join(this.dir, segmentName(seq, records.length, 0));
     const tmp = `${file}.tmp`;
     const fd = openSync(tmp, 'w', 0o600);
     try {
@@ -245,32 +259,60 @@ export class Spool {
       closeSync(fd);
     }
     renameSync(tmp, file);
-    this._segments.push({ seq, records: records.length, bytes, file });
+    this._segments.push({ seq, records: records.length, sent: 0, bytes, file });
     this._bytes += bytes;
     this._records += records.length;
     return dropped;
   }
 
-  /** The oldest segment's records, without removing it (see remove()). */
+  /**
+   * The oldest segment's records not delivered yet, without removing them
+   * (see consume() and remove()).
+   */
   peek(): { id: number; records: EncodedLogRecord[] } | undefined {
     while (this._segments.length > 0) {
       const seg = this._segments[0];
       try {
-        return { id: seg.seq, records: decodeSegment(readOwnFile(seg.file)) };
+        const records = decodeSegment(readOwnFile(seg.file));
+        if (records.length !== seg.records) throw new Error('record count differs from the name');
+        return { id: seg.seq, records: records.slice(seg.sent) };
       } catch (err) {
         if (err instanceof UntrustedSpoolFile) {
           // Not ours (swapped in since start): never sent, left in place for the operator to see.
           this._segments.shift();
           this._bytes -= seg.bytes;
-          this._records -= seg.records;
+          this._records -= seg.records - seg.sent;
           this.rejected++;
           continue;
         }
+        this.corrupt += seg.records - seg.sent;
         this._removeOldest(); // unreadable (disk trouble, edited by hand): cannot be sent
-        this.corrupt += seg.records;
       }
     }
     return undefined;
+  }
+
+  /**
+   * The next `n` records of a segment were delivered (or given up): the
+   * segment is deleted once all were, else its name records how many, by an
+   * atomic rename, so that a restart resumes after them.
+   */
+  consume(id: number, n: number): void {
+    const seg = this._segments.find((s) => s.seq === id);
+    if (!seg) return;
+    if (seg.sent + n >= seg.records) {
+      this.remove(id);
+      return;
+    }
+    const file = path.join(this.dir, segmentName(seg.seq, seg.records, seg.sent + n));
+    try {
+      renameSync(seg.file, file);
+      seg.file = file;
+    } catch {
+      // The file stays under its old name: a restart would send these records again.
+    }
+    seg.sent += n;
+    this._records -= n;
   }
 
   /** Records in segments that could not be read back. */
@@ -290,12 +332,12 @@ export class Spool {
   private _removeOldest(): number {
     const seg = this._segments.shift()!;
     this._forget(seg);
-    return seg.records;
+    return seg.records - seg.sent;
   }
 
   private _forget(seg: Segment): void {
     this._bytes -= seg.bytes;
-    this._records -= seg.records;
+    this._records -= seg.records - seg.sent;
     try {
       unlinkSync(seg.file);
     } catch {

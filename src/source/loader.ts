@@ -118,6 +118,12 @@ export class LoaderSource implements EventSource {
       });
       createInterface({ input: child.stderr }).on('line', (line) => {
         if (!line.trim()) return;
+        // The loader's own warnings are for the user; everything else (libbpf) only with --verbose.
+        const warning = /^headertap-loader: warning: (.*)$/.exec(line);
+        if (warning) {
+          o.log.warn(warning[1]);
+          return;
+        }
         this._lastStderr = line.replace(/^headertap-loader: /, '');
         o.log.debug(`loader: ${line}`);
       });

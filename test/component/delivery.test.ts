@@ -13,7 +13,6 @@ import * as grpc from '@grpc/grpc-js';
 import type { Log } from '../../src/common/log';
 import { silentLog } from '../helpers/log';
 import { LogPipeline, resolveExportTarget, Spool } from '../../src/otel';
-import { createExporter } from '../../src/otel/pipeline';
 import type { OtlpProtocol } from '../../src/otel/endpoint';
 import { OtlpLogsEncoder, type EncodedLogRecord } from '../../src/otel/otlp-logs';
 import { decodeSegment, encodeSegment } from '../../src/otel/spool';
@@ -70,8 +69,7 @@ describe('delivery: collector down, restarted, refusing, slow (real exporters, r
       const port = await freePort();
       const endpoint = `http://127.0.0.1:${port}`;
       // The HTTP exporter retries by itself first, within its timeout: keep that short so ours must take over.
-      const exporter = protocol === 'grpc' ? undefined : createExporter({ protocol: 'http/protobuf', url: `${endpoint}/v1/logs` }, { timeoutMillis: 700 });
-      const p = pipeline(endpoint, protocol, exporter ? { exporter } : {});
+      const p = pipeline(endpoint, protocol, protocol === 'grpc' ? {} : { delivery: { exportTimeoutMs: 700 } });
       for (let i = 0; i < 500; i++) p.emit(record(i));
       await sleep(2000);
       assert.equal(p.counters.exported, 0, 'nothing can arrive yet');
@@ -186,13 +184,14 @@ describe('delivery: collector down, restarted, refusing, slow (real exporters, r
     after(() => server.forceShutdown());
     const log = collectingLog();
     const url = `http://127.0.0.1:${server.port}`;
-    const p = pipeline(url, 'grpc', { log, exporter: createExporter({ protocol: 'grpc', url }, { timeoutMillis: 300 }) });
+    const p = pipeline(url, 'grpc', { log, delivery: { exportTimeoutMs: 300 } });
     for (let i = 0; i < 10; i++) p.emit(record(i));
     await p.shutdown(20_000);
     assert.equal(calls, 2);
     assert.equal(p.counters.retries, 1);
+    assert.equal(p.counters.retriedAfterTimeout, 1);
     assert.equal(p.counters.exported, 10);
-    assert.match(log.warnings[0], /failed \(DEADLINE_EXCEEDED\)/);
+    assert.match(log.warnings[0], /failed \(DEADLINE_EXCEEDED\).*with a 0\.6 s timeout \(it may arrive twice\)/);
   });
 
   it('a non-retryable refusal (INVALID_ARGUMENT) is counted as rejected, not retried', async () => {

@@ -567,7 +567,7 @@ describe('otel-config: Kubernetes manifests', () => {
     assert.ok(limits.cpu && limits.memory, 'CPU and memory limits');
     const volumes = Object.fromEntries(list(pod.volumes).map((v) => [String(obj(v).name), obj(v)]));
     const mounts = Object.fromEntries(list(c.volumeMounts).map((m) => [String(obj(m).mountPath), String(obj(m).name)]));
-    for (const hostDir of ['/sys/kernel/btf', '/sys/kernel/tracing', '/sys/fs/cgroup']) {
+    for (const hostDir of ['/sys/kernel/btf', '/sys/kernel/tracing', '/sys/fs/cgroup', '/sys/fs/bpf']) {
       const name = mounts[hostDir];
       assert.ok(name, `${hostDir} is mounted`);
       assert.equal(obj(volumes[name].hostPath).path, hostDir, `${hostDir} comes from the host`);

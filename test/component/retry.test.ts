@@ -14,7 +14,7 @@ function grpcError(code: number, metadata = new grpc.Metadata()): Error {
 
 describe('which export failures are retried', () => {
   it('gRPC: the OTLP retryable codes, with the RetryInfo delay when the server sent one', () => {
-    for (const code of [grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.RESOURCE_EXHAUSTED, grpc.status.ABORTED]) {
+    for (const code of [grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.ABORTED]) {
       assert.equal(classifyExportError(grpcError(code)).retryable, true, grpc.status[code]);
     }
     for (const code of [grpc.status.INVALID_ARGUMENT, grpc.status.PERMISSION_DENIED, grpc.status.UNAUTHENTICATED, grpc.status.UNIMPLEMENTED]) {
@@ -65,7 +65,9 @@ describe('self-metrics over OTLP/HTTP (real exporter, real receiver)', () => {
       exchanges: 4,
       recordsExported: 3,
       recordsDropped: { buffer_full: 1, rejected: 0 },
+      recordsUnconfirmed: 6,
       exportRetries: 2,
+      exportTimeoutRetries: 1,
       exportFailures: 2,
       bufferRecords: 5,
       bufferBytes: 500,
@@ -94,6 +96,8 @@ describe('self-metrics over OTLP/HTTP (real exporter, real receiver)', () => {
     assert.equal(v('headertap.records.dropped', { reason: 'buffer_full' }), 1);
     assert.equal(v('headertap.ringbuf.lost', { cpu: 1 }), 4);
     assert.equal(v('headertap.buffer.records'), 5);
+    assert.equal(v('headertap.records.unconfirmed'), 6, 'sent but never confirmed: not among the dropped');
+    assert.equal(v('headertap.export.timeout_retries'), 1);
     assert.equal(v('headertap.parse.errors', { kind: 'gap_resync' }), 2);
     assert.equal(v('headertap.records.attribute_limited'), 2);
     assert.equal(v('headertap.attributes.dropped'), 390);

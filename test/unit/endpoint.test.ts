@@ -69,6 +69,18 @@ describe('resolveExportTarget', () => {
     );
   });
 
+  it('the export timeout: --export-timeout, else OTEL_EXPORTER_OTLP_[SIGNAL_]TIMEOUT in milliseconds, else the exporter default', () => {
+    assert.equal(resolveExportTarget({}, {}).timeoutMs, undefined);
+    const env = { OTEL_EXPORTER_OTLP_TIMEOUT: '30000', OTEL_EXPORTER_OTLP_LOGS_TIMEOUT: '5000' };
+    assert.equal(resolveExportTarget({}, env).timeoutMs, 5000, 'the signal-specific variable wins');
+    assert.equal(resolveExportTarget({}, env, 'metrics').timeoutMs, 30000);
+    assert.equal(resolveExportTarget({ timeoutMs: 2500 }, env).timeoutMs, 2500, 'the flag wins');
+    assert.throws(
+      () => resolveExportTarget({}, { OTEL_EXPORTER_OTLP_TIMEOUT: '10s' }),
+      (e: unknown) => e instanceof UsageError && /OTEL_EXPORTER_OTLP_TIMEOUT '10s' is not a timeout; expected milliseconds from 1 to 3600000/.test(e.message),
+    );
+  });
+
   it('rejects bad endpoints and protocols with a message naming the source and the fix', () => {
     const cases: [Parameters<typeof resolveExportTarget>, RegExp][] = [
       [[{ endpoint: 'collector:4317' }, {}], /--endpoint 'collector:4317' has scheme 'collector'; use http:\/\//],

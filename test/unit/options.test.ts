@@ -57,6 +57,19 @@ describe('resolveRunOptions', () => {
     throwsUsage(() => resolveRunOptions({ maxAttributes: '8' }), /--max-attributes '8' is not a valid attribute count; expected an integer from 32 to 65535/);
   });
 
+  it('request size and export timeout: 2 MiB and the environment by default; units, decimals, config keys', () => {
+    const d = resolveRunOptions({});
+    assert.equal(d.maxRequestBytes, 2 << 20, 'half what gRPC servers accept by default');
+    assert.equal(d.exportTimeout, undefined, 'OTEL_EXPORTER_OTLP_[LOGS_]TIMEOUT, else 10 s, decide');
+    const o = resolveRunOptions({ maxRequestBytes: '1MiB', exportTimeout: '2.5' });
+    assert.deepEqual([o.maxRequestBytes, o.exportTimeout], [1 << 20, 2.5]);
+    const c = resolveRunOptions({}, configFile('max-request-bytes: 3MiB\nexport-timeout: 30\n'));
+    assert.deepEqual([c.maxRequestBytes, c.exportTimeout], [3 << 20, 30]);
+    throwsUsage(() => resolveRunOptions({ maxRequestBytes: '1k' }), /--max-request-bytes '1k' is not a valid size; expected bytes from 16384 to/);
+    throwsUsage(() => resolveRunOptions({ exportTimeout: '0' }), /--export-timeout '0' is not a valid number of seconds; expected 0.1 to 3600, e.g. 10 or 2.5/);
+    throwsUsage(() => resolveRunOptions({ exportTimeout: '10s' }), /--export-timeout '10s' is not a valid number of seconds/);
+  });
+
   it('accepts repeated and comma-separated filters', () => {
     const o = resolveRunOptions({ pid: ['1', '2,3'], port: ['80'], comm: ['nginx', 'curl'] });
     assert.deepEqual(o.pid, [1, 2, 3]);
