@@ -48,11 +48,13 @@ apt_install() {
   command -v apt-get >/dev/null || die "missing packages ($*) and no apt-get: install them with your package manager"
   if [ -z "${HT_APT_UPDATED:-}" ]; then
     say "apt-get update"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq
     HT_APT_UPDATED=1
   fi
   say "installing Debian packages: $*"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  # Wait for another apt (unattended-upgrades on a fresh VM, a parallel
+  # install) instead of failing on its lock.
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
 ensure_bpftool() {
