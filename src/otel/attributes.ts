@@ -105,6 +105,8 @@ export interface MapperOptions {
   workloads?: Omit<WorkloadOptions, 'isRecordKey'>;
   /** Attributes of a record together with its resource's at most (default DEFAULT_MAX_ATTRIBUTES). */
   maxAttributes?: number;
+  /** OTEL_SEMCONV_STABILITY_OPT_IN has rpc/dup: the deprecated rpc.* names too (src/otel/grpc.ts). */
+  rpcDup?: boolean;
 }
 
 export interface MapperCounters {
@@ -206,6 +208,7 @@ export class ExchangeMapper {
   /** The resources of the observed processes. */
   readonly workloads: WorkloadResources;
   private readonly _maxAttributes: number;
+  private readonly _rpcDup: boolean;
   /** Numbers each record, for HeaderKey.record. */
   private _serial = 0;
   /** What each set of rules says, decided once per set (a reload brings new sets; old ones are collected). */
@@ -217,6 +220,7 @@ export class ExchangeMapper {
   constructor(private readonly _opts: MapperOptions) {
     this.workloads = new WorkloadResources({ ..._opts.workloads, isRecordKey });
     this._maxAttributes = _opts.maxAttributes ?? DEFAULT_MAX_ATTRIBUTES;
+    this._rpcDup = _opts.rpcDup ?? false;
   }
 
   map(ex: HttpExchange): ExchangeRecord {
@@ -268,7 +272,7 @@ export class ExchangeMapper {
     const truncated = req.truncated ?? res?.truncated;
     if (truncated) attrs.push(ATTR_HT_TRUNCATED, true, ATTR_HT_TRUNCATED_REASON, truncated);
     if (ex.unanswered) attrs.push(ATTR_HT_UNANSWERED_REASON, ex.unanswered);
-    const grpc = addGrpcAttributes(attrs, req, res, rules);
+    const grpc = addGrpcAttributes(attrs, req, res, rules, this._rpcDup);
 
     const headersAt = attrs.length;
     const serial = ++this._serial;
@@ -305,6 +309,8 @@ export class ExchangeMapper {
       role: ex.role,
       method: req.method,
       status: res?.status,
+      rpcSystem: grpc ? 'grpc' : undefined,
+      rpcMethod: grpc?.method,
       grpcStatus: grpc?.status,
       durationNs,
       unanswered: ex.unanswered,

@@ -25,6 +25,7 @@ import type { Role } from '../http';
 import { KNOWN_METHODS } from './attributes';
 import { DELIVERY_DEFAULTS } from './delivery';
 import { exporterConfig, type ExportTarget } from './endpoint';
+import { RPC_METHOD_OTHER } from './grpc';
 import { attributesObject, type ExchangeRecord } from './record';
 import { agentResource } from './workloads';
 
@@ -109,10 +110,13 @@ class CountingSpanExporter implements SpanExporter {
 }
 
 /**
- * The span name HTTP semantic conventions give when no route is known:
- * the method, or "HTTP" for methods they do not name.
+ * The span name: for an RPC call `{rpc.method}`, or `{rpc.system.name}` when
+ * the method is unknown (RPC semantic conventions); else the one HTTP
+ * semantic conventions give when no route is known: the method, or "HTTP"
+ * for methods they do not name.
  */
-export function spanName(rec: Pick<ExchangeRecord, 'method'>): string {
+export function spanName(rec: Pick<ExchangeRecord, 'method' | 'rpcSystem' | 'rpcMethod'>): string {
+  if (rec.rpcSystem) return rec.rpcMethod && rec.rpcMethod !== RPC_METHOD_OTHER ? rec.rpcMethod : rec.rpcSystem;
   return KNOWN_METHODS.has(rec.method) ? rec.method : 'HTTP';
 }
 

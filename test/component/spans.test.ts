@@ -147,6 +147,17 @@ describe('SpanPipeline: one span per exchange', () => {
   });
 });
 
+describe('SpanPipeline: gRPC span names', () => {
+  it('names a gRPC span {rpc.method}, or {rpc.system.name} when the method is _OTHER or unknown (RPC semantic conventions)', async () => {
+    const call = (rpcMethod?: string): ExchangeRecord => ({ ...exchange({ role: 'client', status: 200, method: 'POST' }), rpcSystem: 'grpc', rpcMethod });
+    const { spans } = await spansOf([call('demo.Greeter/SayHello'), call('_OTHER'), call(undefined)]);
+    assert.deepEqual(
+      spans.map((s) => s.name),
+      ['demo.Greeter/SayHello', 'grpc', 'grpc'],
+    );
+  });
+});
+
 describe('SpanPipeline (real OTLP trace exporters to the embedded receiver, no root)', () => {
   for (const transport of ['grpc', 'http'] as const) {
     it(`delivers every span over ${transport === 'grpc' ? 'OTLP/gRPC' : 'OTLP/HTTP protobuf'} and counts them`, async () => {

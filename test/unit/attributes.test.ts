@@ -340,7 +340,7 @@ describe('ExchangeMapper: HTTP/2', () => {
       Object.keys(a).filter((k) => k.includes('.header.')),
       ['http.request.header.user-agent', 'http.request.header.x-tenant', 'http.response.header.content-type'],
     );
-    assert.equal(a['rpc.system'], undefined, 'not gRPC');
+    assert.equal(a['rpc.system.name'], undefined, 'not gRPC');
   });
 
   it('leaves out what HPACK could not decode instead of guessing, and says why', () => {
@@ -367,56 +367,98 @@ describe('ExchangeMapper: HTTP/2', () => {
   });
 });
 
-describe('ExchangeMapper: gRPC', () => {
-  it('adds rpc.* from :path and grpc-status from the trailers', () => {
-    const rec = mapper().map(
-      h2Exchange({
-        request: GRPC_REQUEST,
-        response: h2Response({ headers: ['content-type', 'application/grpc', 'grpc-status', '0', 'grpc-message', ''] }),
-      }),
-    );
+describe('ExchangeMapper: gRPC (semantic conventions 1.45)', () => {
+  const OK = h2Response({ headers: ['content-type', 'application/grpc', 'grpc-status', '0', 'grpc-message', ''] });
+  const DEPRECATED = ['rpc.system', 'rpc.service', 'rpc.grpc.status_code'];
+
+  it('adds rpc.system.name, the fully qualified rpc.method and rpc.status_code by name, from :path and the trailers', () => {
+    const rec = mapper().map(h2Exchange({ request: GRPC_REQUEST, response: OK }));
     const a = rec.attributes;
-    assert.equal(a['rpc.system'], 'grpc');
     assert.equal(a['rpc.system.name'], 'grpc');
-    assert.equal(a['rpc.service'], 'helloworld.Greeter');
-    assert.equal(a['rpc.method'], 'SayHello');
-    assert.equal(a['rpc.grpc.status_code'], 0);
+    assert.equal(a['rpc.method'], 'helloworld.Greeter/SayHello');
     assert.equal(a['rpc.status_code'], 'OK');
+    assert.equal(a['rpc.method_original'], undefined, 'only when rpc.method is _OTHER');
+    for (const k of DEPRECATED) assert.equal(a[k], undefined, `${k} only with rpc/dup`);
     assert.deepEqual(a['http.response.header.grpc-status'], ['0']);
     assert.deepEqual(a['http.request.header.x-tenant'], ['acme'], 'metadata stays as headers');
     assert.equal(rec.body, 'POST /helloworld.Greeter/SayHello -> 200 grpc OK');
     assert.equal(rec.severityText, 'INFO');
+    assert.equal(rec.rpcSystem, 'grpc');
+    assert.equal(rec.rpcMethod, 'helloworld.Greeter/SayHello');
+  });
+
+  it('with OTEL_SEMCONV_STABILITY_OPT_IN=rpc/dup also the deprecated names; rpc.method keeps the stable value', () => {
+    const a = mapper(undefined, { rpcDup: true }).map(h2Exchange({ request: GRPC_REQUEST, response: OK })).attributes;
+    assert.equal(a['rpc.system'], 'grpc');
+    assert.equal(a['rpc.system.name'], 'grpc');
+    assert.equal(a['rpc.service'], 'helloworld.Greeter');
+    assert.equal(a['rpc.method'], 'helloworld.Greeter/SayHello');
+    assert.equal(a['rpc.grpc.status_code'], 0);
+    assert.equal(a['rpc.status_code'], 'OK');
+  });
+
+  it('UNIMPLEMENTED (a method the server does not know): rpc.method _OTHER, what was asked in rpc.method_original', () => {
+    const unimplemented = h2Response({ headers: ['content-type', 'application/grpc', 'grpc-status', '12'] });
+    const request = h2Request({ ...GRPC_REQUEST, target: '/helloworld.Greeter/Nope' });
+    const rec = mapper(undefined, { rpcDup: true }).map(h2Exchange({ role: 'server', request, response: unimplemented }));
+    assert.equal(rec.attributes['rpc.method'], '_OTHER');
+    assert.equal(rec.attributes['rpc.method_original'], 'helloworld.Greeter/Nope');
+    assert.equal(rec.attributes['rpc.status_code'], 'UNIMPLEMENTED');
+    assert.equal(rec.attributes['rpc.service'], 'helloworld.Greeter', 'rpc/dup: the service as before');
+    assert.equal(rec.rpcMethod, '_OTHER');
+    assert.equal(rec.severityText, 'ERROR', 'a server error');
+  });
+
+  it('a :path that is not /Service/Method: rpc.method _OTHER; one that could not be decoded: no rpc.method', () => {
+    for (const [target, original] of [
+      ['/justone', 'justone'],
+      ['/a/b/c', 'a/b/c'],
+      ['/a.B/C?x=1', 'a.B/C?x=1'],
+    ]) {
+      const a = mapper().map(h2Exchange({ request: h2Request({ ...GRPC_REQUEST, target }), response: OK })).attributes;
+      assert.equal(a['rpc.method'], '_OTHER', target);
+      assert.equal(a['rpc.method_original'], original, target);
+    }
+    const rec = mapper().map(h2Exchange({ request: h2Request({ ...GRPC_REQUEST, target: '' }), response: OK }));
+    assert.equal(rec.attributes['rpc.method'], undefined);
+    assert.equal(rec.attributes['rpc.method_original'], undefined);
+    assert.equal(rec.attributes['rpc.system.name'], 'grpc');
+    assert.equal(rec.rpcMethod, undefined);
   });
 
   it('a non-OK status is an error for the client; for the server only server-side codes are', () => {
     const notFound = h2Response({ headers: ['content-type', 'application/grpc', 'grpc-status', '5', 'grpc-message', 'no%20such'] });
     const client = mapper().map(h2Exchange({ request: GRPC_REQUEST, response: notFound }));
-    assert.equal(client.attributes['rpc.grpc.status_code'], 5);
     assert.equal(client.attributes['rpc.status_code'], 'NOT_FOUND');
+    assert.equal(client.attributes['rpc.method'], 'helloworld.Greeter/SayHello');
     assert.equal(client.severityNumber, SeverityNumber.ERROR);
     assert.equal(client.body, 'POST /helloworld.Greeter/SayHello -> 200 grpc NOT_FOUND');
     assert.equal(mapper().map(h2Exchange({ role: 'server', request: GRPC_REQUEST, response: notFound })).severityText, 'WARN');
     const internal = h2Response({ headers: ['grpc-status', '13'] });
     assert.equal(mapper().map(h2Exchange({ role: 'server', request: GRPC_REQUEST, response: internal })).severityText, 'ERROR');
+    const unnamed = mapper().map(h2Exchange({ request: GRPC_REQUEST, response: h2Response({ headers: ['grpc-status', '42'] }) }));
+    assert.equal(unnamed.attributes['rpc.status_code'], '42', 'a code gRPC does not name: its number');
   });
 
   it('a call still going (no trailers) or with no response has no status code', () => {
     const a = mapper().map(h2Exchange({ request: GRPC_REQUEST, response: h2Response({ headers: ['content-type', 'application/grpc'] }) })).attributes;
-    assert.equal(a['rpc.method'], 'SayHello');
-    assert.equal(a['rpc.grpc.status_code'], undefined);
+    assert.equal(a['rpc.method'], 'helloworld.Greeter/SayHello');
+    assert.equal(a['rpc.status_code'], undefined);
     const none = mapper().map(h2Exchange({ request: GRPC_REQUEST, response: undefined, unanswered: 'stream_reset' }));
-    assert.equal(none.attributes['rpc.service'], 'helloworld.Greeter');
+    assert.equal(none.attributes['rpc.method'], 'helloworld.Greeter/SayHello', 'no answer: taken as known');
     assert.equal(none.attributes['headertap.unanswered_reason'], 'stream_reset');
     assert.equal(none.severityText, 'ERROR');
   });
 
   it('is not gRPC over HTTP/1 (grpc-web) nor for other content types', () => {
     const h1 = h2Request({ version: '1.1', headers: ['content-type', 'application/grpc-web'] });
-    assert.equal(mapper().map(h2Exchange({ request: h1 })).attributes['rpc.system'], undefined);
+    const plain = mapper().map(h2Exchange({ request: h1 }));
+    assert.equal(plain.attributes['rpc.system.name'], undefined);
+    assert.equal(plain.rpcSystem, undefined);
     const json = h2Request({ method: 'POST', target: '/a/b', headers: ['content-type', 'application/json'] });
-    assert.equal(mapper().map(h2Exchange({ request: json })).attributes['rpc.system'], undefined);
+    assert.equal(mapper().map(h2Exchange({ request: json })).attributes['rpc.system.name'], undefined);
     const plus = h2Request({ method: 'POST', target: '/a.B/C', headers: ['content-type', 'application/grpc+proto'] });
-    assert.equal(mapper().map(h2Exchange({ request: plus })).attributes['rpc.method'], 'C');
+    assert.equal(mapper().map(h2Exchange({ request: plus })).attributes['rpc.method'], 'a.B/C');
   });
 });
 
