@@ -67,6 +67,8 @@ export interface ExchangeRecord extends LogRecordData<AttributeValue> {
   durationNs?: number;
   /** Why there is no response (headertap.unanswered_reason). */
   unanswered?: string;
+  /** error.type: set when the exchange failed (src/otel/attributes.ts errorType). */
+  errorType?: string;
 }
 
 /** The value of `key` in a list, or undefined. */

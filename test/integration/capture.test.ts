@@ -134,6 +134,9 @@ describe('capture: HTTP/1.x over TCP with real eBPF', () => {
       assert.ok((attr(r, 'headertap.duration_ns') as number) > 0, 'latency > 0');
       assert.equal(attr(r, 'headertap.truncated'), undefined);
     }
+    assert.equal(attr(client, 'url.full'), `http://127.0.0.1:${nginx.port}/path/x?q=1&r=2`);
+    assert.equal(attr(server, 'url.full'), undefined, 'url.full is for the client side');
+    assert.ok(records.every((r) => attr(r, 'error.type') === undefined), 'a 200 is no error');
     assert.equal(attr(client, 'client.port'), attr(server, 'client.port'), 'both ends agree on the tuple');
     assert.equal(attr(client, 'network.peer.port'), nginx.port);
     // The record's time is the request's first byte, within this test's run.
@@ -233,6 +236,7 @@ describe('capture: HTTP/1.x over TCP with real eBPF', () => {
       assert.equal(attr(r, 'server.address'), '::1');
       assert.equal(attr(r, 'server.port'), nginx.port);
       assert.equal(attr(r, 'url.path'), '/v6');
+      assert.equal(attr(r, 'url.full'), attr(r, 'headertap.role') === 'client' ? `http://[::1]:${nginx.port}/v6` : undefined);
     }
   });
 

@@ -238,6 +238,21 @@ describe('HTTP/2 over cleartext with real eBPF', () => {
         ],
       );
       assert.deepEqual(header(mine[2], 'request', 'content-type'), ['text/plain']);
+      assert.deepEqual(
+        mine.map((r) => [attr(r, 'url.full'), attr(r, 'error.type')]),
+        role === 'client'
+          ? [
+              [`http://127.0.0.1:${port}/first?q=1`, undefined],
+              [`http://127.0.0.1:${port}/missing`, '404'],
+              [`http://127.0.0.1:${port}/post`, undefined],
+            ]
+          : [
+              [undefined, undefined],
+              [undefined, undefined], // a 404 is the caller's error
+              [undefined, undefined],
+            ],
+        'url.full on the client side only; error.type for a client 4xx',
+      );
       assert.equal(new Set(mine.map((r) => attr(r, 'client.port'))).size, 1, 'one connection');
       assert.ok(mine.every((r) => attr(r, 'headertap.truncated') === undefined));
     }
@@ -403,11 +418,18 @@ describe('gRPC (@grpc/grpc-js, h2c) with real eBPF', () => {
       assert.equal(attr(nope, 'rpc.status_code'), 'UNIMPLEMENTED');
       assert.equal(attr(nope, 'rpc.grpc.status_code'), 12);
       assert.equal(nope.severity_text, 'ERROR', 'UNIMPLEMENTED is an error on both sides');
+      assert.deepEqual(
+        [hello, lookup, nope].map((r) => attr(r, 'error.type')),
+        role === 'client' ? [undefined, 'NOT_FOUND', 'UNIMPLEMENTED'] : [undefined, undefined, 'UNIMPLEMENTED'],
+        'error.type: any non-OK code for the client, only server errors for the server',
+      );
+      assert.equal(attr(hello, 'url.full'), role === 'client' ? `http://127.0.0.1:${port}/demo.Greeter/SayHello` : undefined);
 
       const spanOf = (r: FlatRecord) => spans.filter((s) => s.resource['process.pid'] === pid && s.attributes['url.path'] === attr(r, 'url.path'));
       assert.deepEqual(
-        [hello, lookup, nope].map((r) => spanOf(r).map((s) => [s.name, s.kind])),
-        [[['demo.Greeter/SayHello', role.toUpperCase()]], [['demo.Greeter/Lookup', role.toUpperCase()]], [['grpc', role.toUpperCase()]]],
+        [hello, lookup, nope].map((r) => spanOf(r).map((s) => [s.name, s.kind, s.status.code, s.attributes['error.type']])),
+        [hello, lookup, nope].map((r) => [[r === nope ? 'grpc' : attr(r, 'rpc.method'), role.toUpperCase(), attr(r, 'error.type') ? 'ERROR' : 'UNSET', attr(r, 'error.type')]]),
+        'one span per record, named {rpc.method} (grpc for _OTHER), failed when the record has an error.type',
       );
     }
   });

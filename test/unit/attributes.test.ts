@@ -91,6 +91,7 @@ describe('ExchangeMapper', () => {
       'http.response.status_code': 200,
       'server.address': 'shop.test',
       'server.port': 8080,
+      'url.full': 'http://shop.test:8080/api/items?limit=5',
       'client.address': '127.0.0.1',
       'client.port': 45678,
       'network.peer.address': '127.0.0.2',
@@ -188,6 +189,48 @@ describe('ExchangeMapper', () => {
     assert.equal(none.attributes['headertap.unanswered_reason'], 'connection_closed');
     assert.equal(none.attributes['http.response.status_code'], undefined);
     assert.equal(none.attributes['headertap.duration_ns'], undefined);
+  });
+
+  it('url.full on client records only: rebuilt from scheme, host, port, path and the redacted query, never with userinfo', () => {
+    const m = mapper();
+    const full = (over: Partial<HttpExchange>) => m.map(exchange(over)).attributes['url.full'];
+    assert.equal(full({ role: 'server' }), undefined, 'semantic conventions: url.full is for clients');
+    assert.equal(
+      full({ request: request({ target: '/cb?access_token=abc&x=1&X-Amz-Credential=AKIA%2F1&sig=s1' }) }),
+      'http://shop.test:8080/cb?access_token=[REDACTED]&x=1&X-Amz-Credential=[REDACTED]&sig=[REDACTED]',
+      'the same query as url.query',
+    );
+    assert.equal(full({ request: request({ target: 'http://alice:pw@proxy.test/x?q=1' }) }), 'http://proxy.test/x?q=1', 'absolute form: no userinfo');
+    assert.equal(full({ request: request({ headers: ['host', 'alice@shop.test:8080'] }) }), 'http://shop.test:8080/api/items?limit=5', 'nor from a Host');
+    assert.equal(full({ request: request({ headers: ['host', 'shop.test'] }) }), 'http://shop.test/api/items?limit=5', "a Host without a port: the scheme's own");
+    const tls = exchange({ request: request({ headers: ['host', 'shop.test:443'] }) });
+    tls.connection = { ...tls.connection, tls: true };
+    assert.equal(m.map(tls).attributes['url.full'], 'https://shop.test/api/items?limit=5', "the scheme's own port is left out");
+    const v6 = exchange({ request: request({ target: '/', headers: [] }) });
+    v6.connection = { ...v6.connection, networkType: 'ipv6', local: { address: '::1', port: 40000 }, remote: { address: '::1', port: 8443 } };
+    assert.equal(m.map(v6).attributes['url.full'], 'http://[::1]:8443/', 'no Host: the peer, an IPv6 address in brackets');
+    assert.equal(full({ request: request({ method: 'CONNECT', target: 'shop.test:443' }) }), undefined, 'CONNECT names no URL');
+    assert.equal(full({ request: request({ method: 'OPTIONS', target: '*' }) }), undefined);
+    assert.equal(full({ request: request({ target: '' }) }), undefined, 'a target that could not be decoded');
+    assert.equal(mapper({ capture: DEFAULT_CAPTURE_HEADERS, redact: ['host'] }).map(exchange()).attributes['url.full'], 'http://127.0.0.2:8080/api/items?limit=5', 'a secret Host is not used');
+  });
+
+  it('error.type on the record, as semantic conventions say for each side; none when the exchange did not fail', () => {
+    const m = mapper();
+    const outcome = (over: Partial<HttpExchange>) => {
+      const rec = m.map(exchange(over));
+      assert.equal(rec.errorType, rec.attributes['error.type'], 'the typed field and the attribute agree');
+      return rec.attributes['error.type'];
+    };
+    assert.equal(outcome({}), undefined, '200');
+    assert.equal(outcome({ response: response({ status: 404 }) }), '404', 'a client fails on 4xx');
+    assert.equal(outcome({ role: 'server', response: response({ status: 404 }) }), undefined, "a 4xx is the caller's error, not the server's");
+    assert.equal(outcome({ role: 'server', response: response({ status: 503 }) }), '503');
+    assert.equal(outcome({ response: response({ status: 500 }) }), '500');
+    assert.equal(outcome({ response: undefined, unanswered: 'connection_closed' }), 'connection_closed', 'no response: why');
+    assert.equal(outcome({ role: 'server', response: undefined, unanswered: 'stream_reset' }), 'stream_reset');
+    assert.equal(outcome({ response: undefined }), '_OTHER');
+    assert.equal(outcome({ response: response({ status: 0 }) }), '_OTHER', 'a status that could not be read');
   });
 
   it('reports an unknown method as _OTHER with the original kept', () => {
@@ -293,7 +336,7 @@ describe('ExchangeMapper: attribute budget (--max-attributes)', () => {
     assert.equal(Object.keys(rec.attributes).length + resourceSize(rec), 10);
     assert.equal(rec.attributes['headertap.truncated_reason'], 'attribute_limit');
     assert.equal(rec.attributes['http.request.method'], 'GET', 'the first attributes are kept');
-    assert.equal(rec.droppedAttributesCount, 20 + 5 - 3, '20 others and 5 headers, of which 3 kept (the 2 marks are new)');
+    assert.equal(rec.droppedAttributesCount, 21 + 5 - 3, '21 others and 5 headers, of which 3 kept (the 2 marks are new)');
   });
 });
 
@@ -438,6 +481,28 @@ describe('ExchangeMapper: gRPC (semantic conventions 1.45)', () => {
     assert.equal(mapper().map(h2Exchange({ role: 'server', request: GRPC_REQUEST, response: internal })).severityText, 'ERROR');
     const unnamed = mapper().map(h2Exchange({ request: GRPC_REQUEST, response: h2Response({ headers: ['grpc-status', '42'] }) }));
     assert.equal(unnamed.attributes['rpc.status_code'], '42', 'a code gRPC does not name: its number');
+  });
+
+  it('error.type of a call: any non-OK code for the client, the server errors for the server, by name', () => {
+    const m = mapper();
+    const status = (code: string) => h2Response({ headers: ['content-type', 'application/grpc', 'grpc-status', code] });
+    const errorOf = (role: 'client' | 'server', code: string) => m.map(h2Exchange({ role, request: GRPC_REQUEST, response: status(code) })).attributes['error.type'];
+    assert.deepEqual(
+      ['0', '5', '13', '14', '12', '16', '42'].map((c) => [errorOf('client', c), errorOf('server', c)]),
+      [
+        [undefined, undefined],
+        ['NOT_FOUND', undefined],
+        ['INTERNAL', 'INTERNAL'],
+        ['UNAVAILABLE', 'UNAVAILABLE'],
+        ['UNIMPLEMENTED', 'UNIMPLEMENTED'],
+        ['UNAUTHENTICATED', undefined],
+        ['42', undefined],
+      ],
+    );
+    const noStatus = m.map(h2Exchange({ request: GRPC_REQUEST, response: h2Response({ status: 503, headers: ['content-type', 'application/grpc'] }) }));
+    assert.equal(noStatus.attributes['error.type'], '503', 'no grpc-status: the HTTP status decides');
+    const none = m.map(h2Exchange({ request: GRPC_REQUEST, response: undefined, unanswered: 'stream_reset' }));
+    assert.equal(none.attributes['error.type'], 'stream_reset');
   });
 
   it('a call still going (no trailers) or with no response has no status code', () => {
