@@ -427,7 +427,7 @@ function withoutKeys(attrs: AttributeList, keys: ReadonlySet<string>): Attribute
 }
 
 /** error.type when a failure has no more specific name (semantic conventions' fallback). */
-export const ERROR_TYPE_OTHER = '_OTHER';
+const ERROR_TYPE_OTHER = '_OTHER';
 
 /**
  * error.type of an exchange, undefined when it did not fail, as semantic
