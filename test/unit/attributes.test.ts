@@ -133,9 +133,10 @@ describe('ExchangeMapper', () => {
 
   it('leaves out a record attribute the process also sets as its own resource attribute', () => {
     const m = mapper(undefined, {
-      processInfo: (pid) => ({ pid, executableName: 'app', resourceAttributes: { 'network.type': 'ipv4', 'deployment.environment.name': 'prod' } }),
+      processInfo: (pid) => ({ pid, executableName: 'app', resourceAttributes: { 'network.type': 'ipv4', 'url.full': 'set-by-app', 'error.type': 'set-by-app', 'deployment.environment.name': 'prod' } }),
     });
-    const rec = m.map(exchange());
+    const rec = m.map(exchange({ response: response({ status: 500 }) }));
+    for (const key of ['url.full', 'error.type']) assert.equal(rec.attributes[key], undefined, `${key}: the resource's wins`);
     assert.equal(rec.resource?.attributes['network.type'], 'ipv4');
     assert.equal(rec.resource?.attributes['deployment.environment.name'], 'prod');
     assert.equal(rec.attributes['network.type'], undefined);
