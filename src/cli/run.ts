@@ -256,6 +256,7 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
     processInfo: (pid, comm) => processes.get(pid, comm),
     workloads,
     maxAttributes: opts.maxAttributes,
+    rpcDup: sdk.rpcDup,
   });
   const cgroupMount = cgroup2Mount();
   /** Exchanges that were OTLP exports of headertap agents (src/cli/own-exports.ts), not recorded. */

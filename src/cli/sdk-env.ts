@@ -19,6 +19,19 @@
  *   from the specification's default (info): export failures are counted
  *   and reported by headertap itself (rate-limited), and the SDK's messages
  *   only add duplicates, so they appear with --verbose only.
+ *
+ * And the variable semantic conventions define for moving instrumentations
+ * to stable conventions (docs/rpc/README.md, docs/non-normative/rpc-migration.md):
+ *
+ * - OTEL_SEMCONV_STABILITY_OPT_IN: a comma-separated list of categories
+ *   (blanks around entries ignored, any case). headertap emits the stable
+ *   RPC conventions of 1.45 (rpc.system.name, rpc.method fully qualified,
+ *   rpc.status_code) whatever the list says; `rpc/dup` adds the names it
+ *   sent before (rpc.system, rpc.service, rpc.grpc.status_code), for
+ *   dashboards that still read them. `rpc` asks for what headertap does
+ *   anyway; other entries (http, database…) are for other instrumentations
+ *   reading the same environment and are ignored without a warning
+ *   (headertap's HTTP attributes are the stable ones already).
  */
 import { DiagLogLevel } from '@opentelemetry/api';
 
@@ -37,6 +50,8 @@ export interface SdkEnv {
   disabled: boolean;
   /** OTEL_LOG_LEVEL, when set to a known level. */
   logLevel?: DiagLogLevel;
+  /** OTEL_SEMCONV_STABILITY_OPT_IN has rpc/dup: the deprecated rpc.* names ride along. */
+  rpcDup: boolean;
   /** One line each, for stderr: values that were ignored. */
   warnings: string[];
 }
@@ -52,5 +67,6 @@ export function readSdkEnv(env: NodeJS.ProcessEnv): SdkEnv {
   if (levelRaw !== '' && logLevel === undefined) {
     warnings.push(`OTEL_LOG_LEVEL='${levelRaw}' is not a log level: ignored; use one of ${Object.keys(LOG_LEVELS).join(', ').toLowerCase()}`);
   }
-  return { disabled: disabledRaw === 'true', ...(logLevel !== undefined ? { logLevel } : {}), warnings };
+  const optIn = (env.OTEL_SEMCONV_STABILITY_OPT_IN ?? '').split(',').map((v) => v.trim().toLowerCase());
+  return { disabled: disabledRaw === 'true', ...(logLevel !== undefined ? { logLevel } : {}), rpcDup: optIn.includes('rpc/dup'), warnings };
 }

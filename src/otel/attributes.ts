@@ -3,6 +3,7 @@ import { SeverityNumber } from '@opentelemetry/api-logs';
 import {
   ATTR_CLIENT_ADDRESS,
   ATTR_CLIENT_PORT,
+  ATTR_ERROR_TYPE,
   ATTR_HTTP_REQUEST_METHOD,
   ATTR_HTTP_REQUEST_METHOD_ORIGINAL,
   ATTR_HTTP_RESPONSE_STATUS_CODE,
@@ -16,6 +17,7 @@ import {
   ATTR_NETWORK_TYPE,
   ATTR_SERVER_ADDRESS,
   ATTR_SERVER_PORT,
+  ATTR_URL_FULL,
   ATTR_URL_PATH,
   ATTR_URL_QUERY,
   ATTR_URL_SCHEME,
@@ -23,7 +25,7 @@ import {
 } from '@opentelemetry/semantic-conventions';
 import type { Endpoint, HeaderList, HttpExchange, HttpMessageHead, Role } from '../http';
 import type { ProcessInfo } from '../workload';
-import { GRPC_ATTRIBUTES, addGrpcAttributes, grpcStatusIsError, grpcStatusName } from './grpc';
+import { GRPC_ATTRIBUTES, addGrpcAttributes, grpcStatusIsError, grpcStatusName, type GrpcCall } from './grpc';
 import { HeaderAction, type HeaderRules, type HeaderSide } from './headers';
 import type { AttributeList, AttributeValue, ExchangeRecord } from './record';
 import type { RulesFor } from './scoped-rules';
@@ -64,6 +66,7 @@ const RESPONSE_HEADER_PREFIX = 'http.response.header.';
 const RECORD_KEYS = new Set<string>([
   ATTR_HTTP_REQUEST_METHOD,
   ATTR_HTTP_REQUEST_METHOD_ORIGINAL,
+  ATTR_URL_FULL,
   ATTR_URL_PATH,
   ATTR_URL_QUERY,
   ATTR_URL_SCHEME,
@@ -86,6 +89,7 @@ const RECORD_KEYS = new Set<string>([
   ATTR_HT_TRUNCATED,
   ATTR_HT_TRUNCATED_REASON,
   ATTR_HT_UNANSWERED_REASON,
+  ATTR_ERROR_TYPE,
   ...GRPC_ATTRIBUTES,
 ]);
 
@@ -105,6 +109,8 @@ export interface MapperOptions {
   workloads?: Omit<WorkloadOptions, 'isRecordKey'>;
   /** Attributes of a record together with its resource's at most (default DEFAULT_MAX_ATTRIBUTES). */
   maxAttributes?: number;
+  /** OTEL_SEMCONV_STABILITY_OPT_IN has rpc/dup: the deprecated rpc.* names too (src/otel/grpc.ts). */
+  rpcDup?: boolean;
 }
 
 export interface MapperCounters {
@@ -206,6 +212,7 @@ export class ExchangeMapper {
   /** The resources of the observed processes. */
   readonly workloads: WorkloadResources;
   private readonly _maxAttributes: number;
+  private readonly _rpcDup: boolean;
   /** Numbers each record, for HeaderKey.record. */
   private _serial = 0;
   /** What each set of rules says, decided once per set (a reload brings new sets; old ones are collected). */
@@ -217,6 +224,7 @@ export class ExchangeMapper {
   constructor(private readonly _opts: MapperOptions) {
     this.workloads = new WorkloadResources({ ..._opts.workloads, isRecordKey });
     this._maxAttributes = _opts.maxAttributes ?? DEFAULT_MAX_ATTRIBUTES;
+    this._rpcDup = _opts.rpcDup ?? false;
   }
 
   map(ex: HttpExchange): ExchangeRecord {
@@ -231,8 +239,10 @@ export class ExchangeMapper {
     if (req.method && method === '_OTHER') attrs.push(ATTR_HTTP_REQUEST_METHOD_ORIGINAL, req.method);
     const target = req.target ? splitTarget(req.target, req.method) : {};
     if (target.path !== undefined) attrs.push(ATTR_URL_PATH, target.path);
-    if (target.query !== undefined) attrs.push(ATTR_URL_QUERY, redactQuery(target.query, rules));
-    attrs.push(ATTR_URL_SCHEME, req.scheme ?? (conn.tls ? 'https' : 'http'), ATTR_NETWORK_PROTOCOL_NAME, 'http', ATTR_NETWORK_PROTOCOL_VERSION, req.version);
+    const query = target.query !== undefined ? redactQuery(target.query, rules) : undefined;
+    if (query !== undefined) attrs.push(ATTR_URL_QUERY, query);
+    const scheme = req.scheme ?? (conn.tls ? 'https' : 'http');
+    attrs.push(ATTR_URL_SCHEME, scheme, ATTR_NETWORK_PROTOCOL_NAME, 'http', ATTR_NETWORK_PROTOCOL_VERSION, req.version);
     if (res?.status) attrs.push(ATTR_HTTP_RESPONSE_STATUS_CODE, res.status);
 
     // The server end of the socket is the local one for a server, the remote one for a client.
@@ -244,6 +254,11 @@ export class ExchangeMapper {
     if (serverAddress !== undefined) attrs.push(ATTR_SERVER_ADDRESS, serverAddress);
     const serverPort = authority?.port ?? serverEnd?.port;
     if (serverPort !== undefined) attrs.push(ATTR_SERVER_PORT, serverPort);
+    // The client asked for this URL: rebuilt from the same parts as the attributes above (userinfo is never kept, the query is redacted).
+    if (ex.role === 'client' && target.path?.charCodeAt(0) === 0x2f && serverAddress !== undefined) {
+      // A Host (or absolute URL) without a port means the scheme's own, whatever socket the request took (a proxy's).
+      attrs.push(ATTR_URL_FULL, fullUrl(scheme, serverAddress, authority ? authority.port : serverPort, target.path, query));
+    }
     if (clientEnd) attrs.push(ATTR_CLIENT_ADDRESS, clientEnd.address, ATTR_CLIENT_PORT, clientEnd.port);
     if (conn.remote && conn.local) {
       attrs.push(
@@ -268,7 +283,9 @@ export class ExchangeMapper {
     const truncated = req.truncated ?? res?.truncated;
     if (truncated) attrs.push(ATTR_HT_TRUNCATED, true, ATTR_HT_TRUNCATED_REASON, truncated);
     if (ex.unanswered) attrs.push(ATTR_HT_UNANSWERED_REASON, ex.unanswered);
-    const grpc = addGrpcAttributes(attrs, req, res, rules);
+    const grpc = addGrpcAttributes(attrs, req, res, rules, this._rpcDup);
+    const error = errorType(ex.role, res?.status, grpc, ex.unanswered);
+    if (error !== undefined) attrs.push(ATTR_ERROR_TYPE, error);
 
     const headersAt = attrs.length;
     const serial = ++this._serial;
@@ -305,9 +322,12 @@ export class ExchangeMapper {
       role: ex.role,
       method: req.method,
       status: res?.status,
+      rpcSystem: grpc ? 'grpc' : undefined,
+      rpcMethod: grpc?.method,
       grpcStatus: grpc?.status,
       durationNs,
       unanswered: ex.unanswered,
+      errorType: error,
     };
   }
 
@@ -404,6 +424,34 @@ function withoutKeys(attrs: AttributeList, keys: ReadonlySet<string>): Attribute
   const out: AttributeList = [];
   for (let i = 0; i < attrs.length; i += 2) if (!keys.has(attrs[i] as string)) out.push(attrs[i], attrs[i + 1] as AttributeValue);
   return out;
+}
+
+/** error.type when a failure has no more specific name (semantic conventions' fallback). */
+const ERROR_TYPE_OTHER = '_OTHER';
+
+/**
+ * error.type of an exchange, undefined when it did not fail, as semantic
+ * conventions say; records carry it, and spans take it and their status
+ * from there. HTTP: a client fails on 4xx and 5xx, a server on 5xx only (a
+ * 4xx is the caller's error); the value is the status code. gRPC with a
+ * status: the code's name, for any non-OK code on the client side and for
+ * the server errors on the server side (src/otel/grpc.ts). No response at
+ * all: why (headertap.unanswered_reason); a status that could not be read:
+ * _OTHER.
+ */
+export function errorType(role: Role, status: number | undefined, grpc: GrpcCall | undefined, unanswered: string | undefined): string | undefined {
+  if (status === undefined) return unanswered ?? ERROR_TYPE_OTHER;
+  if (grpc?.status !== undefined) return grpcStatusIsError(grpc.status, role) ? grpcStatusName(grpc.status) : undefined;
+  if (status === 0) return ERROR_TYPE_OTHER;
+  return status >= 500 || (role === 'client' && status >= 400) ? String(status) : undefined;
+}
+
+/** scheme://host[:port]path[?query]; the port only when it is not the scheme's own; never userinfo (a Host of `user@host`). */
+function fullUrl(scheme: string, host: string, port: number | undefined, path: string, query: string | undefined): string {
+  const bare = host.slice(host.lastIndexOf('@') + 1);
+  const h = bare.includes(':') ? `[${bare}]` : bare;
+  const p = port === undefined || (port === 80 && scheme === 'http') || (port === 443 && scheme === 'https') ? '' : `:${port}`;
+  return `${scheme}://${h}${p}${path}${query !== undefined ? `?${query}` : ''}`;
 }
 
 /** From the HTTP status (undefined: no response), or a non-OK gRPC status when there is one. */

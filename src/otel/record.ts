@@ -57,12 +57,18 @@ export interface ExchangeRecord extends LogRecordData<AttributeValue> {
   method: string;
   /** The HTTP status; undefined when there was no response, 0 when it could not be decoded. */
   status?: number;
+  /** rpc.system.name, for an RPC call ('grpc'). */
+  rpcSystem?: string;
+  /** rpc.method (`Service/Method`, or _OTHER), for an RPC call whose :path could be decoded. */
+  rpcMethod?: string;
   /** The gRPC status, for a gRPC call that has one. */
   grpcStatus?: number;
   /** First request byte to the response head's last byte; undefined without a response. */
   durationNs?: number;
   /** Why there is no response (headertap.unanswered_reason). */
   unanswered?: string;
+  /** error.type: set when the exchange failed (src/otel/attributes.ts errorType). */
+  errorType?: string;
 }
 
 /** The value of `key` in a list, or undefined. */

@@ -21,10 +21,10 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import { ATTR_ERROR_TYPE } from '@opentelemetry/semantic-conventions';
 import { RateLimitedWarning, type Log } from '../common/log';
-import type { Role } from '../http';
 import { KNOWN_METHODS } from './attributes';
 import { DELIVERY_DEFAULTS } from './delivery';
 import { exporterConfig, type ExportTarget } from './endpoint';
+import { RPC_METHOD_OTHER } from './grpc';
 import { attributesObject, type ExchangeRecord } from './record';
 import { agentResource } from './workloads';
 
@@ -109,24 +109,14 @@ class CountingSpanExporter implements SpanExporter {
 }
 
 /**
- * The span name HTTP semantic conventions give when no route is known:
- * the method, or "HTTP" for methods they do not name.
+ * The span name: for an RPC call `{rpc.method}`, or `{rpc.system.name}` when
+ * the method is unknown (RPC semantic conventions); else the one HTTP
+ * semantic conventions give when no route is known: the method, or "HTTP"
+ * for methods they do not name.
  */
-export function spanName(rec: Pick<ExchangeRecord, 'method'>): string {
+export function spanName(rec: Pick<ExchangeRecord, 'method' | 'rpcSystem' | 'rpcMethod'>): string {
+  if (rec.rpcSystem) return rec.rpcMethod && rec.rpcMethod !== RPC_METHOD_OTHER ? rec.rpcMethod : rec.rpcSystem;
   return KNOWN_METHODS.has(rec.method) ? rec.method : 'HTTP';
-}
-
-/**
- * Span status and error.type from the outcome, as HTTP semantic conventions
- * say: a client span fails on 4xx and 5xx, a server span on 5xx only (a 4xx
- * is the caller's error); no response at all, or a status that could not be
- * read, is an error on both sides.
- */
-export function spanOutcome(rec: { role: Role; status?: number; unanswered?: string }): { failed: boolean; errorType?: string } {
-  const status = rec.status;
-  if (!status) return { failed: true, errorType: rec.unanswered ?? '_OTHER' };
-  const failed = status >= 500 || (rec.role === 'client' && status >= 400);
-  return failed ? { failed, errorType: String(status) } : { failed };
 }
 
 function nsToHrTime(ns: number): HrTime {
@@ -177,7 +167,7 @@ export class SpanPipeline {
    * Starts and ends the exchange's span: kind from headertap.role, start at
    * the request's first byte, end at the response head's last byte (start
    * plus headertap.duration_ns; no response: a zero-length span), the
-   * record's attributes, status from the HTTP status. Returns the span's
+   * record's attributes, status ERROR when the record has an error.type. Returns the span's
    * context.
    */
   emit(rec: ExchangeRecord): SpanContext {
@@ -187,10 +177,10 @@ export class SpanPipeline {
       { kind: rec.role === 'client' ? SpanKind.CLIENT : SpanKind.SERVER, startTime: rec.timestamp, attributes: attributesObject(rec.attributes) },
       parent,
     );
-    const outcome = spanOutcome(rec);
-    if (outcome.failed) {
+    // The record says whether the exchange failed and how (error.type, among its attributes unless --max-attributes cut it).
+    if (rec.errorType !== undefined) {
       span.setStatus({ code: SpanStatusCode.ERROR });
-      if (outcome.errorType) span.setAttribute(ATTR_ERROR_TYPE, outcome.errorType);
+      span.setAttribute(ATTR_ERROR_TYPE, rec.errorType);
     }
     span.end(rec.durationNs !== undefined ? addHrTimes(rec.timestamp, nsToHrTime(rec.durationNs)) : rec.timestamp);
     this.counters.emitted++;

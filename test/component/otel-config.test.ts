@@ -585,6 +585,9 @@ describe('otel-config: Kubernetes manifests', () => {
     writeFileSync(path.join(dir, 'headertap.yaml'), text);
     const opts = resolveRunOptions({}, path.join(dir, 'headertap.yaml'));
     assert.equal(opts.serviceName, undefined, 'no service-name key: it would win over OTEL_SERVICE_NAME');
+    // Every header is captured (headertap's purpose, against semantic conventions' advice): the whole default secret list must be in force.
+    assert.deepEqual(opts.captureHeaders, ['*']);
+    assert.deepEqual(opts.redactHeaders, DEFAULT_REDACT_HEADERS);
   });
 
   it("the DaemonSet's environment reaches headertap's own resource: service.name, k8s.node.name, k8s.pod.uid; K8S_NODE_NAME for host.name", async () => {

@@ -32,10 +32,21 @@ async function replay(env: NodeJS.ProcessEnv, extra: string[] = [], endpointPath
   return { ...r, records: sink.records().length };
 }
 
+describe('OTEL_SEMCONV_STABILITY_OPT_IN', () => {
+  it('rpc/dup anywhere in the comma-separated list (blanks, any case) asks for the deprecated rpc.* names too', () => {
+    for (const v of ['rpc/dup', 'http, RPC/DUP ', 'database/dup,rpc,rpc/dup']) assert.equal(readSdkEnv({ OTEL_SEMCONV_STABILITY_OPT_IN: v }).rpcDup, true, v);
+    for (const v of [undefined, '', 'rpc', 'http/dup', 'rpc/dupe', 'rpc dup']) {
+      const env = readSdkEnv(v === undefined ? {} : { OTEL_SEMCONV_STABILITY_OPT_IN: v });
+      assert.equal(env.rpcDup, false, String(v));
+      assert.deepEqual(env.warnings, [], 'entries for other instrumentations are no mistake');
+    }
+  });
+});
+
 describe('OTEL_SDK_DISABLED', () => {
   it('parses as the specification says: true in any case; other values false, with a warning unless empty or false', () => {
     assert.equal(readSdkEnv({ OTEL_SDK_DISABLED: ' TRUE ' }).disabled, true);
-    for (const v of ['false', 'False', '', '  ']) assert.deepEqual(readSdkEnv({ OTEL_SDK_DISABLED: v }), { disabled: false, warnings: [] }, v);
+    for (const v of ['false', 'False', '', '  ']) assert.deepEqual(readSdkEnv({ OTEL_SDK_DISABLED: v }), { disabled: false, rpcDup: false, warnings: [] }, v);
     const yes = readSdkEnv({ OTEL_SDK_DISABLED: 'yes' });
     assert.equal(yes.disabled, false);
     assert.match(yes.warnings.join(), /OTEL_SDK_DISABLED='yes' is not true or false: taken as false/);

@@ -13,7 +13,7 @@ import { silentLog } from '../helpers/log';
 import { resolveExportTarget, SpanPipeline } from '../../src/otel';
 import { WorkloadResources } from '../../src/otel/workloads';
 import type { ExchangeRecord } from '../../src/otel/record';
-import { KNOWN_METHODS } from '../../src/otel/attributes';
+import { errorType, KNOWN_METHODS } from '../../src/otel/attributes';
 import { startOtlpSink } from '../helpers/otlp-sink';
 
 const CALLER = { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', traceFlags: 1, isRemote: true };
@@ -35,6 +35,9 @@ function exchange(opts: { role: 'client' | 'server'; status?: number; traced?: b
   ];
   if (opts.status !== undefined) attributes.push('http.response.status_code', opts.status, 'headertap.duration_ns', 2_500_000);
   else attributes.push('headertap.unanswered_reason', 'connection_closed');
+  // As the mapper sets it (test/unit/attributes.test.ts holds the values).
+  const error = errorType(opts.role, opts.status, undefined, opts.status === undefined ? 'connection_closed' : undefined);
+  if (error !== undefined) attributes.push('error.type', error);
   return {
     eventName: 'headertap.http.exchange',
     timestamp: START,
@@ -48,6 +51,7 @@ function exchange(opts: { role: 'client' | 'server'; status?: number; traced?: b
     role: opts.role,
     method,
     ...(opts.status !== undefined ? { status: opts.status, durationNs: 2_500_000 } : { unanswered: 'connection_closed' }),
+    errorType: error,
   };
 }
 
@@ -124,7 +128,7 @@ describe('SpanPipeline: one span per exchange', () => {
     assert.equal(own.resource.attributes['service.name'], 'ht-test');
   });
 
-  it('sets ERROR status and error.type as HTTP semantic conventions say', async () => {
+  it("sets ERROR status and error.type from the record's error.type", async () => {
     const { spans } = await spansOf([
       exchange({ role: 'client', status: 404 }),
       exchange({ role: 'server', status: 404 }),
@@ -144,6 +148,29 @@ describe('SpanPipeline: one span per exchange', () => {
     );
     const unanswered = spans[3];
     assert.deepEqual(unanswered.endTime, unanswered.startTime, 'no response: a zero-length span');
+  });
+});
+
+describe('SpanPipeline: gRPC span names', () => {
+  it('names a gRPC span {rpc.method}, or {rpc.system.name} when the method is _OTHER or unknown (RPC semantic conventions)', async () => {
+    const call = (rpcMethod?: string): ExchangeRecord => ({ ...exchange({ role: 'client', status: 200, method: 'POST' }), rpcSystem: 'grpc', rpcMethod });
+    const { spans } = await spansOf([call('demo.Greeter/SayHello'), call('_OTHER'), call(undefined)]);
+    assert.deepEqual(
+      spans.map((s) => s.name),
+      ['demo.Greeter/SayHello', 'grpc', 'grpc'],
+    );
+  });
+
+  it("takes a gRPC call's status from the record: ERROR with the code's name when the record has it", async () => {
+    const call = (errorType?: string): ExchangeRecord => ({ ...exchange({ role: 'server', status: 200, method: 'POST' }), rpcSystem: 'grpc', rpcMethod: 'demo.Greeter/Lookup', errorType });
+    const { spans } = await spansOf([call(undefined), call('UNAVAILABLE')]);
+    assert.deepEqual(
+      spans.map((s) => [s.status.code, s.attributes['error.type']]),
+      [
+        [SpanStatusCode.UNSET, undefined],
+        [SpanStatusCode.ERROR, 'UNAVAILABLE'],
+      ],
+    );
   });
 });
 

@@ -183,7 +183,7 @@ describe('vector calls with many iovecs (real eBPF)', () => {
         assert.equal(attr(r, 'headertap.role'), role);
         assert.equal(r.body, 'POST /demo.Echo/Say -> 200 grpc OK');
         assert.equal(attr(r, 'url.path'), '/demo.Echo/Say');
-        assert.equal(attr(r, 'rpc.method'), 'Say');
+        assert.equal(attr(r, 'rpc.method'), 'demo.Echo/Say');
         assert.equal(r.trace_id, TRACE_ID, `${role} call ${i}: trace id from traceparent`);
         assert.deepEqual(headers(r, 'request', 'traceparent'), [TRACEPARENT]);
         assert.deepEqual(headers(r, 'request', 'x-call'), [String(i)]);

@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { FlatRecord } from '../../src/common/flat-record';
 import { capture, headers } from '../helpers/capture';
 import {
   PYTHON,
@@ -134,6 +135,9 @@ describe('capture: HTTP/1.x over TCP with real eBPF', () => {
       assert.ok((attr(r, 'headertap.duration_ns') as number) > 0, 'latency > 0');
       assert.equal(attr(r, 'headertap.truncated'), undefined);
     }
+    assert.equal(attr(client, 'url.full'), `http://127.0.0.1:${nginx.port}/path/x?q=1&r=2`);
+    assert.equal(attr(server, 'url.full'), undefined, 'url.full is for the client side');
+    assert.ok(records.every((r) => attr(r, 'error.type') === undefined), 'a 200 is no error');
     assert.equal(attr(client, 'client.port'), attr(server, 'client.port'), 'both ends agree on the tuple');
     assert.equal(attr(client, 'network.peer.port'), nginx.port);
     // The record's time is the request's first byte, within this test's run.
@@ -170,7 +174,9 @@ describe('capture: HTTP/1.x over TCP with real eBPF', () => {
       assert.equal(headers(r, 'request', 'x-h299'), undefined);
       assert.equal(attr(r, 'url.path'), '/many');
     }
-    assert.equal(records[0].dropped_attributes_count, records[1].dropped_attributes_count, 'both ends saw the same headers');
+    // The client record has url.full too, so it keeps one header less: what was kept and dropped adds up the same.
+    const headersSeen = (r: FlatRecord) => Object.keys(r.attributes).filter((k) => k.includes('.header.')).length + (r.dropped_attributes_count ?? 0);
+    assert.equal(headersSeen(records[0]), headersSeen(records[1]), 'both ends saw the same headers');
     assert.match(cap.stderr(), /over --max-attributes 2 \(attributes left out \d+\)/);
   });
 
@@ -233,6 +239,7 @@ describe('capture: HTTP/1.x over TCP with real eBPF', () => {
       assert.equal(attr(r, 'server.address'), '::1');
       assert.equal(attr(r, 'server.port'), nginx.port);
       assert.equal(attr(r, 'url.path'), '/v6');
+      assert.equal(attr(r, 'url.full'), attr(r, 'headertap.role') === 'client' ? `http://[::1]:${nginx.port}/v6` : undefined);
     }
   });
 

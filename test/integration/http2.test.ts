@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
 import type { FlatRecord } from '../../src/common/flat-record';
-import { attr, background, byPid, freePort, requireCommand, requireEbpf, run, startAgent, waitForPort, type Agent } from '../helpers/integration';
+import { PYTHON, attr, background, byPid, freePort, requireCommand, requireEbpf, requirePythonModule, run, startAgent, waitForPort, type Agent } from '../helpers/integration';
 import { startOtlpSink, type OtlpSink } from '../helpers/otlp-sink';
 
 const GRPC_JS = require.resolve('@grpc/grpc-js');
@@ -22,10 +22,10 @@ interface Capture {
   finish(opts?: { cleanRun?: boolean }): Promise<{ records: FlatRecord[]; summary: string }>;
 }
 
-async function capture(t: TestContext, args: string[]): Promise<Capture> {
+async function capture(t: TestContext, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Capture> {
   const sink = await startOtlpSink('grpc');
   t.after(() => sink.stop());
-  const agent = await startAgent(t, ['--endpoint', sink.endpoint, ...args]);
+  const agent = await startAgent(t, ['--endpoint', sink.endpoint, ...args], env);
   return {
     sink,
     agent,
@@ -238,6 +238,21 @@ describe('HTTP/2 over cleartext with real eBPF', () => {
         ],
       );
       assert.deepEqual(header(mine[2], 'request', 'content-type'), ['text/plain']);
+      assert.deepEqual(
+        mine.map((r) => [attr(r, 'url.full'), attr(r, 'error.type')]),
+        role === 'client'
+          ? [
+              [`http://127.0.0.1:${port}/first?q=1`, undefined],
+              [`http://127.0.0.1:${port}/missing`, '404'],
+              [`http://127.0.0.1:${port}/post`, undefined],
+            ]
+          : [
+              [undefined, undefined],
+              [undefined, undefined], // a 404 is the caller's error
+              [undefined, undefined],
+            ],
+        'url.full on the client side only; error.type for a client 4xx',
+      );
       assert.equal(new Set(mine.map((r) => attr(r, 'client.port'))).size, 1, 'one connection');
       assert.ok(mine.every((r) => attr(r, 'headertap.truncated') === undefined));
     }
@@ -300,8 +315,22 @@ client.SayHello(Buffer.from('bob'), md({ 'x-tenant': 'acme', authorization: 'Bea
 });
 `;
 
+/** A grpcio (C core) client: SayHello, Lookup (NOT_FOUND) and a method the server does not define (UNIMPLEMENTED), on one channel. */
+const GRPCIO_CLIENT = `
+import grpc, sys
+channel = grpc.insecure_channel('127.0.0.1:' + sys.argv[1])
+assert channel.unary_unary('/demo.Greeter/SayHello')(b'py', timeout=10) == b'hi py'
+for path, code in (('/demo.Greeter/Lookup', grpc.StatusCode.NOT_FOUND), ('/demo.Greeter/Nope', grpc.StatusCode.UNIMPLEMENTED)):
+    try:
+        channel.unary_unary(path)(b'x', timeout=10)
+        sys.exit('no error from ' + path)
+    except grpc.RpcError as e:
+        assert e.code() == code, (path, e.code())
+channel.close()
+`;
+
 describe('gRPC (@grpc/grpc-js, h2c) with real eBPF', () => {
-  it('unary and server-streaming calls with metadata, and a NOT_FOUND: rpc.* attributes, grpc-status from trailers', async (t) => {
+  it('unary and server-streaming calls with metadata, and a NOT_FOUND: rpc.* attributes of semconv 1.45, grpc-status from trailers', async (t) => {
     if (!requireEbpf(t)) return;
     const { port, pid: serverPid } = await nodeServer(t, GRPC_SERVER, GRPC_JS);
     const cap = await capture(t, ports(port));
@@ -317,8 +346,8 @@ describe('gRPC (@grpc/grpc-js, h2c) with real eBPF', () => {
       const [hello, list, lookup] = byPid(records, pid);
       for (const r of [hello, list, lookup]) {
         assert.equal(attr(r, 'headertap.role'), role);
-        assert.equal(attr(r, 'rpc.system'), 'grpc');
-        assert.equal(attr(r, 'rpc.service'), 'demo.Greeter');
+        assert.equal(attr(r, 'rpc.system.name'), 'grpc');
+        for (const deprecated of ['rpc.system', 'rpc.service', 'rpc.grpc.status_code']) assert.equal(attr(r, deprecated), undefined, `${deprecated} only with rpc/dup`);
         assert.equal(attr(r, 'http.request.method'), 'POST');
         assert.equal(attr(r, 'network.protocol.version'), '2');
         assert.equal(attr(r, 'http.response.status_code'), 200);
@@ -327,26 +356,81 @@ describe('gRPC (@grpc/grpc-js, h2c) with real eBPF', () => {
         assert.match(String(attr(r, 'user_agent.original')), /^grpc-node-js\//);
         assert.equal(attr(r, 'headertap.truncated'), undefined);
       }
-      assert.equal(attr(hello, 'rpc.method'), 'SayHello');
+      assert.equal(attr(hello, 'rpc.method'), 'demo.Greeter/SayHello');
       assert.equal(attr(hello, 'url.path'), '/demo.Greeter/SayHello');
-      assert.equal(attr(hello, 'rpc.grpc.status_code'), 0);
+      assert.equal(attr(hello, 'rpc.status_code'), 'OK');
       assert.equal(hello.body, 'POST /demo.Greeter/SayHello -> 200 grpc OK');
       assert.deepEqual(header(hello, 'request', 'x-tenant'), ['acme']);
       assert.deepEqual(header(hello, 'request', 'authorization'), ['[REDACTED]']);
       assert.deepEqual(header(hello, 'response', 'x-reply'), ['hello-md']);
       assert.deepEqual(header(hello, 'response', 'grpc-status'), ['0']);
 
-      assert.equal(attr(list, 'rpc.method'), 'ListItems');
-      assert.equal(attr(list, 'rpc.grpc.status_code'), 0);
+      assert.equal(attr(list, 'rpc.method'), 'demo.Greeter/ListItems');
+      assert.equal(attr(list, 'rpc.status_code'), 'OK');
       assert.deepEqual(header(list, 'request', 'x-stream'), ['yes']);
       assert.deepEqual(header(list, 'response', 'x-trailer'), ['done'], 'trailing metadata');
 
-      assert.equal(attr(lookup, 'rpc.method'), 'Lookup');
-      assert.equal(attr(lookup, 'rpc.grpc.status_code'), 5);
+      assert.equal(attr(lookup, 'rpc.method'), 'demo.Greeter/Lookup');
       assert.equal(attr(lookup, 'rpc.status_code'), 'NOT_FOUND');
       assert.deepEqual(header(lookup, 'response', 'grpc-message'), ['no%20such%20thing']);
       assert.deepEqual(header(lookup, 'request', 'x-lookup'), ['missing']);
       assert.equal(lookup.severity_text, role === 'client' ? 'ERROR' : 'WARN');
+    }
+  });
+
+  it('a grpcio (C core) client, OTEL_SEMCONV_STABILITY_OPT_IN=rpc/dup, --emit-spans: UNIMPLEMENTED is _OTHER, spans named {rpc.method}', async (t) => {
+    if (!requireEbpf(t) || !requirePythonModule(t, 'grpc', 'python3-grpcio')) return;
+    const { port, pid: serverPid } = await nodeServer(t, GRPC_SERVER, GRPC_JS);
+    const cap = await capture(t, [...ports(port), '--emit-spans'], { OTEL_SEMCONV_STABILITY_OPT_IN: 'http,rpc/dup' });
+    const client = await run(PYTHON, ['-c', GRPCIO_CLIENT, String(port)]);
+    assert.equal(client.code, 0, `grpcio client exit ${client.code}: ${client.stderr}`);
+    const done = (rs: FlatRecord[]) => byPid(rs, client.pid).length >= 3 && byPid(rs, serverPid).length >= 3;
+    await cap.sink.waitFor(done, 15000, '3 gRPC records per side');
+    await cap.sink.waitForSpans((ss) => ss.length >= 6, 15000, 'a span per record');
+    const { records } = await cap.finish();
+    const spans = cap.sink.spans();
+    for (const [pid, role] of [
+      [client.pid, 'client'],
+      [serverPid, 'server'],
+    ] as const) {
+      const mine = byPid(records, pid);
+      assert.equal(mine.length, 3, `${role}: nothing extra arrived`);
+      const byPath = (p: string) => mine.find((r) => attr(r, 'url.path') === p)!;
+      const hello = byPath('/demo.Greeter/SayHello');
+      const lookup = byPath('/demo.Greeter/Lookup');
+      const nope = byPath('/demo.Greeter/Nope');
+      for (const r of mine) {
+        assert.equal(attr(r, 'headertap.role'), role);
+        assert.equal(attr(r, 'rpc.system.name'), 'grpc');
+        assert.equal(attr(r, 'rpc.system'), 'grpc', 'rpc/dup: the deprecated name too');
+        assert.equal(attr(r, 'rpc.service'), 'demo.Greeter');
+        assert.match(String(attr(r, 'user_agent.original')), /^grpc-python\//);
+      }
+      assert.equal(attr(hello, 'rpc.method'), 'demo.Greeter/SayHello');
+      assert.equal(attr(hello, 'rpc.method_original'), undefined);
+      assert.equal(attr(hello, 'rpc.status_code'), 'OK');
+      assert.equal(attr(hello, 'rpc.grpc.status_code'), 0);
+      assert.equal(attr(lookup, 'rpc.method'), 'demo.Greeter/Lookup');
+      assert.equal(attr(lookup, 'rpc.status_code'), 'NOT_FOUND');
+      assert.equal(attr(lookup, 'rpc.grpc.status_code'), 5);
+      assert.equal(attr(nope, 'rpc.method'), '_OTHER', 'a method the server does not know');
+      assert.equal(attr(nope, 'rpc.method_original'), 'demo.Greeter/Nope');
+      assert.equal(attr(nope, 'rpc.status_code'), 'UNIMPLEMENTED');
+      assert.equal(attr(nope, 'rpc.grpc.status_code'), 12);
+      assert.equal(nope.severity_text, 'ERROR', 'UNIMPLEMENTED is an error on both sides');
+      assert.deepEqual(
+        [hello, lookup, nope].map((r) => attr(r, 'error.type')),
+        role === 'client' ? [undefined, 'NOT_FOUND', 'UNIMPLEMENTED'] : [undefined, undefined, 'UNIMPLEMENTED'],
+        'error.type: any non-OK code for the client, only server errors for the server',
+      );
+      assert.equal(attr(hello, 'url.full'), role === 'client' ? `http://127.0.0.1:${port}/demo.Greeter/SayHello` : undefined);
+
+      const spanOf = (r: FlatRecord) => spans.filter((s) => s.resource['process.pid'] === pid && s.attributes['url.path'] === attr(r, 'url.path'));
+      assert.deepEqual(
+        [hello, lookup, nope].map((r) => spanOf(r).map((s) => [s.name, s.kind, s.status.code, s.attributes['error.type']])),
+        [hello, lookup, nope].map((r) => [[r === nope ? 'grpc' : attr(r, 'rpc.method'), role.toUpperCase(), attr(r, 'error.type') ? 'ERROR' : 'UNSET', attr(r, 'error.type')]]),
+        'one span per record, named {rpc.method} (grpc for _OTHER), failed when the record has an error.type',
+      );
     }
   });
 

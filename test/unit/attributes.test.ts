@@ -91,6 +91,7 @@ describe('ExchangeMapper', () => {
       'http.response.status_code': 200,
       'server.address': 'shop.test',
       'server.port': 8080,
+      'url.full': 'http://shop.test:8080/api/items?limit=5',
       'client.address': '127.0.0.1',
       'client.port': 45678,
       'network.peer.address': '127.0.0.2',
@@ -132,9 +133,10 @@ describe('ExchangeMapper', () => {
 
   it('leaves out a record attribute the process also sets as its own resource attribute', () => {
     const m = mapper(undefined, {
-      processInfo: (pid) => ({ pid, executableName: 'app', resourceAttributes: { 'network.type': 'ipv4', 'deployment.environment.name': 'prod' } }),
+      processInfo: (pid) => ({ pid, executableName: 'app', resourceAttributes: { 'network.type': 'ipv4', 'url.full': 'set-by-app', 'error.type': 'set-by-app', 'deployment.environment.name': 'prod' } }),
     });
-    const rec = m.map(exchange());
+    const rec = m.map(exchange({ response: response({ status: 500 }) }));
+    for (const key of ['url.full', 'error.type']) assert.equal(rec.attributes[key], undefined, `${key}: the resource's wins`);
     assert.equal(rec.resource?.attributes['network.type'], 'ipv4');
     assert.equal(rec.resource?.attributes['deployment.environment.name'], 'prod');
     assert.equal(rec.attributes['network.type'], undefined);
@@ -188,6 +190,48 @@ describe('ExchangeMapper', () => {
     assert.equal(none.attributes['headertap.unanswered_reason'], 'connection_closed');
     assert.equal(none.attributes['http.response.status_code'], undefined);
     assert.equal(none.attributes['headertap.duration_ns'], undefined);
+  });
+
+  it('url.full on client records only: rebuilt from scheme, host, port, path and the redacted query, never with userinfo', () => {
+    const m = mapper();
+    const full = (over: Partial<HttpExchange>) => m.map(exchange(over)).attributes['url.full'];
+    assert.equal(full({ role: 'server' }), undefined, 'semantic conventions: url.full is for clients');
+    assert.equal(
+      full({ request: request({ target: '/cb?access_token=abc&x=1&X-Amz-Credential=AKIA%2F1&sig=s1' }) }),
+      'http://shop.test:8080/cb?access_token=[REDACTED]&x=1&X-Amz-Credential=[REDACTED]&sig=[REDACTED]',
+      'the same query as url.query',
+    );
+    assert.equal(full({ request: request({ target: 'http://alice:pw@proxy.test/x?q=1' }) }), 'http://proxy.test/x?q=1', 'absolute form: no userinfo');
+    assert.equal(full({ request: request({ headers: ['host', 'alice@shop.test:8080'] }) }), 'http://shop.test:8080/api/items?limit=5', 'nor from a Host');
+    assert.equal(full({ request: request({ headers: ['host', 'shop.test'] }) }), 'http://shop.test/api/items?limit=5', "a Host without a port: the scheme's own");
+    const tls = exchange({ request: request({ headers: ['host', 'shop.test:443'] }) });
+    tls.connection = { ...tls.connection, tls: true };
+    assert.equal(m.map(tls).attributes['url.full'], 'https://shop.test/api/items?limit=5', "the scheme's own port is left out");
+    const v6 = exchange({ request: request({ target: '/', headers: [] }) });
+    v6.connection = { ...v6.connection, networkType: 'ipv6', local: { address: '::1', port: 40000 }, remote: { address: '::1', port: 8443 } };
+    assert.equal(m.map(v6).attributes['url.full'], 'http://[::1]:8443/', 'no Host: the peer, an IPv6 address in brackets');
+    assert.equal(full({ request: request({ method: 'CONNECT', target: 'shop.test:443' }) }), undefined, 'CONNECT names no URL');
+    assert.equal(full({ request: request({ method: 'OPTIONS', target: '*' }) }), undefined);
+    assert.equal(full({ request: request({ target: '' }) }), undefined, 'a target that could not be decoded');
+    assert.equal(mapper({ capture: DEFAULT_CAPTURE_HEADERS, redact: ['host'] }).map(exchange()).attributes['url.full'], 'http://127.0.0.2:8080/api/items?limit=5', 'a secret Host is not used');
+  });
+
+  it('error.type on the record, as semantic conventions say for each side; none when the exchange did not fail', () => {
+    const m = mapper();
+    const outcome = (over: Partial<HttpExchange>) => {
+      const rec = m.map(exchange(over));
+      assert.equal(rec.errorType, rec.attributes['error.type'], 'the typed field and the attribute agree');
+      return rec.attributes['error.type'];
+    };
+    assert.equal(outcome({}), undefined, '200');
+    assert.equal(outcome({ response: response({ status: 404 }) }), '404', 'a client fails on 4xx');
+    assert.equal(outcome({ role: 'server', response: response({ status: 404 }) }), undefined, "a 4xx is the caller's error, not the server's");
+    assert.equal(outcome({ role: 'server', response: response({ status: 503 }) }), '503');
+    assert.equal(outcome({ response: response({ status: 500 }) }), '500');
+    assert.equal(outcome({ response: undefined, unanswered: 'connection_closed' }), 'connection_closed', 'no response: why');
+    assert.equal(outcome({ role: 'server', response: undefined, unanswered: 'stream_reset' }), 'stream_reset');
+    assert.equal(outcome({ response: undefined }), '_OTHER');
+    assert.equal(outcome({ response: response({ status: 0 }) }), '_OTHER', 'a status that could not be read');
   });
 
   it('reports an unknown method as _OTHER with the original kept', () => {
@@ -293,7 +337,7 @@ describe('ExchangeMapper: attribute budget (--max-attributes)', () => {
     assert.equal(Object.keys(rec.attributes).length + resourceSize(rec), 10);
     assert.equal(rec.attributes['headertap.truncated_reason'], 'attribute_limit');
     assert.equal(rec.attributes['http.request.method'], 'GET', 'the first attributes are kept');
-    assert.equal(rec.droppedAttributesCount, 20 + 5 - 3, '20 others and 5 headers, of which 3 kept (the 2 marks are new)');
+    assert.equal(rec.droppedAttributesCount, 21 + 5 - 3, '21 others and 5 headers, of which 3 kept (the 2 marks are new)');
   });
 });
 
@@ -340,7 +384,7 @@ describe('ExchangeMapper: HTTP/2', () => {
       Object.keys(a).filter((k) => k.includes('.header.')),
       ['http.request.header.user-agent', 'http.request.header.x-tenant', 'http.response.header.content-type'],
     );
-    assert.equal(a['rpc.system'], undefined, 'not gRPC');
+    assert.equal(a['rpc.system.name'], undefined, 'not gRPC');
   });
 
   it('leaves out what HPACK could not decode instead of guessing, and says why', () => {
@@ -367,56 +411,120 @@ describe('ExchangeMapper: HTTP/2', () => {
   });
 });
 
-describe('ExchangeMapper: gRPC', () => {
-  it('adds rpc.* from :path and grpc-status from the trailers', () => {
-    const rec = mapper().map(
-      h2Exchange({
-        request: GRPC_REQUEST,
-        response: h2Response({ headers: ['content-type', 'application/grpc', 'grpc-status', '0', 'grpc-message', ''] }),
-      }),
-    );
+describe('ExchangeMapper: gRPC (semantic conventions 1.45)', () => {
+  const OK = h2Response({ headers: ['content-type', 'application/grpc', 'grpc-status', '0', 'grpc-message', ''] });
+  const DEPRECATED = ['rpc.system', 'rpc.service', 'rpc.grpc.status_code'];
+
+  it('adds rpc.system.name, the fully qualified rpc.method and rpc.status_code by name, from :path and the trailers', () => {
+    const rec = mapper().map(h2Exchange({ request: GRPC_REQUEST, response: OK }));
     const a = rec.attributes;
-    assert.equal(a['rpc.system'], 'grpc');
     assert.equal(a['rpc.system.name'], 'grpc');
-    assert.equal(a['rpc.service'], 'helloworld.Greeter');
-    assert.equal(a['rpc.method'], 'SayHello');
-    assert.equal(a['rpc.grpc.status_code'], 0);
+    assert.equal(a['rpc.method'], 'helloworld.Greeter/SayHello');
     assert.equal(a['rpc.status_code'], 'OK');
+    assert.equal(a['rpc.method_original'], undefined, 'only when rpc.method is _OTHER');
+    for (const k of DEPRECATED) assert.equal(a[k], undefined, `${k} only with rpc/dup`);
     assert.deepEqual(a['http.response.header.grpc-status'], ['0']);
     assert.deepEqual(a['http.request.header.x-tenant'], ['acme'], 'metadata stays as headers');
     assert.equal(rec.body, 'POST /helloworld.Greeter/SayHello -> 200 grpc OK');
     assert.equal(rec.severityText, 'INFO');
+    assert.equal(rec.rpcSystem, 'grpc');
+    assert.equal(rec.rpcMethod, 'helloworld.Greeter/SayHello');
+  });
+
+  it('with OTEL_SEMCONV_STABILITY_OPT_IN=rpc/dup also the deprecated names; rpc.method keeps the stable value', () => {
+    const a = mapper(undefined, { rpcDup: true }).map(h2Exchange({ request: GRPC_REQUEST, response: OK })).attributes;
+    assert.equal(a['rpc.system'], 'grpc');
+    assert.equal(a['rpc.system.name'], 'grpc');
+    assert.equal(a['rpc.service'], 'helloworld.Greeter');
+    assert.equal(a['rpc.method'], 'helloworld.Greeter/SayHello');
+    assert.equal(a['rpc.grpc.status_code'], 0);
+    assert.equal(a['rpc.status_code'], 'OK');
+  });
+
+  it('UNIMPLEMENTED (a method the server does not know): rpc.method _OTHER, what was asked in rpc.method_original', () => {
+    const unimplemented = h2Response({ headers: ['content-type', 'application/grpc', 'grpc-status', '12'] });
+    const request = h2Request({ ...GRPC_REQUEST, target: '/helloworld.Greeter/Nope' });
+    const rec = mapper(undefined, { rpcDup: true }).map(h2Exchange({ role: 'server', request, response: unimplemented }));
+    assert.equal(rec.attributes['rpc.method'], '_OTHER');
+    assert.equal(rec.attributes['rpc.method_original'], 'helloworld.Greeter/Nope');
+    assert.equal(rec.attributes['rpc.status_code'], 'UNIMPLEMENTED');
+    assert.equal(rec.attributes['rpc.service'], 'helloworld.Greeter', 'rpc/dup: the service as before');
+    assert.equal(rec.rpcMethod, '_OTHER');
+    assert.equal(rec.severityText, 'ERROR', 'a server error');
+  });
+
+  it('a :path that is not /Service/Method: rpc.method _OTHER; one that could not be decoded: no rpc.method', () => {
+    for (const [target, original] of [
+      ['/justone', 'justone'],
+      ['/a/b/c', 'a/b/c'],
+      ['/a.B/C?x=1', 'a.B/C?x=1'],
+    ]) {
+      const a = mapper().map(h2Exchange({ request: h2Request({ ...GRPC_REQUEST, target }), response: OK })).attributes;
+      assert.equal(a['rpc.method'], '_OTHER', target);
+      assert.equal(a['rpc.method_original'], original, target);
+    }
+    const rec = mapper().map(h2Exchange({ request: h2Request({ ...GRPC_REQUEST, target: '' }), response: OK }));
+    assert.equal(rec.attributes['rpc.method'], undefined);
+    assert.equal(rec.attributes['rpc.method_original'], undefined);
+    assert.equal(rec.attributes['rpc.system.name'], 'grpc');
+    assert.equal(rec.rpcMethod, undefined);
   });
 
   it('a non-OK status is an error for the client; for the server only server-side codes are', () => {
     const notFound = h2Response({ headers: ['content-type', 'application/grpc', 'grpc-status', '5', 'grpc-message', 'no%20such'] });
     const client = mapper().map(h2Exchange({ request: GRPC_REQUEST, response: notFound }));
-    assert.equal(client.attributes['rpc.grpc.status_code'], 5);
     assert.equal(client.attributes['rpc.status_code'], 'NOT_FOUND');
+    assert.equal(client.attributes['rpc.method'], 'helloworld.Greeter/SayHello');
     assert.equal(client.severityNumber, SeverityNumber.ERROR);
     assert.equal(client.body, 'POST /helloworld.Greeter/SayHello -> 200 grpc NOT_FOUND');
     assert.equal(mapper().map(h2Exchange({ role: 'server', request: GRPC_REQUEST, response: notFound })).severityText, 'WARN');
     const internal = h2Response({ headers: ['grpc-status', '13'] });
     assert.equal(mapper().map(h2Exchange({ role: 'server', request: GRPC_REQUEST, response: internal })).severityText, 'ERROR');
+    const unnamed = mapper().map(h2Exchange({ request: GRPC_REQUEST, response: h2Response({ headers: ['grpc-status', '42'] }) }));
+    assert.equal(unnamed.attributes['rpc.status_code'], '42', 'a code gRPC does not name: its number');
+  });
+
+  it('error.type of a call: any non-OK code for the client, the server errors for the server, by name', () => {
+    const m = mapper();
+    const status = (code: string) => h2Response({ headers: ['content-type', 'application/grpc', 'grpc-status', code] });
+    const errorOf = (role: 'client' | 'server', code: string) => m.map(h2Exchange({ role, request: GRPC_REQUEST, response: status(code) })).attributes['error.type'];
+    assert.deepEqual(
+      ['0', '5', '13', '14', '12', '16', '42'].map((c) => [errorOf('client', c), errorOf('server', c)]),
+      [
+        [undefined, undefined],
+        ['NOT_FOUND', undefined],
+        ['INTERNAL', 'INTERNAL'],
+        ['UNAVAILABLE', 'UNAVAILABLE'],
+        ['UNIMPLEMENTED', 'UNIMPLEMENTED'],
+        ['UNAUTHENTICATED', undefined],
+        ['42', undefined],
+      ],
+    );
+    const noStatus = m.map(h2Exchange({ request: GRPC_REQUEST, response: h2Response({ status: 503, headers: ['content-type', 'application/grpc'] }) }));
+    assert.equal(noStatus.attributes['error.type'], '503', 'no grpc-status: the HTTP status decides');
+    const none = m.map(h2Exchange({ request: GRPC_REQUEST, response: undefined, unanswered: 'stream_reset' }));
+    assert.equal(none.attributes['error.type'], 'stream_reset');
   });
 
   it('a call still going (no trailers) or with no response has no status code', () => {
     const a = mapper().map(h2Exchange({ request: GRPC_REQUEST, response: h2Response({ headers: ['content-type', 'application/grpc'] }) })).attributes;
-    assert.equal(a['rpc.method'], 'SayHello');
-    assert.equal(a['rpc.grpc.status_code'], undefined);
+    assert.equal(a['rpc.method'], 'helloworld.Greeter/SayHello');
+    assert.equal(a['rpc.status_code'], undefined);
     const none = mapper().map(h2Exchange({ request: GRPC_REQUEST, response: undefined, unanswered: 'stream_reset' }));
-    assert.equal(none.attributes['rpc.service'], 'helloworld.Greeter');
+    assert.equal(none.attributes['rpc.method'], 'helloworld.Greeter/SayHello', 'no answer: taken as known');
     assert.equal(none.attributes['headertap.unanswered_reason'], 'stream_reset');
     assert.equal(none.severityText, 'ERROR');
   });
 
   it('is not gRPC over HTTP/1 (grpc-web) nor for other content types', () => {
     const h1 = h2Request({ version: '1.1', headers: ['content-type', 'application/grpc-web'] });
-    assert.equal(mapper().map(h2Exchange({ request: h1 })).attributes['rpc.system'], undefined);
+    const plain = mapper().map(h2Exchange({ request: h1 }));
+    assert.equal(plain.attributes['rpc.system.name'], undefined);
+    assert.equal(plain.rpcSystem, undefined);
     const json = h2Request({ method: 'POST', target: '/a/b', headers: ['content-type', 'application/json'] });
-    assert.equal(mapper().map(h2Exchange({ request: json })).attributes['rpc.system'], undefined);
+    assert.equal(mapper().map(h2Exchange({ request: json })).attributes['rpc.system.name'], undefined);
     const plus = h2Request({ method: 'POST', target: '/a.B/C', headers: ['content-type', 'application/grpc+proto'] });
-    assert.equal(mapper().map(h2Exchange({ request: plus })).attributes['rpc.method'], 'C');
+    assert.equal(mapper().map(h2Exchange({ request: plus })).attributes['rpc.method'], 'a.B/C');
   });
 });
 

@@ -108,7 +108,7 @@ const DEFAULT_LIST_EXAMPLES: Record<string, string[]> = {
   '*signature*': ['x-amz-signature', 'x-goog-signature', 'signature', 'x-hub-signature-256'],
   sig: ['sig'],
   '*private*key*': ['private-key', 'private_key', 'privatekey'],
-  '*access*key*': ['x-access-key', 'aws_access_key_id', 'accesskey'],
+  '*access*key*': ['x-access-key', 'aws_access_key_id', 'accesskey', 'awsaccesskeyid'],
   '*subscription*key*': ['ocp-apim-subscription-key', 'subscription-key'],
   '*jwt*': ['x-jwt-assertion', 'jwt'],
   '*oidc*': ['x-amzn-oidc-data', 'x-amzn-oidc-identity'],
@@ -127,6 +127,17 @@ describe('header rules: the default redaction list', () => {
   it('is exactly the documented list: DESIGN.md\'s first eight globs first, then the additions', () => {
     assert.deepEqual([...DEFAULT_REDACT_HEADERS], Object.keys(DEFAULT_LIST_EXAMPLES));
     assert.deepEqual(DEFAULT_REDACT_HEADERS.slice(0, 8), ['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'x-api-key', '*token*', '*secret*', '*password*']);
+  });
+
+  it("hides the query parameters semantic conventions 1.45 call sensitive (url.full), in url.query and url.full, as sent", () => {
+    // model/url/registry.yaml, url.full: redacted by default.
+    const SEMCONV_SENSITIVE = ['X-Amz-Signature', 'X-Amz-Credential', 'X-Amz-Security-Token', 'AWSAccessKeyId', 'Signature', 'sig', 'X-Goog-Signature'];
+    const query = SEMCONV_SENSITIVE.map((k) => `${k}=S3CRET-${k}`).join('&') + '&Expires=1700000000';
+    const expected = SEMCONV_SENSITIVE.map((k) => `${k}=[REDACTED]`).join('&') + '&Expires=1700000000';
+    const rec = record(rules(), { ...exchange([], [], `/bucket/key?${query}`), role: 'client' });
+    assert.equal(rec.attributes['url.query'], expected);
+    assert.equal(rec.attributes['url.full'], `http://127.0.0.1:5000/bucket/key?${expected}`, 'a client record: the same query in url.full');
+    assert.ok(!JSON.stringify(rec.attributes).includes('S3CRET'));
   });
 
   it('is the list the README shows as the --redact-headers default', () => {
