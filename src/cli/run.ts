@@ -1,4 +1,5 @@
 import { diag, DiagLogLevel } from '@opentelemetry/api';
+import { release } from 'node:os';
 import { setGlobalErrorHandler } from '@opentelemetry/core';
 import { EnvironmentError, LoaderError, UsageError } from '../common/errors';
 import type { Log } from '../common/log';
@@ -15,6 +16,7 @@ import {
   readRecording,
   SupervisedSource,
   describeFilters,
+  describeKernel,
   sameFilters,
   type CaptureFilters,
   type EventSource,
@@ -442,13 +444,14 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
   const protocolName = target.protocol === 'grpc' ? 'OTLP/gRPC' : 'OTLP/HTTP (protobuf)';
   const what = tls ? 'HTTP/1.x and HTTP/2 over TCP and TLS' : 'HTTP/1.x and HTTP/2 over TCP';
   const capturing = payload ? `replaying ${opts.replay}` : `capturing ${what} on ${ready.ncpus} CPUs (loader pid ${ready.loaderPid})`;
+  const kernelPart = payload ? '' : `; ${describeKernel(ready, release(), Boolean(tls))}`;
   const spansTo = traceTarget ? `, spans to ${traceTarget.url}` : '';
   // Watching before saying ready: a change made right after the ready line is seen.
   const watcher = reloader ? watchConfig(from.configFile!, () => void reloader.reload('file change'), log) : undefined;
   hangup.ready();
   stderrLine(
     io,
-    `headertap ready: ${capturing}; exporting ${protocolName} to ${target.url}${spansTo}${receiver ? ' (embedded receiver)' : ''}; filters: ${describeFilters(filters)}; rules ${digest()}${from.configFile ? ` (following ${from.configFile})` : ''}`,
+    `headertap ready: ${capturing}; exporting ${protocolName} to ${target.url}${spansTo}${receiver ? ' (embedded receiver)' : ''}; filters: ${describeFilters(filters)}; rules ${digest()}${from.configFile ? ` (following ${from.configFile})` : ''}${kernelPart}`,
   );
 
   const sweep = setInterval(() => tracker.evictIdle(lastNs - IDLE_CONNECTION_NS), IDLE_SWEEP_MS);
