@@ -147,6 +147,19 @@ it(`headertap on ${process.env.HT_GUEST_KERNEL ?? 'this kernel'}: plain HTTP, TL
   // Waits for two records of each case; a timeout names every record received.
   await cap.sink.waitFor((rs) => cases.every((c) => rs.filter((r) => attr(r, 'url.path') === c.path).length >= 2), 60000, 'two records per case');
   const records = await cap.finish();
-  for (const c of cases) check(records, c, servers.pid);
-  assert.equal(records.length, 2 * cases.length, 'nothing else was recorded');
+  try {
+    for (const c of cases) check(records, c, servers.pid);
+    assert.equal(records.length, 2 * cases.length, 'nothing else was recorded');
+  } catch (err) {
+    // What was recorded, one line each, and the agent's totals.
+    for (const r of records) {
+      const a = (k: string) => String(attr(r, k));
+      process.stdout.write(
+        `# record pid ${String(r.resource['process.pid'])} ${a('headertap.role')} ${String(r.body)} v${a('network.protocol.version')} ${a('url.scheme')} ` +
+          `local ${a('network.local.port')} peer ${a('network.peer.port')} at ${r.time} duration ${a('headertap.duration_ns')} truncated ${a('headertap.truncated')}\n`,
+      );
+    }
+    process.stdout.write(`${cap.stderr().replace(/^/gm, '# ')}\n`);
+    throw err;
+  }
 });

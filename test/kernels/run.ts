@@ -7,6 +7,7 @@
  *
  *   npm run test:kernels                       Debian's newest 6.1 and 6.12
  *   HEADERTAP_KERNELS="6.1 linux-image-6.12.118+deb12-amd64-unsigned" npm run test:kernels
+ *   npm run test:kernels -- --bench            test/bench/startup.ts in each kernel instead
  *
  * Needs root (apt-get download into the cache), qemu-system-x86, busybox-static,
  * cpio and xz-utils (scripts/ensure-deps.sh installs them). Each guest's console
@@ -14,7 +15,7 @@
  * HEADERTAP_KERNEL_TIMEOUT_S (default 600) seconds. Exit status 1 when a
  * kernel failed, 2 when the matrix could not run.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -26,6 +27,8 @@ import { DEFAULT_SERIES, fetchKernel, newestPackage, type Kernel } from './kerne
 const TIMEOUT_S = Number(process.env.HEADERTAP_KERNEL_TIMEOUT_S ?? 600);
 const LOG_DIR = process.env.HEADERTAP_KERNEL_LOGS ?? path.join(tmpdir(), 'headertap-kernels');
 const MEMORY = process.env.HEADERTAP_KERNEL_MEMORY ?? '3G';
+/** --bench: run the start-up benchmark (test/bench/startup.ts) in each kernel instead of the test. */
+const BENCH = process.argv.includes('--bench');
 
 interface Outcome {
   kernel: Kernel;
@@ -62,7 +65,7 @@ function bootGuest(k: Kernel): Promise<Outcome> {
   const work = mkdtempSync(path.join(tmpdir(), 'ht-kernel-'));
   const initrd = path.join(work, 'initrd.cpio');
   buildInitramfs(k, initrd, {
-    command: [process.execPath, path.join('dist', 'test', 'kernels', 'guest.js')],
+    command: BENCH ? [process.execPath, path.join('dist', 'test', 'bench', 'startup.js'), '--reps', '3'] : [process.execPath, path.join('dist', 'test', 'kernels', 'guest.js')],
     cwd: PACKAGE_ROOT,
     env: {
       PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
@@ -70,6 +73,8 @@ function bootGuest(k: Kernel): Promise<Outcome> {
       NO_COLOR: '1',
       HEADERTAP_REQUIRE_EBPF: '1',
       HT_TEST_READY_TIMEOUT_MS: '240000',
+      // An export answered after the default 10 s is retried and its records arrive twice; emulation is ~20x slower.
+      OTEL_EXPORTER_OTLP_TIMEOUT: '60000',
       HT_GUEST_KERNEL: `${k.pkg} ${k.version}`,
       HT_GUEST_EXPECT_FEATURES: expectedFeatures(k).join(','),
     },
@@ -135,6 +140,7 @@ function report(r: Outcome): void {
       `boot ${fmt(r.bootS, 's')}, ready ${fmt(r.readyMs === undefined ? undefined : r.readyMs / 1000, 's')}, total ${fmt(r.totalS, 's')}` +
       `${r.features ? `; ${r.features}` : ''}\n`,
   );
+  if (BENCH) for (const l of r.output) process.stdout.write(`  | ${l}\n`);
   if (r.pass) return;
   process.stdout.write(`  ${r.why}\n  console log: ${r.log}\n`);
   const shown = r.output.slice(-200);
@@ -153,16 +159,24 @@ async function main(): Promise<number> {
   }
   const wanted = (process.env.HEADERTAP_KERNELS ?? DEFAULT_SERIES.join(' ')).split(/[\s,]+/).filter(Boolean);
   const kernels: Kernel[] = [];
-  try {
-    for (const w of wanted) {
-      const t0 = Date.now();
-      const k = fetchKernel(newestPackage(w));
-      process.stdout.write(`kernel ${k.pkg} ${k.version} ready in ${((Date.now() - t0) / 1000).toFixed(1)} s (cache ${k.root})\n`);
-      kernels.push(k);
+  for (const w of wanted) {
+    const t0 = Date.now();
+    let k: Kernel;
+    try {
+      k = fetchKernel(newestPackage(w));
+    } catch (first) {
+      // Stale package lists name packages the mirror no longer has (or none): refresh once.
+      process.stdout.write(`kernel ${w}: ${(first as Error).message.split('\n')[0]}; apt-get update and again\n`);
+      try {
+        execFileSync('apt-get', ['update', '-qq'], { stdio: ['ignore', 'ignore', 'inherit'] });
+        k = fetchKernel(newestPackage(w));
+      } catch (err) {
+        process.stderr.write(`test:kernels: ${(err as Error).message.split('\n')[0]}\n`);
+        return 2;
+      }
     }
-  } catch (err) {
-    process.stderr.write(`test:kernels: ${(err as Error).message.split('\n')[0]}\n`);
-    return 2;
+    process.stdout.write(`kernel ${k.pkg} ${k.version} ready in ${((Date.now() - t0) / 1000).toFixed(1)} s (cache ${k.root})\n`);
+    kernels.push(k);
   }
   const results: Outcome[] = [];
   for (const k of kernels) {
