@@ -5,7 +5,7 @@ import { EnvironmentError, LoaderError, UsageError } from '../common/errors';
 import type { Log } from '../common/log';
 import { LOADER_PATH } from '../common/paths';
 import { ConnectionTracker, type ConnectionFilter } from '../http';
-import { ExchangeMapper, LiveRules, LogPipeline, resolveExportTarget, SelfMetrics, SpanPipeline, Spool, type CaptureRules, type ExportTarget } from '../otel';
+import { ExchangeMapper, LiveRules, LogPipeline, loadSelfMetrics, loadSpanPipeline, resolveExportTarget, Spool, type CaptureRules, type ExportTarget } from '../otel';
 import { OtlpReceiver } from '../receiver';
 import {
   LoaderSource,
@@ -249,7 +249,7 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
     ...(opts.console ? { console: out } : {}),
     delivery: { maxRecords: opts.bufferRecords, maxBytes: opts.bufferBytes, maxRequestBytes: opts.maxRequestBytes, ...(spool ? { spool } : {}) },
   });
-  const spans = traceTarget ? new SpanPipeline({ target: traceTarget, ...agent, log }) : undefined;
+  const spans = traceTarget ? new (loadSpanPipeline())({ target: traceTarget, ...agent, log }) : undefined;
   const clock = new MonotonicClock();
   const processes = new ProcessInfoCache({ commandLine: opts.processCommandLine });
   const mapper = new ExchangeMapper({
@@ -460,7 +460,7 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
     opts.statsInterval > 0 ? setInterval(() => stderrLine(io, `headertap stats: ${summary()}`), opts.statsInterval * 1000) : undefined;
   statsTimer?.unref();
   const selfMetrics = opts.selfMetrics
-    ? new SelfMetrics({
+    ? new (loadSelfMetrics())({
         target: resolveExportTarget(exportFlags, io.env, 'metrics'),
         ...agent,
         intervalMs: (opts.statsInterval || 60) * 1000,
