@@ -131,6 +131,14 @@ it(`headertap on ${process.env.HT_GUEST_KERNEL ?? 'this kernel'}: plain HTTP, TL
     assert.ok(kernel[2].split('; ').includes(want), `ready line says ${want}: ${ready}`);
   }
 
+  // For comparing kernels: how big the verified programs came out (the kernel rewrites and JITs them).
+  const progs = await run('bpftool', ['-j', 'prog', 'show']);
+  if (progs.code === 0) {
+    const mine = (JSON.parse(progs.stdout) as { name?: string; bytes_xlated?: number; bytes_jited?: number }[]).filter((p) => p.name?.startsWith('ht_'));
+    const sum = (k: 'bytes_xlated' | 'bytes_jited') => mine.reduce((n, p) => n + (p[k] ?? 0), 0);
+    process.stdout.write(`# ht-kernel programs ${mine.length}, ${sum('bytes_xlated')} bytes translated, ${sum('bytes_jited')} bytes jited\n`);
+  }
+
   const plain = await run('curl', ['-sS', '-H', 'X-Kernel-Test: plain', `http://127.0.0.1:${plainPort}/plain?k=1`]);
   assert.equal(plain.code, 0, plain.stderr);
   const libssl = await run('curl', ['-sSk', '--http1.1', '-H', 'X-Kernel-Test: libssl', `https://127.0.0.1:${tlsPort}/libssl?k=1`]);

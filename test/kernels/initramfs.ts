@@ -50,7 +50,7 @@ mount -t devtmpfs devtmpfs $N/dev
 mkdir -p $N/dev/pts $N/dev/shm
 mount -t devpts devpts $N/dev/pts
 mount -t tmpfs tmpfs $N/dev/shm
-mount -t tmpfs tmpfs $N/tmp
+# /tmp stays the overlay's (writable already): a checkout under the host's /tmp must stay visible.
 mount -t tmpfs tmpfs $N/run
 mount -t bpf bpf $N/sys/fs/bpf || fail "mount bpf"
 mount -t tracefs tracefs $N/sys/kernel/tracing || fail "mount tracefs"

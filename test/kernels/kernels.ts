@@ -97,6 +97,16 @@ export function fetchKernel(pkg: string): Kernel {
   return { pkg, version, release, root, vmlinuz: path.join(root, 'boot', `vmlinuz-${release}`) };
 }
 
+/** Removes older unpacked packages of the same series (each is ~450 MB). */
+export function pruneSeries(series: string, keep: Kernel): void {
+  if (series.startsWith('linux-image-')) return;
+  for (const name of readdirSync(CACHE_DIR)) {
+    if (name.startsWith(`linux-image-${series}.`) && path.join(CACHE_DIR, name) !== keep.root) {
+      rmSync(path.join(CACHE_DIR, name), { recursive: true, force: true });
+    }
+  }
+}
+
 /** A module file's bytes, decompressed when it is .ko.xz (Debian compresses them since 6.3). */
 export function moduleBytes(file: string): Buffer {
   return file.endsWith('.xz') ? execFileSync('xz', ['-dc', file], { maxBuffer: 64 << 20 }) : readFileSync(file);

@@ -22,7 +22,7 @@ import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { PACKAGE_ROOT } from '../../src/common/paths';
 import { buildInitramfs, MOUNT_TAG } from './initramfs';
-import { DEFAULT_SERIES, fetchKernel, newestPackage, type Kernel } from './kernels';
+import { DEFAULT_SERIES, fetchKernel, newestPackage, pruneSeries, type Kernel } from './kernels';
 
 const TIMEOUT_S = Number(process.env.HEADERTAP_KERNEL_TIMEOUT_S ?? 600);
 const LOG_DIR = process.env.HEADERTAP_KERNEL_LOGS ?? path.join(tmpdir(), 'headertap-kernels');
@@ -39,6 +39,8 @@ interface Outcome {
   readyMs?: number;
   /** What the ready line said about the kernel's features. */
   features?: string;
+  /** How many programs loaded and their size after the kernel's rewrite and JIT. */
+  programs?: string;
   totalS: number;
   why?: string;
   log: string;
@@ -77,6 +79,7 @@ function bootGuest(k: Kernel): Promise<Outcome> {
       OTEL_EXPORTER_OTLP_TIMEOUT: '60000',
       HT_GUEST_KERNEL: `${k.pkg} ${k.version}`,
       HT_GUEST_EXPECT_FEATURES: expectedFeatures(k).join(','),
+      ...(BENCH && process.env.HT_BENCH_BASE ? { HT_BENCH_BASE: process.env.HT_BENCH_BASE } : {}),
     },
     timeoutS: TIMEOUT_S - 30,
   });
@@ -109,6 +112,7 @@ function bootGuest(k: Kernel): Promise<Outcome> {
       result.output.push(line);
       if ((m = /^# ht-kernel ready_ms (\d+)/.exec(line))) result.readyMs = Number(m[1]);
       if ((m = /^# ht-kernel features (.*)/.exec(line))) result.features = m[1];
+      if ((m = /^# ht-kernel programs (.*)/.exec(line))) result.programs = m[1];
     }
   };
   createInterface({ input: qemu.stdout }).on('line', onLine);
@@ -138,7 +142,7 @@ function report(r: Outcome): void {
   process.stdout.write(
     `${r.pass ? 'PASS' : 'FAIL'} ${r.kernel.pkg} ${r.kernel.version} (${r.kernel.release}): ` +
       `boot ${fmt(r.bootS, 's')}, ready ${fmt(r.readyMs === undefined ? undefined : r.readyMs / 1000, 's')}, total ${fmt(r.totalS, 's')}` +
-      `${r.features ? `; ${r.features}` : ''}\n`,
+      `${r.features ? `; ${r.features}` : ''}${r.programs ? `; programs ${r.programs}` : ''}\n`,
   );
   if (BENCH) for (const l of r.output) process.stdout.write(`  | ${l}\n`);
   if (r.pass) return;
@@ -175,6 +179,7 @@ async function main(): Promise<number> {
         return 2;
       }
     }
+    pruneSeries(w, k);
     process.stdout.write(`kernel ${k.pkg} ${k.version} ready in ${((Date.now() - t0) / 1000).toFixed(1)} s (cache ${k.root})\n`);
     kernels.push(k);
   }
