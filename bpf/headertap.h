@@ -74,6 +74,10 @@
 #define HT_TLS_FN_SSL_READ_EX 8
 #define HT_TLS_FN_SSL_FREE 16
 
+/* Kernel features the loader found (ht_ready_event.features); none is needed. */
+#define HT_KF_KPROBES 1  /* kprobes can be attached (a kprobe PMU); headertap uses none */
+#define HT_KF_BPF_LOOP 2 /* the bpf_loop helper (5.17+); the copy uses tail calls either way */
+
 /* Counter indices in the per-CPU ht_counters map; the loader sums CPUs. */
 #define HT_CNT_DATA_EVENTS 0  /* data events written to the ring buffer */
 #define HT_CNT_CLOSE_EVENTS 1 /* close events written to the ring buffer */
@@ -157,7 +161,7 @@ struct ht_ready_event {
 	__u32 max_data;           /* bytes copied per syscall at most (--copy-bytes) */
 	__u32 ringbuf_bytes;
 	__u32 ncpus;
-	__u32 _pad1;
+	__u32 features; /* HT_KF_* bits */
 };
 
 /* Written by the loader once a second and at exit: totals since start. */

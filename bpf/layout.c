@@ -67,6 +67,7 @@ int main(void)
 	FIELD(ht_ready_event, max_data);
 	FIELD(ht_ready_event, ringbuf_bytes);
 	FIELD(ht_ready_event, ncpus);
+	FIELD(ht_ready_event, features);
 	first = 0;
 	printf("}},\"ht_stats_event\":{\"size\":%zu,\"fields\":{", sizeof(struct ht_stats_event));
 	FIELD(ht_stats_event, kind);
@@ -111,6 +112,8 @@ int main(void)
 	CONST(HT_TLS_FN_SSL_WRITE_EX);
 	CONST(HT_TLS_FN_SSL_READ_EX);
 	CONST(HT_TLS_FN_SSL_FREE);
+	CONST(HT_KF_KPROBES);
+	CONST(HT_KF_BPF_LOOP);
 	CONST(HT_CNT_DATA_EVENTS);
 	CONST(HT_CNT_CLOSE_EVENTS);
 	CONST(HT_CNT_RINGBUF_LOST);

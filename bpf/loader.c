@@ -537,6 +537,23 @@ static void check_kernel(void)
 		die(EXIT_ENV, "kernel has no BPF ring buffer; headertap needs Linux 5.8 or newer");
 }
 
+/*
+ * What the kernel offers beyond what headertap needs, for the ready line
+ * (HT_KF_*): nothing here changes what is loaded, it tells a user (and the
+ * kernel matrix, test/kernels) which kernel the agent found.
+ */
+static __u32 kernel_features(void)
+{
+	__u32 f = 0;
+
+	/* libbpf attaches kprobes through this PMU; a kernel without CONFIG_KPROBE_EVENTS has none. */
+	if (!access("/sys/bus/event_source/devices/kprobe/type", R_OK))
+		f |= HT_KF_KPROBES;
+	if (libbpf_probe_bpf_helper(BPF_PROG_TYPE_TRACEPOINT, BPF_FUNC_loop, NULL) == 1)
+		f |= HT_KF_BPF_LOOP;
+	return f;
+}
+
 /* Settings fixed at load, between open and load. */
 static void set_rodata(struct headertap_bpf *skel)
 {
@@ -942,6 +959,7 @@ int main(int argc, char **argv)
 	ready.max_data = env.copy_bytes;
 	ready.ringbuf_bytes = env.ringbuf_kb * 1024;
 	ready.ncpus = ncpus;
+	ready.features = kernel_features();
 	write_frame(&ready, sizeof(ready));
 	fflush(stdout);
 

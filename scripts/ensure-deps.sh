@@ -4,6 +4,7 @@
 #   ensure_root "$0" "$@"  re-runs the calling script as root (through sudo)
 #   ensure_deps build      toolchain + npm packages + build
 #   ensure_deps test       the same, plus what the tests drive (nginx, curl, python3)
+#                          and the kernel matrix needs (qemu, busybox, cpio)
 # Everything these functions print goes to stderr: stdout belongs to the
 # program the script runs (`start.sh --format jsonl | jq .` must parse).
 set -euo pipefail
@@ -35,6 +36,9 @@ ensure_root() {
 
 BUILD_PACKAGES=(clang llvm libbpf-dev libelf-dev zlib1g-dev make gcc libc6-dev pkg-config)
 TEST_PACKAGES=(nginx-light curl python3 python3-grpcio iproute2 openssl nghttp2-client util-linux systemd wrk sudo)
+# The kernel matrix (npm run test:kernels): Debian's kernels booted under qemu
+# with a busybox initramfs (test/kernels/).
+KERNEL_TEST_PACKAGES=(qemu-system-x86 busybox-static cpio xz-utils)
 
 missing_packages() {
   local p
@@ -102,7 +106,7 @@ _ensure_deps() {
   local what="${1:-build}" pkgs
   ensure_node
   pkgs=("${BUILD_PACKAGES[@]}")
-  [ "$what" = test ] && pkgs+=("${TEST_PACKAGES[@]}")
+  [ "$what" = test ] && pkgs+=("${TEST_PACKAGES[@]}" "${KERNEL_TEST_PACKAGES[@]}")
   mapfile -t missing < <(missing_packages "${pkgs[@]}")
   [ "${#missing[@]}" -eq 0 ] || apt_install "${missing[@]}"
   ensure_bpftool

@@ -1,10 +1,11 @@
 import { diag, DiagLogLevel } from '@opentelemetry/api';
+import { release } from 'node:os';
 import { setGlobalErrorHandler } from '@opentelemetry/core';
 import { EnvironmentError, LoaderError, UsageError } from '../common/errors';
 import type { Log } from '../common/log';
 import { LOADER_PATH } from '../common/paths';
 import { ConnectionTracker, type ConnectionFilter } from '../http';
-import { ExchangeMapper, LiveRules, LogPipeline, resolveExportTarget, SelfMetrics, SpanPipeline, Spool, type CaptureRules, type ExportTarget } from '../otel';
+import { ExchangeMapper, LiveRules, LogPipeline, loadSelfMetrics, loadSpanPipeline, resolveExportTarget, Spool, type CaptureRules, type ExportTarget } from '../otel';
 import { OtlpReceiver } from '../receiver';
 import {
   LoaderSource,
@@ -15,6 +16,7 @@ import {
   readRecording,
   SupervisedSource,
   describeFilters,
+  describeKernel,
   sameFilters,
   type CaptureFilters,
   type EventSource,
@@ -247,7 +249,7 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
     ...(opts.console ? { console: out } : {}),
     delivery: { maxRecords: opts.bufferRecords, maxBytes: opts.bufferBytes, maxRequestBytes: opts.maxRequestBytes, ...(spool ? { spool } : {}) },
   });
-  const spans = traceTarget ? new SpanPipeline({ target: traceTarget, ...agent, log }) : undefined;
+  const spans = traceTarget ? new (loadSpanPipeline())({ target: traceTarget, ...agent, log }) : undefined;
   const clock = new MonotonicClock();
   const processes = new ProcessInfoCache({ commandLine: opts.processCommandLine });
   const mapper = new ExchangeMapper({
@@ -443,13 +445,14 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
   const protocolName = target.protocol === 'grpc' ? 'OTLP/gRPC' : 'OTLP/HTTP (protobuf)';
   const what = tls ? 'HTTP/1.x and HTTP/2 over TCP and TLS' : 'HTTP/1.x and HTTP/2 over TCP';
   const capturing = payload ? `replaying ${opts.replay}` : `capturing ${what} on ${ready.ncpus} CPUs (loader pid ${ready.loaderPid})`;
+  const kernelPart = payload ? '' : `; ${describeKernel(ready, release(), Boolean(tls))}`;
   const spansTo = traceTarget ? `, spans to ${traceTarget.url}` : '';
   // Watching before saying ready: a change made right after the ready line is seen.
   const watcher = reloader ? watchConfig(from.configFile!, () => void reloader.reload('file change'), log) : undefined;
   hangup.ready();
   stderrLine(
     io,
-    `headertap ready: ${capturing}; exporting ${protocolName} to ${target.url}${spansTo}${receiver ? ' (embedded receiver)' : ''}; filters: ${describeFilters(filters)}; rules ${digest()}${from.configFile ? ` (following ${from.configFile})` : ''}`,
+    `headertap ready: ${capturing}; exporting ${protocolName} to ${target.url}${spansTo}${receiver ? ' (embedded receiver)' : ''}; filters: ${describeFilters(filters)}; rules ${digest()}${from.configFile ? ` (following ${from.configFile})` : ''}${kernelPart}`,
   );
 
   const sweep = setInterval(() => tracker.evictIdle(lastNs - IDLE_CONNECTION_NS), IDLE_SWEEP_MS);
@@ -458,7 +461,7 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
     opts.statsInterval > 0 ? setInterval(() => stderrLine(io, `headertap stats: ${summary()}`), opts.statsInterval * 1000) : undefined;
   statsTimer?.unref();
   const selfMetrics = opts.selfMetrics
-    ? new SelfMetrics({
+    ? new (loadSelfMetrics())({
         target: resolveExportTarget(exportFlags, io.env, 'metrics'),
         ...agent,
         intervalMs: (opts.statsInterval || 60) * 1000,

@@ -88,6 +88,7 @@ function decodeReady(frame: Buffer): ReadyEvent | DecodeProblem {
     maxData: frame.readUInt32LE(f.max_data[0]),
     ringbufBytes: frame.readUInt32LE(f.ringbuf_bytes[0]),
     ncpus: frame.readUInt32LE(f.ncpus[0]),
+    features: frame.readUInt32LE(f.features[0]),
   };
 }
 

@@ -9,3 +9,4 @@ export { formatAddress, isV4Mapped } from './decode';
 export { LOADER_LIMITS } from './layout';
 export { TlsTargets } from './tls-targets';
 export { describeFilters, sameFilters, type CaptureFilters } from './filters';
+export { describeKernel } from './kernel';

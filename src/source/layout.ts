@@ -52,6 +52,7 @@ export const LAYOUT = {
       max_data: [16, 4],
       ringbuf_bytes: [20, 4],
       ncpus: [24, 4],
+      features: [28, 4],
     },
   },
   ht_stats_event: {
@@ -99,6 +100,8 @@ export const CONSTANTS = {
   HT_TLS_FN_SSL_WRITE_EX: 4,
   HT_TLS_FN_SSL_READ_EX: 8,
   HT_TLS_FN_SSL_FREE: 16,
+  HT_KF_KPROBES: 1,
+  HT_KF_BPF_LOOP: 2,
   HT_CNT_DATA_EVENTS: 0,
   HT_CNT_CLOSE_EVENTS: 1,
   HT_CNT_RINGBUF_LOST: 2,

@@ -77,6 +77,8 @@ export interface ReadyEvent {
   maxData: number;
   ringbufBytes: number;
   ncpus: number;
+  /** HT_KF_* bits: what the kernel offers beyond what headertap needs. */
+  features: number;
 }
 
 /** Kernel-side counter totals since the loader started. */

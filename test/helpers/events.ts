@@ -124,7 +124,7 @@ export class ConnectionSim {
   }
 }
 
-export function readyFrame(offsetNs = 1_700_000_000_000_000_000n): Buffer {
+export function readyFrame(offsetNs = 1_700_000_000_000_000_000n, features = 0): Buffer {
   const f = Buffer.alloc(LAYOUT.ht_ready_event.size);
   f[0] = C.HT_EV_READY;
   f[1] = C.HT_LAYOUT_VERSION;
@@ -133,6 +133,7 @@ export function readyFrame(offsetNs = 1_700_000_000_000_000_000n): Buffer {
   f.writeUInt32LE(C.HT_MAX_DATA, 16);
   f.writeUInt32LE(1 << 24, 20);
   f.writeUInt32LE(2, 24);
+  f.writeUInt32LE(features, 28);
   return f;
 }
 

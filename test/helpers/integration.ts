@@ -144,6 +144,9 @@ export function background(t: TestContext, cmd: string, args: string[], env?: No
   return Object.assign(child, { output: () => out });
 }
 
+/** How long startAgent waits for the ready line (longer in an emulated guest: test/kernels). */
+const READY_TIMEOUT_MS = Number(process.env.HT_TEST_READY_TIMEOUT_MS ?? 30000);
+
 export interface Agent {
   pid: number;
   stderr(): string;
@@ -180,7 +183,7 @@ export function startAgent(t: TestContext, args: string[], env: NodeJS.ProcessEn
     }
   });
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`agent not ready after 30 s; stderr:\n${stderr}`)), 30000);
+    const timer = setTimeout(() => reject(new Error(`agent not ready after ${READY_TIMEOUT_MS / 1000} s; stderr:\n${stderr}`)), READY_TIMEOUT_MS);
     child.stderr.on('data', (c: Buffer) => {
       stderr += c.toString();
       if (/^headertap ready/m.test(stderr)) {

@@ -7,6 +7,8 @@
  * Not covered here: TLS, HTTP/2 (later issues); throughput (test/bench).
  */
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { release } from 'node:os';
 import { describe, it } from 'node:test';
 import type { FlatRecord } from '../../src/common/flat-record';
 import { capture, headers } from '../helpers/capture';
@@ -97,11 +99,19 @@ while s.recv(65536):
     pass
 `;
 
+function ready(stderr: string): string {
+  return /^headertap ready: .*$/m.exec(stderr)?.[0] ?? assert.fail(`no ready line:\n${stderr}`);
+}
+
 describe('capture: HTTP/1.x over TCP with real eBPF', () => {
   it('curl -> nginx: a client record from curl and a server record from nginx', async (t) => {
     if (!requireEbpf(t)) return;
     const nginx = await startNginx(t);
     const cap = await capture(t, [nginx.port]);
+    // The ready line names this kernel and what the loader found (test/kernels checks stock kernels against their config).
+    const kprobes = existsSync('/sys/bus/event_source/devices/kprobe/type') ? 'yes' : 'no';
+    const kernel = ready(cap.agent.stderr()).split('; kernel ')[1];
+    assert.equal(kernel, `${release()} (attach: tracepoints, uprobes; kprobes: ${kprobes}; bpf_loop: yes)`);
     const curl = await run('curl', ['-sS', '-H', 'X-Custom: hello', `http://127.0.0.1:${nginx.port}/path/x?q=1&r=2`]);
     assert.equal(curl.code, 0, curl.stderr);
     await cap.sink.waitFor((rs) => rs.length >= 2, 15000, 'client and server records');

@@ -1,0 +1,173 @@
+/**
+ * What runs inside each kernel of the matrix (test/kernels/run.ts boots it):
+ * one headertap agent exporting OTLP/gRPC to a real receiver in this
+ * process, and four kinds of traffic on 127.0.0.1, each checked on the
+ * decoded records of both ends:
+ *   - plain HTTP/1.1: curl -> a node http server (syscall tracepoints)
+ *   - TLS through libssl: curl https -> a node https server (uprobes on
+ *     libssl.so for curl, on the OpenSSL inside /usr/bin/node for the server)
+ *   - node's built-in TLS: a node https client -> the same server
+ *   - HTTP/2 over TLS (h2 by ALPN): a node http2 client -> a node http2 server
+ * Prints `# ht-kernel ready_ms N` (agent start to its ready line) and
+ * `# ht-kernel features ...` (from the ready line) for run.ts. When the agent
+ * does not start, runs it again with --verbose and prints libbpf's output
+ * (the verifier log). Not covered here: nginx, python, gRPC and the other
+ * integration tests' cases, which run on the host's kernel.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { it, type TestContext } from 'node:test';
+import type { FlatRecord } from '../../src/common/flat-record';
+import { capture, headers } from '../helpers/capture';
+import { HEADERTAP, attr, byPid, makeCertificate, run } from '../helpers/integration';
+
+/** Three servers in one process; prints their ports as JSON once listening. */
+const SERVERS = `
+const fs = require('fs'), http = require('http'), https = require('https'), http2 = require('http2');
+const [cert, key] = process.argv.slice(1).map((f) => fs.readFileSync(f));
+const handler = (req, res) => {
+  res.setHeader('x-kernel-server', String(req.headers['x-kernel-test'] ?? ''));
+  res.end('hi ' + req.url);
+};
+const servers = [http.createServer(handler), https.createServer({ cert, key }, handler), http2.createSecureServer({ cert, key }, handler)];
+Promise.all(servers.map((s) => new Promise((r) => s.listen(0, '127.0.0.1', r)))).then(() =>
+  console.log(JSON.stringify(servers.map((s) => s.address().port))));
+`;
+
+/** node's own TLS (https.get), then HTTP/2 over TLS, one after the other. */
+const CLIENT = `
+const https = require('https'), http2 = require('http2');
+const [tlsPort, h2Port] = process.argv.slice(1).map(Number);
+https.get({ host: '127.0.0.1', port: tlsPort, path: '/node-tls?k=1', rejectUnauthorized: false, headers: { 'x-kernel-test': 'node-tls' } }, (res) => {
+  res.resume();
+  res.on('end', () => {
+    if (res.statusCode !== 200) process.exit(1);
+    const c = http2.connect('https://127.0.0.1:' + h2Port, { rejectUnauthorized: false });
+    const r = c.request({ ':path': '/h2?k=1', 'x-kernel-test': 'h2' });
+    r.on('response', (h) => { if (h[':status'] !== 200) process.exit(2); });
+    r.resume();
+    r.on('end', () => c.close());
+  });
+});
+`;
+
+/** A background child killed when the test ends; resolves with its first stdout line. */
+function startServers(t: TestContext, cert: string, key: string): Promise<{ pid: number; ports: number[] }> {
+  const child = spawn(process.execPath, ['-e', SERVERS, cert, key], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => child.kill('SIGKILL'));
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+      if (out.includes('\n')) resolve({ pid: child.pid!, ports: JSON.parse(out) as number[] });
+    });
+    child.once('exit', (code) => reject(new Error(`the servers exited (${code}) before listening`)));
+  });
+}
+
+/** The agent again with --verbose, briefly, to show why it cannot load (libbpf's log, the verifier's). */
+async function verboseStart(): Promise<string> {
+  const r = await run(process.execPath, [HEADERTAP, 'run', '--verbose', '--endpoint', 'http://127.0.0.1:9', '--port', '9'], { timeoutMs: 120000 });
+  return r.stderr;
+}
+
+interface Case {
+  name: string;
+  path: string;
+  scheme: 'http' | 'https';
+  version: '1.1' | '2';
+  clientPid: number;
+}
+
+function check(records: FlatRecord[], c: Case, serverPid: number): void {
+  const mine = records.filter((r) => attr(r, 'url.path') === c.path);
+  const client = byPid(mine, c.clientPid);
+  const server = byPid(mine, serverPid);
+  assert.equal(client.length, 1, `${c.name}: one client record (got ${client.length})`);
+  assert.equal(server.length, 1, `${c.name}: one server record (got ${server.length})`);
+  for (const [r, role] of [
+    [client[0], 'client'],
+    [server[0], 'server'],
+  ] as const) {
+    assert.equal(attr(r, 'headertap.role'), role, c.name);
+    assert.equal(r.body, `GET ${c.path} -> 200`, c.name);
+    assert.equal(attr(r, 'url.scheme'), c.scheme, `${c.name} ${role}: url.scheme`);
+    assert.equal(attr(r, 'url.query'), 'k=1', `${c.name} ${role}: url.query`);
+    assert.equal(attr(r, 'network.protocol.version'), c.version, `${c.name} ${role}: network.protocol.version`);
+    assert.equal(attr(r, 'http.response.status_code'), 200, c.name);
+    assert.deepEqual(headers(r, 'request', 'x-kernel-test'), [c.name], `${c.name} ${role}: request header`);
+    assert.deepEqual(headers(r, 'response', 'x-kernel-server'), [c.name], `${c.name} ${role}: response header`);
+  }
+  assert.equal(attr(client[0], 'network.local.port'), attr(server[0], 'network.peer.port'), `${c.name}: one connection`);
+}
+
+it(`headertap on ${process.env.HT_GUEST_KERNEL ?? 'this kernel'}: plain HTTP, TLS via libssl, node TLS, HTTP/2`, async (t) => {
+  process.stdout.write(`# ht-kernel uname ${readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim()}\n`);
+  const dir = mkdtempSync(path.join(tmpdir(), 'ht-kernel-'));
+  const { cert, key } = makeCertificate(dir);
+  const servers = await startServers(t, cert, key);
+  const [plainPort, tlsPort, h2Port] = servers.ports;
+
+  const t0 = Date.now();
+  let cap: Awaited<ReturnType<typeof capture>>;
+  try {
+    cap = await capture(t, servers.ports);
+  } catch (err) {
+    process.stdout.write(`# the agent did not start; again with --verbose:\n${(await verboseStart()).replace(/^/gm, '# ')}\n`);
+    throw err;
+  }
+  process.stdout.write(`# ht-kernel ready_ms ${Date.now() - t0}\n`);
+  const ready = /^headertap ready.*$/m.exec(cap.agent.stderr())![0];
+  process.stdout.write(`# ${ready}\n`);
+  const kernel = /; kernel (\S+) \(([^)]*)\)$/.exec(ready);
+  assert.ok(kernel, `the ready line names the kernel and its features: ${ready}`);
+  process.stdout.write(`# ht-kernel features ${kernel[2]}\n`);
+  assert.equal(kernel[1], readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim());
+  // What the kernel's own config says it has (run.ts reads it from the package).
+  for (const want of (process.env.HT_GUEST_EXPECT_FEATURES ?? '').split(',').filter(Boolean)) {
+    assert.ok(kernel[2].split('; ').includes(want), `ready line says ${want}: ${ready}`);
+  }
+
+  // For comparing kernels: how big the verified programs came out (the kernel rewrites and JITs them).
+  const progs = await run('bpftool', ['-j', 'prog', 'show']);
+  if (progs.code === 0) {
+    const mine = (JSON.parse(progs.stdout) as { name?: string; bytes_xlated?: number; bytes_jited?: number }[]).filter((p) => p.name?.startsWith('ht_'));
+    const sum = (k: 'bytes_xlated' | 'bytes_jited') => mine.reduce((n, p) => n + (p[k] ?? 0), 0);
+    process.stdout.write(`# ht-kernel programs ${mine.length}, ${sum('bytes_xlated')} bytes translated, ${sum('bytes_jited')} bytes jited\n`);
+  }
+
+  const plain = await run('curl', ['-sS', '-H', 'X-Kernel-Test: plain', `http://127.0.0.1:${plainPort}/plain?k=1`]);
+  assert.equal(plain.code, 0, plain.stderr);
+  const libssl = await run('curl', ['-sSk', '--http1.1', '-H', 'X-Kernel-Test: libssl', `https://127.0.0.1:${tlsPort}/libssl?k=1`]);
+  assert.equal(libssl.code, 0, libssl.stderr);
+  const node = await run(process.execPath, ['-e', CLIENT, String(tlsPort), String(h2Port)]);
+  assert.equal(node.code, 0, node.stderr);
+
+  const cases: Case[] = [
+    { name: 'plain', path: '/plain', scheme: 'http', version: '1.1', clientPid: plain.pid },
+    { name: 'libssl', path: '/libssl', scheme: 'https', version: '1.1', clientPid: libssl.pid },
+    { name: 'node-tls', path: '/node-tls', scheme: 'https', version: '1.1', clientPid: node.pid },
+    { name: 'h2', path: '/h2', scheme: 'https', version: '2', clientPid: node.pid },
+  ];
+  // Waits for two records of each case; a timeout names every record received.
+  await cap.sink.waitFor((rs) => cases.every((c) => rs.filter((r) => attr(r, 'url.path') === c.path).length >= 2), 60000, 'two records per case');
+  const records = await cap.finish();
+  try {
+    for (const c of cases) check(records, c, servers.pid);
+    assert.equal(records.length, 2 * cases.length, 'nothing else was recorded');
+  } catch (err) {
+    // What was recorded, one line each, and the agent's totals.
+    for (const r of records) {
+      const a = (k: string) => String(attr(r, k));
+      process.stdout.write(
+        `# record pid ${String(r.resource['process.pid'])} ${a('headertap.role')} ${String(r.body)} v${a('network.protocol.version')} ${a('url.scheme')} ` +
+          `local ${a('network.local.port')} peer ${a('network.peer.port')} at ${r.time} duration ${a('headertap.duration_ns')} truncated ${a('headertap.truncated')}\n`,
+      );
+    }
+    process.stdout.write(`${cap.stderr().replace(/^/gm, '# ')}\n`);
+    throw err;
+  }
+});
