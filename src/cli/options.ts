@@ -9,6 +9,10 @@ import {
   OTLP_COMPRESSIONS,
   resolveRedactGlobs,
   type OtlpCompression,
+  compileRoutePattern,
+  DEFAULT_MAX_ROUTES,
+  MAX_ROUTE_RULES,
+  type RouteRule,
   type ScopedList,
   type ScopedRule,
   type WorkloadMatch,
@@ -67,6 +71,10 @@ export interface RunOptions {
   ringbufKb: number;
   /** Header rules for some workloads (config file only: `rules:`). */
   rules: ScopedRule[];
+  /** Route patterns per workload (config file only: `routes:`). */
+  routes: RouteRule[];
+  /** Distinct routes per workload at most. */
+  maxRoutes: number;
 }
 
 type Parser<T> = (raw: unknown, where: string) => T;
@@ -263,6 +271,42 @@ const SCOPED_KEYS: Record<string, ScopedList> = {
 };
 const MATCH_KEYS = ['service-name', 'executable', 'cgroup', 'port'] as const;
 
+/** A rule's `match:` (`at(key)` names a key under the rule). */
+function workloadMatch(raw: unknown, at: (key: string) => string): WorkloadMatch {
+  const mm = mapping(raw, at('match'), MATCH_KEYS);
+  const match: WorkloadMatch = {};
+  const given = (key: string) => mm[key] !== undefined && mm[key] !== null;
+  const under = (key: string) => at(`match.${key}`);
+  if (given('service-name')) match.serviceNames = list(workloadName)(mm['service-name'], under('service-name'));
+  if (given('executable')) match.executables = list(workloadName)(mm.executable, under('executable'));
+  if (given('cgroup')) match.cgroups = list(cgroupScope, false)(mm.cgroup, under('cgroup'));
+  if (given('port')) match.ports = list(integer(1, 65535, 'port'))(mm.port, under('port'));
+  if (!Object.values(match).some((v) => (v as readonly unknown[]).length > 0)) {
+    throw new UsageError(`${at('match')}: names no workload; give service-name, executable, cgroup or port`);
+  }
+  return match;
+}
+
+/** `routes:` in the config file: a list of {match (optional), patterns} (README, "Routes"). */
+const routeRules: Parser<RouteRule[]> = (raw, where) => {
+  if (!Array.isArray(raw)) throw new UsageError(`${where}: expected a list of route rules, e.g. "- patterns: [/api/items/{id}]"`);
+  if (raw.length > MAX_ROUTE_RULES) throw new UsageError(`${where}: ${raw.length} route rules; at most ${MAX_ROUTE_RULES}`);
+  const at = (i: number, key?: string) => where.replace(/'([^']*)'$/, (_, k: string) => `'${k}[${i}]${key ? `.${key}` : ''}'`);
+  return raw.map((item, i) => {
+    const m = mapping(item, at(i), ['match', 'patterns']);
+    const patterns = list(str, false)(m.patterns ?? [], at(i, 'patterns'));
+    if (patterns.length === 0) throw new UsageError(`${at(i)}: needs 'patterns', a list of routes such as /api/items/{id}`);
+    for (const p of patterns) {
+      try {
+        compileRoutePattern(p);
+      } catch (err) {
+        throw new UsageError(`${at(i, 'patterns')}: ${(err as Error).message}; e.g. /api/items/{id} or /static/**`);
+      }
+    }
+    return m.match === undefined || m.match === null ? { patterns } : { match: workloadMatch(m.match, (key) => at(i, key)), patterns };
+  });
+};
+
 /** `rules:` in the config file: a list of {match, <header lists>} (README, "Rules per workload"). */
 const scopedRules: Parser<ScopedRule[]> = (raw, where) => {
   if (!Array.isArray(raw)) throw new UsageError(`${where}: expected a list of rules, each with a 'match' and header lists, e.g. "- match: {service-name: payments}"`);
@@ -273,18 +317,7 @@ const scopedRules: Parser<ScopedRule[]> = (raw, where) => {
     if (m.match === undefined || m.match === null) {
       throw new UsageError(`${at(i)}: needs a 'match' naming the workloads (${MATCH_KEYS.join(', ')})`);
     }
-    const mm = mapping(m.match, at(i, 'match'), MATCH_KEYS);
-    const match: WorkloadMatch = {};
-    const given = (key: string) => mm[key] !== undefined && mm[key] !== null;
-    const under = (key: string) => at(i, `match.${key}`);
-    if (given('service-name')) match.serviceNames = list(workloadName)(mm['service-name'], under('service-name'));
-    if (given('executable')) match.executables = list(workloadName)(mm.executable, under('executable'));
-    if (given('cgroup')) match.cgroups = list(cgroupScope, false)(mm.cgroup, under('cgroup'));
-    if (given('port')) match.ports = list(integer(1, 65535, 'port'))(mm.port, under('port'));
-    if (!Object.values(match).some((v) => (v as readonly unknown[]).length > 0)) {
-      throw new UsageError(`${at(i, 'match')}: names no workload; give service-name, executable, cgroup or port`);
-    }
-    const rule: ScopedRule = { match };
+    const rule: ScopedRule = { match: workloadMatch(m.match, (key) => at(i, key)) };
     for (const [key, prop] of Object.entries(SCOPED_KEYS)) {
       if (m[key] !== undefined && m[key] !== null) rule[prop] = list(glob)(m[key], at(i, key));
     }
@@ -609,6 +642,23 @@ export const RUN_OPTIONS: OptionSpec[] = [
     live: true,
     parse: scopedRules,
     default: [],
+  },
+  {
+    key: 'routes',
+    prop: 'routes',
+    help: 'route patterns (http.route) for some or all workloads: a list of {match (optional): {service-name, executable, cgroup, port}, patterns: [/api/items/{id}, …]}',
+    live: true,
+    parse: routeRules,
+    default: [],
+  },
+  {
+    key: 'max-routes',
+    live: true,
+    prop: 'maxRoutes',
+    flag: '--max-routes <N>',
+    help: `distinct routes (http.route) per workload at most; more go to one ${'/**'} route and are counted (default: ${DEFAULT_MAX_ROUTES})`,
+    parse: integer(1, 100_000, 'route count'),
+    default: DEFAULT_MAX_ROUTES,
   },
 ];
 

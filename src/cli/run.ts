@@ -4,7 +4,7 @@ import { EnvironmentError, LoaderError, UsageError } from '../common/errors';
 import type { Log } from '../common/log';
 import { LOADER_PATH } from '../common/paths';
 import { ConnectionTracker, type ConnectionFilter } from '../http';
-import { ExchangeMapper, LiveRules, LogPipeline, resolveExportTarget, SelfMetrics, SpanPipeline, Spool, type CaptureRules, type ExportTarget } from '../otel';
+import { ExchangeMapper, LiveRoutes, LiveRules, LogPipeline, Routes, resolveExportTarget, SelfMetrics, SpanPipeline, Spool, type CaptureRules, type ExportTarget } from '../otel';
 import { OtlpReceiver } from '../receiver';
 import {
   LoaderSource,
@@ -86,6 +86,15 @@ function checkRecordPath(file: string): void {
   } catch (err) {
     if (!(err instanceof PathProblem)) throw err;
     throw new UsageError(`cannot write --record ${file}: ${err.message}; create the directory or choose another path`);
+  }
+}
+
+/** The route rules of a run (`routes:`, --max-routes); patterns were checked when the options were read. */
+function routesOf(opts: RunOptions, counters: { overflowed: number }): Routes {
+  try {
+    return new Routes({ rules: opts.routes, maxRoutes: opts.maxRoutes }, counters);
+  } catch (err) {
+    throw new UsageError(`routes: ${(err as Error).message}`);
   }
 }
 
@@ -205,6 +214,9 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
   /** The header rules in force: swapped whole by a reload (the mapper asks once per record). */
   const rules = new LiveRules(initialRules.rules);
   let hashKey = initialRules.hashKey;
+  /** Route patterns in force and the --max-routes cap: swapped whole by a reload, counters kept. */
+  const routeCounters = { overflowed: 0 };
+  const routes = new LiveRoutes(routesOf(opts, routeCounters));
   if (opts.record) checkRecordPath(opts.record);
   const payload = opts.replay ? readRecording(opts.replay) : undefined;
   /** The kernel filters in force (a reload changes them once the loader did). */
@@ -256,6 +268,7 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
     processInfo: (pid, comm) => processes.get(pid, comm),
     workloads,
     maxAttributes: opts.maxAttributes,
+    routes,
   });
   const cgroupMount = cgroup2Mount();
   /** Exchanges that were OTLP exports of headertap agents (src/cli/own-exports.ts), not recorded. */
@@ -381,6 +394,11 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
       },
     } satisfies LivePart<{ rules: CaptureRules; hashKey?: Buffer }>,
     {
+      keys: ['routes', 'max-routes'],
+      prepare: (next) => routesOf(next, routeCounters),
+      commit: (next: Routes) => routes.swap(next),
+    } satisfies LivePart<Routes>,
+    {
       keys: ['max-header-bytes'],
       prepare: (next) => next.maxHeaderBytes,
       commit: (bytes: number) => {
@@ -418,6 +436,7 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
     loaderRestarts: supervised?.restarts ?? 0,
     config: { digest: digest(), reloads: reloader?.reloads ?? 0, failures: reloader?.failures ?? 0 },
     agentExports,
+    routes: routeCounters,
   });
   /** The totals line, with the spans' when --emit-spans is on. */
   const summary = (): string => `${summaryLine(parts())}${spans ? `; ${spans.summary()}` : ''}`;

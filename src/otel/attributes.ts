@@ -27,6 +27,7 @@ import { GRPC_ATTRIBUTES, addGrpcAttributes, grpcStatusIsError, grpcStatusName }
 import { HeaderAction, type HeaderRules, type HeaderSide } from './headers';
 import type { AttributeList, AttributeValue, ExchangeRecord } from './record';
 import type { RulesFor } from './scoped-rules';
+import { ATTR_HTTP_ROUTE, ATTR_URL_TEMPLATE, routeAttribute, type RoutesFor } from './routes';
 import { redactHeaderValue, redactQuery } from './redact';
 import { TRACE_CONTEXT_HEADERS, extractSpanContext } from './trace-context';
 import { WorkloadResources, type WorkloadOptions } from './workloads';
@@ -86,6 +87,8 @@ const RECORD_KEYS = new Set<string>([
   ATTR_HT_TRUNCATED,
   ATTR_HT_TRUNCATED_REASON,
   ATTR_HT_UNANSWERED_REASON,
+  ATTR_HTTP_ROUTE,
+  ATTR_URL_TEMPLATE,
   ...GRPC_ATTRIBUTES,
 ]);
 
@@ -105,6 +108,8 @@ export interface MapperOptions {
   workloads?: Omit<WorkloadOptions, 'isRecordKey'>;
   /** Attributes of a record together with its resource's at most (default DEFAULT_MAX_ATTRIBUTES). */
   maxAttributes?: number;
+  /** Routes per workload (src/otel/routes.ts); none: records have no route. */
+  routes?: RoutesFor;
 }
 
 export interface MapperCounters {
@@ -231,6 +236,9 @@ export class ExchangeMapper {
     if (req.method && method === '_OTHER') attrs.push(ATTR_HTTP_REQUEST_METHOD_ORIGINAL, req.method);
     const target = req.target ? splitTarget(req.target, req.method) : {};
     if (target.path !== undefined) attrs.push(ATTR_URL_PATH, target.path);
+    const workload = this.workloads.get(proc);
+    const route = target.path !== undefined ? this._opts.routes?.routeFor(proc, workload.resource, target.path, conn) : undefined;
+    if (route !== undefined) attrs.push(routeAttribute(ex.role), route);
     if (target.query !== undefined) attrs.push(ATTR_URL_QUERY, redactQuery(target.query, rules));
     attrs.push(ATTR_URL_SCHEME, req.scheme ?? (conn.tls ? 'https' : 'http'), ATTR_NETWORK_PROTOCOL_NAME, 'http', ATTR_NETWORK_PROTOCOL_VERSION, req.version);
     if (res?.status) attrs.push(ATTR_HTTP_RESPONSE_STATUS_CODE, res.status);
@@ -275,7 +283,6 @@ export class ExchangeMapper {
     this._addHeaders(attrs, 'request', req, serial, rules, decided);
     if (res) this._addHeaders(attrs, 'response', res, serial, rules, decided);
 
-    const workload = this.workloads.get(proc);
     let dropped = 0;
     if (workload.shadowed) attrs = withoutKeys(attrs, workload.shadowed);
     if ((attrs.length >> 1) + workload.attributeCount > this._maxAttributes) {
@@ -308,6 +315,7 @@ export class ExchangeMapper {
       grpcStatus: grpc?.status,
       durationNs,
       unanswered: ex.unanswered,
+      route,
     };
   }
 

@@ -7,3 +7,4 @@ export { Spool } from './spool';
 export { SelfMetrics, type AgentStats } from './self-metrics';
 export { SpanPipeline } from './spans';
 export { CaptureRules, LiveRules, MAX_SCOPED_RULES, type RulesFor, type ScopedList, type ScopedRule, type WorkloadMatch } from './scoped-rules';
+export { Routes, LiveRoutes, compileRoutePattern, heuristicRoute, DEFAULT_MAX_ROUTES, MAX_ROUTE_RULES, OVERFLOW_ROUTE, type RouteRule, type RouteCounters } from './routes';

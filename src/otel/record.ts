@@ -63,6 +63,8 @@ export interface ExchangeRecord extends LogRecordData<AttributeValue> {
   durationNs?: number;
   /** Why there is no response (headertap.unanswered_reason). */
   unanswered?: string;
+  /** The low-cardinality path (http.route on the server side, url.template on the client side; src/otel/routes.ts). */
+  route?: string;
 }
 
 /** The value of `key` in a list, or undefined. */

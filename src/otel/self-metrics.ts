@@ -66,6 +66,8 @@ export interface AgentStats {
   /** --config reloads that put new rules in force, and those refused (the rules in force stayed). */
   configReloads: number;
   configReloadFailures: number;
+  /** Records whose route became the overflow route `/**` (--max-routes). */
+  routesOverflowed: number;
 }
 
 class GrpcMetricExporter extends OTLPExporterBase<ResourceMetrics> implements PushMetricExporter {
@@ -180,6 +182,7 @@ export class SelfMetrics {
     counter('headertap.headers.invalid_values', 'header values holding NUL, CR or LF, which HTTP forbids (kept as sent)', '{value}', (s) => [[s.invalidHeaderValues]]);
     counter('headertap.loader.restarts', 'times the eBPF loader was restarted', '{restart}', (s) => [[s.loaderRestarts]]);
     counter('headertap.config.reloads', 'config file reloads put in force (file change or SIGHUP)', '{reload}', (s) => [[s.configReloads]]);
+    counter('headertap.routes.overflowed', 'records whose route went to the overflow route /** (--max-routes reached for their workload)', '{record}', (s) => [[s.routesOverflowed]]);
     counter('headertap.config.reload_failures', 'config file reloads refused: the rules in force stayed', '{reload}', (s) => [[s.configReloadFailures]]);
   }
 

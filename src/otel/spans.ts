@@ -109,11 +109,13 @@ class CountingSpanExporter implements SpanExporter {
 }
 
 /**
- * The span name HTTP semantic conventions give when no route is known:
- * the method, or "HTTP" for methods they do not name.
+ * The span name HTTP semantic conventions give: `{method} {route}` when the
+ * record has a route (http.route, url.template), else the method; "HTTP"
+ * for methods they do not name.
  */
-export function spanName(rec: Pick<ExchangeRecord, 'method'>): string {
-  return KNOWN_METHODS.has(rec.method) ? rec.method : 'HTTP';
+export function spanName(rec: Pick<ExchangeRecord, 'method' | 'route'>): string {
+  const method = KNOWN_METHODS.has(rec.method) ? rec.method : 'HTTP';
+  return rec.route !== undefined ? `${method} ${rec.route}` : method;
 }
 
 /**
