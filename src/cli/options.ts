@@ -13,6 +13,9 @@ import {
   DEFAULT_MAX_ROUTES,
   MAX_ROUTE_RULES,
   type RouteRule,
+  DEFAULT_CARDINALITY_LIMIT,
+  MAX_METRIC_HEADERS,
+  type MetricsTemporality,
   type ScopedList,
   type ScopedRule,
   type WorkloadMatch,
@@ -75,6 +78,16 @@ export interface RunOptions {
   routes: RouteRule[];
   /** Distinct routes per workload at most. */
   maxRoutes: number;
+  /** Export request duration histograms (--no-request-metrics turns them off). */
+  requestMetrics: boolean;
+  /** Absent: OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE, else cumulative. */
+  metricsTemporality?: MetricsTemporality;
+  /** Seconds between metric exports; absent: OTEL_METRIC_EXPORT_INTERVAL (ms), else 60. */
+  metricsInterval?: number;
+  /** Request headers whose values become metric attributes (lower case). */
+  metricHeaders: string[];
+  /** Series per metric and workload at most, the overflow series included. */
+  metricCardinalityLimit: number;
 }
 
 type Parser<T> = (raw: unknown, where: string) => T;
@@ -210,6 +223,15 @@ const glob: Parser<string> = (raw, where) => {
     throw new UsageError(`${where} '${s}' is not a header-name glob; use letters, digits, '-', '*' and '?', e.g. x-tenant-*`);
   }
   return s;
+};
+
+/** A header name, as it is sent (no globs); lower-cased. */
+const headerName: Parser<string> = (raw, where) => {
+  const s = str(raw, where).trim();
+  if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(s) || /[*?]/.test(s)) {
+    throw new UsageError(`${where} '${s}' is not a header name; give names as sent, without globs, e.g. x-tenant`);
+  }
+  return s.toLowerCase();
 };
 
 /** A --redact-headers entry: a glob, +GLOB (added to the default list) or !GLOB (never redacted). */
@@ -659,6 +681,49 @@ export const RUN_OPTIONS: OptionSpec[] = [
     help: `distinct routes (http.route) per workload at most; more go to one ${'/**'} route and are counted (default: ${DEFAULT_MAX_ROUTES})`,
     parse: integer(1, 100_000, 'route count'),
     default: DEFAULT_MAX_ROUTES,
+  },
+  {
+    key: 'request-metrics',
+    prop: 'requestMetrics',
+    flag: '--no-request-metrics',
+    help: 'do not export request duration histograms (http.server.request.duration, http.client.request.duration, rpc.*.call.duration)',
+    parse: bool,
+    default: true,
+  },
+  {
+    key: 'metrics-temporality',
+    prop: 'metricsTemporality',
+    flag: '--metrics-temporality <t>',
+    help: 'cumulative or delta, for the request metrics (default: from OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE, else cumulative)',
+    parse: oneOf('cumulative', 'delta'),
+  },
+  {
+    key: 'metrics-interval',
+    prop: 'metricsInterval',
+    flag: '--metrics-interval <seconds>',
+    help: 'seconds between request-metrics exports (default: OTEL_METRIC_EXPORT_INTERVAL in ms, else 60)',
+    parse: seconds(1, 86400),
+  },
+  {
+    key: 'metric-headers',
+    live: true,
+    prop: 'metricHeaders',
+    flag: '--metric-headers <names>',
+    help: `request headers whose values become request-metric attributes http.request.header.<name>, after redaction and hashing (comma-separated, up to ${MAX_METRIC_HEADERS}; e.g. x-tenant,x-api-client)`,
+    parse: (raw, where) => {
+      const names = list(headerName)(raw, where);
+      if (names.length > MAX_METRIC_HEADERS) throw new UsageError(`${where}: ${names.length} headers; at most ${MAX_METRIC_HEADERS} (each multiplies the series)`);
+      return [...new Set(names)];
+    },
+    default: [],
+  },
+  {
+    key: 'metric-cardinality-limit',
+    prop: 'metricCardinalityLimit',
+    flag: '--metric-cardinality-limit <N>',
+    help: `series per request metric and workload at most; new attribute combinations past it go to one series otel.metric.overflow=true and are counted (default: ${DEFAULT_CARDINALITY_LIMIT})`,
+    parse: integer(2, 1_000_000, 'series count'),
+    default: DEFAULT_CARDINALITY_LIMIT,
   },
 ];
 

@@ -23,6 +23,8 @@ export interface StatsParts {
   agentExports?: number;
   /** Records whose route went to the overflow route (--max-routes). */
   routes?: { overflowed: number };
+  /** Request metrics: measurements sent to an overflow series (--metric-cardinality-limit). */
+  requestMetrics?: { overflowed: number };
 }
 
 /** Parser resyncs by kind: HTTP/1.x problems (a missed start is not one) and HTTP/2 ones (http2_*). */
@@ -64,6 +66,7 @@ export function agentStats(p: StatsParts): AgentStats {
     configReloads: p.config?.reloads ?? 0,
     configReloadFailures: p.config?.failures ?? 0,
     routesOverflowed: p.routes?.overflowed ?? 0,
+    metricsOverflowed: p.requestMetrics?.overflowed ?? 0,
   };
 }
 

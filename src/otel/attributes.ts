@@ -28,6 +28,7 @@ import { HeaderAction, type HeaderRules, type HeaderSide } from './headers';
 import type { AttributeList, AttributeValue, ExchangeRecord } from './record';
 import type { RulesFor } from './scoped-rules';
 import { ATTR_HTTP_ROUTE, ATTR_URL_TEMPLATE, routeAttribute, type RoutesFor } from './routes';
+import { metricHeaderValues, type MetricHeaders } from './metric-headers';
 import { redactHeaderValue, redactQuery } from './redact';
 import { TRACE_CONTEXT_HEADERS, extractSpanContext } from './trace-context';
 import { WorkloadResources, type WorkloadOptions } from './workloads';
@@ -110,6 +111,8 @@ export interface MapperOptions {
   maxAttributes?: number;
   /** Routes per workload (src/otel/routes.ts); none: records have no route. */
   routes?: RoutesFor;
+  /** --metric-headers in force (src/otel/metric-headers.ts): their values go on the record for the request metrics. */
+  metricHeaders?: MetricHeaders;
 }
 
 export interface MapperCounters {
@@ -316,7 +319,13 @@ export class ExchangeMapper {
       durationNs,
       unanswered: ex.unanswered,
       route,
+      metricHeaders: this._metricHeaders(req.headers, rules),
     };
+  }
+
+  private _metricHeaders(headers: HeaderList, rules: HeaderRules): ExchangeRecord['metricHeaders'] {
+    const names = this._opts.metricHeaders?.names;
+    return names?.length ? { names, values: metricHeaderValues(headers, names, rules) } : undefined;
   }
 
   private _decided(rules: HeaderRules): Decided {

@@ -8,3 +8,6 @@ export { SelfMetrics, type AgentStats } from './self-metrics';
 export { SpanPipeline } from './spans';
 export { CaptureRules, LiveRules, MAX_SCOPED_RULES, type RulesFor, type ScopedList, type ScopedRule, type WorkloadMatch } from './scoped-rules';
 export { Routes, LiveRoutes, compileRoutePattern, heuristicRoute, DEFAULT_MAX_ROUTES, MAX_ROUTE_RULES, OVERFLOW_ROUTE, type RouteRule, type RouteCounters } from './routes';
+export { RequestMetrics, DEFAULT_CARDINALITY_LIMIT, type RequestMetricsCounters } from './request-metrics';
+export { MetricHeaders, MAX_METRIC_HEADERS } from './metric-headers';
+export type { MetricsTemporality } from './metric-exporters';

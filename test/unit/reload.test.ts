@@ -97,6 +97,16 @@ rules:
     assert.match(log.lines[0], /routes, max-routes changed/);
   });
 
+  it('follows metric-headers live, lower-cased, names only', async () => {
+    const file = configFile('port: 80\n');
+    const { r, committed } = reloader(file);
+    replace(file, 'port: 80\nmetric-headers: [X-Tenant, x-api-client]\n');
+    await r.reload('file change');
+    assert.deepEqual(committed, ['ports [80]', 'capture ["*"]', 'metric-headers ["x-tenant","x-api-client"]']);
+    assert.throws(() => resolveRunOptions({ metricHeaders: 'x-*' }), /--metric-headers 'x-\*' is not a header name/);
+    assert.throws(() => resolveRunOptions({ metricHeaders: 'a,b,c,d,e,f,g,h,i' }), /at most 8/);
+  });
+
   it('is a config file key only: no --rules flag', () => {
     assert.equal(RUN_OPTIONS.find((s) => s.key === 'rules')?.flag, undefined);
   });
@@ -118,6 +128,13 @@ function recordingParts(failKernel?: () => boolean) {
       keys: ['capture-headers', 'exclude-headers', 'capture-request-headers', 'capture-response-headers', 'exclude-request-headers', 'exclude-response-headers', 'redact-headers', 'hash-headers', 'hash-key-file', 'rules', 'max-header-bytes'],
       prepare: (n) => n.captureHeaders,
       commit: (c) => void committed.push(`capture ${JSON.stringify(c)}`),
+    },
+    {
+      keys: ['metric-headers'],
+      prepare: (n) => n.metricHeaders,
+      commit: (names) => {
+        if ((names as string[]).length) committed.push(`metric-headers ${JSON.stringify(names)}`);
+      },
     },
     {
       keys: ['routes', 'max-routes'],
