@@ -477,7 +477,7 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
     ...(requestMetrics ? { requestMetrics: requestMetrics.counters } : {}),
   });
   /** The totals line, with the spans' when --emit-spans is on. */
-  const summary = (): string => `${summaryLine(parts())}${spans ? `; ${spans.summary()}` : ''}${requestMetrics ? `; ${requestMetrics.summary()}` : ''}`;
+  const summary = (): string => `${summaryLine(parts())}${spans ? `; ${spans.summary()}` : ''}`;
 
   const signal = waitForSignal();
   const hangup = onHangup(() => (reloader ? reloader.reload('SIGHUP') : log.info('SIGHUP: no --config file to reload; nothing changed')));

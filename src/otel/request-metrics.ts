@@ -287,12 +287,6 @@ export class RequestMetrics {
     await this._exporter.shutdown().catch(() => {});
   }
 
-  /** The metrics' part of the summary line. */
-  summary(): string {
-    const c = this.counters;
-    return `request metrics recorded ${c.recorded} (series overflowed ${c.overflowed}), exports ${c.exports}, failed ${c.failedExports}`;
-  }
-
   private async _exportOne(w: WorkloadMeters): Promise<void> {
     // Delta: every collection starts a new set of series, as the SDK's does.
     if (this._delta) for (const i of [w.httpServer, w.httpClient, w.rpcServer, w.rpcClient]) i.series.clear();
