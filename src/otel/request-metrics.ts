@@ -3,32 +3,40 @@
  * exchange, `http.server.request.duration` / `http.client.request.duration`
  * (gRPC calls: `rpc.server.call.duration` / `rpc.client.call.duration`),
  * seconds, with the semantic-convention buckets and attributes, under each
- * workload's resource (one MeterProvider per workload, LRU-bounded),
- * exported to the logs' endpoint with the same protocol, headers and
- * compression.
+ * workload's resource (LRU-bounded), exported to the logs' endpoint with the
+ * same protocol, headers and compression by the OTLP metrics exporter.
  *
- * Cost: the SDK hashes a measurement's attributes on every record()
- * (sorted keys, JSON). The attributes of a record are looked up here by one
- * string key in a Map of frozen Attributes objects, one per distinct
- * combination, so building them costs nothing after the first time; see
- * test/bench/metrics.ts for what the SDK's part costs.
+ * Cost: the SDK's Histogram.record() hashes a measurement's attributes on
+ * every call (keys sorted, JSON), which made metrics cost more than half
+ * of the rest of a record's user-space CPU (test/bench/metrics.ts). So the
+ * aggregation is done here, with the SDK's data model (HistogramMetricData,
+ * ResourceMetrics) and exporters: a record's series is found by one string
+ * key, and recording is a bucket search and four additions.
  *
- * Cardinality: at most `cardinalityLimit` series per metric and workload,
- * the last of them the overflow series `otel.metric.overflow=true`, as the
- * SDK's cardinality limit (set on the reader too) makes them. The
- * combinations are admitted here, first come first served, and kept for the
- * workload's life with cumulative temporality (the SDK's limit alone applies
- * per collection, so cumulative series would keep growing) and per
- * collection with delta; every record sent to the overflow series is counted.
+ * Cardinality, as the OpenTelemetry metrics SDK specifies it: at most
+ * `cardinalityLimit` series per metric and workload, the last of them the
+ * overflow series `otel.metric.overflow=true`. Combinations are admitted
+ * first come, first served, and kept for the workload's life with
+ * cumulative temporality (so memory stays bounded) and per collection with
+ * delta; every record sent to the overflow series is counted.
  */
-import type { Attributes, Histogram } from '@opentelemetry/api';
-import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
+import { ValueType, type Attributes, type HrTime } from '@opentelemetry/api';
+import { ExportResultCode, millisToHrTime, type ExportResult } from '@opentelemetry/core';
 import type { Resource } from '@opentelemetry/resources';
-import { MeterProvider, MetricReader, type PushMetricExporter, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import {
+  AggregationTemporality,
+  DataPointType,
+  type DataPoint,
+  type Histogram,
+  type HistogramMetricData,
+  type MetricDescriptor,
+  type PushMetricExporter,
+  type ResourceMetrics,
+} from '@opentelemetry/sdk-metrics';
 import { LRUCache } from 'lru-cache';
 import { RateLimitedWarning, type Log } from '../common/log';
 import type { ExportTarget } from './endpoint';
-import { createMetricExporter, temporalitySelector, type MetricsTemporality } from './metric-exporters';
+import { createMetricExporter, type MetricsTemporality } from './metric-exporters';
 import type { ExchangeRecord } from './record';
 import { grpcStatusIsError, grpcStatusName } from './grpc';
 import { spanOutcome } from './spans';
@@ -77,27 +85,74 @@ export interface RequestMetricsOptions {
   exporter?: PushMetricExporter;
 }
 
-/** A reader whose collections the pipeline starts itself (one timer for every workload). */
-class PullReader extends MetricReader {
-  protected override onForceFlush(): Promise<void> {
-    return Promise.resolve();
+/** One series: its attributes and its histogram so far. */
+class Series {
+  /** Bucket i counts values in (bounds[i-1], bounds[i]]; the last one those above every bound. */
+  readonly counts = new Array<number>(DURATION_BUCKETS_S.length + 1).fill(0);
+  count = 0;
+  sum = 0;
+  min = Infinity;
+  max = -Infinity;
+
+  constructor(
+    readonly attributes: Attributes,
+    public start: HrTime,
+  ) {}
+
+  record(v: number): void {
+    let i = 0;
+    while (i < DURATION_BUCKETS_S.length && v > DURATION_BUCKETS_S[i]) i++;
+    this.counts[i]++;
+    this.count++;
+    this.sum += v;
+    if (v < this.min) this.min = v;
+    if (v > this.max) this.max = v;
   }
 
-  protected override onShutdown(): Promise<void> {
-    return Promise.resolve();
+  point(end: HrTime): DataPoint<Histogram> {
+    return {
+      attributes: this.attributes,
+      startTime: this.start,
+      endTime: end,
+      value: { buckets: { boundaries: DURATION_BUCKETS_S, counts: [...this.counts] }, count: this.count, sum: this.sum, min: this.min, max: this.max },
+    };
   }
 }
 
-/** One histogram of one workload, with its admitted attribute combinations. */
+/** One histogram of one workload: its admitted series (by key) and the overflow series. */
 class Instrument {
-  readonly series = new Map<string, Attributes>();
+  readonly series = new Map<string, Series>();
+  overflow?: Series;
 
-  constructor(readonly histogram: Histogram) {}
+  constructor(readonly descriptor: MetricDescriptor) {}
+
+  /** The metric as the exporter takes it; undefined without data. Delta: the series start over. */
+  collect(temporality: AggregationTemporality, now: HrTime): HistogramMetricData | undefined {
+    const points: DataPoint<Histogram>[] = [];
+    for (const s of this.series.values()) if (s.count) points.push(s.point(now));
+    if (this.overflow?.count) points.push(this.overflow.point(now));
+    if (temporality === AggregationTemporality.DELTA) {
+      this.series.clear();
+      this.overflow = undefined;
+    }
+    if (points.length === 0) return undefined;
+    return { descriptor: this.descriptor, aggregationTemporality: temporality, dataPointType: DataPointType.HISTOGRAM, dataPoints: points };
+  }
 }
+
+function descriptor(name: string, description: string): MetricDescriptor {
+  return { name, description, unit: 's', valueType: ValueType.DOUBLE };
+}
+
+const DESCRIPTORS = {
+  httpServer: descriptor(METRIC_HTTP_SERVER_DURATION, 'Duration of HTTP server requests, as headertap saw them'),
+  httpClient: descriptor(METRIC_HTTP_CLIENT_DURATION, 'Duration of HTTP client requests, as headertap saw them'),
+  rpcServer: descriptor(METRIC_RPC_SERVER_DURATION, 'Duration of incoming gRPC calls, as headertap saw them'),
+  rpcClient: descriptor(METRIC_RPC_CLIENT_DURATION, 'Duration of outgoing gRPC calls, as headertap saw them'),
+};
 
 interface WorkloadMeters {
-  provider: MeterProvider;
-  reader: PullReader;
+  resource: Resource;
   httpServer: Instrument;
   httpClient: Instrument;
   rpcServer: Instrument;
@@ -114,8 +169,11 @@ interface RecordFacts {
   grpc: boolean;
 }
 
-function recordFacts(attrs: ExchangeRecord['attributes']): RecordFacts {
-  const f: RecordFacts = { grpc: false };
+/** Reads into `f` what the metrics need from the attributes (the mapper writes them before the headers). */
+function readFacts(attrs: ExchangeRecord['attributes'], f: RecordFacts): void {
+  f.scheme = f.version = f.serverAddress = f.path = undefined;
+  f.serverPort = undefined;
+  f.grpc = false;
   for (let i = 0; i < attrs.length; i += 2) {
     const key = attrs[i] as string;
     switch (key) {
@@ -138,10 +196,60 @@ function recordFacts(attrs: ExchangeRecord['attributes']): RecordFacts {
         f.grpc = attrs[i + 1] === 'grpc';
         break;
       default:
-        if (key.startsWith(REQUEST_HEADER_PREFIX)) return f; // headers come last: nothing more to read
+        if (key.startsWith(REQUEST_HEADER_PREFIX)) return; // headers come last: nothing more to read
     }
   }
-  return f;
+}
+
+/**
+ * error.type of an HTTP exchange as semantic conventions give it, or
+ * undefined: a server's 5xx, a client's 4xx and 5xx, no (readable) status
+ * at all. The same rule as the span's (spanOutcome in src/otel/spans.ts),
+ * without its object per call.
+ */
+function httpErrorType(rec: ExchangeRecord): string | undefined {
+  const status = rec.status;
+  if (!status) return spanOutcome(rec).errorType;
+  return status >= 500 || (status >= 400 && rec.role === 'client') ? statusText(status) : undefined;
+}
+
+const STATUS_TEXT = new Map<number, string>();
+function statusText(status: number): string {
+  let t = STATUS_TEXT.get(status);
+  if (t === undefined) {
+    t = String(status);
+    if (STATUS_TEXT.size < 1000) STATUS_TEXT.set(status, t);
+  }
+  return t;
+}
+
+/** A series' attributes, built on its first record, frozen (the SDK keeps the object). */
+function buildAttributes(rec: ExchangeRecord, f: RecordFacts, errorType: string | undefined, server: boolean): Attributes {
+  const a: Attributes = {};
+  if (f.grpc) {
+    a['rpc.system.name'] = 'grpc';
+    if (f.path && f.path.length > 1) a['rpc.method'] = f.path.slice(1); // pkg.Service/Method
+    if (rec.grpcStatus !== undefined) a['rpc.status_code'] = grpcStatusName(rec.grpcStatus);
+  } else {
+    a['http.request.method'] = KNOWN_METHODS.has(rec.method) ? rec.method : '_OTHER';
+    if (rec.status) a['http.response.status_code'] = rec.status;
+    if (rec.route !== undefined) a[server ? 'http.route' : 'url.template'] = rec.route;
+    if (f.scheme !== undefined) a['url.scheme'] = f.scheme;
+    if (f.version !== undefined) a['network.protocol.version'] = f.version;
+  }
+  if (errorType !== undefined) a['error.type'] = errorType;
+  if (!server) {
+    if (f.serverAddress !== undefined) a['server.address'] = f.serverAddress;
+    if (f.serverPort !== undefined) a['server.port'] = f.serverPort;
+  }
+  const headers = rec.metricHeaders;
+  if (headers) {
+    for (let i = 0; i < headers.names.length; i++) {
+      const v = headers.values[i];
+      if (v !== undefined) a[REQUEST_HEADER_PREFIX + headers.names[i]] = v;
+    }
+  }
+  return Object.freeze(a);
 }
 
 /**
@@ -160,6 +268,11 @@ export class RequestMetrics {
   private readonly _warning: RateLimitedWarning;
   private _collecting?: Promise<void>;
   private _stopped = false;
+  private _lastResource?: Resource;
+  private _lastKey?: string;
+  private _lastMeters?: WorkloadMeters;
+  /** Scratch for the record being measured (one object, reused). */
+  private readonly _facts: RecordFacts = { grpc: false };
 
   constructor(private readonly _opts: RequestMetricsOptions) {
     this._temporality = _opts.temporality ?? 'cumulative';
@@ -172,7 +285,7 @@ export class RequestMetrics {
       dispose: (meters, _key, reason) => {
         if (reason !== 'evict') return;
         this.counters.workloadsEvicted++;
-        void this._exportOne(meters).finally(() => meters.provider.shutdown().catch(() => {}));
+        void this._exportOne(meters);
       },
     });
     this._timer = setInterval(() => void this.collect(), _opts.intervalMs);
@@ -191,7 +304,11 @@ export class RequestMetrics {
     return n;
   }
 
-  /** Records the exchange's duration, if it had a response. */
+  /**
+   * Records the exchange's duration, if it had a response. The hot path
+   * allocates the series key and nothing else once a combination is known;
+   * a series' attributes are built on its first record.
+   */
   record(rec: ExchangeRecord): void {
     if (this._stopped || !rec.resource) return;
     if (rec.durationNs === undefined) {
@@ -199,72 +316,36 @@ export class RequestMetrics {
       return;
     }
     const w = this._meters(rec.resource);
-    const f = recordFacts(rec.attributes);
+    const f = this._facts;
+    readFacts(rec.attributes, f);
     const server = rec.role === 'server';
-    const outcome = spanOutcome(rec);
+    const headers = rec.metricHeaders;
     let instrument: Instrument;
     let key: string;
-    let build: () => Attributes;
-    const headers = rec.metricHeaders;
+    let errorType: string | undefined;
     if (f.grpc) {
       instrument = server ? w.rpcServer : w.rpcClient;
-      const method = f.path && f.path.length > 1 ? f.path.slice(1) : undefined;
       const status = rec.grpcStatus;
-      const errorType =
-        status !== undefined ? (grpcStatusIsError(status, rec.role) ? grpcStatusName(status) : undefined) : outcome.failed ? outcome.errorType : undefined;
-      key = `${method}\u0000${status}\u0000${errorType}\u0000${server ? '' : `${f.serverAddress}\u0000${f.serverPort}`}`;
-      build = () => {
-        const a: Attributes = { 'rpc.system.name': 'grpc' };
-        if (method !== undefined) a['rpc.method'] = method;
-        if (status !== undefined) a['rpc.status_code'] = grpcStatusName(status);
-        if (errorType !== undefined) a['error.type'] = errorType;
-        if (!server) {
-          if (f.serverAddress !== undefined) a['server.address'] = f.serverAddress;
-          if (f.serverPort !== undefined) a['server.port'] = f.serverPort;
-        }
-        return a;
-      };
+      errorType = status !== undefined ? (grpcStatusIsError(status, rec.role) ? grpcStatusName(status) : undefined) : httpErrorType(rec);
+      key = server ? `${f.path}\u0000${status}\u0000${errorType}` : `${f.path}\u0000${status}\u0000${errorType}\u0000${f.serverAddress}\u0000${f.serverPort}`;
     } else {
       instrument = server ? w.httpServer : w.httpClient;
-      const method = methodOf(rec.method);
-      const status = rec.status || undefined;
-      const errorType = outcome.failed ? outcome.errorType : undefined;
-      key = `${method}\u0000${status}\u0000${rec.route}\u0000${f.scheme}\u0000${f.version}\u0000${errorType}\u0000${server ? '' : `${f.serverAddress}\u0000${f.serverPort}`}`;
-      build = () => {
-        const a: Attributes = { 'http.request.method': method };
-        if (status !== undefined) a['http.response.status_code'] = status;
-        if (rec.route !== undefined) a[server ? 'http.route' : 'url.template'] = rec.route;
-        if (f.scheme !== undefined) a['url.scheme'] = f.scheme;
-        if (f.version !== undefined) a['network.protocol.version'] = f.version;
-        if (errorType !== undefined) a['error.type'] = errorType;
-        if (!server) {
-          if (f.serverAddress !== undefined) a['server.address'] = f.serverAddress;
-          if (f.serverPort !== undefined) a['server.port'] = f.serverPort;
-        }
-        return a;
-      };
+      errorType = httpErrorType(rec);
+      key = `${KNOWN_METHODS.has(rec.method) ? rec.method : '_OTHER'}\u0000${rec.status}\u0000${rec.route}\u0000${f.scheme}\u0000${f.version}\u0000${errorType}`;
+      if (!server) key += `\u0000${f.serverAddress}\u0000${f.serverPort}`;
     }
-    if (headers) {
-      for (const v of headers.values) key += `\u0000${v}`;
-    }
-    let attrs = instrument.series.get(key);
-    if (attrs === undefined) {
+    if (headers) for (let i = 0; i < headers.values.length; i++) key += `\u0000${headers.values[i]}`;
+    let series = instrument.series.get(key);
+    if (series === undefined) {
       if (instrument.series.size >= this._limit - 1) {
-        attrs = OVERFLOW_ATTRIBUTES;
+        series = instrument.overflow ??= new Series(OVERFLOW_ATTRIBUTES, this._now());
         this.counters.overflowed++;
       } else {
-        const a = build();
-        if (headers) {
-          headers.names.forEach((name, i) => {
-            const v = headers.values[i];
-            if (v !== undefined) a[REQUEST_HEADER_PREFIX + name] = v;
-          });
-        }
-        attrs = Object.freeze(a);
-        instrument.series.set(key, attrs);
+        series = new Series(buildAttributes(rec, f, errorType, server), this._now());
+        instrument.series.set(key, series);
       }
     }
-    instrument.histogram.record(rec.durationNs / 1e9, attrs);
+    series.record(rec.durationNs / 1e9);
     this.counters.recorded++;
   }
 
@@ -283,22 +364,20 @@ export class RequestMetrics {
     await this._collecting;
     await this.collect();
     this._stopped = true;
-    await Promise.all([...this._workloads.values()].map((w) => w.provider.shutdown().catch(() => {})));
     await this._exporter.shutdown().catch(() => {});
   }
 
   private async _exportOne(w: WorkloadMeters): Promise<void> {
-    // Delta: every collection starts a new set of series, as the SDK's does.
-    if (this._delta) for (const i of [w.httpServer, w.httpClient, w.rpcServer, w.rpcClient]) i.series.clear();
-    let metrics: ResourceMetrics;
-    try {
-      metrics = (await w.reader.collect()).resourceMetrics;
-    } catch {
-      return; // shut down already (evicted)
+    const now = this._now();
+    const temporality = this._delta ? AggregationTemporality.DELTA : AggregationTemporality.CUMULATIVE;
+    const metrics: HistogramMetricData[] = [];
+    for (const i of [w.httpServer, w.httpClient, w.rpcServer, w.rpcClient]) {
+      const m = i.collect(temporality, now);
+      if (m) metrics.push(m);
     }
-    const points = metrics.scopeMetrics.reduce((n, s) => n + s.metrics.reduce((m, x) => m + x.dataPoints.length, 0), 0);
-    if (points === 0) return;
-    const result = await new Promise<ExportResult>((resolve) => this._exporter.export(metrics, resolve));
+    if (metrics.length === 0) return;
+    const rm: ResourceMetrics = { resource: w.resource, scopeMetrics: [{ scope: { name: 'headertap', version: this._opts.version }, metrics }] };
+    const result = await new Promise<ExportResult>((resolve) => this._exporter.export(rm, resolve));
     if (result.code === ExportResultCode.SUCCESS) this.counters.exports++;
     else {
       this.counters.failedExports++;
@@ -307,7 +386,13 @@ export class RequestMetrics {
     }
   }
 
+  private _now(): HrTime {
+    return millisToHrTime(Date.now());
+  }
+
   private _meters(resource: Resource): WorkloadMeters {
+    // Records come in runs of one workload: the last one found needs no lookup (nor an LRU touch).
+    if (resource === this._lastResource && this._lastMeters && this._workloads.has(this._lastKey!)) return this._lastMeters;
     let key = this._keys.get(resource);
     if (key === undefined) {
       key = JSON.stringify(resource.attributes);
@@ -315,28 +400,18 @@ export class RequestMetrics {
     }
     let w = this._workloads.get(key);
     if (!w) {
-      const reader = new PullReader({
-        aggregationTemporalitySelector: temporalitySelector(this._temporality),
-        cardinalitySelector: () => this._limit,
-      });
-      const provider = new MeterProvider({ resource, readers: [reader] });
-      const meter = provider.getMeter('headertap', this._opts.version);
-      const histogram = (name: string, description: string) =>
-        new Instrument(meter.createHistogram(name, { description, unit: 's', advice: { explicitBucketBoundaries: DURATION_BUCKETS_S } }));
       w = {
-        provider,
-        reader,
-        httpServer: histogram(METRIC_HTTP_SERVER_DURATION, 'Duration of HTTP server requests, as headertap saw them'),
-        httpClient: histogram(METRIC_HTTP_CLIENT_DURATION, 'Duration of HTTP client requests, as headertap saw them'),
-        rpcServer: histogram(METRIC_RPC_SERVER_DURATION, 'Duration of incoming gRPC calls, as headertap saw them'),
-        rpcClient: histogram(METRIC_RPC_CLIENT_DURATION, 'Duration of outgoing gRPC calls, as headertap saw them'),
+        resource,
+        httpServer: new Instrument(DESCRIPTORS.httpServer),
+        httpClient: new Instrument(DESCRIPTORS.httpClient),
+        rpcServer: new Instrument(DESCRIPTORS.rpcServer),
+        rpcClient: new Instrument(DESCRIPTORS.rpcClient),
       };
       this._workloads.set(key, w);
     }
+    this._lastResource = resource;
+    this._lastKey = key;
+    this._lastMeters = w;
     return w;
   }
-}
-
-function methodOf(method: string): string {
-  return KNOWN_METHODS.has(method) ? method : '_OTHER';
 }
