@@ -9,8 +9,10 @@ import { DURATION_BUCKETS_S, RequestMetrics } from '../../src/otel/request-metri
 import { Routes } from '../../src/otel/routes';
 import type { ExportTarget } from '../../src/otel/endpoint';
 import type { Log } from '../../src/common/log';
+import { resolveRunOptions } from '../../src/cli/options';
+import { metricsSettings } from '../../src/cli/run';
 
-const quiet: Log = { info: () => {}, warn: () => {}, debug: () => {} } as unknown as Log;
+const quiet: Log = { info: () => {}, warn: () => {}, debug: () => {} };
 const target = { url: 'http://127.0.0.1:1', protocol: 'grpc' } as unknown as ExportTarget;
 
 /** An exporter that keeps what it is given. */
@@ -256,5 +258,34 @@ describe('--metric-headers and the cardinality limit', () => {
     const two = mapper.map(exchange({ headers: ['x-a', '1', 'x-b', '2'] }));
     assert.deepEqual(one.metricHeaders, { names: ['x-a'], values: ['1'] });
     assert.deepEqual(two.metricHeaders, { names: ['x-b'], values: ['2'] });
+  });
+});
+
+describe('metrics settings from flags and the OpenTelemetry environment', () => {
+  const opts = (over: Record<string, unknown> = {}) => ({ ...resolveRunOptions({}), ...over });
+  const warnings: string[] = [];
+  const log: Log = { info: () => {}, warn: (m: string) => void warnings.push(m), debug: () => {} };
+
+  it('defaults to cumulative every 60 s; the environment, then the flags decide', () => {
+    assert.deepEqual(metricsSettings(opts(), {}, log), { temporality: 'cumulative', intervalMs: 60_000 });
+    assert.deepEqual(metricsSettings(opts(), { OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: 'Delta', OTEL_METRIC_EXPORT_INTERVAL: '5000' }, log), {
+      temporality: 'delta',
+      intervalMs: 5000,
+    });
+    assert.equal(metricsSettings(opts(), { OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: 'lowmemory' }, log).temporality, 'delta', 'histograms are delta under lowmemory');
+    assert.deepEqual(
+      metricsSettings(opts({ metricsTemporality: 'cumulative', metricsInterval: 2.5 }), { OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: 'delta', OTEL_METRIC_EXPORT_INTERVAL: '5000' }, log),
+      { temporality: 'cumulative', intervalMs: 2500 },
+    );
+    assert.deepEqual(warnings, []);
+  });
+
+  it('ignores a bad variable with a warning naming it', () => {
+    assert.deepEqual(metricsSettings(opts(), { OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: 'weekly', OTEL_METRIC_EXPORT_INTERVAL: 'soon' }, log), {
+      temporality: 'cumulative',
+      intervalMs: 60_000,
+    });
+    assert.match(warnings.join('\n'), /OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE 'weekly'/);
+    assert.match(warnings.join('\n'), /OTEL_METRIC_EXPORT_INTERVAL 'soon'/);
   });
 });
