@@ -9,6 +9,13 @@ import {
   OTLP_COMPRESSIONS,
   resolveRedactGlobs,
   type OtlpCompression,
+  compileRoutePattern,
+  DEFAULT_MAX_ROUTES,
+  MAX_ROUTE_RULES,
+  type RouteRule,
+  DEFAULT_CARDINALITY_LIMIT,
+  MAX_METRIC_HEADERS,
+  type MetricsTemporality,
   type ScopedList,
   type ScopedRule,
   type WorkloadMatch,
@@ -67,6 +74,20 @@ export interface RunOptions {
   ringbufKb: number;
   /** Header rules for some workloads (config file only: `rules:`). */
   rules: ScopedRule[];
+  /** Route patterns per workload (config file only: `routes:`). */
+  routes: RouteRule[];
+  /** Distinct routes per workload at most. */
+  maxRoutes: number;
+  /** Export request duration histograms (--no-request-metrics turns them off). */
+  requestMetrics: boolean;
+  /** Absent: OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE, else cumulative. */
+  metricsTemporality?: MetricsTemporality;
+  /** Seconds between metric exports; absent: OTEL_METRIC_EXPORT_INTERVAL (ms), else 60. */
+  metricsInterval?: number;
+  /** Request headers whose values become metric attributes (lower case). */
+  metricHeaders: string[];
+  /** Series per metric and workload at most, the overflow series included. */
+  metricCardinalityLimit: number;
 }
 
 type Parser<T> = (raw: unknown, where: string) => T;
@@ -204,6 +225,15 @@ const glob: Parser<string> = (raw, where) => {
   return s;
 };
 
+/** A header name, as it is sent (no globs); lower-cased. */
+const headerName: Parser<string> = (raw, where) => {
+  const s = str(raw, where).trim();
+  if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(s) || /[*?]/.test(s)) {
+    throw new UsageError(`${where} '${s}' is not a header name; give names as sent, without globs, e.g. x-tenant`);
+  }
+  return s.toLowerCase();
+};
+
 /** A --redact-headers entry: a glob, +GLOB (added to the default list) or !GLOB (never redacted). */
 const redactGlob: Parser<string> = (raw, where) => {
   const s = str(raw, where).trim();
@@ -263,6 +293,42 @@ const SCOPED_KEYS: Record<string, ScopedList> = {
 };
 const MATCH_KEYS = ['service-name', 'executable', 'cgroup', 'port'] as const;
 
+/** A rule's `match:` (`at(key)` names a key under the rule). */
+function workloadMatch(raw: unknown, at: (key: string) => string): WorkloadMatch {
+  const mm = mapping(raw, at('match'), MATCH_KEYS);
+  const match: WorkloadMatch = {};
+  const given = (key: string) => mm[key] !== undefined && mm[key] !== null;
+  const under = (key: string) => at(`match.${key}`);
+  if (given('service-name')) match.serviceNames = list(workloadName)(mm['service-name'], under('service-name'));
+  if (given('executable')) match.executables = list(workloadName)(mm.executable, under('executable'));
+  if (given('cgroup')) match.cgroups = list(cgroupScope, false)(mm.cgroup, under('cgroup'));
+  if (given('port')) match.ports = list(integer(1, 65535, 'port'))(mm.port, under('port'));
+  if (!Object.values(match).some((v) => (v as readonly unknown[]).length > 0)) {
+    throw new UsageError(`${at('match')}: names no workload; give service-name, executable, cgroup or port`);
+  }
+  return match;
+}
+
+/** `routes:` in the config file: a list of {match (optional), patterns} (README, "Routes"). */
+const routeRules: Parser<RouteRule[]> = (raw, where) => {
+  if (!Array.isArray(raw)) throw new UsageError(`${where}: expected a list of route rules, e.g. "- patterns: [/api/items/{id}]"`);
+  if (raw.length > MAX_ROUTE_RULES) throw new UsageError(`${where}: ${raw.length} route rules; at most ${MAX_ROUTE_RULES}`);
+  const at = (i: number, key?: string) => where.replace(/'([^']*)'$/, (_, k: string) => `'${k}[${i}]${key ? `.${key}` : ''}'`);
+  return raw.map((item, i) => {
+    const m = mapping(item, at(i), ['match', 'patterns']);
+    const patterns = list(str, false)(m.patterns ?? [], at(i, 'patterns'));
+    if (patterns.length === 0) throw new UsageError(`${at(i)}: needs 'patterns', a list of routes such as /api/items/{id}`);
+    for (const p of patterns) {
+      try {
+        compileRoutePattern(p);
+      } catch (err) {
+        throw new UsageError(`${at(i, 'patterns')}: ${(err as Error).message}; e.g. /api/items/{id} or /static/**`);
+      }
+    }
+    return m.match === undefined || m.match === null ? { patterns } : { match: workloadMatch(m.match, (key) => at(i, key)), patterns };
+  });
+};
+
 /** `rules:` in the config file: a list of {match, <header lists>} (README, "Rules per workload"). */
 const scopedRules: Parser<ScopedRule[]> = (raw, where) => {
   if (!Array.isArray(raw)) throw new UsageError(`${where}: expected a list of rules, each with a 'match' and header lists, e.g. "- match: {service-name: payments}"`);
@@ -273,18 +339,7 @@ const scopedRules: Parser<ScopedRule[]> = (raw, where) => {
     if (m.match === undefined || m.match === null) {
       throw new UsageError(`${at(i)}: needs a 'match' naming the workloads (${MATCH_KEYS.join(', ')})`);
     }
-    const mm = mapping(m.match, at(i, 'match'), MATCH_KEYS);
-    const match: WorkloadMatch = {};
-    const given = (key: string) => mm[key] !== undefined && mm[key] !== null;
-    const under = (key: string) => at(i, `match.${key}`);
-    if (given('service-name')) match.serviceNames = list(workloadName)(mm['service-name'], under('service-name'));
-    if (given('executable')) match.executables = list(workloadName)(mm.executable, under('executable'));
-    if (given('cgroup')) match.cgroups = list(cgroupScope, false)(mm.cgroup, under('cgroup'));
-    if (given('port')) match.ports = list(integer(1, 65535, 'port'))(mm.port, under('port'));
-    if (!Object.values(match).some((v) => (v as readonly unknown[]).length > 0)) {
-      throw new UsageError(`${at(i, 'match')}: names no workload; give service-name, executable, cgroup or port`);
-    }
-    const rule: ScopedRule = { match };
+    const rule: ScopedRule = { match: workloadMatch(m.match, (key) => at(i, key)) };
     for (const [key, prop] of Object.entries(SCOPED_KEYS)) {
       if (m[key] !== undefined && m[key] !== null) rule[prop] = list(glob)(m[key], at(i, key));
     }
@@ -609,6 +664,66 @@ export const RUN_OPTIONS: OptionSpec[] = [
     live: true,
     parse: scopedRules,
     default: [],
+  },
+  {
+    key: 'routes',
+    prop: 'routes',
+    help: 'route patterns (http.route) for some or all workloads: a list of {match (optional): {service-name, executable, cgroup, port}, patterns: [/api/items/{id}, …]}',
+    live: true,
+    parse: routeRules,
+    default: [],
+  },
+  {
+    key: 'max-routes',
+    live: true,
+    prop: 'maxRoutes',
+    flag: '--max-routes <N>',
+    help: `distinct routes (http.route) per workload at most; more go to one ${'/**'} route and are counted (default: ${DEFAULT_MAX_ROUTES})`,
+    parse: integer(1, 100_000, 'route count'),
+    default: DEFAULT_MAX_ROUTES,
+  },
+  {
+    key: 'request-metrics',
+    prop: 'requestMetrics',
+    flag: '--no-request-metrics',
+    help: 'do not export request duration histograms (http.server.request.duration, http.client.request.duration, rpc.*.call.duration)',
+    parse: bool,
+    default: true,
+  },
+  {
+    key: 'metrics-temporality',
+    prop: 'metricsTemporality',
+    flag: '--metrics-temporality <t>',
+    help: 'cumulative or delta, for the request metrics (default: from OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE, else cumulative)',
+    parse: oneOf('cumulative', 'delta'),
+  },
+  {
+    key: 'metrics-interval',
+    prop: 'metricsInterval',
+    flag: '--metrics-interval <seconds>',
+    help: 'seconds between request-metrics exports (default: OTEL_METRIC_EXPORT_INTERVAL in ms, else 60)',
+    parse: seconds(1, 86400),
+  },
+  {
+    key: 'metric-headers',
+    live: true,
+    prop: 'metricHeaders',
+    flag: '--metric-headers <names>',
+    help: `request headers whose values become request-metric attributes http.request.header.<name>, after redaction and hashing (comma-separated, up to ${MAX_METRIC_HEADERS}; e.g. x-tenant,x-api-client)`,
+    parse: (raw, where) => {
+      const names = list(headerName)(raw, where);
+      if (names.length > MAX_METRIC_HEADERS) throw new UsageError(`${where}: ${names.length} headers; at most ${MAX_METRIC_HEADERS} (each multiplies the series)`);
+      return [...new Set(names)];
+    },
+    default: [],
+  },
+  {
+    key: 'metric-cardinality-limit',
+    prop: 'metricCardinalityLimit',
+    flag: '--metric-cardinality-limit <N>',
+    help: `series per request metric and workload at most; new attribute combinations past it go to one series otel.metric.overflow=true and are counted (default: ${DEFAULT_CARDINALITY_LIMIT})`,
+    parse: integer(2, 1_000_000, 'series count'),
+    default: DEFAULT_CARDINALITY_LIMIT,
   },
 ];
 

@@ -5,7 +5,7 @@ import { EnvironmentError, LoaderError, UsageError } from '../common/errors';
 import type { Log } from '../common/log';
 import { LOADER_PATH } from '../common/paths';
 import { ConnectionTracker, type ConnectionFilter } from '../http';
-import { ExchangeMapper, LiveRules, LogPipeline, loadSelfMetrics, loadSpanPipeline, resolveExportTarget, Spool, type CaptureRules, type ExportTarget } from '../otel';
+import { ExchangeMapper, LiveRoutes, LiveRules, LogPipeline, loadRequestMetrics, loadSelfMetrics, loadSpanPipeline, MetricHeaders, Routes, resolveExportTarget, Spool, type CaptureRules, type ExportTarget, type MetricsTemporality } from '../otel';
 import { OtlpReceiver } from '../receiver';
 import {
   LoaderSource,
@@ -88,6 +88,37 @@ function checkRecordPath(file: string): void {
   } catch (err) {
     if (!(err instanceof PathProblem)) throw err;
     throw new UsageError(`cannot write --record ${file}: ${err.message}; create the directory or choose another path`);
+  }
+}
+
+/**
+ * The request metrics' temporality and export interval: the flags, else
+ * OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE (lowmemory means delta
+ * for histograms) and OTEL_METRIC_EXPORT_INTERVAL (ms), else cumulative and
+ * 60 s. A bad variable is ignored with a warning, as SDKs do.
+ */
+export function metricsSettings(opts: RunOptions, env: Record<string, string | undefined>, log: Log): { temporality: MetricsTemporality; intervalMs: number } {
+  let temporality: MetricsTemporality = 'cumulative';
+  const pref = env.OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE?.trim().toLowerCase();
+  if (opts.metricsTemporality) temporality = opts.metricsTemporality;
+  else if (pref === 'delta' || pref === 'lowmemory') temporality = 'delta';
+  else if (pref && pref !== 'cumulative') log.warn(`OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE '${pref}' is not cumulative, delta or lowmemory; using cumulative`);
+  let intervalMs = 60_000;
+  const interval = env.OTEL_METRIC_EXPORT_INTERVAL?.trim();
+  if (opts.metricsInterval !== undefined) intervalMs = Math.round(opts.metricsInterval * 1000);
+  else if (interval) {
+    if (/^\d+$/.test(interval) && Number(interval) >= 100) intervalMs = Number(interval);
+    else log.warn(`OTEL_METRIC_EXPORT_INTERVAL '${interval}' is not a number of milliseconds (at least 100); using 60000`);
+  }
+  return { temporality, intervalMs };
+}
+
+/** The route rules of a run (`routes:`, --max-routes); patterns were checked when the options were read. */
+function routesOf(opts: RunOptions, counters: { overflowed: number }): Routes {
+  try {
+    return new Routes({ rules: opts.routes, maxRoutes: opts.maxRoutes }, counters);
+  } catch (err) {
+    throw new UsageError(`routes: ${(err as Error).message}`);
   }
 }
 
@@ -207,6 +238,11 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
   /** The header rules in force: swapped whole by a reload (the mapper asks once per record). */
   const rules = new LiveRules(initialRules.rules);
   let hashKey = initialRules.hashKey;
+  /** Route patterns in force and the --max-routes cap: swapped whole by a reload, counters kept. */
+  const routeCounters = { overflowed: 0 };
+  const routes = new LiveRoutes(routesOf(opts, routeCounters));
+  /** --metric-headers in force: a reload assigns the new list. */
+  const metricHeaders = new MetricHeaders(opts.metricHeaders);
   if (opts.record) checkRecordPath(opts.record);
   const payload = opts.replay ? readRecording(opts.replay) : undefined;
   /** The kernel filters in force (a reload changes them once the loader did). */
@@ -259,7 +295,13 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
     workloads,
     maxAttributes: opts.maxAttributes,
     rpcDup: sdk.rpcDup,
+    routes,
+    ...(opts.requestMetrics ? { metricHeaders } : {}),
   });
+  const metricsTarget = resolveExportTarget(exportFlags, io.env, 'metrics');
+  const requestMetrics = opts.requestMetrics
+    ? new (loadRequestMetrics())({ target: metricsTarget, version: VERSION, log, cardinalityLimit: opts.metricCardinalityLimit, ...metricsSettings(opts, io.env, log) })
+    : undefined;
   const cgroupMount = cgroup2Mount();
   /** Exchanges that were OTLP exports of headertap agents (src/cli/own-exports.ts), not recorded. */
   let agentExports = 0;
@@ -273,6 +315,7 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
       }
       const rec = mapper.map(ex);
       pipeline.emit(spans ? spans.withSpan(rec) : rec);
+      requestMetrics?.record(rec);
     },
   });
 
@@ -384,6 +427,18 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
       },
     } satisfies LivePart<{ rules: CaptureRules; hashKey?: Buffer }>,
     {
+      keys: ['routes', 'max-routes'],
+      prepare: (next) => routesOf(next, routeCounters),
+      commit: (next: Routes) => routes.swap(next),
+    } satisfies LivePart<Routes>,
+    {
+      keys: ['metric-headers'],
+      prepare: (next) => next.metricHeaders,
+      commit: (names: string[]) => {
+        metricHeaders.names = names;
+      },
+    } satisfies LivePart<string[]>,
+    {
       keys: ['max-header-bytes'],
       prepare: (next) => next.maxHeaderBytes,
       commit: (bytes: number) => {
@@ -421,6 +476,8 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
     loaderRestarts: supervised?.restarts ?? 0,
     config: { digest: digest(), reloads: reloader?.reloads ?? 0, failures: reloader?.failures ?? 0 },
     agentExports,
+    routes: routeCounters,
+    ...(requestMetrics ? { requestMetrics: requestMetrics.counters } : {}),
   });
   /** The totals line, with the spans' when --emit-spans is on. */
   const summary = (): string => `${summaryLine(parts())}${spans ? `; ${spans.summary()}` : ''}`;
@@ -434,7 +491,7 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
     signal.dispose();
     hangup.dispose();
     await receiver?.stop();
-    await Promise.all([pipeline.shutdown(opts.shutdownTimeout * 1000), spans?.shutdown()]);
+    await Promise.all([pipeline.shutdown(opts.shutdownTimeout * 1000), spans?.shutdown(), requestMetrics?.shutdown()]);
     if (err instanceof LoaderError && err.exitCode === 2) throw new EnvironmentError(err.message);
     throw err;
   }
@@ -462,7 +519,7 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
   statsTimer?.unref();
   const selfMetrics = opts.selfMetrics
     ? new (loadSelfMetrics())({
-        target: resolveExportTarget(exportFlags, io.env, 'metrics'),
+        target: metricsTarget,
         ...agent,
         intervalMs: (opts.statsInterval || 60) * 1000,
         stats: () => agentStats(parts()),
@@ -485,6 +542,7 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
   const timeoutMs = opts.shutdownTimeout * 1000;
   const flushed = await withTimeout(Promise.all([pipeline.shutdown(timeoutMs), spans?.shutdown()]), timeoutMs + 2000);
   if (flushed === 'timeout') log.warn(`gave up waiting for the exporters to close after ${opts.shutdownTimeout} s`);
+  await withTimeout(requestMetrics?.shutdown() ?? Promise.resolve(), 10_000); // the last measurements, after the records
   await selfMetrics?.shutdown(); // the final counts, after the last records
   await receiver?.stop();
   await recorder?.close().catch((err: Error) => log.warn(`--record ${opts.record}: ${err.message}; the recording is incomplete`));

@@ -21,6 +21,10 @@ export interface StatsParts {
   config?: { digest: string; reloads: number; failures: number };
   /** Exchanges not recorded because they were OTLP exports of headertap agents (user-space rule). */
   agentExports?: number;
+  /** Records whose route went to the overflow route (--max-routes). */
+  routes?: { overflowed: number };
+  /** Request metrics: measurements recorded, sent to an overflow series (--metric-cardinality-limit), export requests. */
+  requestMetrics?: { recorded: number; overflowed: number; exports: number; failedExports: number };
 }
 
 /** Parser resyncs by kind: HTTP/1.x problems (a missed start is not one) and HTTP/2 ones (http2_*). */
@@ -61,6 +65,8 @@ export function agentStats(p: StatsParts): AgentStats {
     loaderRestarts: p.loaderRestarts,
     configReloads: p.config?.reloads ?? 0,
     configReloadFailures: p.config?.failures ?? 0,
+    routesOverflowed: p.routes?.overflowed ?? 0,
+    metricsOverflowed: p.requestMetrics?.overflowed ?? 0,
   };
 }
 
@@ -87,12 +93,15 @@ export function summaryLine(p: StatsParts): string {
   const c = p.config;
   const config = c ? `; rules ${c.digest}, config reloads ${c.reloads}, reload failures ${c.failures}` : '';
   const agentExports = p.agentExports ? `; agent exports not recorded ${p.agentExports}` : '';
+  const routes = p.routes?.overflowed ? `; routes overflowed (--max-routes) ${p.routes.overflowed}` : '';
+  const m = p.requestMetrics;
+  const metrics = m ? `; request metrics recorded ${m.recorded} (series overflowed ${m.overflowed}), exports ${m.exports}, failed ${m.failedExports}` : '';
   return (
     `exchanges ${h.exchanges} (unanswered ${h.unanswered}, truncated ${h.truncatedMessages}${limited}); ` +
     `records exported ${d.exported}, failed ${d.dropped.rejected}, dropped ${dropped}${droppedDetail}${unconfirmed}; ` +
     `retries ${d.retries}${afterTimeout}, buffered ${p.delivery.bufferedRecords}${spooled}; ` +
     `${kernel}; parser resyncs ${resyncs}, orphan responses ${h.orphanResponses}, missed starts ${h.problems.missed_start}, invalid header values ${h.invalidValues}; ` +
     `tls sessions ${h.tlsSessions}, ciphertext connections ${h.ciphertextConnections}; ` +
-    `http/2 connections ${h.http2Connections}, records with unknown HPACK state ${h.truncatedRecords.hpack_state_unknown}${restarts}${agentExports}${config}`
+    `http/2 connections ${h.http2Connections}, records with unknown HPACK state ${h.truncatedRecords.hpack_state_unknown}${restarts}${agentExports}${routes}${metrics}${config}`
   );
 }

@@ -29,6 +29,8 @@ import { GRPC_ATTRIBUTES, addGrpcAttributes, grpcStatusIsError, grpcStatusName, 
 import { HeaderAction, type HeaderRules, type HeaderSide } from './headers';
 import type { AttributeList, AttributeValue, ExchangeRecord } from './record';
 import type { RulesFor } from './scoped-rules';
+import { ATTR_HTTP_ROUTE, ATTR_URL_TEMPLATE, routeAttribute, type RoutesFor } from './routes';
+import { metricHeaderValues, type MetricHeaders } from './metric-headers';
 import { redactHeaderValue, redactQuery } from './redact';
 import { TRACE_CONTEXT_HEADERS, extractSpanContext } from './trace-context';
 import { WorkloadResources, type WorkloadOptions } from './workloads';
@@ -90,6 +92,8 @@ const RECORD_KEYS = new Set<string>([
   ATTR_HT_TRUNCATED_REASON,
   ATTR_HT_UNANSWERED_REASON,
   ATTR_ERROR_TYPE,
+  ATTR_HTTP_ROUTE,
+  ATTR_URL_TEMPLATE,
   ...GRPC_ATTRIBUTES,
 ]);
 
@@ -111,6 +115,10 @@ export interface MapperOptions {
   maxAttributes?: number;
   /** OTEL_SEMCONV_STABILITY_OPT_IN has rpc/dup: the deprecated rpc.* names too (src/otel/grpc.ts). */
   rpcDup?: boolean;
+  /** Routes per workload (src/otel/routes.ts); none: records have no route. */
+  routes?: RoutesFor;
+  /** --metric-headers in force (src/otel/metric-headers.ts): their values go on the record for the request metrics. */
+  metricHeaders?: MetricHeaders;
 }
 
 export interface MapperCounters {
@@ -239,6 +247,9 @@ export class ExchangeMapper {
     if (req.method && method === '_OTHER') attrs.push(ATTR_HTTP_REQUEST_METHOD_ORIGINAL, req.method);
     const target = req.target ? splitTarget(req.target, req.method) : {};
     if (target.path !== undefined) attrs.push(ATTR_URL_PATH, target.path);
+    const workload = this.workloads.get(proc);
+    const route = target.path !== undefined ? this._opts.routes?.routeFor(proc, workload.resource, target.path, conn) : undefined;
+    if (route !== undefined) attrs.push(routeAttribute(ex.role), route);
     const query = target.query !== undefined ? redactQuery(target.query, rules) : undefined;
     if (query !== undefined) attrs.push(ATTR_URL_QUERY, query);
     const scheme = req.scheme ?? (conn.tls ? 'https' : 'http');
@@ -292,7 +303,6 @@ export class ExchangeMapper {
     this._addHeaders(attrs, 'request', req, serial, rules, decided);
     if (res) this._addHeaders(attrs, 'response', res, serial, rules, decided);
 
-    const workload = this.workloads.get(proc);
     let dropped = 0;
     if (workload.shadowed) attrs = withoutKeys(attrs, workload.shadowed);
     if ((attrs.length >> 1) + workload.attributeCount > this._maxAttributes) {
@@ -328,7 +338,14 @@ export class ExchangeMapper {
       durationNs,
       unanswered: ex.unanswered,
       errorType: error,
+      route,
+      metricHeaders: this._metricHeaders(req.headers, rules),
     };
+  }
+
+  private _metricHeaders(headers: HeaderList, rules: HeaderRules): ExchangeRecord['metricHeaders'] {
+    const names = this._opts.metricHeaders?.names;
+    return names?.length ? { names, values: metricHeaderValues(headers, names, rules) } : undefined;
   }
 
   private _decided(rules: HeaderRules): Decided {

@@ -69,6 +69,10 @@ export interface ExchangeRecord extends LogRecordData<AttributeValue> {
   unanswered?: string;
   /** error.type: set when the exchange failed (src/otel/attributes.ts errorType). */
   errorType?: string;
+  /** The low-cardinality path (http.route on the server side, url.template on the client side; src/otel/routes.ts). */
+  route?: string;
+  /** --metric-headers in force and the request's values for them (after redaction and hashing), for the request metrics. */
+  metricHeaders?: { names: readonly string[]; values: (string | undefined)[] };
 }
 
 /** The value of `key` in a list, or undefined. */

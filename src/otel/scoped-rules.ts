@@ -84,6 +84,15 @@ function cgroupMatcher(paths: readonly string[] | undefined): ((path: string | u
   return (path) => path !== undefined && prefixes.some((pre) => pre === '/' || path === pre.slice(0, -1) || path.startsWith(pre));
 }
 
+/** Whether a workload is one `match` names, ports aside (they depend on the connection). */
+export function workloadMatcher(match: WorkloadMatch): (w: ProcessInfo) => boolean {
+  const service = nameMatcher(match.serviceNames);
+  const executable = nameMatcher(match.executables);
+  const cgroup = cgroupMatcher(match.cgroups);
+  return (w) =>
+    (!service || service(w.serviceName ?? w.executableName)) && (!executable || executable(w.executableName)) && (!cgroup || cgroup(w.cgroupPath));
+}
+
 /** Combinations of scopes compiled at most before the cache starts over (each is a HeaderRules). */
 const MAX_COMBINATIONS = 1024;
 
@@ -110,18 +119,12 @@ export class CaptureRules implements RulesFor {
     this.global = new HeaderRules(config.global);
     const scoped = config.scoped ?? [];
     if (scoped.length > MAX_SCOPED_RULES) throw new Error(`at most ${MAX_SCOPED_RULES} scoped rules`);
-    this._scopes = scoped.map((rule, i) => {
-      const service = nameMatcher(rule.match.serviceNames);
-      const executable = nameMatcher(rule.match.executables);
-      const cgroup = cgroupMatcher(rule.match.cgroups);
-      return {
-        rule,
-        bit: 2 ** i,
-        workload: (w: ProcessInfo) =>
-          (!service || service(w.serviceName ?? w.executableName)) && (!executable || executable(w.executableName)) && (!cgroup || cgroup(w.cgroupPath)),
-        ...(rule.match.ports?.length ? { ports: new Set(rule.match.ports) } : {}),
-      };
-    });
+    this._scopes = scoped.map((rule, i) => ({
+      rule,
+      bit: 2 ** i,
+      workload: workloadMatcher(rule.match),
+      ...(rule.match.ports?.length ? { ports: new Set(rule.match.ports) } : {}),
+    }));
     // Compiling every scope once checks them all now (a hash list needs the key), not at the first matching record.
     this._anySecret = [this.global, ...this._scopes.map((s) => this._compile(s.bit))];
   }

@@ -1,23 +1,12 @@
 /**
  * headertap's own telemetry: its counters as OTLP metrics, sent to the same
- * endpoint as the records, under the agent's own resource. The exporters are
- * composed from the same 0.223.1 parts as the logs exporters (the packaged
- * metrics exporters have no 0.223.1 release, and a second copy of the OTLP
- * base packages would be the result).
+ * endpoint as the records, under the agent's own resource (exporters:
+ * src/otel/metric-exporters.ts).
  */
 import type { Attributes } from '@opentelemetry/api';
-import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
-import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentelemetry/otlp-exporter-base/node-http';
-import { convertLegacyOtlpGrpcOptions, createOtlpGrpcExportDelegate } from '@opentelemetry/otlp-grpc-exporter-base';
-import { MetricsExporterMetricsHelper, ProtobufMetricsSerializer } from '@opentelemetry/otlp-transformer';
-import {
-  AggregationTemporality,
-  MeterProvider,
-  PeriodicExportingMetricReader,
-  type PushMetricExporter,
-  type ResourceMetrics,
-} from '@opentelemetry/sdk-metrics';
-import { exporterConfig, type ExportTarget } from './endpoint';
+import { MeterProvider, PeriodicExportingMetricReader, type PushMetricExporter } from '@opentelemetry/sdk-metrics';
+import type { ExportTarget } from './endpoint';
+import { createMetricExporter } from './metric-exporters';
 import { agentResource } from './workloads';
 
 /** A snapshot of every counter the agent keeps (totals since start, gauges now). */
@@ -66,44 +55,10 @@ export interface AgentStats {
   /** --config reloads that put new rules in force, and those refused (the rules in force stayed). */
   configReloads: number;
   configReloadFailures: number;
-}
-
-class GrpcMetricExporter extends OTLPExporterBase<ResourceMetrics> implements PushMetricExporter {
-  constructor(target: ExportTarget, userAgent: string) {
-    super(
-      createOtlpGrpcExportDelegate(
-        convertLegacyOtlpGrpcOptions({ ...exporterConfig(target), userAgent }, 'METRICS'),
-        ProtobufMetricsSerializer,
-        'otlp_grpc_metric_exporter',
-        MetricsExporterMetricsHelper,
-        undefined,
-        'MetricsExportService',
-        '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export',
-      ),
-    );
-  }
-
-  selectAggregationTemporality(): AggregationTemporality {
-    return AggregationTemporality.CUMULATIVE;
-  }
-}
-
-class ProtoMetricExporter extends OTLPExporterBase<ResourceMetrics> implements PushMetricExporter {
-  constructor(target: ExportTarget, userAgent: string) {
-    super(
-      createOtlpHttpExportDelegate(
-        convertLegacyHttpOptions({ ...exporterConfig(target), userAgent }, 'METRICS', 'v1/metrics', { 'Content-Type': 'application/x-protobuf' }),
-        ProtobufMetricsSerializer,
-        'otlp_http_metric_exporter',
-        MetricsExporterMetricsHelper,
-        undefined,
-      ),
-    );
-  }
-
-  selectAggregationTemporality(): AggregationTemporality {
-    return AggregationTemporality.CUMULATIVE;
-  }
+  /** Records whose route became the overflow route `/**` (--max-routes). */
+  routesOverflowed: number;
+  /** Request-metric measurements sent to an overflow series (--metric-cardinality-limit). */
+  metricsOverflowed: number;
 }
 
 export interface SelfMetricsOptions {
@@ -129,8 +84,8 @@ export class SelfMetrics {
   constructor(opts: SelfMetricsOptions) {
     // headertap/VERSION marks the requests as headertap's own: other agents never record them (src/cli/own-exports.ts).
     const userAgent = `headertap/${opts.version}`;
-    const exporter =
-      opts.exporter ?? (opts.target.protocol === 'grpc' ? new GrpcMetricExporter(opts.target, userAgent) : new ProtoMetricExporter(opts.target, userAgent));
+    // Always cumulative: these are totals since start (the request metrics follow the temporality preference).
+    const exporter = opts.exporter ?? createMetricExporter(opts.target, userAgent, 'cumulative');
     this._provider = new MeterProvider({
       resource: agentResource(opts.serviceName, opts.version, opts.agentAttributes),
       readers: [
@@ -180,6 +135,8 @@ export class SelfMetrics {
     counter('headertap.headers.invalid_values', 'header values holding NUL, CR or LF, which HTTP forbids (kept as sent)', '{value}', (s) => [[s.invalidHeaderValues]]);
     counter('headertap.loader.restarts', 'times the eBPF loader was restarted', '{restart}', (s) => [[s.loaderRestarts]]);
     counter('headertap.config.reloads', 'config file reloads put in force (file change or SIGHUP)', '{reload}', (s) => [[s.configReloads]]);
+    counter('headertap.routes.overflowed', 'records whose route went to the overflow route /** (--max-routes reached for their workload)', '{record}', (s) => [[s.routesOverflowed]]);
+    counter('headertap.metrics.overflowed', 'request-metric measurements sent to the overflow series otel.metric.overflow=true (--metric-cardinality-limit)', '{measurement}', (s) => [[s.metricsOverflowed]]);
     counter('headertap.config.reload_failures', 'config file reloads refused: the rules in force stayed', '{reload}', (s) => [[s.configReloadFailures]]);
   }
 

@@ -111,12 +111,14 @@ class CountingSpanExporter implements SpanExporter {
 /**
  * The span name: for an RPC call `{rpc.method}`, or `{rpc.system.name}` when
  * the method is unknown (RPC semantic conventions); else the one HTTP
- * semantic conventions give when no route is known: the method, or "HTTP"
- * for methods they do not name.
+ * semantic conventions give: `{method} {route}` when the record has a route
+ * (http.route, url.template), else the method; "HTTP" for methods they do
+ * not name.
  */
-export function spanName(rec: Pick<ExchangeRecord, 'method' | 'rpcSystem' | 'rpcMethod'>): string {
+export function spanName(rec: Pick<ExchangeRecord, 'method' | 'rpcSystem' | 'rpcMethod' | 'route'>): string {
   if (rec.rpcSystem) return rec.rpcMethod && rec.rpcMethod !== RPC_METHOD_OTHER ? rec.rpcMethod : rec.rpcSystem;
-  return KNOWN_METHODS.has(rec.method) ? rec.method : 'HTTP';
+  const method = KNOWN_METHODS.has(rec.method) ? rec.method : 'HTTP';
+  return rec.route !== undefined ? `${method} ${rec.route}` : method;
 }
 
 function nsToHrTime(ns: number): HrTime {

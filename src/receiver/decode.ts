@@ -198,15 +198,45 @@ function metricsRequestType(): protobuf.Type {
   return serviceTypes('metrics', 'ExportMetricsServiceRequest', 'ExportMetricsServiceResponse').request;
 }
 
-/** One number data point of a sum or gauge, with where it came from. */
+/** One data point of a sum, gauge or histogram, with where it came from. */
 export interface MetricPoint {
   resource: Record<string, FlatValue>;
   scope?: string;
   name: string;
   unit?: string;
-  kind: 'sum' | 'gauge';
+  kind: 'sum' | 'gauge' | 'histogram';
   attributes: Record<string, FlatValue>;
+  /** The number; for a histogram its count. */
   value: number;
+  /** A histogram's buckets, sum, min and max. */
+  histogram?: HistogramPoint;
+  /** 1 delta, 2 cumulative (sums and histograms). */
+  temporality?: number;
+  /** Nanoseconds since the epoch, as decimal strings. */
+  startTimeUnixNano?: string;
+  timeUnixNano?: string;
+}
+
+export interface HistogramPoint {
+  count: number;
+  sum?: number;
+  min?: number;
+  max?: number;
+  /** Upper bounds; bucketCounts has one more entry (the last bucket has no bound). */
+  explicitBounds: number[];
+  bucketCounts: number[];
+}
+
+interface HistogramPointMsg {
+  attributes?: KeyValue[];
+  count?: string;
+  sum?: number;
+  min?: number;
+  max?: number;
+  bucket_counts?: string[];
+  explicit_bounds?: number[];
+  start_time_unix_nano?: string;
+  time_unix_nano?: string;
 }
 
 interface NumberPointMsg {
@@ -219,12 +249,18 @@ interface MetricsRequest {
     resource?: { attributes?: KeyValue[] };
     scope_metrics?: {
       scope?: { name?: string };
-      metrics?: { name: string; unit?: string; sum?: { data_points?: NumberPointMsg[] }; gauge?: { data_points?: NumberPointMsg[] } }[];
+      metrics?: {
+        name: string;
+        unit?: string;
+        sum?: { data_points?: NumberPointMsg[]; aggregation_temporality?: number };
+        gauge?: { data_points?: NumberPointMsg[] };
+        histogram?: { data_points?: HistogramPointMsg[]; aggregation_temporality?: number };
+      }[];
     }[];
   }[];
 }
 
-/** Decodes an ExportMetricsServiceRequest to its sum and gauge points (histograms are skipped); throws on malformed bytes. */
+/** Decodes an ExportMetricsServiceRequest to its sum, gauge and (explicit-bucket) histogram points; throws on malformed bytes. */
 export function decodeMetricsRequest(bytes: Uint8Array): MetricPoint[] {
   const type = metricsRequestType();
   const msg = type.toObject(type.decode(bytes), { longs: String, defaults: false }) as MetricsRequest;
@@ -233,6 +269,29 @@ export function decodeMetricsRequest(bytes: Uint8Array): MetricPoint[] {
     const resource = keyValues(rm.resource?.attributes);
     for (const sm of rm.scope_metrics ?? []) {
       for (const m of sm.metrics ?? []) {
+        for (const p of m.histogram?.data_points ?? []) {
+          const count = Number(p.count ?? 0);
+          out.push({
+            resource,
+            ...(sm.scope?.name ? { scope: sm.scope.name } : {}),
+            name: m.name,
+            ...(m.unit ? { unit: m.unit } : {}),
+            kind: 'histogram',
+            attributes: keyValues(p.attributes),
+            value: count,
+            histogram: {
+              count,
+              ...(p.sum !== undefined ? { sum: p.sum } : {}),
+              ...(p.min !== undefined ? { min: p.min } : {}),
+              ...(p.max !== undefined ? { max: p.max } : {}),
+              explicitBounds: p.explicit_bounds ?? [],
+              bucketCounts: (p.bucket_counts ?? []).map(Number),
+            },
+            ...(m.histogram?.aggregation_temporality !== undefined ? { temporality: m.histogram.aggregation_temporality } : {}),
+            ...(p.start_time_unix_nano ? { startTimeUnixNano: p.start_time_unix_nano } : {}),
+            ...(p.time_unix_nano ? { timeUnixNano: p.time_unix_nano } : {}),
+          });
+        }
         const kind = m.sum ? 'sum' : m.gauge ? 'gauge' : undefined;
         if (!kind) continue;
         for (const p of (m.sum ?? m.gauge)?.data_points ?? []) {
@@ -252,14 +311,23 @@ export function decodeMetricsRequest(bytes: Uint8Array): MetricPoint[] {
   return out;
 }
 
-/** One short line for a metrics export: who sent it, how many points, the non-zero ones. */
+/** One short line for a metrics export: who sent it, how many points, the non-zero sums and gauges, each histogram's series and count. */
 export function metricsLine(points: readonly MetricPoint[]): string {
   const services = [...new Set(points.map((p) => String(p.resource['service.name'] ?? 'unknown')))];
+  const histograms = new Map<string, { series: number; count: number }>();
+  for (const p of points) {
+    if (p.kind !== 'histogram') continue;
+    const h = histograms.get(p.name) ?? { series: 0, count: 0 };
+    h.series++;
+    h.count += p.value;
+    histograms.set(p.name, h);
+  }
   const nonZero = points
-    .filter((p) => p.value !== 0)
+    .filter((p) => p.value !== 0 && p.kind !== 'histogram')
     .map((p) => {
       const attrs = Object.entries(p.attributes).map(([k, v]) => `${k}=${String(v)}`);
       return `${p.name}${attrs.length ? `{${attrs.join(',')}}` : ''}=${p.value}`;
     });
+  for (const [name, h] of histograms) nonZero.push(`${name} ${h.count} in ${h.series} series`);
   return `metrics from ${services.join(', ') || 'unknown'}: ${points.length} points${nonZero.length ? `; ${nonZero.join(' ')}` : ', all zero'}`;
 }

@@ -18,7 +18,7 @@ export interface ReceivedBatch {
   records: FlatRecord[];
   /** Spans (empty for a logs request). */
   spans: FlatSpan[];
-  /** Sum and gauge points of a metrics request (those go to onMetrics, not onBatch). */
+  /** Sum, gauge and histogram points of a metrics request (those go to onMetrics, not onBatch). */
   points: MetricPoint[];
   /** The request's protobuf bytes, exactly as received (after decompression). */
   raw: Buffer;
@@ -34,8 +34,9 @@ export interface ReceiverOptions {
   /** A logs or traces request. */
   onBatch(batch: ReceivedBatch): void;
   /**
-   * An OTLP metrics export (e.g. headertap's own counters): its sum and gauge
-   * points. Without this the metrics service still answers, and drops them.
+   * An OTLP metrics export (headertap's own counters, request metrics): its
+   * sum, gauge and histogram points. Without this the metrics service still
+   * answers, and drops them.
    */
   onMetrics?(points: MetricPoint[], transport: ReceivedBatch['transport']): void;
   /** A request that could not be decoded (answered INVALID_ARGUMENT / 400). */

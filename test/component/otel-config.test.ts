@@ -30,6 +30,14 @@ import { RUN_OPTIONS, resolveRunOptions } from '../../src/cli/options';
 import { PACKAGE_ROOT } from '../../src/common/paths';
 import { DEFAULT_CAPTURE_HEADERS, DEFAULT_REDACT_HEADERS, ExchangeMapper, HeaderRules } from '../../src/otel';
 import { attributesObject } from '../../src/otel/record';
+import { ExportResultCode } from '@opentelemetry/core';
+import type { PushMetricExporter, ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import type { HttpExchange } from '../../src/http';
+import type { ExportTarget } from '../../src/otel/endpoint';
+import { MetricHeaders } from '../../src/otel/metric-headers';
+import { RequestMetrics } from '../../src/otel/request-metrics';
+import { Routes } from '../../src/otel/routes';
+import { silentLog } from '../helpers/log';
 import { workloadAttributes } from '../../src/otel/workloads';
 import { requireCommand, run } from '../helpers/integration';
 import {
@@ -185,6 +193,9 @@ describe('otel-config: collector configs', () => {
     assert.match(envDefault(String(obj(exporters['otlp_http/loki']).endpoint)), /^http:\/\/loki:3100\/otlp$/, 'Loki base URL + /otlp');
     const tracesOut = list(obj(pipelines.traces).exporters) as string[];
     assert.deepEqual(tracesOut.sort(), ['otlp_grpc/jaeger', 'otlp_grpc/tempo']);
+    // Request metrics (and headertap's own counters) to Prometheus's OTLP endpoint.
+    assert.deepEqual(list(obj(pipelines.metrics).exporters), ['otlp_http/prometheus']);
+    assert.equal(envDefault(String(obj(exporters['otlp_http/prometheus']).endpoint)), 'http://prometheus:9090/api/v1/otlp', 'the exporter appends /v1/metrics');
     assert.equal(envDefault(String(obj(exporters['otlp_grpc/tempo']).endpoint)), 'tempo:4317');
     assert.equal(envDefault(String(obj(exporters['otlp_grpc/jaeger']).endpoint)), 'jaeger:4317');
 
@@ -288,9 +299,9 @@ function logqlLabels(expr: string): string[] {
 }
 
 /**
- * Record attributes the dashboard already uses that the record mapper does
- * not produce yet: http.route comes with the mapper's redesign (another
- * branch this session). Until then the latency panel shows nothing.
+ * Record attributes Loki queries may use that the sample record (a client
+ * record, mapped without routes) does not carry: http.route is on server
+ * records (src/otel/routes.ts).
  */
 const PENDING_RECORD_ATTRIBUTES = ['http.route'];
 
@@ -312,6 +323,72 @@ function knownLokiNames(): (name: string) => boolean {
   const known = new Set([...recordAttributeNames(), ...PENDING_RECORD_ATTRIBUTES, ...resourceAttributeNames(), STATUS_CLASS].map(lokiName));
   for (const field of ['trace_id', 'span_id', 'severity_text', 'severity_number']) known.add(field);
   return (n) => known.has(n) || /^http_(request|response)_header_[a-z0-9_]+$/.test(n);
+}
+
+/** Metric and label names a PromQL expression reads: metric names before a selector or range, labels in selectors, by/without and legends. */
+function promqlNames(expr: string): { metrics: string[]; labels: string[] } {
+  const FUNCTIONS = new Set(['sum', 'rate', 'histogram_quantile', 'by', 'without', 'irate', 'increase', 'avg', 'max', 'min', 'topk', 'count']);
+  const metrics = [...expr.matchAll(/([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?=\{|\[)/g)].map((m) => m[1]).filter((n) => !FUNCTIONS.has(n));
+  const labels: string[] = [];
+  for (const m of expr.matchAll(/\{([^{}]*)\}/g)) for (const n of m[1].matchAll(/([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)/g)) labels.push(n[1]);
+  for (const m of expr.matchAll(/\b(?:by|without)\s*\(([^)]*)\)/g)) labels.push(...m[1].split(',').map((x) => x.trim()).filter(Boolean));
+  for (const m of expr.matchAll(/\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g)) labels.push(m[1]);
+  return { metrics, labels };
+}
+
+/**
+ * The names Prometheus 3's OTLP endpoint gives headertap's request metrics
+ * (UnderscoreEscapingWithSuffixes: dots to _, the unit as a suffix, _bucket,
+ * _count, _sum; attributes named as Loki names them, the same translator):
+ * from what RequestMetrics really exports for server, client and gRPC
+ * exchanges with --metric-headers, plus job/instance (service.name) and the
+ * resource attributes prometheus.yaml promotes.
+ */
+function knownPrometheusNames(): { metric(name: string): boolean; label(name: string): boolean } {
+  const names = requestMetricNames();
+  const promoted = list(obj(yamlDoc(at('prometheus', 'prometheus.yaml')).otlp).promote_resource_attributes) as string[];
+  const metrics = new Set(names.metrics.flatMap((m) => ['_bucket', '_count', '_sum'].map((suffix) => `${m.replaceAll('.', '_')}_seconds${suffix}`)));
+  const labels = new Set([...names.attributes, ...promoted].map(lokiName));
+  for (const l of ['job', 'instance', 'le']) labels.add(l);
+  return { metric: (n) => metrics.has(n), label: (n) => labels.has(n) || /^http_request_header_[a-z0-9_]+$/.test(n) };
+}
+
+/** Metric names and attribute keys RequestMetrics exports, from real records (collected through a memory exporter). */
+function requestMetricNames(): { metrics: string[]; attributes: string[] } {
+  const seen: ResourceMetrics[] = [];
+  const exporter: PushMetricExporter = {
+    export: (m, done) => {
+      seen.push(m);
+      done({ code: ExportResultCode.SUCCESS });
+    },
+    forceFlush: () => Promise.resolve(),
+    shutdown: () => Promise.resolve(),
+  };
+  const metrics = new RequestMetrics({ target: { url: 'http://127.0.0.1:1', protocol: 'grpc' } as ExportTarget, version: 't', log: silentLog, intervalMs: 3_600_000, exporter });
+  const mapper = new ExchangeMapper({
+    rules: new HeaderRules({ capture: DEFAULT_CAPTURE_HEADERS, redact: DEFAULT_REDACT_HEADERS }),
+    toHrTime: (ns) => [0, ns],
+    processInfo: (pid) => ({ pid, executableName: 'node' }),
+    workloads: { hostName: 'h' },
+    routes: new Routes({ rules: [] }),
+    metricHeaders: new MetricHeaders(['x-tenant']),
+  });
+  for (const role of ['server', 'client'] as const) {
+    for (const [status, grpc] of [[200, false], [503, false], [200, true]] as const) {
+      const h2 = grpc ? { version: '2', headers: ['content-type', 'application/grpc', 'x-tenant', 'a'] } : { version: '1.1', headers: ['host', 'shop:8080', 'x-tenant', 'a'] };
+      metrics.record(
+        mapper.map({
+          role,
+          connection: { pid: 1, comm: 'node', networkType: 'ipv4', local: { address: '127.0.0.1', port: 8080 }, remote: { address: '127.0.0.1', port: 40000 }, tls: false },
+          request: { kind: 'request', method: 'GET', target: grpc ? '/shop.v1.Cart/Get' : '/api/items/1', version: h2.version, headers: h2.headers, headBytes: 10, startNs: 0, endNs: 1 },
+          response: { kind: 'response', status, reason: '', version: h2.version, headers: grpc ? ['grpc-status', '13'] : [], headBytes: 10, startNs: 1e6, endNs: 1e6 },
+        } as HttpExchange),
+      );
+    }
+  }
+  void metrics.collect();
+  const data = seen.flatMap((rm) => rm.scopeMetrics.flatMap((sm) => sm.metrics));
+  return { metrics: [...new Set(data.map((m) => m.descriptor.name))], attributes: [...new Set(data.flatMap((m) => m.dataPoints.flatMap((p) => Object.keys(p.attributes))))] };
 }
 
 describe('otel-config: Grafana provisioning', () => {
@@ -356,7 +433,7 @@ describe('otel-config: Grafana provisioning', () => {
   it('gives every data source a fixed uid and links only to uids that exist', () => {
     const ds = datasources();
     const uids = new Set(ds.map((d) => d.uid));
-    assert.deepEqual([...uids].sort(), ['jaeger', 'loki', 'tempo']);
+    assert.deepEqual([...uids].sort(), ['jaeger', 'loki', 'prometheus', 'tempo']);
     assert.equal(uids.size, ds.length, 'uids are unique');
     const links = findKey(ds, 'datasourceUid');
     assert.equal(links.length, 4, 'traces to logs from Tempo and Jaeger, logs to traces in Tempo and Jaeger');
@@ -403,17 +480,36 @@ describe('otel-config: Grafana provisioning', () => {
     assert.deepEqual(
       panels.map((p) => p.title),
       [
-        'Requests by service and status class',
+        'Request rate by service and status',
+        'Error rate by service and route',
+        'Server latency by route (p95)',
+        'Request rate and errors by $metric_header',
+        'Server latency by $metric_header (p95)',
         'Top values of request header $header',
         'Requests missing $expected_header, by service',
-        'Server latency by route (p95)',
         'Exchanges (open a record: trace_id links to Tempo and Jaeger)',
       ],
     );
+    const isPromName = knownPrometheusNames();
+    const metricHeaders = String(vars.metric_header.query).split(',');
     for (const p of panels) {
       for (const t of list(p.targets).map(obj)) {
         const expr = String(t.expr ?? '');
         assert.ok(expr.trim(), `${String(p.title)} has a query`);
+        for (const used of expr.matchAll(/\$([a-z_]+)/g)) {
+          assert.ok(used[1].startsWith('_') || used[1] in vars, `${String(p.title)}: $${used[1]} is a dashboard variable`);
+        }
+        if (obj(t.datasource).uid === 'prometheus') {
+          // Rate, errors and latency: headertap's request metrics as Prometheus names them, for every metric header offered.
+          for (const header of metricHeaders) {
+            const concrete = `${expr} ${String(t.legendFormat ?? '')}`.replaceAll('$metric_header', header);
+            const names = promqlNames(concrete);
+            assert.ok(names.metrics.length > 0, `${String(p.title)} reads a metric`);
+            for (const m of names.metrics) assert.ok(isPromName.metric(m), `${String(p.title)}: ${m} is not a metric headertap exports, as Prometheus names it`);
+            for (const l of names.labels) assert.ok(isPromName.label(l), `${String(p.title)}: ${l} is not a label of headertap's request metrics in Prometheus`);
+          }
+          continue;
+        }
         // Every option of every variable gives valid names.
         for (const header of String(vars.header.query).split(',')) {
           for (const expected of String(vars.expected_header.query).split(',')) {
@@ -421,16 +517,20 @@ describe('otel-config: Grafana provisioning', () => {
             for (const n of logqlLabels(concrete)) assert.ok(isName(n), `${String(p.title)}: ${n} is not a name headertap records have in Loki`);
           }
         }
-        for (const used of expr.matchAll(/\$([a-z_]+)/g)) {
-          assert.ok(used[1].startsWith('_') || used[1] in vars, `${String(p.title)}: $${used[1]} is a dashboard variable`);
-        }
       }
     }
-    // The latency panel groups by route template, not raw path (one series per id).
+    // Rate, errors and latency come from the metrics now; the log panels stay on Loki.
+    for (const p of panels) assert.equal(obj(p.datasource).uid, /header \$header|missing|Exchanges/.test(String(p.title)) ? 'loki' : 'prometheus', String(p.title));
+    // The latency panel groups by route template, not raw path (one series per id), from the histogram's buckets.
     const latency = panels.find((p) => p.title === 'Server latency by route (p95)')!;
     const latencyExpr = String(obj(list(latency.targets)[0]).expr);
-    assert.match(latencyExpr, /\) by \(http_route\)$/);
-    assert.doesNotMatch(latencyExpr, /url_path/);
+    assert.match(latencyExpr, /^histogram_quantile\(0\.95, sum by \(le, http_route\) \(rate\(http_server_request_duration_seconds_bucket\[\$__rate_interval\]\)\)\)$/);
+    assert.doesNotMatch(JSON.stringify(dash), /url_path/);
+    // The "by header" view offers headers as Prometheus names them, and the demo's headertap exports one of them.
+    for (const h of metricHeaders) assert.match(h, /^[a-z0-9_]+$/);
+    const demoCmd = list(obj(obj(yamlDoc(at('docker-compose.yaml')).services).headertap).command) as string[];
+    const given = demoCmd[demoCmd.indexOf('--metric-headers') + 1];
+    assert.ok(given && metricHeaders.includes(lokiName(given)), `the demo's --metric-headers ${given} is offered by $metric_header`);
     // Loki 3.7.x does not store event_name: a query on it would match nothing.
     assert.doesNotMatch(JSON.stringify(dash), /event_name/);
     const provider = obj(list(yamlDoc(at('grafana', 'provisioning', 'dashboards', 'dashboards.yaml')).providers)[0]);
@@ -610,7 +710,8 @@ describe('otel-config: Kubernetes manifests', () => {
     const docs = manifests(COLLECTOR);
     const cfg = checkCollector(k8sCollectorConfig(), `${COLLECTOR} ConfigMap`);
     const pipelines = obj(obj(cfg.service).pipelines);
-    for (const signal of ['logs', 'traces']) assert.ok((list(obj(pipelines[signal]).processors) as string[]).includes('k8s_attributes'), `${signal} pipeline runs k8s_attributes`);
+    for (const signal of ['logs', 'traces', 'metrics']) assert.ok((list(obj(pipelines[signal]).processors) as string[]).includes('k8s_attributes'), `${signal} pipeline runs k8s_attributes`);
+    assert.deepEqual(list(obj(pipelines.metrics).exporters), ['otlp_http/prometheus'], 'request metrics go to Prometheus (or Mimir)');
     const k8s = k8sAttributes();
     assert.equal(k8s.passthrough, false);
     const rules = list(k8s.pod_association).map((r) => list(obj(r).sources).map(obj));
@@ -676,10 +777,10 @@ describe('otel-config: docker-compose demo and images', () => {
     const services = compose();
     assert.deepEqual(
       Object.keys(services).sort(),
-      ['demo-backend', 'demo-frontend', 'grafana', 'headertap', 'jaeger', 'loki', 'otel-collector', 'tempo'],
+      ['demo-backend', 'demo-frontend', 'grafana', 'headertap', 'jaeger', 'loki', 'otel-collector', 'prometheus', 'tempo'],
     );
     for (const [name, s] of Object.entries(services).map(([n, v]) => [n, obj(v)] as const)) {
-      assert.match(String(s.image), /^[a-z0-9./-]+:[0-9][A-Za-z0-9._-]*$/, `${name}: image ${String(s.image)} is pinned to a version`);
+      assert.match(String(s.image), /^[a-z0-9./-]+:v?[0-9][A-Za-z0-9._-]*$/, `${name}: image ${String(s.image)} is pinned to a version`);
       if (s.build) {
         const ctx = path.resolve(composeDir, String(obj(s.build).context));
         assert.ok(statSync(ctx).isDirectory(), `${name}: build context exists`);

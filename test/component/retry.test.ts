@@ -88,6 +88,8 @@ describe('self-metrics over OTLP/HTTP (real exporter, real receiver)', () => {
       loaderRestarts: 1,
       configReloads: 3,
       configReloadFailures: 1,
+      routesOverflowed: 0,
+      metricsOverflowed: 0,
     };
     const m = new SelfMetrics({ target, serviceName: 'agent-x', version: '1', intervalMs: 60_000, stats: () => stats });
     await m.shutdown();

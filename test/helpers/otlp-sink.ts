@@ -15,13 +15,15 @@ export interface OtlpSink {
   grpcPort?: number;
   httpPort?: number;
   batches: ReceivedBatch[];
-  /** Sum and gauge points of every metrics export (headertap's self-metrics). */
+  /** Sum, gauge and histogram points of every metrics export (self-metrics, request metrics). */
   metrics: MetricPoint[];
   records(): FlatRecord[];
   /** Spans received over the OTLP trace service. */
   spans(): FlatSpan[];
   /** Resolves with all records once `done(records)` holds; rejects after timeoutMs. */
   waitFor(done: (records: FlatRecord[]) => boolean, timeoutMs?: number, what?: string): Promise<FlatRecord[]>;
+  /** Resolves with every metric point once `done(points)` holds. */
+  waitForMetrics(done: (points: MetricPoint[]) => boolean, timeoutMs?: number, what?: string): Promise<MetricPoint[]>;
   /** The same for spans. */
   waitForSpans(done: (spans: FlatSpan[]) => boolean, timeoutMs?: number, what?: string): Promise<FlatSpan[]>;
   stop(): Promise<void>;
@@ -74,6 +76,8 @@ export async function startOtlpSink(transport: 'grpc' | 'http' = 'grpc', host = 
     spans,
     waitFor: (done, timeoutMs = 15000, what = 'expected records') =>
       waitUntil(records, done, timeoutMs, what, (r) => `${String(r.attributes['headertap.role'])} ${String(r.body)}`),
+    waitForMetrics: (done, timeoutMs = 15000, what = 'expected metrics') =>
+      waitUntil(() => metrics, done, timeoutMs, what, (p) => `${p.name}${JSON.stringify(p.attributes)}=${p.value}`),
     waitForSpans: (done, timeoutMs = 15000, what = 'expected spans') =>
       waitUntil(spans, done, timeoutMs, what, (s) => `${s.kind} ${s.name} ${String(s.attributes['url.path'])}`),
     stop: () => receiver.stop(),

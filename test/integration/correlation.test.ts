@@ -131,7 +131,7 @@ describe("host.name and headertap's own resource when headertap runs in a contai
     await sink.waitFor((rs) => rs.length >= 2, 15000, 'client and server records');
     const end = await agent.stop();
     assert.equal(end.code, 0, end.stderr);
-    return { records: sink.records(), agentResources: sink.metrics.map((m) => m.resource), stderr: end.stderr };
+    return { records: sink.records(), agentResources: sink.metrics.filter((m) => m.name.startsWith('headertap.')).map((m) => m.resource), stderr: end.stderr };
   }
 
   it("names the host (read from the host's UTS namespace), not the container; OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES on its own resource", async (t) => {

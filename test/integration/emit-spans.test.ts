@@ -56,7 +56,7 @@ describe('--emit-spans: spans next to the log records (real eBPF)', () => {
         const s = spanFor(spans, r);
         const role = attr(r, 'headertap.role');
         assert.equal(s.kind, role === 'client' ? 'CLIENT' : 'SERVER');
-        assert.equal(s.name, 'GET');
+        assert.equal(s.name, `GET ${String(attr(r, 'url.path'))}`, 'named after the route (the heuristic keeps these paths)');
         assert.equal(s.status.code, 'UNSET', '200 is not an error');
         assert.equal(s.start_time, r.time, 'the span starts when the request did');
         assert.equal(s.duration_ns, attr(r, 'headertap.duration_ns'), 'and lasts until the response head');

@@ -228,7 +228,10 @@ describe('resilience with real eBPF', () => {
     for (const name of ['headertap.events.received', 'headertap.buffer.records', 'headertap.ringbuf.lost', 'headertap.parse.errors', 'headertap.export.retries']) {
       assert.ok(last(name), `${name} is exported`);
     }
-    assert.ok(sink.metrics.every((p) => p.resource['service.name'] === 'ht-self-test'), "every point under the agent's own resource");
+    // Its own counters; the request metrics of what it observed are under the observed processes' resources.
+    const own = sink.metrics.filter((p) => p.name.startsWith('headertap.'));
+    assert.ok(own.length > 0 && own.every((p) => p.resource['service.name'] === 'ht-self-test'), "every self-metrics point under the agent's own resource");
+    assert.ok(sink.metrics.filter((p) => !own.includes(p)).every((p) => p.name.endsWith('.duration') && p.resource['service.name'] !== 'ht-self-test'), 'the rest are request metrics of workloads');
     assert.match(end.stderr, /^headertap stats: exchanges \d+/m, 'a stats line every --stats-interval');
   });
 

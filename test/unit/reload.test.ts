@@ -76,6 +76,37 @@ rules:
     bad('rules: {match: x}\n', /key 'rules': expected a list of rules/);
   });
 
+  it('reads routes: patterns per workload, checked when read', () => {
+    const ok = resolveRunOptions({}, configFile('routes:\n  - match: {service-name: shop}\n    patterns: ["/api/items/{id}", /static/**]\n  - patterns: /health\nmax-routes: 20\n'));
+    assert.deepEqual(ok.routes, [{ match: { serviceNames: ['shop'] }, patterns: ['/api/items/{id}', '/static/**'] }, { patterns: ['/health'] }]);
+    assert.equal(ok.maxRoutes, 20);
+    const bad = (text: string, re: RegExp) => assert.throws(() => resolveRunOptions({}, configFile(text)), re);
+    bad('routes:\n  - patterns: [api/items]\n', /key 'routes\[0\]\.patterns': 'api\/items' does not start with '\/'/);
+    bad('routes:\n  - patterns: ["/a/**/b"]\n', /must come last/);
+    bad('routes:\n  - match: {service-name: x}\n', /key 'routes\[0\]': needs 'patterns'/);
+    bad('routes:\n  - patern: [/a]\n', /unknown key 'routes\[0\]\.patern' \(did you mean 'patterns'\?\)/);
+    bad('max-routes: 0\n', /key 'max-routes' '0' is not a valid route count/);
+  });
+
+  it('follows routes: and max-routes live', async () => {
+    const file = configFile('port: 80\n');
+    const { r, log, committed } = reloader(file);
+    replace(file, 'port: 80\nroutes:\n  - patterns:\n      - /a/{x}\nmax-routes: 7\n');
+    await r.reload('file change');
+    assert.deepEqual(committed, ['ports [80]', 'capture ["*"]', 'routes [{"patterns":["/a/{x}"]}] max 7']);
+    assert.match(log.lines[0], /routes, max-routes changed/);
+  });
+
+  it('follows metric-headers live, lower-cased, names only', async () => {
+    const file = configFile('port: 80\n');
+    const { r, committed } = reloader(file);
+    replace(file, 'port: 80\nmetric-headers: [X-Tenant, x-api-client]\n');
+    await r.reload('file change');
+    assert.deepEqual(committed, ['ports [80]', 'capture ["*"]', 'metric-headers ["x-tenant","x-api-client"]']);
+    assert.throws(() => resolveRunOptions({ metricHeaders: 'x-*' }), /--metric-headers 'x-\*' is not a header name/);
+    assert.throws(() => resolveRunOptions({ metricHeaders: 'a,b,c,d,e,f,g,h,i' }), /at most 8/);
+  });
+
   it('is a config file key only: no --rules flag', () => {
     assert.equal(RUN_OPTIONS.find((s) => s.key === 'rules')?.flag, undefined);
   });
@@ -97,6 +128,21 @@ function recordingParts(failKernel?: () => boolean) {
       keys: ['capture-headers', 'exclude-headers', 'capture-request-headers', 'capture-response-headers', 'exclude-request-headers', 'exclude-response-headers', 'redact-headers', 'hash-headers', 'hash-key-file', 'rules', 'max-header-bytes'],
       prepare: (n) => n.captureHeaders,
       commit: (c) => void committed.push(`capture ${JSON.stringify(c)}`),
+    },
+    {
+      keys: ['metric-headers'],
+      prepare: (n) => n.metricHeaders,
+      commit: (names) => {
+        if ((names as string[]).length) committed.push(`metric-headers ${JSON.stringify(names)}`);
+      },
+    },
+    {
+      keys: ['routes', 'max-routes'],
+      prepare: (n) => ({ routes: n.routes, max: n.maxRoutes }),
+      commit: (r) => {
+        const { routes, max } = r as { routes: unknown[]; max: number };
+        if (routes.length || max !== 500) committed.push(`routes ${JSON.stringify(routes)} max ${max}`);
+      },
     },
   ];
   return { parts, committed };
