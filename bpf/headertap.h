@@ -61,6 +61,8 @@
 #define HT_SRC_RECVMSG 8
 #define HT_SRC_SSL_WRITE 9 /* SSL_write or SSL_write_ex: TLS plaintext */
 #define HT_SRC_SSL_READ 10 /* SSL_read or SSL_read_ex: TLS plaintext */
+#define HT_SRC_GO_TLS_WRITE 11 /* Go's crypto/tls.(*Conn).Write: TLS plaintext */
+#define HT_SRC_GO_TLS_READ 12  /* Go's crypto/tls.(*Conn).Read: TLS plaintext */
 
 /* ht_data_event.flags and ht_close_event.flags */
 #define HT_FLAG_TLS 1      /* TLS plaintext; sock_id names the TLS session (SSL object) */
@@ -73,6 +75,10 @@
 #define HT_TLS_FN_SSL_WRITE_EX 4
 #define HT_TLS_FN_SSL_READ_EX 8
 #define HT_TLS_FN_SSL_FREE 16
+/* Answers to attach-go: Go's crypto/tls.(*Conn) methods (entry and every return). */
+#define HT_TLS_FN_GO_WRITE 32
+#define HT_TLS_FN_GO_READ 64
+#define HT_TLS_FN_GO_CLOSE 128
 
 /* Counter indices in the per-CPU ht_counters map; the loader sums CPUs. */
 #define HT_CNT_DATA_EVENTS 0  /* data events written to the ring buffer */
@@ -138,7 +144,7 @@ struct ht_exec_event {
 	char comm[HT_COMM_LEN];
 };
 
-/* Written by the loader in answer to "attach-tls ID PATH". */
+/* Written by the loader in answer to "attach-tls ID PATH" (and attach-go, set-filters). */
 struct ht_attach_event {
 	__u8 kind; /* HT_EV_ATTACH */
 	__u8 _pad0[3];

@@ -14,6 +14,13 @@
  * frame carrying its ID and an error code (0 or a negative errno):
  *   attach-tls ID PATH   put the TLS uprobes on PATH (a library or program
  *                        exporting SSL_write/SSL_read).
+ *   attach-go ID WRITE READ CLOSE WRITE_RETS READ_RETS PATH
+ *                        put the Go crypto/tls uprobes on the Go program PATH:
+ *                        decimal file offsets of (*Conn).Write's and Read's
+ *                        entries, Close's (0: none), and comma-separated
+ *                        offsets of every return instruction of Write and of
+ *                        Read (src/source/go-binary.ts finds them). All or
+ *                        nothing: on any failure no probe stays.
  *   set-filters ID [pid=N] [comm=NAME] [port=N] [cgroup=PATH]...
  *                        replace every capture filter at once (no value: capture
  *                        everything), with the meaning and limits of the flags.
@@ -109,7 +116,7 @@ static const char usage[] =
 	"  --ringbuf-kb N   ring buffer size in KiB, a power of two >= " STR(HT_RINGBUF_KB_MIN) " (default " STR(HT_RINGBUF_KB_DEFAULT) ")\n"
 	"  --copy-bytes N   bytes copied per syscall, 1..1048576, sent in events of up to\n"
 	"                   " STR(HT_MAX_DATA) " bytes (default " STR(HT_MAX_DATA) ")\n"
-	"  --no-tls         no TLS capture: no exec events, attach-tls is refused\n"
+	"  --no-tls         no TLS capture: no exec events, attach-tls and attach-go are refused\n"
 	"  --verbose        print libbpf's messages\n"
 	"  --help           show this help\n";
 
@@ -634,8 +641,11 @@ static const struct tls_fn {
 #define N_TLS_FNS (sizeof(tls_fns) / sizeof(tls_fns[0]))
 #define HT_TLS_DATA_FNS \
 	(HT_TLS_FN_SSL_WRITE | HT_TLS_FN_SSL_READ | HT_TLS_FN_SSL_WRITE_EX | HT_TLS_FN_SSL_READ_EX)
-/* Links of every attached target; 9 per target, 128 targets. */
-#define MAX_TLS_LINKS (9 * 128)
+/* Links of every attached target: 9 per OpenSSL target; a Go program takes
+ * 3 plus one per return instruction of Write and Read (about 20). */
+#define MAX_TLS_LINKS 8192
+/* Return instructions accepted per Go function (Go 1.19's Write has 8). */
+#define MAX_GO_RETS 64
 
 static struct bpf_link *tls_links[MAX_TLS_LINKS];
 static int n_tls_links;
@@ -714,6 +724,112 @@ static __s32 attach_tls(struct headertap_bpf *skel, const char *path, __u32 *att
 	return first_err ? first_err : -ENOENT;
 }
 
+static struct bpf_link *attach_uprobe_at(struct bpf_program *prog, const char *path, size_t off)
+{
+	/* pid -1: every process that maps this file, now and later. */
+	return bpf_program__attach_uprobe_opts(prog, -1, path, off, NULL);
+}
+
+/* Parses "N,N,..." into offs; returns the count, or -EINVAL. */
+static int parse_offsets(const char *s, size_t *offs, int max)
+{
+	int n = 0;
+
+	while (*s) {
+		char *end;
+		unsigned long long v;
+
+		errno = 0;
+		v = strtoull(s, &end, 10);
+		if (errno || end == s || !v || n == max)
+			return -EINVAL;
+		offs[n++] = v;
+		if (*end == ',')
+			end++;
+		else if (*end)
+			return -EINVAL;
+		s = end;
+	}
+	return n;
+}
+
+/*
+ * "WRITE READ CLOSE WRITE_RETS READ_RETS PATH": the Go crypto/tls probes.
+ * Returns 0 with every probe attached, or a negative errno with none.
+ */
+static __s32 attach_go(struct headertap_bpf *skel, char *args, __u32 *attached)
+{
+	size_t entries[3], wrets[MAX_GO_RETS], rrets[MAX_GO_RETS];
+	char *fields[5], *path, *save = NULL;
+	int n_wrets, n_rrets, start = n_tls_links, err = 0;
+	struct {
+		struct bpf_program *prog;
+		size_t off;
+	} want[3 + 2 * MAX_GO_RETS];
+	int n_want = 0;
+
+	*attached = 0;
+	if (env.no_tls)
+		return -EPERM;
+	for (int i = 0; i < 5; i++) {
+		fields[i] = strtok_r(i ? NULL : args, " ", &save);
+		if (!fields[i])
+			return -EINVAL;
+	}
+	path = save; /* the rest of the line, spaces included */
+	if (!path || path[0] != '/')
+		return -EINVAL;
+	for (int i = 0; i < 3; i++) {
+		char *end;
+
+		errno = 0;
+		entries[i] = strtoull(fields[i], &end, 10);
+		if (errno || end == fields[i] || *end || (i < 2 && !entries[i]))
+			return -EINVAL;
+	}
+	n_wrets = parse_offsets(fields[3], wrets, MAX_GO_RETS);
+	n_rrets = parse_offsets(fields[4], rrets, MAX_GO_RETS);
+	if (n_wrets <= 0 || n_rrets <= 0)
+		return -EINVAL;
+
+	want[n_want].prog = skel->progs.ht_go_write;
+	want[n_want++].off = entries[0];
+	want[n_want].prog = skel->progs.ht_go_read;
+	want[n_want++].off = entries[1];
+	if (entries[2]) {
+		want[n_want].prog = skel->progs.ht_go_close;
+		want[n_want++].off = entries[2];
+	}
+	for (int i = 0; i < n_wrets; i++) {
+		want[n_want].prog = skel->progs.ht_go_ret;
+		want[n_want++].off = wrets[i];
+	}
+	for (int i = 0; i < n_rrets; i++) {
+		want[n_want].prog = skel->progs.ht_go_ret;
+		want[n_want++].off = rrets[i];
+	}
+	if (n_tls_links + n_want > MAX_TLS_LINKS)
+		return -E2BIG;
+	for (int i = 0; i < n_want; i++) {
+		struct bpf_link *link = attach_uprobe_at(want[i].prog, path, want[i].off);
+
+		if (!link) {
+			err = errno ? -errno : -EINVAL;
+			break;
+		}
+		tls_links[n_tls_links++] = link;
+	}
+	if (err) {
+		while (n_tls_links > start)
+			bpf_link__destroy(tls_links[--n_tls_links]);
+		return err;
+	}
+	*attached = HT_TLS_FN_GO_WRITE | HT_TLS_FN_GO_READ | (entries[2] ? HT_TLS_FN_GO_CLOSE : 0);
+	skel->bss->go_enabled = 1;
+	skel->bss->tls_enabled = 1;
+	return 0;
+}
+
 static void detach_tls(void)
 {
 	while (n_tls_links > 0)
@@ -783,9 +899,11 @@ static void handle_command(struct headertap_bpf *skel, char *line)
 {
 	static const char attach_cmd[] = "attach-tls ";
 	static const char filters_cmd[] = "set-filters ";
+	static const char go_cmd[] = "attach-go ";
 	struct ht_attach_event ev = { .kind = HT_EV_ATTACH };
 	const char *cmd_name = !strncmp(line, attach_cmd, sizeof(attach_cmd) - 1) ? attach_cmd
 			       : !strncmp(line, filters_cmd, sizeof(filters_cmd) - 1) ? filters_cmd
+			       : !strncmp(line, go_cmd, sizeof(go_cmd) - 1)	      ? go_cmd
 										      : NULL;
 	char *arg, *end;
 
@@ -796,6 +914,11 @@ static void handle_command(struct headertap_bpf *skel, char *line)
 		if (!errno && end != arg && (*end == ' ' || *end == '\0')) {
 			if (cmd_name == attach_cmd && *end == ' ' && end[1] == '/') {
 				ev.err = attach_tls(skel, end + 1, &ev.attached);
+				write_frame(&ev, sizeof(ev));
+				return;
+			}
+			if (cmd_name == go_cmd && *end == ' ') {
+				ev.err = attach_go(skel, end + 1, &ev.attached);
 				write_frame(&ev, sizeof(ev));
 				return;
 			}

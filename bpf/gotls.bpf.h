@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * TLS plaintext of Go programs, from uprobes on crypto/tls.(*Conn).Write and
+ * Read (Go does not use OpenSSL). The loader attaches them per program file
+ * on request ("attach-go"), at offsets user space found in the program's
+ * function table (src/source/go-binary.ts): the entry of each method, and
+ * each of its return instructions instead of a uretprobe (a uretprobe
+ * rewrites the return address on the goroutine's stack, and Go copies
+ * stacks when they grow, so the trampoline address would be carried into
+ * the new stack and the return could go astray).
+ *
+ * Go >= 1.17 on x86-64 passes arguments and results in registers
+ * (ABIInternal): the receiver in RAX, a []byte's pointer and length in RBX
+ * and RCX, the first result (n) in RAX; R14 always holds the running
+ * goroutine (g). A call is keyed by process and goroutine, not thread: a
+ * Read blocks in the network poller and resumes on whichever thread is free.
+ * The same key finds the call from the socket syscalls it makes (tls.bpf.h),
+ * through R14 in the syscall's saved user registers: that joins the TLS
+ * connection to its socket with no Go struct offsets. Other architectures
+ * and older Go are never attached (user space counts and reports them).
+ */
+#ifndef __HT_GOTLS_BPF_H
+#define __HT_GOTLS_BPF_H
+
+#if defined(__TARGET_ARCH_x86)
+#define HT_GO_G(regs) ((regs)->r14)
+#define HT_GO_ARG1(regs) ((regs)->ax)
+#define HT_GO_ARG2(regs) ((regs)->bx)
+#define HT_GO_ARG3(regs) ((regs)->cx)
+#define HT_GO_RET1(regs) ((regs)->ax)
+#define HT_GO_SUPPORTED 1
+#else
+#define HT_GO_SUPPORTED 0
+#endif
+
+/*
+ * The session key of a *tls.Conn: Go heaps start at the same address in
+ * every process, so the process is mixed in (tgid above bit 42, where amd64
+ * Go heaps do not reach), then the bits are spread by an odd multiplier (a
+ * bijection) so the keys do not line up with OpenSSL's SSL pointers.
+ */
+static __always_inline __u64 ht_go_conn_key(__u32 tgid, __u64 conn)
+{
+	return (conn ^ ((__u64)tgid << 42)) * 0x9E3779B97F4A7C15ULL;
+}
+
+#if HT_GO_SUPPORTED
+static __always_inline int ht_go_enter(struct pt_regs *ctx, __u8 source, __u8 direction)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	struct ht_go_key key = { .g = HT_GO_G(ctx), .tgid = tgid };
+	struct ht_ssl_call call = {};
+	struct ht_ssl_session *sess;
+	__u64 conn;
+
+	/* A first look, as for OpenSSL: the bytes are judged at the return. */
+	if (ht_is_self(tgid) || !ht_process_wanted(ht_filters_now(), tgid))
+		return 0;
+	conn = ht_go_conn_key(tgid, HT_GO_ARG1(ctx));
+	sess = bpf_map_lookup_elem(&ht_ssl_sessions, &conn);
+	if (!sess) {
+		struct ht_ssl_session fresh = {};
+
+		bpf_map_update_elem(&ht_ssl_sessions, &conn, &fresh, BPF_NOEXIST);
+	}
+	/* The entry probe can fire twice for one call: a goroutine whose stack
+	 * must grow runs the prologue, grows it, and starts the function again.
+	 * The second store is the same call. */
+	call.ssl = conn;
+	call.buf = (const void *)HT_GO_ARG2(ctx);
+	call.enter_ns = bpf_ktime_get_ns();
+	call.direction = direction;
+	call.source = source;
+	bpf_map_update_elem(&ht_go_calls, &key, &call, BPF_ANY);
+	return 0;
+}
+#endif
+
+/* func (c *Conn) Write(b []byte) (int, error): entry */
+SEC("uprobe")
+int ht_go_write(struct pt_regs *ctx)
+{
+#if HT_GO_SUPPORTED
+	return ht_go_enter(ctx, HT_SRC_GO_TLS_WRITE, HT_DIR_EGRESS);
+#else
+	return 0;
+#endif
+}
+
+/* func (c *Conn) Read(b []byte) (int, error): entry */
+SEC("uprobe")
+int ht_go_read(struct pt_regs *ctx)
+{
+#if HT_GO_SUPPORTED
+	return ht_go_enter(ctx, HT_SRC_GO_TLS_READ, HT_DIR_INGRESS);
+#else
+	return 0;
+#endif
+}
+
+/* Every return instruction of Write and Read: n in RAX; the bytes are sent
+ * now (a read's buffer is filled only now; a write's socket is known now). */
+SEC("uprobe")
+int ht_go_ret(struct pt_regs *ctx)
+{
+#if HT_GO_SUPPORTED
+	__u64 id = bpf_get_current_pid_tgid();
+	struct ht_go_key key = { .g = HT_GO_G(ctx), .tgid = id >> 32 };
+	struct ht_ssl_call *call = bpf_map_lookup_elem(&ht_go_calls, &key);
+	long n;
+
+	if (!call)
+		return 0;
+	n = (long)HT_GO_RET1(ctx);
+	if (n > 0)
+		ht_ssl_emit(call, id, n, false);
+	bpf_map_delete_elem(&ht_go_calls, &key);
+#endif
+	return 0;
+}
+
+/* func (c *Conn) Close() error: the session ends; the Conn's memory may be reused. */
+SEC("uprobe")
+int ht_go_close(struct pt_regs *ctx)
+{
+#if HT_GO_SUPPORTED
+	__u64 key = ht_go_conn_key(bpf_get_current_pid_tgid() >> 32, HT_GO_ARG1(ctx));
+	struct ht_ssl_session *sess = bpf_map_lookup_elem(&ht_ssl_sessions, &key);
+
+	if (!sess)
+		return 0;
+	if (sess->emitted)
+		ht_send_close(ht_ssl_id(key), HT_FLAG_TLS);
+	bpf_map_delete_elem(&ht_ssl_sessions, &key);
+#endif
+	return 0;
+}
+
+#endif /* __HT_GOTLS_BPF_H */
