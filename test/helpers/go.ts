@@ -120,3 +120,75 @@ func main() {
 	}
 }
 `;
+
+/** Where Debian installs Go libraries (golang-google-grpc-dev and its dependencies). */
+export const DEBIAN_GOCODE = '/usr/share/gocode';
+
+/**
+ * A gRPC server and client on grpc-go over TLS (Debian golang-google-grpc-dev),
+ * speaking grpc.health.v1.Health (generated code that ships with grpc-go, so
+ * no protoc is needed):
+ *   server ADDR CERT KEY            prints "listening"; service "ht.Echo" is
+ *                                   SERVING, anything else NOT_FOUND
+ *   client ADDR COUNT               COUNT Check calls for ht.Echo, then one for
+ *                                   ht.Missing (status NOT_FOUND); metadata
+ *                                   x-from: go-grpc
+ */
+export const GO_GRPC = `package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+)
+
+func main() {
+	switch os.Args[1] {
+	case "server":
+		creds, err := credentials.NewServerTLSFromFile(os.Args[3], os.Args[4])
+		if err != nil {
+			panic(err)
+		}
+		ln, err := net.Listen("tcp", os.Args[2])
+		if err != nil {
+			panic(err)
+		}
+		s := grpc.NewServer(grpc.Creds(creds))
+		h := health.NewServer()
+		h.SetServingStatus("ht.Echo", healthpb.HealthCheckResponse_SERVING)
+		healthpb.RegisterHealthServer(s, h)
+		fmt.Println("listening")
+		panic(s.Serve(ln))
+	case "client":
+		n, _ := strconv.Atoi(os.Args[3])
+		creds := credentials.NewTLS(&tls.Config{InsecureSkipVerify: true})
+		conn, err := grpc.Dial(os.Args[2], grpc.WithTransportCredentials(creds), grpc.WithBlock())
+		if err != nil {
+			panic(err)
+		}
+		defer conn.Close()
+		c := healthpb.NewHealthClient(conn)
+		ctx := metadata.AppendToOutgoingContext(context.Background(), "x-from", "go-grpc")
+		for i := 0; i < n; i++ {
+			if _, err := c.Check(ctx, &healthpb.HealthCheckRequest{Service: "ht.Echo"}); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+		}
+		if _, err := c.Check(ctx, &healthpb.HealthCheckRequest{Service: "ht.Missing"}); err == nil {
+			fmt.Fprintln(os.Stderr, "ht.Missing: expected NOT_FOUND")
+			os.Exit(1)
+		}
+		fmt.Println("done")
+	}
+}
+`;
