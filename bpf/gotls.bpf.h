@@ -50,29 +50,45 @@ static __always_inline int ht_go_enter(struct pt_regs *ctx, __u8 source, __u8 di
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32;
 	struct ht_go_key key = { .g = HT_GO_G(ctx), .tgid = tgid };
-	struct ht_ssl_call call = {};
+	struct ht_ssl_call call = {}, *prev;
 	struct ht_ssl_session *sess;
-	__u64 conn;
+	const void *buf = (const void *)HT_GO_ARG2(ctx);
+	__u64 conn, len = HT_GO_ARG3(ctx);
 
-	/* A first look, as for OpenSSL: the bytes are judged at the return. */
+	/* A first look, as for OpenSSL: a read is judged at its return. */
 	if (ht_is_self(tgid) || !ht_process_wanted(ht_filters_now(), tgid))
 		return 0;
 	conn = ht_go_conn_key(tgid, HT_GO_ARG1(ctx));
+	/* The entry probe fires twice for one call when the goroutine's stack
+	 * must grow: the prologue calls morestack, which starts the function
+	 * again. The same goroutine, Conn and buffer still in the map is that
+	 * call (its return deletes the entry): a write is not sent twice. */
+	prev = bpf_map_lookup_elem(&ht_go_calls, &key);
+	if (prev && prev->ssl == conn && prev->buf == buf && prev->direction == direction)
+		return 0;
 	sess = bpf_map_lookup_elem(&ht_ssl_sessions, &conn);
 	if (!sess) {
 		struct ht_ssl_session fresh = {};
 
 		bpf_map_update_elem(&ht_ssl_sessions, &conn, &fresh, BPF_NOEXIST);
 	}
-	/* The entry probe can fire twice for one call: a goroutine whose stack
-	 * must grow runs the prologue, grows it, and starts the function again.
-	 * The second store is the same call. */
 	call.ssl = conn;
-	call.buf = (const void *)HT_GO_ARG2(ctx);
+	call.buf = buf;
 	call.enter_ns = bpf_ktime_get_ns();
 	call.direction = direction;
 	call.source = source;
 	bpf_map_update_elem(&ht_go_calls, &key, &call, BPF_ANY);
+	/*
+	 * A write is sent now, not at its return: the peer may answer (and its
+	 * answer be read and sent by another goroutine) before this goroutine
+	 * gets a thread back after the syscall, and a response must never reach
+	 * user space before its request. Conn.Write sends all of b or fails
+	 * (the connection is then broken), so len(b) is what it moves. The
+	 * socket is joined by the syscalls to come; on a connection's first
+	 * write user space learns it from the next event.
+	 */
+	if (direction == HT_DIR_EGRESS && len > 0)
+		ht_ssl_emit(&call, id, len, false);
 	return 0;
 }
 #endif
@@ -99,8 +115,8 @@ int ht_go_read(struct pt_regs *ctx)
 #endif
 }
 
-/* Every return instruction of Write and Read: n in RAX; the bytes are sent
- * now (a read's buffer is filled only now; a write's socket is known now). */
+/* Every return instruction of Write and Read: a read's buffer is filled
+ * now, n in RAX; the entry is deleted either way. */
 SEC("uprobe")
 int ht_go_ret(struct pt_regs *ctx)
 {
@@ -113,9 +129,54 @@ int ht_go_ret(struct pt_regs *ctx)
 	if (!call)
 		return 0;
 	n = (long)HT_GO_RET1(ctx);
-	if (n > 0)
+	if (call->direction == HT_DIR_INGRESS && n > 0)
 		ht_ssl_emit(call, id, n, false);
 	bpf_map_delete_elem(&ht_go_calls, &key);
+#endif
+	return 0;
+}
+
+/*
+ * func (c *Conn) handshakeContext(ctx context.Context) error: the handshake,
+ * whoever starts it (Handshake, HandshakeContext, the first Read or Write).
+ * Its syscalls join the Conn to its socket: its last read may already hold
+ * the first request, which the first Read then decrypts with no syscall.
+ * No bytes are sent for it. Inside a Read or Write of the same Conn, that
+ * call's entry stays (it joins the same socket, and its return needs it).
+ */
+SEC("uprobe")
+int ht_go_handshake(struct pt_regs *ctx)
+{
+#if HT_GO_SUPPORTED
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	struct ht_go_key key = { .g = HT_GO_G(ctx), .tgid = tgid };
+	struct ht_ssl_call call = {}, *prev;
+	__u64 conn;
+
+	if (ht_is_self(tgid) || !ht_process_wanted(ht_filters_now(), tgid))
+		return 0;
+	conn = ht_go_conn_key(tgid, HT_GO_ARG1(ctx));
+	prev = bpf_map_lookup_elem(&ht_go_calls, &key);
+	if (prev && prev->ssl == conn)
+		return 0;
+	call.ssl = conn;
+	call.enter_ns = bpf_ktime_get_ns();
+	bpf_map_update_elem(&ht_go_calls, &key, &call, BPF_ANY); /* direction 0: nothing to send */
+#endif
+	return 0;
+}
+
+/* Every return instruction of handshakeContext: only its own entry goes. */
+SEC("uprobe")
+int ht_go_handshake_ret(struct pt_regs *ctx)
+{
+#if HT_GO_SUPPORTED
+	struct ht_go_key key = { .g = HT_GO_G(ctx), .tgid = bpf_get_current_pid_tgid() >> 32 };
+	struct ht_ssl_call *call = bpf_map_lookup_elem(&ht_go_calls, &key);
+
+	if (call && !call->direction)
+		bpf_map_delete_elem(&ht_go_calls, &key);
 #endif
 	return 0;
 }

@@ -79,6 +79,7 @@
 #define HT_TLS_FN_GO_WRITE 32
 #define HT_TLS_FN_GO_READ 64
 #define HT_TLS_FN_GO_CLOSE 128
+#define HT_TLS_FN_GO_HANDSHAKE 256 /* crypto/tls.(*Conn).handshakeContext */
 
 /* Counter indices in the per-CPU ht_counters map; the loader sums CPUs. */
 #define HT_CNT_DATA_EVENTS 0  /* data events written to the ring buffer */

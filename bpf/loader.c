@@ -14,13 +14,14 @@
  * frame carrying its ID and an error code (0 or a negative errno):
  *   attach-tls ID PATH   put the TLS uprobes on PATH (a library or program
  *                        exporting SSL_write/SSL_read).
- *   attach-go ID WRITE READ CLOSE WRITE_RETS READ_RETS PATH
+ *   attach-go ID WRITE READ CLOSE HANDSHAKE WRITE_RETS READ_RETS HANDSHAKE_RETS PATH
  *                        put the Go crypto/tls uprobes on the Go program PATH:
  *                        decimal file offsets of (*Conn).Write's and Read's
- *                        entries, Close's (0: none), and comma-separated
- *                        offsets of every return instruction of Write and of
- *                        Read (src/source/go-binary.ts finds them). All or
- *                        nothing: on any failure no probe stays.
+ *                        entries, Close's and handshakeContext's (0: none),
+ *                        and comma-separated offsets of every return
+ *                        instruction of Write, of Read and of handshakeContext
+ *                        ("-": none) (src/source/go-binary.ts finds them).
+ *                        All or nothing: on any failure no probe stays.
  *   set-filters ID [pid=N] [comm=NAME] [port=N] [cgroup=PATH]...
  *                        replace every capture filter at once (no value: capture
  *                        everything), with the meaning and limits of the flags.
@@ -754,24 +755,26 @@ static int parse_offsets(const char *s, size_t *offs, int max)
 }
 
 /*
- * "WRITE READ CLOSE WRITE_RETS READ_RETS PATH": the Go crypto/tls probes.
- * Returns 0 with every probe attached, or a negative errno with none.
+ * "WRITE READ CLOSE HANDSHAKE WRITE_RETS READ_RETS HANDSHAKE_RETS PATH": the
+ * Go crypto/tls probes. Returns 0 with every probe attached, or a negative
+ * errno with none.
  */
 static __s32 attach_go(struct headertap_bpf *skel, char *args, __u32 *attached)
 {
-	size_t entries[3], wrets[MAX_GO_RETS], rrets[MAX_GO_RETS];
-	char *fields[5], *path, *save = NULL;
-	int n_wrets, n_rrets, start = n_tls_links, err = 0;
+	size_t entries[4], rets[3][MAX_GO_RETS];
+	int n_rets[3];
+	char *fields[7], *path, *save = NULL;
+	int start = n_tls_links, err = 0;
 	struct {
 		struct bpf_program *prog;
 		size_t off;
-	} want[3 + 2 * MAX_GO_RETS];
+	} want[4 + 3 * MAX_GO_RETS];
 	int n_want = 0;
 
 	*attached = 0;
 	if (env.no_tls)
 		return -EPERM;
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i < 7; i++) {
 		fields[i] = strtok_r(i ? NULL : args, " ", &save);
 		if (!fields[i])
 			return -EINVAL;
@@ -779,7 +782,7 @@ static __s32 attach_go(struct headertap_bpf *skel, char *args, __u32 *attached)
 	path = save; /* the rest of the line, spaces included */
 	if (!path || path[0] != '/')
 		return -EINVAL;
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
 		char *end;
 
 		errno = 0;
@@ -787,10 +790,13 @@ static __s32 attach_go(struct headertap_bpf *skel, char *args, __u32 *attached)
 		if (errno || end == fields[i] || *end || (i < 2 && !entries[i]))
 			return -EINVAL;
 	}
-	n_wrets = parse_offsets(fields[3], wrets, MAX_GO_RETS);
-	n_rrets = parse_offsets(fields[4], rrets, MAX_GO_RETS);
-	if (n_wrets <= 0 || n_rrets <= 0)
-		return -EINVAL;
+	for (int i = 0; i < 3; i++) {
+		n_rets[i] = !strcmp(fields[4 + i], "-") ? 0 : parse_offsets(fields[4 + i], rets[i], MAX_GO_RETS);
+		if (n_rets[i] < 0 || (i < 2 && !n_rets[i]))
+			return -EINVAL;
+	}
+	if (!entries[3] != !n_rets[2])
+		return -EINVAL; /* a handshake entry without returns (or returns without entry) */
 
 	want[n_want].prog = skel->progs.ht_go_write;
 	want[n_want++].off = entries[0];
@@ -800,13 +806,15 @@ static __s32 attach_go(struct headertap_bpf *skel, char *args, __u32 *attached)
 		want[n_want].prog = skel->progs.ht_go_close;
 		want[n_want++].off = entries[2];
 	}
-	for (int i = 0; i < n_wrets; i++) {
-		want[n_want].prog = skel->progs.ht_go_ret;
-		want[n_want++].off = wrets[i];
+	if (entries[3]) {
+		want[n_want].prog = skel->progs.ht_go_handshake;
+		want[n_want++].off = entries[3];
 	}
-	for (int i = 0; i < n_rrets; i++) {
-		want[n_want].prog = skel->progs.ht_go_ret;
-		want[n_want++].off = rrets[i];
+	for (int f = 0; f < 3; f++) {
+		for (int i = 0; i < n_rets[f]; i++) {
+			want[n_want].prog = f < 2 ? skel->progs.ht_go_ret : skel->progs.ht_go_handshake_ret;
+			want[n_want++].off = rets[f][i];
+		}
 	}
 	if (n_tls_links + n_want > MAX_TLS_LINKS)
 		return -E2BIG;
@@ -824,7 +832,8 @@ static __s32 attach_go(struct headertap_bpf *skel, char *args, __u32 *attached)
 			bpf_link__destroy(tls_links[--n_tls_links]);
 		return err;
 	}
-	*attached = HT_TLS_FN_GO_WRITE | HT_TLS_FN_GO_READ | (entries[2] ? HT_TLS_FN_GO_CLOSE : 0);
+	*attached = HT_TLS_FN_GO_WRITE | HT_TLS_FN_GO_READ | (entries[2] ? HT_TLS_FN_GO_CLOSE : 0) |
+		    (entries[3] ? HT_TLS_FN_GO_HANDSHAKE : 0);
 	skel->bss->go_enabled = 1;
 	skel->bss->tls_enabled = 1;
 	return 0;

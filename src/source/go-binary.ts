@@ -34,6 +34,13 @@ export interface GoTlsProbes {
   read: GoFunctionProbe;
   /** Entry of crypto/tls.(*Conn).Close (ends the session), when the linker kept it. */
   close?: number;
+  /**
+   * crypto/tls.(*Conn).handshakeContext (Go >= 1.17; what Handshake,
+   * HandshakeContext, Read and Write all run): its syscalls join the Conn to
+   * its socket before the first Read, which may find the first request
+   * already read (and decrypted) by the handshake and make no syscall.
+   */
+  handshake?: GoFunctionProbe;
 }
 
 export type GoInspection =
@@ -51,6 +58,7 @@ export const GO_MIN_MINOR = 17;
 const FN_WRITE = 'crypto/tls.(*Conn).Write';
 const FN_READ = 'crypto/tls.(*Conn).Read';
 const FN_CLOSE = 'crypto/tls.(*Conn).Close';
+const FN_HANDSHAKE = 'crypto/tls.(*Conn).handshakeContext';
 
 const EM_X86_64 = 62;
 const MACHINES: Record<number, string> = { 3: '386', 40: 'arm', 62: 'amd64', 183: 'arm64', 243: 'riscv64', 21: 'ppc64', 22: 's390x' };
@@ -328,7 +336,7 @@ export function inspectGo(f: GoFile): GoInspection {
     const pcln = findPclntab(f, elf);
     if (!pcln) return version ? { kind: 'unsupported', goVersion: version, arch, reason: 'no Go function table' } : { kind: 'not-go' };
     const text = elf.sections.find((s) => s.name === '.text')?.addr ?? 0;
-    const { version: table, found } = pclnFunctions(pcln.b, text, [FN_WRITE, FN_READ, FN_CLOSE]);
+    const { version: table, found } = pclnFunctions(pcln.b, text, [FN_WRITE, FN_READ, FN_CLOSE, FN_HANDSHAKE]);
     const goVersion = version ?? `go (function table ${table})`;
     const minor = goMinor(version) ?? (table === '1.18' || table === '1.20' ? 18 : undefined);
     if (elf.machine !== EM_X86_64) {
@@ -343,6 +351,8 @@ export function inspectGo(f: GoFile): GoInspection {
     const close = found.get(FN_CLOSE);
     const probes: GoTlsProbes = { write: probeOf(f, elf, write), read: probeOf(f, elf, read) };
     if (close) probes.close = fileOffset(elf, close.entry);
+    const handshake = found.get(FN_HANDSHAKE);
+    if (handshake) probes.handshake = probeOf(f, elf, handshake);
     if (!probes.write.rets.length || !probes.read.rets.length) {
       return { kind: 'unsupported', goVersion, arch, reason: 'no return instruction found in crypto/tls' };
     }

@@ -171,7 +171,8 @@ export class LoaderSource implements EventSource {
     if (!path.startsWith('/') || /[\n\0]/.test(path)) {
       return Promise.reject(new LoaderError(`cannot attach to ${JSON.stringify(path)}: not an absolute path`, null));
     }
-    const offsets = `${p.write.entry} ${p.read.entry} ${p.close ?? 0} ${p.write.rets.join(',')} ${p.read.rets.join(',')}`;
+    const hs = p.handshake?.rets.length ? p.handshake : undefined;
+    const offsets = [p.write.entry, p.read.entry, p.close ?? 0, hs?.entry ?? 0, p.write.rets.join(','), p.read.rets.join(','), hs ? hs.rets.join(',') : '-'].join(' ');
     return this._command((id) => `attach-go ${id} ${offsets} ${path}`);
   }
 

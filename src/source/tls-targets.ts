@@ -104,6 +104,7 @@ const FUNCTION_NAMES: [number, string][] = [
   [C.HT_TLS_FN_GO_WRITE, 'crypto/tls.(*Conn).Write'],
   [C.HT_TLS_FN_GO_READ, 'crypto/tls.(*Conn).Read'],
   [C.HT_TLS_FN_GO_CLOSE, 'crypto/tls.(*Conn).Close'],
+  [C.HT_TLS_FN_GO_HANDSHAKE, 'crypto/tls.(*Conn).handshakeContext'],
 ];
 
 /** HT_TLS_FN_* bits to function names. */
