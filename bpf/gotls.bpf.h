@@ -59,10 +59,11 @@ static __always_inline int ht_go_enter(struct pt_regs *ctx, __u8 source, __u8 di
 	if (ht_is_self(tgid) || !ht_process_wanted(ht_filters_now(), tgid))
 		return 0;
 	conn = ht_go_conn_key(tgid, HT_GO_ARG1(ctx));
-	/* The entry probe fires twice for one call when the goroutine's stack
-	 * must grow: the prologue calls morestack, which starts the function
-	 * again. The same goroutine, Conn and buffer still in the map is that
-	 * call (its return deletes the entry): a write is not sent twice. */
+	/* The entry probe (on the prologue's stack-check jump, go-binary.ts
+	 * entryProbe) fires twice for one call when the goroutine's stack must
+	 * grow: morestack starts the function again. The same goroutine, Conn
+	 * and buffer still in the map is that call (its return deletes the
+	 * entry): a write is not sent twice. */
 	prev = bpf_map_lookup_elem(&ht_go_calls, &key);
 	if (prev && prev->ssl == conn && prev->buf == buf && prev->direction == direction)
 		return 0;

@@ -1,5 +1,5 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { Decoder, DecoderOptions, FlowControl, Instruction } from 'iced-x86';
+import { Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic } from 'iced-x86';
 
 /**
  * Finds where to put headertap's Go TLS uprobes in a Go program, from the
@@ -24,6 +24,10 @@ export interface GoFile {
 
 /** Probe offsets in the file (what a uprobe is given), not virtual addresses. */
 export interface GoFunctionProbe {
+  /**
+   * Where the entry probe goes: the stack check's conditional jump when only
+   * compares precede it (see entryProbe), else the function's first byte.
+   */
   entry: number;
   /** File offsets of every return instruction of the function. */
   rets: number[];
@@ -315,6 +319,34 @@ export function x86Returns(code: Uint8Array, ip: number): number[] {
   return rets;
 }
 
+/**
+ * Where to put a function's entry probe, as an offset into its code. Go's
+ * amd64 prologue checks the stack first (`CMPQ SP, 16(R14)`, or `LEAQ
+ * -N(SP), R12` and `CMPQ R12, 16(R14)`) then jumps to morestack if it must
+ * grow (`JBE`). A uprobe on the compare runs it out of line with a
+ * single-step trap, which costs tens of microseconds on virtual machines;
+ * one on the jump is emulated by the kernel (x86 uprobes emulate jumps,
+ * calls and returns). The argument registers and R14 are still untouched
+ * there. So: the first conditional jump, when only CMP/LEA come before it
+ * (at most 3 instructions), else offset 0.
+ */
+export function entryProbe(code: Uint8Array): number {
+  const decoder = new Decoder(64, code, DecoderOptions.None);
+  const instr = new Instruction();
+  try {
+    decoder.ip = 0n;
+    for (let i = 0; i < 4 && decoder.canDecode; i++) {
+      decoder.decodeOut(instr);
+      if (instr.flowControl === FlowControl.ConditionalBranch) return Number(instr.ip);
+      if (instr.mnemonic !== Mnemonic.Cmp && instr.mnemonic !== Mnemonic.Lea) return 0;
+    }
+    return 0;
+  } finally {
+    instr.free();
+    decoder.free();
+  }
+}
+
 function probeOf(f: GoFile, elf: Elf, fn: GoFunction): GoFunctionProbe {
   const entry = fileOffset(elf, fn.entry);
   if (entry === undefined || fn.end <= fn.entry || fn.end - fn.entry > 1 << 20) {
@@ -322,7 +354,7 @@ function probeOf(f: GoFile, elf: Elf, fn: GoFunction): GoFunctionProbe {
   }
   const code = f.read(entry, fn.end - fn.entry);
   const rets = x86Returns(code, fn.entry).map((v) => entry + (v - fn.entry));
-  return { entry, rets };
+  return { entry: entry + entryProbe(code), rets };
 }
 
 /** Everything about one file; never throws (an unreadable file is 'not-go'). */
@@ -350,7 +382,10 @@ export function inspectGo(f: GoFile): GoInspection {
     if (!write || !read) return { kind: 'no-tls', goVersion, arch };
     const close = found.get(FN_CLOSE);
     const probes: GoTlsProbes = { write: probeOf(f, elf, write), read: probeOf(f, elf, read) };
-    if (close) probes.close = fileOffset(elf, close.entry);
+    if (close) {
+      const at = fileOffset(elf, close.entry);
+      if (at !== undefined) probes.close = at + entryProbe(f.read(at, 32));
+    }
     const handshake = found.get(FN_HANDSHAKE);
     if (handshake) probes.handshake = probeOf(f, elf, handshake);
     if (!probes.write.rets.length || !probes.read.rets.length) {

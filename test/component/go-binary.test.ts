@@ -28,14 +28,20 @@ function skipWithoutGo(t: TestContext): boolean {
   return true;
 }
 
-/** Addresses of a function's entry (nm) and of its RET instructions (objdump). */
-function binutils(file: string, fn: string): { entry: number; rets: number[] } {
+/**
+ * Addresses of a function's entry (nm), of its RET instructions and of the
+ * stack check's jump among its first three instructions (objdump).
+ */
+function binutils(file: string, fn: string): { entry: number; check: number; rets: number[] } {
   const nm = spawnSync('nm', [file], { encoding: 'utf8', maxBuffer: 64 << 20 });
   const line = nm.stdout.split('\n').find((l) => l.endsWith(` T ${fn}`));
   assert.ok(line, `nm lists ${fn}`);
   const od = spawnSync('objdump', ['-d', '--no-show-raw-insn', `--disassemble=${fn}`, file], { encoding: 'utf8', maxBuffer: 64 << 20 });
   const rets = [...od.stdout.matchAll(/^\s+([0-9a-f]+):\s+ret\b/gm)].map((m) => parseInt(m[1], 16));
-  return { entry: parseInt(line.split(' ')[0], 16), rets };
+  const first = [...od.stdout.matchAll(/^\s+([0-9a-f]+):\s+(\S+)/gm)].slice(0, 3);
+  const jbe = first.find((m) => m[2] === 'jbe');
+  assert.ok(jbe, `${fn} starts with Go's stack check`);
+  return { entry: parseInt(line.split(' ')[0], 16), check: parseInt(jbe[1], 16), rets };
 }
 
 describe('inspectGoFile on programs built by the Go toolchain', () => {
@@ -55,7 +61,7 @@ describe('inspectGoFile on programs built by the Go toolchain', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('finds Write, Read and Close and every return of Write and Read, as binutils reads them', (t) => {
+  it('finds Write, Read and Close (probed at their stack check) and every return of Write and Read, as binutils reads them', (t) => {
     if (skipWithoutGo(t)) return;
     const r = plainResult;
     assert.equal(r.kind, 'probes');
@@ -68,9 +74,12 @@ describe('inspectGoFile on programs built by the Go toolchain', () => {
     const close = binutils(plain, 'crypto/tls.(*Conn).Close');
     const toFile = (a: number) => a - GO_AMD64_BASE;
     assert.ok(write.rets.length >= 1 && read.rets.length >= 1, 'objdump found returns');
-    assert.deepEqual(r.probes.write, { entry: toFile(write.entry), rets: write.rets.map(toFile) });
-    assert.deepEqual(r.probes.read, { entry: toFile(read.entry), rets: read.rets.map(toFile) });
-    assert.equal(r.probes.close, toFile(close.entry));
+    assert.ok(write.check > write.entry && write.check - write.entry <= 12);
+    assert.deepEqual(r.probes.write, { entry: toFile(write.check), rets: write.rets.map(toFile) });
+    assert.deepEqual(r.probes.read, { entry: toFile(read.check), rets: read.rets.map(toFile) });
+    assert.equal(r.probes.close, toFile(close.check));
+    const hs = binutils(plain, 'crypto/tls.(*Conn).handshakeContext');
+    assert.deepEqual(r.probes.handshake, { entry: toFile(hs.check), rets: hs.rets.map(toFile) });
   });
 
   it('reads a stripped program (-ldflags "-s -w") from its function table alone: the same offsets', (t) => {

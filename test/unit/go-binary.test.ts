@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { goMinor, inspectGo, pclnFunctions, x86Returns, type GoFile } from '../../src/source/go-binary';
+import { entryProbe, goMinor, inspectGo, pclnFunctions, x86Returns, type GoFile } from '../../src/source/go-binary';
 
 const BASE = 0x400000;
 const EM_X86_64 = 62;
@@ -253,6 +253,22 @@ describe('x86Returns', () => {
 
   it('reports nothing for code without returns', () => {
     assert.deepEqual(x86Returns(Buffer.from([0x90, 0xe8, 0, 0, 0, 0]), 0), []);
+  });
+});
+
+describe('entryProbe', () => {
+  it("puts the entry probe on the stack check's conditional jump (emulated, not single-stepped)", () => {
+    // cmp rsp, [r14+0x10]; jbe +0x3c2; sub rsp, 0x68
+    assert.equal(entryProbe(Buffer.from([0x49, 0x3b, 0x66, 0x10, 0x0f, 0x86, 0xc2, 0x03, 0, 0, 0x48, 0x83, 0xec, 0x68])), 4);
+    // lea r12, [rsp-0x68]; cmp r12, [r14+0x10]; jbe ...
+    assert.equal(entryProbe(Buffer.from([0x4c, 0x8d, 0x64, 0x24, 0x98, 0x4d, 0x3b, 0x66, 0x10, 0x0f, 0x86, 0x64, 0x07, 0, 0])), 9);
+  });
+
+  it('stays on the first byte when anything but a compare comes before a jump (no stack check)', () => {
+    // mov rbx, rax; jbe ...: a register changes before the jump
+    assert.equal(entryProbe(Buffer.from([0x48, 0x89, 0xc3, 0x76, 0x10])), 0);
+    assert.equal(entryProbe(Buffer.from([0xc3])), 0);
+    assert.equal(entryProbe(Buffer.alloc(0)), 0);
   });
 });
 
