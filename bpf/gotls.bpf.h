@@ -3,8 +3,9 @@
  * TLS plaintext of Go programs, from uprobes on crypto/tls.(*Conn).Write and
  * Read (Go does not use OpenSSL). The loader attaches them per program file
  * on request ("attach-go"), at offsets user space found in the program's
- * function table (src/source/go-binary.ts): the entry of each method, and
- * each of its return instructions instead of a uretprobe (a uretprobe
+ * function table (src/source/go-binary.ts): the entry of each method (its
+ * stack check's jump, which the kernel emulates), and Read's return
+ * instructions instead of a uretprobe (a uretprobe
  * rewrites the return address on the goroutine's stack, and Go copies
  * stacks when they grow, so the trampoline address would be carried into
  * the new stack and the return could go astray).
@@ -45,28 +46,33 @@ static __always_inline __u64 ht_go_conn_key(__u32 tgid, __u64 conn)
 }
 
 #if HT_GO_SUPPORTED
+/*
+ * True when the probe sits on the prologue's stack-check JBE (cookie
+ * HT_GO_AT_CHECK) and the jump will be taken (CF or ZF): the goroutine's
+ * stack grows and the function starts again, hitting the probe once more.
+ * Only that second visit counts. Kernels without attach cookies (< 5.15)
+ * count both; they cannot join Go sockets either (no bpf_task_pt_regs).
+ */
+static __always_inline bool ht_go_restarts(struct pt_regs *ctx)
+{
+	if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_attach_cookie))
+		return false;
+	return bpf_get_attach_cookie(ctx) == HT_GO_AT_CHECK && (ctx->flags & (0x01 | 0x40));
+}
+
 static __always_inline int ht_go_enter(struct pt_regs *ctx, __u8 source, __u8 direction)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32;
 	struct ht_go_key key = { .g = HT_GO_G(ctx), .tgid = tgid };
-	struct ht_ssl_call call = {}, *prev;
+	struct ht_ssl_call call = {};
 	struct ht_ssl_session *sess;
-	const void *buf = (const void *)HT_GO_ARG2(ctx);
 	__u64 conn, len = HT_GO_ARG3(ctx);
 
 	/* A first look, as for OpenSSL: a read is judged at its return. */
-	if (ht_is_self(tgid) || !ht_process_wanted(ht_filters_now(), tgid))
+	if (ht_go_restarts(ctx) || ht_is_self(tgid) || !ht_process_wanted(ht_filters_now(), tgid))
 		return 0;
 	conn = ht_go_conn_key(tgid, HT_GO_ARG1(ctx));
-	/* The entry probe (on the prologue's stack-check jump, go-binary.ts
-	 * entryProbe) fires twice for one call when the goroutine's stack must
-	 * grow: morestack starts the function again. The same goroutine, Conn
-	 * and buffer still in the map is that call (its return deletes the
-	 * entry): a write is not sent twice. */
-	prev = bpf_map_lookup_elem(&ht_go_calls, &key);
-	if (prev && prev->ssl == conn && prev->buf == buf && prev->direction == direction)
-		return 0;
 	sess = bpf_map_lookup_elem(&ht_ssl_sessions, &conn);
 	if (!sess) {
 		struct ht_ssl_session fresh = {};
@@ -74,21 +80,33 @@ static __always_inline int ht_go_enter(struct pt_regs *ctx, __u8 source, __u8 di
 		bpf_map_update_elem(&ht_ssl_sessions, &conn, &fresh, BPF_NOEXIST);
 	}
 	call.ssl = conn;
-	call.buf = buf;
+	call.buf = (const void *)HT_GO_ARG2(ctx);
 	call.enter_ns = bpf_ktime_get_ns();
 	call.direction = direction;
 	call.source = source;
-	bpf_map_update_elem(&ht_go_calls, &key, &call, BPF_ANY);
+	if (direction == HT_DIR_INGRESS) {
+		bpf_map_update_elem(&ht_go_calls, &key, &call, BPF_ANY);
+		return 0;
+	}
 	/*
-	 * A write is sent now, not at its return: the peer may answer (and its
+	 * A write is sent now, not at a return: the peer may answer (and its
 	 * answer be read and sent by another goroutine) before this goroutine
 	 * gets a thread back after the syscall, and a response must never reach
 	 * user space before its request. Conn.Write sends all of b or fails
-	 * (the connection is then broken), so len(b) is what it moves. The
-	 * socket is joined by the syscalls to come; on a connection's first
-	 * write user space learns it from the next event.
+	 * (the connection is then broken), so len(b) is what it moves.
+	 *
+	 * Write's returns get no probes (a return is single-stepped, ~10x the
+	 * cost of this entry). So the call is kept for the join only while the
+	 * Conn's socket is unknown (a connection older than the agent: its
+	 * handshake was not seen), and left behind once Write returns: the
+	 * syscall side drops it when this goroutine next uses another socket
+	 * (ht_go_current_call). Otherwise any call left by this goroutine goes.
 	 */
-	if (direction == HT_DIR_EGRESS && len > 0)
+	if (sess && sess->confirmed)
+		bpf_map_delete_elem(&ht_go_calls, &key);
+	else
+		bpf_map_update_elem(&ht_go_calls, &key, &call, BPF_ANY);
+	if (len > 0)
 		ht_ssl_emit(&call, id, len, false);
 	return 0;
 }
@@ -116,8 +134,7 @@ int ht_go_read(struct pt_regs *ctx)
 #endif
 }
 
-/* Every return instruction of Write and Read: a read's buffer is filled
- * now, n in RAX; the entry is deleted either way. */
+/* Every return instruction of Read: its buffer is filled now, n in RAX. */
 SEC("uprobe")
 int ht_go_ret(struct pt_regs *ctx)
 {
@@ -143,7 +160,7 @@ int ht_go_ret(struct pt_regs *ctx)
  * Its syscalls join the Conn to its socket: its last read may already hold
  * the first request, which the first Read then decrypts with no syscall.
  * No bytes are sent for it. Inside a Read or Write of the same Conn, that
- * call's entry stays (it joins the same socket, and its return needs it).
+ * call's entry stays (it joins the same socket, and a Read's return needs it).
  */
 SEC("uprobe")
 int ht_go_handshake(struct pt_regs *ctx)
@@ -155,11 +172,11 @@ int ht_go_handshake(struct pt_regs *ctx)
 	struct ht_ssl_call call = {}, *prev;
 	__u64 conn;
 
-	if (ht_is_self(tgid) || !ht_process_wanted(ht_filters_now(), tgid))
+	if (ht_go_restarts(ctx) || ht_is_self(tgid) || !ht_process_wanted(ht_filters_now(), tgid))
 		return 0;
 	conn = ht_go_conn_key(tgid, HT_GO_ARG1(ctx));
 	prev = bpf_map_lookup_elem(&ht_go_calls, &key);
-	if (prev && prev->ssl == conn)
+	if (prev && prev->ssl == conn && prev->direction)
 		return 0;
 	call.ssl = conn;
 	call.enter_ns = bpf_ktime_get_ns();

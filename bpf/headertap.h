@@ -81,6 +81,10 @@
 #define HT_TLS_FN_GO_CLOSE 128
 #define HT_TLS_FN_GO_HANDSHAKE 256 /* crypto/tls.(*Conn).handshakeContext */
 
+/* Attach cookie of a Go entry probe placed on the prologue's stack-check JBE
+ * (loader.c attach_go, gotls.bpf.h): its flags tell a restart after growth. */
+#define HT_GO_AT_CHECK 1
+
 /* Counter indices in the per-CPU ht_counters map; the loader sums CPUs. */
 #define HT_CNT_DATA_EVENTS 0  /* data events written to the ring buffer */
 #define HT_CNT_CLOSE_EVENTS 1 /* close events written to the ring buffer */

@@ -17,11 +17,13 @@
  *   attach-go ID WRITE READ CLOSE HANDSHAKE WRITE_RETS READ_RETS HANDSHAKE_RETS PATH
  *                        put the Go crypto/tls uprobes on the Go program PATH:
  *                        decimal file offsets of (*Conn).Write's and Read's
- *                        entries, Close's and handshakeContext's (0: none),
- *                        and comma-separated offsets of every return
- *                        instruction of Write, of Read and of handshakeContext
- *                        ("-": none) (src/source/go-binary.ts finds them).
- *                        All or nothing: on any failure no probe stays.
+ *                        entry probes, Close's and handshakeContext's (0:
+ *                        none), a "j" suffix when the offset is the stack
+ *                        check's JBE; comma-separated offsets of return
+ *                        instructions of Write, of Read and of
+ *                        handshakeContext ("-": none; Read's are required)
+ *                        (src/source/go-binary.ts finds them). All or
+ *                        nothing: on any failure no probe stays.
  *   set-filters ID [pid=N] [comm=NAME] [port=N] [cgroup=PATH]...
  *                        replace every capture filter at once (no value: capture
  *                        everything), with the meaning and limits of the flags.
@@ -725,10 +727,14 @@ static __s32 attach_tls(struct headertap_bpf *skel, const char *path, __u32 *att
 	return first_err ? first_err : -ENOENT;
 }
 
-static struct bpf_link *attach_uprobe_at(struct bpf_program *prog, const char *path, size_t off)
+/* cookie: HT_GO_AT_CHECK when off is a Go prologue's stack-check JBE (gotls.bpf.h). */
+static struct bpf_link *attach_uprobe_at(struct bpf_program *prog, const char *path, size_t off,
+					 __u64 cookie)
 {
+	LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = cookie);
+
 	/* pid -1: every process that maps this file, now and later. */
-	return bpf_program__attach_uprobe_opts(prog, -1, path, off, NULL);
+	return bpf_program__attach_uprobe_opts(prog, -1, path, off, &opts);
 }
 
 /* Parses "N,N,..." into offs; returns the count, or -EINVAL. */
@@ -765,9 +771,11 @@ static __s32 attach_go(struct headertap_bpf *skel, char *args, __u32 *attached)
 	int n_rets[3];
 	char *fields[7], *path, *save = NULL;
 	int start = n_tls_links, err = 0;
+	bool at_check[4] = {};
 	struct {
 		struct bpf_program *prog;
 		size_t off;
+		__u64 cookie;
 	} want[4 + 3 * MAX_GO_RETS];
 	int n_want = 0;
 
@@ -787,39 +795,43 @@ static __s32 attach_go(struct headertap_bpf *skel, char *args, __u32 *attached)
 
 		errno = 0;
 		entries[i] = strtoull(fields[i], &end, 10);
+		at_check[i] = *end == 'j';
+		if (at_check[i])
+			end++;
 		if (errno || end == fields[i] || *end || (i < 2 && !entries[i]))
 			return -EINVAL;
 	}
 	for (int i = 0; i < 3; i++) {
 		n_rets[i] = !strcmp(fields[4 + i], "-") ? 0 : parse_offsets(fields[4 + i], rets[i], MAX_GO_RETS);
-		if (n_rets[i] < 0 || (i < 2 && !n_rets[i]))
+		if (n_rets[i] < 0 || (i == 1 && !n_rets[i]))
 			return -EINVAL;
 	}
 	if (!entries[3] != !n_rets[2])
 		return -EINVAL; /* a handshake entry without returns (or returns without entry) */
 
-	want[n_want].prog = skel->progs.ht_go_write;
-	want[n_want++].off = entries[0];
-	want[n_want].prog = skel->progs.ht_go_read;
-	want[n_want++].off = entries[1];
-	if (entries[2]) {
-		want[n_want].prog = skel->progs.ht_go_close;
-		want[n_want++].off = entries[2];
-	}
-	if (entries[3]) {
-		want[n_want].prog = skel->progs.ht_go_handshake;
-		want[n_want++].off = entries[3];
+	{
+		struct bpf_program *entry_progs[4] = { skel->progs.ht_go_write, skel->progs.ht_go_read,
+							skel->progs.ht_go_close, skel->progs.ht_go_handshake };
+
+		for (int i = 0; i < 4; i++) {
+			if (!entries[i])
+				continue;
+			want[n_want].prog = entry_progs[i];
+			want[n_want].cookie = at_check[i] ? HT_GO_AT_CHECK : 0;
+			want[n_want++].off = entries[i];
+		}
 	}
 	for (int f = 0; f < 3; f++) {
 		for (int i = 0; i < n_rets[f]; i++) {
 			want[n_want].prog = f < 2 ? skel->progs.ht_go_ret : skel->progs.ht_go_handshake_ret;
+			want[n_want].cookie = 0;
 			want[n_want++].off = rets[f][i];
 		}
 	}
 	if (n_tls_links + n_want > MAX_TLS_LINKS)
 		return -E2BIG;
 	for (int i = 0; i < n_want; i++) {
-		struct bpf_link *link = attach_uprobe_at(want[i].prog, path, want[i].off);
+		struct bpf_link *link = attach_uprobe_at(want[i].prog, path, want[i].off, want[i].cookie);
 
 		if (!link) {
 			err = errno ? -errno : -EINVAL;

@@ -43,17 +43,29 @@ static __always_inline void ht_ssl_bind(__u64 ssl, struct sock *sk)
  * have no bpf_task_pt_regs: Go sockets are then not joined (the program
  * still loads, the branch is removed).
  */
-static __always_inline struct ht_ssl_call *ht_go_current_call(__u32 tgid)
+static __always_inline struct ht_ssl_call *ht_go_current_call(__u32 tgid, struct sock *sk)
 {
 #if defined(__TARGET_ARCH_x86)
 	struct ht_go_key key = { .tgid = tgid };
+	struct ht_ssl_session *sess;
+	struct ht_ssl_call *call;
 	struct pt_regs *regs;
 
 	if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_task_pt_regs))
 		return NULL;
 	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	key.g = BPF_CORE_READ(regs, r14);
-	return bpf_map_lookup_elem(&ht_go_calls, &key);
+	call = bpf_map_lookup_elem(&ht_go_calls, &key);
+	if (!call)
+		return NULL;
+	/* A call makes syscalls on its own Conn's socket only: one known to be
+	 * on another socket is over (a Write, whose returns have no probes). */
+	sess = bpf_map_lookup_elem(&ht_ssl_sessions, &call->ssl);
+	if (sess && sess->confirmed && sess->sk != sk) {
+		bpf_map_delete_elem(&ht_go_calls, &key);
+		return NULL;
+	}
+	return call;
 #else
 	return NULL;
 #endif
@@ -81,7 +93,7 @@ static __always_inline bool ht_tls_note_syscall(__u64 id, struct sock *sk, __u8 
 		return true;
 	}
 	if (go_enabled) {
-		call = ht_go_current_call(id >> 32);
+		call = ht_go_current_call(id >> 32, sk);
 		if (call) {
 			ht_ssl_bind(call->ssl, sk);
 			ht_count(HT_CNT_CIPHERTEXT);

@@ -29,6 +29,8 @@ export interface GoFunctionProbe {
    * compares precede it (see entryProbe), else the function's first byte.
    */
   entry: number;
+  /** The entry probe is on the stack check's jump (the probe can tell a restart after stack growth). */
+  atCheck: boolean;
   /** File offsets of every return instruction of the function. */
   rets: number[];
 }
@@ -327,8 +329,9 @@ export function x86Returns(code: Uint8Array, ip: number): number[] {
  * single-step trap, which costs tens of microseconds on virtual machines;
  * one on the jump is emulated by the kernel (x86 uprobes emulate jumps,
  * calls and returns). The argument registers and R14 are still untouched
- * there. So: the first conditional jump, when only CMP/LEA come before it
- * (at most 3 instructions), else offset 0.
+ * there, and its flags say whether the stack will grow (CF or ZF: the
+ * function then starts again). So: the first conditional jump when it is a
+ * JBE and only CMP/LEA come before it (at most 3 instructions), else 0.
  */
 export function entryProbe(code: Uint8Array): number {
   const decoder = new Decoder(64, code, DecoderOptions.None);
@@ -337,7 +340,7 @@ export function entryProbe(code: Uint8Array): number {
     decoder.ip = 0n;
     for (let i = 0; i < 4 && decoder.canDecode; i++) {
       decoder.decodeOut(instr);
-      if (instr.flowControl === FlowControl.ConditionalBranch) return Number(instr.ip);
+      if (instr.flowControl === FlowControl.ConditionalBranch) return instr.mnemonic === Mnemonic.Jbe ? Number(instr.ip) : 0;
       if (instr.mnemonic !== Mnemonic.Cmp && instr.mnemonic !== Mnemonic.Lea) return 0;
     }
     return 0;
@@ -354,7 +357,8 @@ function probeOf(f: GoFile, elf: Elf, fn: GoFunction): GoFunctionProbe {
   }
   const code = f.read(entry, fn.end - fn.entry);
   const rets = x86Returns(code, fn.entry).map((v) => entry + (v - fn.entry));
-  return { entry: entry + entryProbe(code), rets };
+  const check = entryProbe(code);
+  return { entry: entry + check, atCheck: check > 0, rets };
 }
 
 /** Everything about one file; never throws (an unreadable file is 'not-go'). */

@@ -7,7 +7,7 @@ import { setFiltersArgs, type CaptureFilters } from './filters';
 import { FrameReader } from './frames';
 import type { EventSource, SourceCounters, SourceEnd } from './source';
 import { CONSTANTS as C } from './layout';
-import type { GoTlsProbes } from './go-binary';
+import type { GoFunctionProbe, GoTlsProbes } from './go-binary';
 import type { AttachEvent, ReadyEvent, SourceEvent } from './types';
 
 export interface LoaderOptions {
@@ -172,7 +172,9 @@ export class LoaderSource implements EventSource {
       return Promise.reject(new LoaderError(`cannot attach to ${JSON.stringify(path)}: not an absolute path`, null));
     }
     const hs = p.handshake?.rets.length ? p.handshake : undefined;
-    const offsets = [p.write.entry, p.read.entry, p.close ?? 0, hs?.entry ?? 0, p.write.rets.join(','), p.read.rets.join(','), hs ? hs.rets.join(',') : '-'].join(' ');
+    const at = (f: GoFunctionProbe) => `${f.entry}${f.atCheck ? 'j' : ''}`;
+    // Write's returns get no probes: it is sent at entry (bpf/gotls.bpf.h), and a probe on a return is single-stepped (costly).
+    const offsets = [at(p.write), at(p.read), p.close ?? 0, hs ? at(hs) : 0, '-', p.read.rets.join(','), hs ? hs.rets.join(',') : '-'].join(' ');
     return this._command((id) => `attach-go ${id} ${offsets} ${path}`);
   }
 

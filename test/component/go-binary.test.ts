@@ -75,11 +75,11 @@ describe('inspectGoFile on programs built by the Go toolchain', () => {
     const toFile = (a: number) => a - GO_AMD64_BASE;
     assert.ok(write.rets.length >= 1 && read.rets.length >= 1, 'objdump found returns');
     assert.ok(write.check > write.entry && write.check - write.entry <= 12);
-    assert.deepEqual(r.probes.write, { entry: toFile(write.check), rets: write.rets.map(toFile) });
-    assert.deepEqual(r.probes.read, { entry: toFile(read.check), rets: read.rets.map(toFile) });
+    assert.deepEqual(r.probes.write, { entry: toFile(write.check), atCheck: true, rets: write.rets.map(toFile) });
+    assert.deepEqual(r.probes.read, { entry: toFile(read.check), atCheck: true, rets: read.rets.map(toFile) });
     assert.equal(r.probes.close, toFile(close.check));
     const hs = binutils(plain, 'crypto/tls.(*Conn).handshakeContext');
-    assert.deepEqual(r.probes.handshake, { entry: toFile(hs.check), rets: hs.rets.map(toFile) });
+    assert.deepEqual(r.probes.handshake, { entry: toFile(hs.check), atCheck: true, rets: hs.rets.map(toFile) });
   });
 
   it('reads a stripped program (-ldflags "-s -w") from its function table alone: the same offsets', (t) => {

@@ -212,8 +212,8 @@ function pcln116(fns: Fn[], textStart: number, offs: number[], textLen: number):
 
 // mov eax, 0xc3 (a C3 byte that is not a RET); ret; call +0; ret 8
 const WRITE_CODE = Buffer.from([0xb8, 0xc3, 0x00, 0x00, 0x00, 0xc3, 0xe8, 0x00, 0x00, 0x00, 0x00, 0xc2, 0x08, 0x00]);
-// nop; ret; xor eax,eax; ret
-const READ_CODE = Buffer.from([0x90, 0xc3, 0x31, 0xc0, 0xc3]);
+// Go's prologue (cmp rsp, [r14+0x10]; jbe +2), then nop; ret; xor eax,eax; ret
+const READ_CODE = Buffer.from([0x49, 0x3b, 0x66, 0x10, 0x0f, 0x86, 0x02, 0, 0, 0, 0x90, 0xc3, 0x31, 0xc0, 0xc3]);
 const CLOSE_CODE = Buffer.from([0xc3]);
 
 const TLS_FNS: Fn[] = [
@@ -320,8 +320,8 @@ describe('inspectGo', () => {
     if (r.kind !== 'probes') return;
     assert.equal(r.goVersion, 'go1.19.8');
     assert.equal(r.arch, 'amd64');
-    assert.deepEqual(r.probes.write, { entry: p.fileOffsetOf(1), rets: [p.fileOffsetOf(1) + 5, p.fileOffsetOf(1) + 11] });
-    assert.deepEqual(r.probes.read, { entry: p.fileOffsetOf(2), rets: [p.fileOffsetOf(2) + 1, p.fileOffsetOf(2) + 4] });
+    assert.deepEqual(r.probes.write, { entry: p.fileOffsetOf(1), atCheck: false, rets: [p.fileOffsetOf(1) + 5, p.fileOffsetOf(1) + 11] });
+    assert.deepEqual(r.probes.read, { entry: p.fileOffsetOf(2) + 4, atCheck: true, rets: [p.fileOffsetOf(2) + 11, p.fileOffsetOf(2) + 14] });
     assert.equal(r.probes.close, p.fileOffsetOf(3));
   });
 

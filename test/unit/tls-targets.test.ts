@@ -196,7 +196,11 @@ describe('TlsTargets', () => {
   });
 
   describe('Go programs', () => {
-    const PROBES: GoTlsProbes = { write: { entry: 0x1000, rets: [0x1010, 0x1020] }, read: { entry: 0x2000, rets: [0x2030] }, close: 0x3000 };
+    const PROBES: GoTlsProbes = {
+      write: { entry: 0x1004, atCheck: true, rets: [0x1010, 0x1020] },
+      read: { entry: 0x2004, atCheck: true, rets: [0x2030] },
+      close: 0x3000,
+    };
     const GO_FNS = C.HT_TLS_FN_GO_WRITE | C.HT_TLS_FN_GO_READ | C.HT_TLS_FN_GO_CLOSE;
 
     function goWorld(programs: Record<string, GoInspection>) {
