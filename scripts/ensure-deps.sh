@@ -34,7 +34,7 @@ ensure_root() {
 }
 
 BUILD_PACKAGES=(clang llvm libbpf-dev libelf-dev zlib1g-dev make gcc libc6-dev pkg-config)
-TEST_PACKAGES=(nginx-light curl python3 python3-grpcio iproute2 openssl nghttp2-client util-linux systemd wrk sudo)
+TEST_PACKAGES=(nginx-light curl python3 python3-grpcio iproute2 openssl nghttp2-client util-linux systemd wrk sudo golang-go golang-google-grpc-dev binutils)
 
 missing_packages() {
   local p

@@ -9,7 +9,10 @@
  *   - mean ns per request without and with probes, and their ratio;
  *   - BPF ns per Go TLS call from the kernel's own accounting
  *     (kernel.bpf_stats_enabled: run_time_ns of every ht_go_* program over
- *     the Write and Read calls probed), so scheduler noise stays out.
+ *     the Write and Read calls probed), so scheduler noise stays out;
+ *   - what one uprobe hit costs on this machine, without BPF: a tracefs
+ *     uprobe on an instruction the kernel emulates (nop) and on one it
+ *     single-steps (lea), in a C loop (most of the probes' cost is this trap).
  *
  *   flock /tmp/headertap-ebpf.lock node dist/test/bench/go-tls.js [--rounds N] [--requests N]
  *
@@ -35,6 +38,42 @@ const ROUNDS = arg('--rounds', 5);
 const REQUESTS = arg('--requests', 2000);
 
 type Config = 'no loader' | 'loader, no Go probes' | 'loader + Go probes';
+
+const TRACEFS = '/sys/kernel/tracing';
+const LOOP_C = `#include <stdio.h>
+#include <time.h>
+__attribute__((noinline)) int f(int x) { __asm__ volatile("nop"); return x + 1; }
+int main(void) {
+	struct timespec a, b; int s = 0;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (int i = 0; i < 100000; i++) s = f(s);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	printf("%.0f %d\\n", ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / 100000.0, s);
+	return 0;
+}
+`;
+
+/** ns per call of f() with a tracefs uprobe at f+off (none: no probe). */
+function uprobeHit(dir: string): Record<string, number> {
+  const src = path.join(dir, 'loop.c');
+  const bin = path.join(dir, 'loop');
+  writeFileSync(src, LOOP_C);
+  if (spawnSync('cc', ['-O2', '-o', bin, src]).status !== 0) return {};
+  const nm = spawnSync('nm', [bin], { encoding: 'utf8' }).stdout;
+  const f = parseInt(/^([0-9a-f]+) T f$/m.exec(nm)?.[1] ?? '0', 16);
+  const loop = () => Number(spawnSync(bin, [], { encoding: 'utf8' }).stdout.split(' ')[0]);
+  const out: Record<string, number> = { 'no probe': loop() };
+  // f starts with nop (emulated), then lea (single-stepped).
+  for (const [name, off] of [['emulated (nop)', 0], ['single-stepped (lea)', 1]] as const) {
+    const ev = `ht_bench_${off}`;
+    writeFileSync(`${TRACEFS}/uprobe_events`, `p:${ev} ${bin}:0x${(f + off).toString(16)}\n`, { flag: 'a' });
+    writeFileSync(`${TRACEFS}/events/uprobes/${ev}/enable`, '1');
+    out[name] = loop();
+    writeFileSync(`${TRACEFS}/events/uprobes/${ev}/enable`, '0');
+    writeFileSync(`${TRACEFS}/uprobe_events`, `-:${ev}\n`, { flag: 'a' });
+  }
+  return out;
+}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -116,6 +155,14 @@ async function main(): Promise<void> {
     await stop(server);
     rmSync(dir, { recursive: true, force: true });
   }
+  let hit: Record<string, number> = {};
+  try {
+    const cdir = mkdtempSync(path.join(SCRATCH, 'ht-bench-uprobe-'));
+    hit = uprobeHit(cdir);
+    rmSync(cdir, { recursive: true, force: true });
+  } catch (err) {
+    process.stderr.write(`uprobe hit cost not measured: ${(err as Error).message}\n`);
+  }
   const base = median(runs['no loader']);
   const perCall = tlsCalls ? bpfNs / tlsCalls : 0;
   const calls = tlsCalls / (ROUNDS * REQUESTS);
@@ -126,6 +173,7 @@ async function main(): Promise<void> {
     ...Object.entries(runs).map(([k, v]) => `  ${k.padEnd(22)} ns per request (median of rounds) ${median(v)}; ratio to no loader ${(median(v) / base).toFixed(3)}`),
     `  Go TLS calls probed ${tlsCalls} (${calls.toFixed(1)} per request, client and server), data events ${events}`,
     `  added by the Go probes: ${((probed - loaderOnly) / calls).toFixed(0)} ns per TLS call (wall clock, over the loader alone); BPF time ${perCall.toFixed(0)} ns per TLS call (entry + returns; copy and ring buffer included)`,
+    `  one uprobe hit, no BPF (tracefs, C loop): ${Object.entries(hit).map(([k, v]) => `${k} ${v} ns`).join(', ') || 'not measured'}`,
   ];
   process.stdout.write(`${out.join('\n')}\n`);
 }
