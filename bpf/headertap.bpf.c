@@ -12,6 +12,7 @@
 #include "tls.bpf.h"
 #include "syscalls.bpf.h"
 #include "ssl.bpf.h"
+#include "gotls.bpf.h"
 #include "lifecycle.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -61,6 +61,8 @@
 #define HT_SRC_RECVMSG 8
 #define HT_SRC_SSL_WRITE 9 /* SSL_write or SSL_write_ex: TLS plaintext */
 #define HT_SRC_SSL_READ 10 /* SSL_read or SSL_read_ex: TLS plaintext */
+#define HT_SRC_GO_TLS_WRITE 11 /* Go's crypto/tls.(*Conn).Write: TLS plaintext */
+#define HT_SRC_GO_TLS_READ 12  /* Go's crypto/tls.(*Conn).Read: TLS plaintext */
 
 /* ht_data_event.flags and ht_close_event.flags */
 #define HT_FLAG_TLS 1      /* TLS plaintext; sock_id names the TLS session (SSL object) */
@@ -73,6 +75,15 @@
 #define HT_TLS_FN_SSL_WRITE_EX 4
 #define HT_TLS_FN_SSL_READ_EX 8
 #define HT_TLS_FN_SSL_FREE 16
+/* Answers to attach-go: Go's crypto/tls.(*Conn) methods (entry and every return). */
+#define HT_TLS_FN_GO_WRITE 32
+#define HT_TLS_FN_GO_READ 64
+#define HT_TLS_FN_GO_CLOSE 128
+#define HT_TLS_FN_GO_HANDSHAKE 256 /* crypto/tls.(*Conn).handshakeContext */
+
+/* Attach cookie of a Go entry probe placed on the prologue's stack-check JBE
+ * (loader.c attach_go, gotls.bpf.h): its flags tell a restart after growth. */
+#define HT_GO_AT_CHECK 1
 
 /* Kernel features the loader found (ht_ready_event.features); none is needed. */
 #define HT_KF_KPROBES 1  /* kprobes can be attached (a kprobe PMU); headertap uses none */
@@ -142,7 +153,7 @@ struct ht_exec_event {
 	char comm[HT_COMM_LEN];
 };
 
-/* Written by the loader in answer to "attach-tls ID PATH". */
+/* Written by the loader in answer to "attach-tls ID PATH" (and attach-go, set-filters). */
 struct ht_attach_event {
 	__u8 kind; /* HT_EV_ATTACH */
 	__u8 _pad0[3];

@@ -14,6 +14,16 @@
  * frame carrying its ID and an error code (0 or a negative errno):
  *   attach-tls ID PATH   put the TLS uprobes on PATH (a library or program
  *                        exporting SSL_write/SSL_read).
+ *   attach-go ID WRITE READ CLOSE HANDSHAKE WRITE_RETS READ_RETS HANDSHAKE_RETS PATH
+ *                        put the Go crypto/tls uprobes on the Go program PATH:
+ *                        decimal file offsets of (*Conn).Write's and Read's
+ *                        entry probes, Close's and handshakeContext's (0:
+ *                        none), a "j" suffix when the offset is the stack
+ *                        check's JBE; comma-separated offsets of return
+ *                        instructions of Write, of Read and of
+ *                        handshakeContext ("-": none; Read's are required)
+ *                        (src/source/go-binary.ts finds them). All or
+ *                        nothing: on any failure no probe stays.
  *   set-filters ID [pid=N] [comm=NAME] [port=N] [cgroup=PATH]...
  *                        replace every capture filter at once (no value: capture
  *                        everything), with the meaning and limits of the flags.
@@ -109,7 +119,7 @@ static const char usage[] =
 	"  --ringbuf-kb N   ring buffer size in KiB, a power of two >= " STR(HT_RINGBUF_KB_MIN) " (default " STR(HT_RINGBUF_KB_DEFAULT) ")\n"
 	"  --copy-bytes N   bytes copied per syscall, 1..1048576, sent in events of up to\n"
 	"                   " STR(HT_MAX_DATA) " bytes (default " STR(HT_MAX_DATA) ")\n"
-	"  --no-tls         no TLS capture: no exec events, attach-tls is refused\n"
+	"  --no-tls         no TLS capture: no exec events, attach-tls and attach-go are refused\n"
 	"  --verbose        print libbpf's messages\n"
 	"  --help           show this help\n";
 
@@ -651,8 +661,11 @@ static const struct tls_fn {
 #define N_TLS_FNS (sizeof(tls_fns) / sizeof(tls_fns[0]))
 #define HT_TLS_DATA_FNS \
 	(HT_TLS_FN_SSL_WRITE | HT_TLS_FN_SSL_READ | HT_TLS_FN_SSL_WRITE_EX | HT_TLS_FN_SSL_READ_EX)
-/* Links of every attached target; 9 per target, 128 targets. */
-#define MAX_TLS_LINKS (9 * 128)
+/* Links of every attached target: 9 per OpenSSL target; a Go program takes
+ * 3 plus one per return instruction of Write and Read (about 20). */
+#define MAX_TLS_LINKS 8192
+/* Return instructions accepted per Go function (Go 1.19's Write has 8). */
+#define MAX_GO_RETS 64
 
 static struct bpf_link *tls_links[MAX_TLS_LINKS];
 static int n_tls_links;
@@ -731,6 +744,130 @@ static __s32 attach_tls(struct headertap_bpf *skel, const char *path, __u32 *att
 	return first_err ? first_err : -ENOENT;
 }
 
+/* cookie: HT_GO_AT_CHECK when off is a Go prologue's stack-check JBE (gotls.bpf.h). */
+static struct bpf_link *attach_uprobe_at(struct bpf_program *prog, const char *path, size_t off,
+					 __u64 cookie)
+{
+	LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = cookie);
+
+	/* pid -1: every process that maps this file, now and later. */
+	return bpf_program__attach_uprobe_opts(prog, -1, path, off, &opts);
+}
+
+/* Parses "N,N,..." into offs; returns the count, or -EINVAL. */
+static int parse_offsets(const char *s, size_t *offs, int max)
+{
+	int n = 0;
+
+	while (*s) {
+		char *end;
+		unsigned long long v;
+
+		errno = 0;
+		v = strtoull(s, &end, 10);
+		if (errno || end == s || !v || n == max)
+			return -EINVAL;
+		offs[n++] = v;
+		if (*end == ',')
+			end++;
+		else if (*end)
+			return -EINVAL;
+		s = end;
+	}
+	return n;
+}
+
+/*
+ * "WRITE READ CLOSE HANDSHAKE WRITE_RETS READ_RETS HANDSHAKE_RETS PATH": the
+ * Go crypto/tls probes. Returns 0 with every probe attached, or a negative
+ * errno with none.
+ */
+static __s32 attach_go(struct headertap_bpf *skel, char *args, __u32 *attached)
+{
+	size_t entries[4], rets[3][MAX_GO_RETS];
+	int n_rets[3];
+	char *fields[7], *path, *save = NULL;
+	int start = n_tls_links, err = 0;
+	bool at_check[4] = {};
+	struct {
+		struct bpf_program *prog;
+		size_t off;
+		__u64 cookie;
+	} want[4 + 3 * MAX_GO_RETS];
+	int n_want = 0;
+
+	*attached = 0;
+	if (env.no_tls)
+		return -EPERM;
+	for (int i = 0; i < 7; i++) {
+		fields[i] = strtok_r(i ? NULL : args, " ", &save);
+		if (!fields[i])
+			return -EINVAL;
+	}
+	path = save; /* the rest of the line, spaces included */
+	if (!path || path[0] != '/')
+		return -EINVAL;
+	for (int i = 0; i < 4; i++) {
+		char *end;
+
+		errno = 0;
+		entries[i] = strtoull(fields[i], &end, 10);
+		at_check[i] = *end == 'j';
+		if (at_check[i])
+			end++;
+		if (errno || end == fields[i] || *end || (i < 2 && !entries[i]))
+			return -EINVAL;
+	}
+	for (int i = 0; i < 3; i++) {
+		n_rets[i] = !strcmp(fields[4 + i], "-") ? 0 : parse_offsets(fields[4 + i], rets[i], MAX_GO_RETS);
+		if (n_rets[i] < 0 || (i == 1 && !n_rets[i]))
+			return -EINVAL;
+	}
+	if (!entries[3] != !n_rets[2])
+		return -EINVAL; /* a handshake entry without returns (or returns without entry) */
+
+	{
+		struct bpf_program *entry_progs[4] = { skel->progs.ht_go_write, skel->progs.ht_go_read,
+							skel->progs.ht_go_close, skel->progs.ht_go_handshake };
+
+		for (int i = 0; i < 4; i++) {
+			if (!entries[i])
+				continue;
+			want[n_want].prog = entry_progs[i];
+			want[n_want].cookie = at_check[i] ? HT_GO_AT_CHECK : 0;
+			want[n_want++].off = entries[i];
+		}
+	}
+	for (int f = 0; f < 3; f++) {
+		for (int i = 0; i < n_rets[f]; i++) {
+			want[n_want].prog = f < 2 ? skel->progs.ht_go_ret : skel->progs.ht_go_handshake_ret;
+			want[n_want].cookie = 0;
+			want[n_want++].off = rets[f][i];
+		}
+	}
+	if (n_tls_links + n_want > MAX_TLS_LINKS)
+		return -E2BIG;
+	for (int i = 0; i < n_want; i++) {
+		struct bpf_link *link = attach_uprobe_at(want[i].prog, path, want[i].off, want[i].cookie);
+
+		if (!link) {
+			err = errno ? -errno : -EINVAL;
+			break;
+		}
+		tls_links[n_tls_links++] = link;
+	}
+	if (err) {
+		while (n_tls_links > start)
+			bpf_link__destroy(tls_links[--n_tls_links]);
+		return err;
+	}
+	*attached = HT_TLS_FN_GO_WRITE | HT_TLS_FN_GO_READ | (entries[2] ? HT_TLS_FN_GO_CLOSE : 0) |
+		    (entries[3] ? HT_TLS_FN_GO_HANDSHAKE : 0);
+	skel->bss->go_enabled = 1;
+	skel->bss->tls_enabled = 1;
+	return 0;
+}
+
 static void detach_tls(void)
 {
 	while (n_tls_links > 0)
@@ -800,9 +937,11 @@ static void handle_command(struct headertap_bpf *skel, char *line)
 {
 	static const char attach_cmd[] = "attach-tls ";
 	static const char filters_cmd[] = "set-filters ";
+	static const char go_cmd[] = "attach-go ";
 	struct ht_attach_event ev = { .kind = HT_EV_ATTACH };
 	const char *cmd_name = !strncmp(line, attach_cmd, sizeof(attach_cmd) - 1) ? attach_cmd
 			       : !strncmp(line, filters_cmd, sizeof(filters_cmd) - 1) ? filters_cmd
+			       : !strncmp(line, go_cmd, sizeof(go_cmd) - 1)	      ? go_cmd
 										      : NULL;
 	char *arg, *end;
 
@@ -813,6 +952,11 @@ static void handle_command(struct headertap_bpf *skel, char *line)
 		if (!errno && end != arg && (*end == ' ' || *end == '\0')) {
 			if (cmd_name == attach_cmd && *end == ' ' && end[1] == '/') {
 				ev.err = attach_tls(skel, end + 1, &ev.attached);
+				write_frame(&ev, sizeof(ev));
+				return;
+			}
+			if (cmd_name == go_cmd && *end == ' ') {
+				ev.err = attach_go(skel, end + 1, &ev.attached);
 				write_frame(&ev, sizeof(ev));
 				return;
 			}

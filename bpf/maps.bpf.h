@@ -205,6 +205,33 @@ struct {
 } ht_thread_pending_ssl SEC(".maps");
 
 /*
+ * Go's crypto/tls (gotls.bpf.h). Calls are keyed by goroutine: a Read that
+ * blocks resumes on another thread.
+ */
+
+/* Set by the loader once a Go program has probes: until then the syscall
+ * path does not look for Go calls. */
+volatile __u32 go_enabled = 0;
+
+/* A goroutine of a process. */
+struct ht_go_key {
+	__u64 g;    /* the runtime's g pointer (R14 on amd64) */
+	__u32 tgid;
+	__u32 _pad0;
+};
+
+/* goroutine -> the crypto/tls Write or Read it is in (ht_ssl_call.ssl holds
+ * the Conn's session key). Sized for servers with many idle keep-alive
+ * connections, each a goroutine parked inside Read; LRU, so goroutines that
+ * left a call by panic cannot fill it for good. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct ht_go_key);
+	__type(value, struct ht_ssl_call);
+} ht_go_calls SEC(".maps");
+
+/*
  * How far the copy of one call's bytes got: kept next to the event being
  * built, so a tail call (ht_copy_more) can go on where the last program
  * stopped. Valid from ht_data_begin() until the call's last event is sent.

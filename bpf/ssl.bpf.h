@@ -61,7 +61,10 @@ static __always_inline __u64 ht_ssl_id(__u64 ssl)
 	return ((ssl ^ sock_id_key) * 0xC2B2AE3D27D4EB4FULL) >> 12;
 }
 
-static __always_inline void ht_ssl_emit(struct ht_ssl_call *call, __u64 id, __u64 moved)
+/* memory_bio: the library may hand its ciphertext to the socket after the
+ * call (OpenSSL with memory BIOs); Go's crypto/tls writes it inside the call. */
+static __always_inline void ht_ssl_emit(struct ht_ssl_call *call, __u64 id, __u64 moved,
+					bool memory_bio)
 {
 	__u32 tid = (__u32)id;
 	__u8 dir = call->direction == HT_DIR_EGRESS ? 0 : 1;
@@ -96,7 +99,7 @@ static __always_inline void ht_ssl_emit(struct ht_ssl_call *call, __u64 id, __u6
 		}
 	}
 	/* Memory BIO: the ciphertext of this write leaves on the next socket write. */
-	if (!sess->confirmed && call->direction == HT_DIR_EGRESS)
+	if (memory_bio && !sess->confirmed && call->direction == HT_DIR_EGRESS)
 		bpf_map_update_elem(&ht_thread_pending_ssl, &tid, &call->ssl, BPF_ANY);
 }
 
@@ -117,7 +120,7 @@ static __always_inline int ht_ssl_exit(long ret)
 		moved = ret;
 	}
 	if (moved > 0)
-		ht_ssl_emit(call, id, moved);
+		ht_ssl_emit(call, id, moved, true);
 	bpf_map_delete_elem(&ht_ssl_calls, &tid);
 	return 0;
 }

@@ -36,7 +36,7 @@ static __always_inline int ht_enter_io(int fd, const void *buf, const struct iov
 		return 0;
 	/* Before the port filter: TLS sessions learn their socket here even when
 	 * the port filter then drops them. */
-	if (ht_tls_note_syscall(tid, sk, direction))
+	if (ht_tls_note_syscall(id, sk, direction))
 		return 0;
 	if (!ht_ports_wanted(f, ht_sk_lport(sk), ht_sk_rport(sk)))
 		return 0;

@@ -35,7 +35,7 @@ ensure_root() {
 }
 
 BUILD_PACKAGES=(clang llvm libbpf-dev libelf-dev zlib1g-dev make gcc libc6-dev pkg-config)
-TEST_PACKAGES=(nginx-light curl python3 python3-grpcio iproute2 openssl nghttp2-client util-linux systemd wrk sudo)
+TEST_PACKAGES=(nginx-light curl python3 python3-grpcio iproute2 openssl nghttp2-client util-linux systemd wrk sudo golang-go golang-google-grpc-dev binutils)
 # The kernel matrix (npm run test:kernels): Debian's kernels booted under qemu
 # with a busybox initramfs (test/kernels/).
 KERNEL_TEST_PACKAGES=(qemu-system-x86 busybox-static cpio xz-utils)

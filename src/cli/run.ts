@@ -157,12 +157,13 @@ function connectionFilter(f: CaptureFilters, processes: ProcessInfoCache, mount:
 
 /** The startup line about TLS: which files got probes. */
 export function describeTls(tls: TlsTargets): string {
-  const names = tls.attached.map((t) => (t.kind === 'program' ? `${t.path} (OpenSSL built in)` : t.path));
+  const names = tls.attached.filter((t) => t.kind !== 'go').map((t) => (t.kind === 'program' ? `${t.path} (OpenSSL built in)` : t.path));
+  const go = tls.attached.filter((t) => t.kind === 'go').map((t) => `${t.path} (${t.goVersion})`);
   const failed = tls.failures ? `; ${tls.failures} could not be probed (see warnings)` : '';
-  if (names.length === 0) {
-    return `TLS: no OpenSSL found yet; programs started later are checked when they start${failed}`;
-  }
-  return `TLS: OpenSSL probes on ${names.join(', ')}; programs started later are checked when they start${failed}`;
+  const skipped = tls.goSkipped.length ? `; ${tls.goSkipped.length} Go program(s) not probed (see warnings)` : '';
+  const openssl = names.length ? `OpenSSL probes on ${names.join(', ')}` : 'no OpenSSL found yet';
+  const goPart = go.length ? `; Go crypto/tls probes on ${go.join(', ')}` : '';
+  return `TLS: ${openssl}${goPart}; programs started later are checked when they start${failed}${skipped}`;
 }
 
 function waitForSignal(): { promise: Promise<string>; dispose(): void } {
@@ -375,7 +376,7 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
   /** Probes the TLS libraries present now through the running loader (again after a restart: a new loader has none). */
   const probeTls = async (l: LoaderSource): Promise<void> => {
     tls?.stop();
-    tls = new TlsTargets({ attach: (file) => l.attachTls(file), log });
+    tls = new TlsTargets({ attach: (file) => l.attachTls(file), attachGo: (file, probes) => l.attachGo(file, probes), log });
     await tls.scanAll();
     log.info(describeTls(tls));
   };

@@ -7,6 +7,7 @@ import { setFiltersArgs, type CaptureFilters } from './filters';
 import { FrameReader } from './frames';
 import type { EventSource, SourceCounters, SourceEnd } from './source';
 import { CONSTANTS as C } from './layout';
+import type { GoFunctionProbe, GoTlsProbes } from './go-binary';
 import type { AttachEvent, ReadyEvent, SourceEvent } from './types';
 
 export interface LoaderOptions {
@@ -160,6 +161,21 @@ export class LoaderSource implements EventSource {
       return Promise.reject(new LoaderError(`cannot attach to ${JSON.stringify(path)}: not an absolute path`, null));
     }
     return this._command((id) => `attach-tls ${id} ${path}`);
+  }
+
+  /**
+   * Asks the loader to put the Go crypto/tls uprobes on a Go program, at the
+   * file offsets inspectGo() found. All or nothing.
+   */
+  attachGo(path: string, p: GoTlsProbes): Promise<AttachEvent> {
+    if (!path.startsWith('/') || /[\n\0]/.test(path)) {
+      return Promise.reject(new LoaderError(`cannot attach to ${JSON.stringify(path)}: not an absolute path`, null));
+    }
+    const hs = p.handshake?.rets.length ? p.handshake : undefined;
+    const at = (f: GoFunctionProbe) => `${f.entry}${f.atCheck ? 'j' : ''}`;
+    // Write's returns get no probes: it is sent at entry (bpf/gotls.bpf.h), and a probe on a return is single-stepped (costly).
+    const offsets = [at(p.write), at(p.read), p.close ?? 0, hs ? at(hs) : 0, '-', p.read.rets.join(','), hs ? hs.rets.join(',') : '-'].join(' ');
+    return this._command((id) => `attach-go ${id} ${offsets} ${path}`);
   }
 
   /**

@@ -2,6 +2,7 @@ import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import * as path from 'node:path';
 import type { Log } from '../common/log';
+import { inspectGoFile, type GoInspection, type GoTlsProbes } from './go-binary';
 import { CONSTANTS as C } from './layout';
 import type { AttachEvent } from './types';
 
@@ -9,8 +10,10 @@ import type { AttachEvent } from './types';
  * Finds the files whose TLS functions headertap probes, without the user
  * naming them: the system OpenSSL (libssl.so.3, libssl.so.1.1), every libssl
  * mapped by a running process, and programs that link OpenSSL statically and
- * export its functions (node). Each file is probed once (by device and
- * inode): a uprobe on a file covers every process that maps it, now and later.
+ * export its functions (node), and Go programs (crypto/tls, found in the
+ * program's own function table: go-binary.ts). Each file is probed once (by
+ * device and inode): a uprobe on a file covers every process that maps it,
+ * now and later.
  */
 
 /** Reads the machine; replaced in tests. */
@@ -98,6 +101,10 @@ const FUNCTION_NAMES: [number, string][] = [
   [C.HT_TLS_FN_SSL_WRITE_EX, 'SSL_write_ex'],
   [C.HT_TLS_FN_SSL_READ_EX, 'SSL_read_ex'],
   [C.HT_TLS_FN_SSL_FREE, 'SSL_free'],
+  [C.HT_TLS_FN_GO_WRITE, 'crypto/tls.(*Conn).Write'],
+  [C.HT_TLS_FN_GO_READ, 'crypto/tls.(*Conn).Read'],
+  [C.HT_TLS_FN_GO_CLOSE, 'crypto/tls.(*Conn).Close'],
+  [C.HT_TLS_FN_GO_HANDSHAKE, 'crypto/tls.(*Conn).handshakeContext'],
 ];
 
 /** HT_TLS_FN_* bits to function names. */
@@ -109,12 +116,27 @@ export function tlsFunctionNames(bits: number): string[] {
 export interface TlsTarget {
   /** The path as the process (or the library directory) names it. */
   path: string;
-  kind: 'library' | 'program';
+  /** program: OpenSSL built into a program; go: a Go program's crypto/tls. */
+  kind: 'library' | 'program' | 'go';
   functions: string[];
+  /** Go programs: the Go version from the build info ("go1.19.8"). */
+  goVersion?: string;
+}
+
+/** A Go program found but not probed (an older Go, another architecture). */
+export interface GoSkipped {
+  path: string;
+  goVersion: string;
+  arch: string;
+  reason: string;
 }
 
 export interface TlsTargetsOptions {
   attach(file: string): Promise<AttachEvent>;
+  /** Puts the Go crypto/tls probes on a Go program; without it Go programs are not looked at. */
+  attachGo?(file: string, probes: GoTlsProbes): Promise<AttachEvent>;
+  /** Reads a program file for Go (replaced in tests). */
+  inspectGo?(file: string): GoInspection;
   log: Log;
   fs?: TlsFs;
   libraryDirs?: readonly string[];
@@ -145,6 +167,8 @@ export class TlsTargets {
   readonly attached: TlsTarget[] = [];
   /** Attach attempts that failed for a reason other than "no TLS functions". */
   failures = 0;
+  /** Go programs seen but not probed (each reported once): their HTTPS is not captured. */
+  readonly goSkipped: GoSkipped[] = [];
   private readonly _fs: TlsFs;
   /** dev:inode -> done (attached, none, failed) */
   private readonly _files = new Set<string>();
@@ -224,6 +248,34 @@ export class TlsTargets {
     }
   }
 
+  /**
+   * A Go program gets the crypto/tls probes; one that cannot is counted and
+   * reported once. True when the file is a Go program (no OpenSSL probing).
+   */
+  private async _considerGo(file: string, shown: string): Promise<boolean> {
+    const go = (this._opts.inspectGo ?? inspectGoFile)(file);
+    if (go.kind === 'not-go') return false;
+    if (go.kind === 'no-tls') return true;
+    if (go.kind === 'unsupported') {
+      this.goSkipped.push({ path: shown, goVersion: go.goVersion, arch: go.arch, reason: go.reason });
+      this._opts.log.warn(
+        `TLS: Go program ${shown} (${go.goVersion}, ${go.arch}) is not probed: ${go.reason}; its HTTPS traffic is not captured`,
+      );
+      return true;
+    }
+    const res = await this._opts.attachGo!(file, go.probes);
+    if (res.err === 0) {
+      const target: TlsTarget = { path: shown, kind: 'go', functions: tlsFunctionNames(res.attached), goVersion: go.goVersion };
+      this.attached.push(target);
+      const say = this._announce ? this._opts.log.info : this._opts.log.debug;
+      say(`TLS: probes on Go program ${shown} (${go.goVersion}: ${target.functions.join(', ')})`);
+    } else {
+      this.failures++;
+      this._opts.log.warn(`TLS: cannot probe Go program ${shown}: ${errnoName(res.err)}; its HTTPS traffic is not captured`);
+    }
+    return true;
+  }
+
   /** Probes a file once; `file` is where to open it, `shown` how to name it. */
   private _consider(file: string, shown: string, kind: TlsTarget['kind']): void {
     const key = this._fs.fileKey(file);
@@ -232,6 +284,7 @@ export class TlsTargets {
     this._queue = this._queue.then(async () => {
       if (this._stopped) return;
       try {
+        if (kind === 'program' && this._opts.attachGo && (await this._considerGo(file, shown))) return;
         const res = await this._opts.attach(file);
         if (res.err === 0) {
           const target = { path: shown, kind, functions: tlsFunctionNames(res.attached) };

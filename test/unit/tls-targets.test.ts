@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import { CONSTANTS as C } from '../../src/source/layout';
 import { TlsTargets, libsslInMaps, tlsFunctionNames, type TlsFs } from '../../src/source/tls-targets';
 import type { AttachEvent } from '../../src/source/types';
+import type { GoInspection, GoTlsProbes } from '../../src/source/go-binary';
 import type { Log } from '../../src/common/log';
 
 const ALL = C.HT_TLS_FN_SSL_WRITE | C.HT_TLS_FN_SSL_READ | C.HT_TLS_FN_SSL_WRITE_EX | C.HT_TLS_FN_SSL_READ_EX | C.HT_TLS_FN_SSL_FREE;
@@ -192,5 +193,107 @@ describe('TlsTargets', () => {
     await tls.scanAll();
     assert.equal(tls.failures, 1);
     assert.equal(tls.attached.length, 1);
+  });
+
+  describe('Go programs', () => {
+    const PROBES: GoTlsProbes = {
+      write: { entry: 0x1004, atCheck: true, rets: [0x1010, 0x1020] },
+      read: { entry: 0x2004, atCheck: true, rets: [0x2030] },
+      close: 0x3000,
+    };
+    const GO_FNS = C.HT_TLS_FN_GO_WRITE | C.HT_TLS_FN_GO_READ | C.HT_TLS_FN_GO_CLOSE;
+
+    function goWorld(programs: Record<string, GoInspection>) {
+      const w = world();
+      let pid = 500;
+      for (const exe of Object.keys(programs)) {
+        w.maps[pid] = '';
+        w.exes[pid] = exe;
+        w.keys[`/proc/${pid}/exe`] = `8:1:${pid}`;
+        pid++;
+      }
+      const byFile = (file: string) => programs[w.exes[Number(/^\/proc\/(\d+)\/exe$/.exec(file)![1])]];
+      const goCalls: [string, GoTlsProbes][] = [];
+      return { w, byFile, goCalls };
+    }
+
+    it('gives a supported Go program the crypto/tls probes at the offsets found, not the OpenSSL ones', async () => {
+      const { w, byFile, goCalls } = goWorld({ '/srv/api': { kind: 'probes', goVersion: 'go1.19.8', arch: 'amd64', probes: PROBES } });
+      const ld = loader({});
+      const { l } = log();
+      const tls = new TlsTargets({
+        attach: ld.attach,
+        attachGo: (file, probes) => {
+          goCalls.push([file, probes]);
+          return Promise.resolve({ kind: 'attach', requestId: 0, err: 0, attached: GO_FNS });
+        },
+        inspectGo: byFile,
+        log: l,
+        fs: w.fs,
+        libraryDirs: [],
+      });
+      await tls.scanAll();
+      assert.deepEqual(goCalls, [['/proc/500/exe', PROBES]]);
+      assert.deepEqual(ld.calls, [], 'no OpenSSL attach for a Go program');
+      assert.deepEqual(tls.attached, [
+        {
+          path: '/srv/api',
+          kind: 'go',
+          goVersion: 'go1.19.8',
+          functions: ['crypto/tls.(*Conn).Write', 'crypto/tls.(*Conn).Read', 'crypto/tls.(*Conn).Close'],
+        },
+      ]);
+    });
+
+    it('counts and reports once a Go program it does not probe (older Go, other architecture)', async () => {
+      const { w, byFile } = goWorld({
+        '/srv/old': { kind: 'unsupported', goVersion: 'go1.16.15', arch: 'amd64', reason: 'Go before 1.17 passes arguments on the stack' },
+        '/srv/arm': { kind: 'unsupported', goVersion: 'go1.19.8', arch: 'arm64', reason: 'architecture arm64 (only amd64 is probed)' },
+      });
+      w.maps[600] = '';
+      w.exes[600] = '/srv/old';
+      w.keys['/proc/600/exe'] = '8:1:500'; // a second process of the same file
+      const ld = loader({});
+      const { l, lines } = log();
+      let goAttach = 0;
+      const tls = new TlsTargets({
+        attach: ld.attach,
+        attachGo: () => (goAttach++, Promise.resolve({ kind: 'attach', requestId: 0, err: 0, attached: GO_FNS })),
+        inspectGo: (f) => byFile(f) ?? byFile('/proc/500/exe'),
+        log: l,
+        fs: w.fs,
+        libraryDirs: [],
+      });
+      await tls.scanAll();
+      tls.onExec(600);
+      await tls.settled();
+      tls.stop();
+      assert.equal(goAttach, 0);
+      assert.deepEqual(tls.goSkipped.map((s) => [s.path, s.goVersion, s.arch]), [
+        ['/srv/old', 'go1.16.15', 'amd64'],
+        ['/srv/arm', 'go1.19.8', 'arm64'],
+      ]);
+      assert.deepEqual(lines, [
+        'warn TLS: Go program /srv/old (go1.16.15, amd64) is not probed: Go before 1.17 passes arguments on the stack; its HTTPS traffic is not captured',
+        'warn TLS: Go program /srv/arm (go1.19.8, arm64) is not probed: architecture arm64 (only amd64 is probed); its HTTPS traffic is not captured',
+      ]);
+    });
+
+    it('leaves Go programs without crypto/tls alone, and checks other programs for OpenSSL as before', async () => {
+      const { w, byFile } = goWorld({ '/srv/plain': { kind: 'no-tls', goVersion: 'go1.19.8', arch: 'amd64' }, '/usr/bin/node': { kind: 'not-go' } });
+      const ld = loader({ '/proc/501/exe': ALL });
+      const tls = new TlsTargets({
+        attach: ld.attach,
+        attachGo: () => Promise.reject(new Error('not expected')),
+        inspectGo: byFile,
+        log: log().l,
+        fs: w.fs,
+        libraryDirs: [],
+      });
+      await tls.scanAll();
+      assert.deepEqual(ld.calls, ['/proc/501/exe']);
+      assert.deepEqual(tls.attached.map((t) => [t.path, t.kind]), [['/usr/bin/node', 'program']]);
+      assert.equal(tls.failures, 0);
+    });
   });
 });

@@ -260,7 +260,7 @@ export function loaderTotals(file: string): { events: number; lost: number } | u
 }
 
 /** Frames of one kind in a loader output file so far. */
-function framesOfKind(file: string, kind: number): number {
+export function framesOfKind(file: string, kind: number): number {
   const buf = readFileSync(file);
   let off = 0;
   let n = 0;
