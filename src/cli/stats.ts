@@ -57,6 +57,8 @@ export function agentStats(p: StatsParts): AgentStats {
     droppedAttributes: p.mapper.droppedAttributes,
     missedStart: p.http.problems.missed_start,
     invalidHeaderValues: p.http.invalidValues,
+    tunnelConnections: p.http.tunnelConnections,
+    tunnelBytes: p.http.tunnelBytes,
     parseErrors: parseErrors(p.http),
     loaderRestarts: p.loaderRestarts,
     configReloads: p.config?.reloads ?? 0,
@@ -92,7 +94,7 @@ export function summaryLine(p: StatsParts): string {
     `records exported ${d.exported}, failed ${d.dropped.rejected}, dropped ${dropped}${droppedDetail}${unconfirmed}; ` +
     `retries ${d.retries}${afterTimeout}, buffered ${p.delivery.bufferedRecords}${spooled}; ` +
     `${kernel}; parser resyncs ${resyncs}, orphan responses ${h.orphanResponses}, missed starts ${h.problems.missed_start}, invalid header values ${h.invalidValues}; ` +
-    `tls sessions ${h.tlsSessions}, ciphertext connections ${h.ciphertextConnections}; ` +
+    `tls sessions ${h.tlsSessions}, ciphertext connections ${h.ciphertextConnections}, tunnels ${h.tunnelConnections} (bytes ignored ${h.tunnelBytes}); ` +
     `http/2 connections ${h.http2Connections}, records with unknown HPACK state ${h.truncatedRecords.hpack_state_unknown}${restarts}${agentExports}${config}`
   );
 }

@@ -59,6 +59,9 @@ export interface AgentStats {
   missedStart: number;
   /** Header values holding characters HTTP forbids (NUL, CR, LF), exported as sent. */
   invalidHeaderValues: number;
+  /** Connections switched away from HTTP (101 other than h2c, 2xx to CONNECT), and their bytes after the switch, ignored. */
+  tunnelConnections: number;
+  tunnelBytes: number;
   /** Parser resyncs, by kind. */
   parseErrors: Record<string, number>;
   /** Times the eBPF loader was restarted. */
@@ -178,6 +181,8 @@ export class SelfMetrics {
     counter('headertap.connections.missed_start', 'connections joined mid-stream', '{connection}', (s) => [[s.missedStart]]);
     counter('headertap.parse.errors', 'HTTP parser resyncs, by kind', '{error}', (s) => byKey(s.parseErrors, 'kind'));
     counter('headertap.headers.invalid_values', 'header values holding NUL, CR or LF, which HTTP forbids (kept as sent)', '{value}', (s) => [[s.invalidHeaderValues]]);
+    counter('headertap.connections.tunneled', 'connections switched away from HTTP (101, CONNECT): no longer parsed', '{connection}', (s) => [[s.tunnelConnections]]);
+    counter('headertap.tunnel.bytes', 'bytes after a protocol switch (101, CONNECT), ignored', 'By', (s) => [[s.tunnelBytes]]);
     counter('headertap.loader.restarts', 'times the eBPF loader was restarted', '{restart}', (s) => [[s.loaderRestarts]]);
     counter('headertap.config.reloads', 'config file reloads put in force (file change or SIGHUP)', '{reload}', (s) => [[s.configReloads]]);
     counter('headertap.config.reload_failures', 'config file reloads refused: the rules in force stayed', '{reload}', (s) => [[s.configReloadFailures]]);
