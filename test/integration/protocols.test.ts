@@ -88,6 +88,55 @@ s.recv(16)
 s.close()
 `;
 
+/** python's http.server speaking HTTP/1.0 (protocol_version, its default, said explicitly): its status lines read HTTP/1.0. */
+const PY_HTTP10_SERVER = `
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = 'HTTP/1.0'
+    def do_GET(self):
+        body = b'old server\\n'
+        self.send_response(200)
+        self.send_header('X-Py-Server', 'http1.0')
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()
+`;
+
+describe('network.protocol.version per side (real eBPF)', () => {
+  it('curl (HTTP/1.1) against an HTTP/1.0 server: the request line\'s 1.1 and the status line\'s 1.0 on both records; curl -0: 1.0 only', async (t) => {
+    if (!requireEbpf(t)) return;
+    const port = await freePort();
+    const server = background(t, PYTHON, ['-c', PY_HTTP10_SERVER, String(port)]);
+    await waitForPort(port);
+    const cap = await capture(t, [port]);
+    const v11 = await run('curl', ['-sS', '-o', '/dev/null', '-H', 'X-Case: v11', `http://127.0.0.1:${port}/v11`]);
+    assert.equal(v11.code, 0, v11.stderr);
+    const v10 = await run('curl', ['-sS', '-0', '-o', '/dev/null', '-H', 'X-Case: v10', `http://127.0.0.1:${port}/v10`]);
+    assert.equal(v10.code, 0, v10.stderr);
+    await cap.sink.waitFor((rs) => rs.length >= 4, 15000, 'client and server records of both requests');
+    const records = await cap.finish();
+    for (const [pid, role] of [
+      [v11.pid, 'client'],
+      [server.pid!, 'server'],
+    ] as const) {
+      const mine = byPid(records, pid).filter((r) => r.body === 'GET /v11 -> 200');
+      assert.equal(mine.length, 1, `${role}: one record of the 1.1 request`);
+      assert.equal(attr(mine[0], 'network.protocol.version'), '1.1', `${role}: what the client sent`);
+      assert.equal(attr(mine[0], 'headertap.response.protocol_version'), '1.0', `${role}: what the server sent`);
+      assert.deepEqual(headers(mine[0], 'response', 'x-py-server'), ['http1.0']);
+    }
+    for (const pid of [v10.pid, server.pid!]) {
+      const mine = byPid(records, pid).filter((r) => r.body === 'GET /v10 -> 200');
+      assert.equal(mine.length, 1);
+      assert.equal(attr(mine[0], 'network.protocol.version'), '1.0');
+      assert.equal(attr(mine[0], 'headertap.response.protocol_version'), undefined, 'same version both ways: said once');
+    }
+  });
+});
+
 describe('protocol switches (real eBPF)', () => {
   it('a WebSocket whose zero-masked frames carry HTTP text: only the upgrade exchange, on both sides', async (t) => {
     if (!requireEbpf(t)) return;
