@@ -41,6 +41,7 @@
 #define HT_EV_DATA 1   /* bytes moved by a socket syscall (struct ht_data_event) */
 #define HT_EV_CLOSE 2  /* a socket (or TLS session) seen before ended (struct ht_close_event) */
 #define HT_EV_EXEC 3   /* a process called execve (struct ht_exec_event) */
+#define HT_EV_PROC 4   /* a process's identity, read in its context at its first data event (struct ht_proc_event) */
 #define HT_EV_READY 64 /* loader: programs attached (struct ht_ready_event) */
 #define HT_EV_STATS 65 /* loader: counter totals, once a second (struct ht_stats_event) */
 #define HT_EV_ATTACH 66 /* loader: result of an attach-tls command (struct ht_attach_event) */
@@ -66,6 +67,16 @@
 #define HT_FLAG_TLS 1      /* TLS plaintext; sock_id names the TLS session (SSL object) */
 #define HT_FLAG_NO_SOCK 2  /* the session's socket is not known yet: no addresses, family 0 */
 #define HT_FLAG_MORE 4     /* data: the next event carries more bytes of the same call */
+
+/* ht_proc_event.flags */
+#define HT_PROC_ENV_UNREADABLE 1 /* the environment could not be read (paged out, no mm): no OTEL_* values */
+#define HT_PROC_ENV_CUT 2        /* the scan stopped before the environment's end (HT_ENV_STEPS entries), or an
+				  * OTEL_* value was longer than its field: that value is left out */
+
+/* ht_proc_event field sizes */
+#define HT_EXE_NAME_LEN 64        /* base name of the executable, NUL included (longer ones are cut) */
+#define HT_ENV_SERVICE_LEN 256    /* OTEL_SERVICE_NAME's value, NUL included (SDKs take 255 characters at most) */
+#define HT_ENV_ATTRIBUTES_LEN 1024 /* OTEL_RESOURCE_ATTRIBUTES's value, NUL included */
 
 /* ht_attach_event.attached: the TLS library functions a target got probes on. */
 #define HT_TLS_FN_SSL_WRITE 1
@@ -136,6 +147,25 @@ struct ht_exec_event {
 	__u32 tgid;
 	__u64 ts_ns;
 	char comm[HT_COMM_LEN];
+};
+
+/*
+ * Who a process is, read by the kernel in the process's own context at its
+ * first data event (once per process, again after an exec): what user space
+ * reads from /proc when the process still runs, for processes that are gone
+ * by then. Only the two OTEL_* variables leave the kernel, never the rest
+ * of the environment.
+ */
+struct ht_proc_event {
+	__u8 kind;  /* HT_EV_PROC */
+	__u8 flags; /* HT_PROC_* */
+	__u16 _pad0;
+	__u32 tgid;
+	__u64 start_ns;          /* the process's start (task start_time): tells pid reuse apart */
+	char comm[HT_COMM_LEN];  /* as in data events */
+	char exe[HT_EXE_NAME_LEN]; /* base name of its executable (mm->exe_file), '' when unknown */
+	char service_name[HT_ENV_SERVICE_LEN];          /* OTEL_SERVICE_NAME's value, '' when unset */
+	char resource_attributes[HT_ENV_ATTRIBUTES_LEN]; /* OTEL_RESOURCE_ATTRIBUTES's value, '' when unset */
 };
 
 /* Written by the loader in answer to "attach-tls ID PATH". */
@@ -209,6 +239,9 @@ _Static_assert(sizeof(struct ht_data_event) == HT_DATA_HEADER_SIZE + HT_MAX_DATA
 	       "ht_data_event has hidden padding");
 _Static_assert(sizeof(struct ht_close_event) == 24, "ht_close_event has hidden padding");
 _Static_assert(sizeof(struct ht_exec_event) == 32, "ht_exec_event has hidden padding");
+_Static_assert(sizeof(struct ht_proc_event) ==
+		       32 + HT_EXE_NAME_LEN + HT_ENV_SERVICE_LEN + HT_ENV_ATTRIBUTES_LEN,
+	       "ht_proc_event has hidden padding");
 _Static_assert(sizeof(struct ht_attach_event) == 16, "ht_attach_event has hidden padding");
 _Static_assert(sizeof(struct ht_ready_event) == 32, "ht_ready_event has hidden padding");
 _Static_assert(sizeof(struct ht_stats_event) == 16 + 8 * HT_CNT_MAX,

@@ -181,6 +181,8 @@ int ht_exec(struct trace_event_raw_sched_process_exec *ctx)
 	__u32 tgid = id >> 32;
 	struct ht_exec_event ev = {};
 
+	/* Another program, another identity: sent again at its next data event. */
+	bpf_map_delete_elem(&ht_procs_seen, &tgid);
 	if (!tls_capture || ht_is_self(tgid) || !ht_process_wanted(ht_filters_now(), tgid))
 		return 0;
 	ev.kind = HT_EV_EXEC;

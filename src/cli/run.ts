@@ -294,6 +294,9 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
       case 'exec':
         tls?.onExec(ev.pid);
         return;
+      case 'proc':
+        processes.noteKernelIdentity(ev);
+        return;
       case 'attach':
         return; // answers to attach requests, consumed by LoaderSource
       case 'ready':
@@ -410,6 +413,7 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
   const parts = (): StatsParts => ({
     http: tracker.counters,
     mapper: mapper.counters,
+    processes: processes.counters,
     delivery: pipeline.delivery,
     ...(spool ? { spool: spool.stats } : {}),
     ...(kernel ? { kernel } : {}),

@@ -62,6 +62,9 @@ export interface AgentStats {
   /** Connections switched away from HTTP (101 other than h2c, 2xx to CONNECT), and their bytes after the switch, ignored. */
   tunnelConnections: number;
   tunnelBytes: number;
+  /** Observed processes gone from /proc when looked up, identified by the kernel's copy / by neither (comm only). */
+  processesFromKernel: number;
+  processesUnidentified: number;
   /** Parser resyncs, by kind. */
   parseErrors: Record<string, number>;
   /** Times the eBPF loader was restarted. */
@@ -183,6 +186,8 @@ export class SelfMetrics {
     counter('headertap.headers.invalid_values', 'header values holding NUL, CR or LF, which HTTP forbids (kept as sent)', '{value}', (s) => [[s.invalidHeaderValues]]);
     counter('headertap.connections.tunneled', 'connections switched away from HTTP (101, CONNECT): no longer parsed', '{connection}', (s) => [[s.tunnelConnections]]);
     counter('headertap.tunnel.bytes', 'bytes after a protocol switch (101, CONNECT), ignored', 'By', (s) => [[s.tunnelBytes]]);
+    counter('headertap.processes.kernel_identified', 'processes gone from /proc when looked up, identified by what the kernel read at their first event', '{process}', (s) => [[s.processesFromKernel]]);
+    counter('headertap.processes.unidentified', 'processes identified by neither /proc nor the kernel: executable name from comm, OTEL_* environment unknown', '{process}', (s) => [[s.processesUnidentified]]);
     counter('headertap.loader.restarts', 'times the eBPF loader was restarted', '{restart}', (s) => [[s.loaderRestarts]]);
     counter('headertap.config.reloads', 'config file reloads put in force (file change or SIGHUP)', '{reload}', (s) => [[s.configReloads]]);
     counter('headertap.config.reload_failures', 'config file reloads refused: the rules in force stayed', '{reload}', (s) => [[s.configReloadFailures]]);
