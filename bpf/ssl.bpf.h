@@ -196,4 +196,78 @@ int ht_exec(struct trace_event_raw_sched_process_exec *ctx)
 	return 0;
 }
 
+#define HT_SIGSTOP 19
+#define HT_FMODE_WRITE 0x2
+
+/* Base names of OpenSSL's libssl: libssl.so, libssl.so.3, libssl.so.1.1 (not NSS's libssl3.so). */
+static __always_inline bool ht_is_libssl_name(const char name[16])
+{
+	static const char want[] = "libssl.so";
+
+	for (int i = 0; i < 9; i++)
+		if (name[i] != want[i])
+			return false;
+	return name[9] == '\0' || name[9] == '.';
+}
+
+/*
+ * A libssl opened by a process: if no probe covers that file yet, tell the
+ * loader now and stop the process (SIGSTOP, taking effect before openat
+ * returns to it) until the loader has put the probes on and sent SIGCONT.
+ * Otherwise a short-lived program with its own libssl copy makes its TLS
+ * calls before user space could look at its maps. The stop happens only
+ * with the event in the ring buffer: whoever stops also gets resumed.
+ */
+SEC("tracepoint/syscalls/sys_exit_openat")
+int ht_exit_openat(struct trace_event_raw_sys_exit *ctx)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	long fd = ctx->ret;
+	__u64 id = bpf_get_current_pid_tgid();
+	struct ht_tls_file_key key = {};
+	struct ht_tls_open_event *e;
+	struct fdtable *fdt;
+	struct file *file = NULL;
+	struct file **fds;
+	char name[16] = {};
+
+	if (!tls_capture || fd < 0)
+		return 0;
+	fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return 0;
+	bpf_probe_read_kernel_str(name, sizeof(name), BPF_CORE_READ(file, f_path.dentry, d_name.name));
+	if (!ht_is_libssl_name(name))
+		return 0;
+	/* Opened to be written (copied, installed): not loaded, and not complete yet. */
+	if (BPF_CORE_READ(file, f_mode) & HT_FMODE_WRITE)
+		return 0;
+	if (ht_is_self(id >> 32) || !ht_process_wanted(ht_filters_now(), id >> 32))
+		return 0;
+	key.dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev);
+	key.ino = BPF_CORE_READ(file, f_inode, i_ino);
+	if (bpf_map_lookup_elem(&ht_tls_files, &key))
+		return 0;
+	e = bpf_ringbuf_reserve(&ht_events, sizeof(*e), 0);
+	if (!e) {
+		ht_count(HT_CNT_RINGBUF_LOST);
+		return 0;
+	}
+	e->kind = HT_EV_TLS_OPEN;
+	e->_pad0 = 0;
+	e->tgid = id >> 32;
+	e->tid = (__u32)id;
+	e->fd = fd;
+	e->dev = key.dev;
+	e->ino = key.ino;
+	ht_process_comm(e->comm);
+	e->flags = tls_hold && !bpf_send_signal(HT_SIGSTOP) ? HT_TLS_OPEN_STOPPED : 0;
+	/* Rare and urgent (the process waits): wake the loader now (flags 0). */
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
 #endif /* __HT_SSL_BPF_H */

@@ -297,6 +297,9 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
       case 'proc':
         processes.noteKernelIdentity(ev);
         return;
+      case 'tls_learned':
+        tls?.onLearned(ev);
+        return;
       case 'attach':
         return; // answers to attach requests, consumed by LoaderSource
       case 'ready':
@@ -323,6 +326,7 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
       filters: (loaderFilters = filters),
       selfPids: [process.pid],
       noTls: !opts.tls,
+      noTlsHold: !opts.tlsHold,
       ringbufKb: opts.ringbufKb,
       copyBytes,
       verbose: opts.verbose,

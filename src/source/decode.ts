@@ -1,6 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import { CONSTANTS as C, DATA, LAYOUT } from './layout';
-import type { AttachEvent, CloseEvent, CpuStatsEvent, DataEvent, ExecEvent, KernelCounters, ProcEvent, ReadyEvent, SourceEvent, StatsEvent } from './types';
+import type { AttachEvent, CloseEvent, CpuStatsEvent, DataEvent, ExecEvent, KernelCounters, ProcEvent, ReadyEvent, SourceEvent, StatsEvent, TlsLearnedEvent } from './types';
 
 /** Why a frame could not be decoded; counted, never thrown. */
 export type DecodeProblem = 'unknown_kind' | 'short_frame';
@@ -92,6 +92,21 @@ function decodeProc(frame: Buffer): ProcEvent | DecodeProblem {
   };
 }
 
+function decodeTlsLearned(frame: Buffer): TlsLearnedEvent | DecodeProblem {
+  const f = LAYOUT.ht_tls_learned_event.fields;
+  if (frame.length < LAYOUT.ht_tls_learned_event.size) return 'short_frame';
+  return {
+    kind: 'tls_learned',
+    pid: frame.readUInt32LE(f.tgid[0]),
+    err: frame.readInt32LE(f.err[0]),
+    attached: frame.readUInt32LE(f.attached[0]),
+    stopped: (frame[f.flags[0]] & C.HT_TLS_OPEN_STOPPED) !== 0,
+    holdNs: u64(frame, f.hold_ns[0]),
+    fileKey: `${frame.readBigUInt64LE(f.st_dev[0])}:${frame.readBigUInt64LE(f.st_ino[0])}`,
+    path: textField(frame, f.path[0], C.HT_TLS_PATH_LEN),
+  };
+}
+
 function decodeAttach(frame: Buffer): AttachEvent | DecodeProblem {
   const f = LAYOUT.ht_attach_event.fields;
   if (frame.length < LAYOUT.ht_attach_event.size) return 'short_frame';
@@ -156,6 +171,8 @@ export function decodeFrame(frame: Buffer): DecodeResult {
       return decodeExec(frame);
     case C.HT_EV_PROC:
       return decodeProc(frame);
+    case C.HT_EV_TLS_LEARNED:
+      return decodeTlsLearned(frame);
     case C.HT_EV_ATTACH:
       return decodeAttach(frame);
     case C.HT_EV_READY:

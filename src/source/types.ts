@@ -81,6 +81,25 @@ export interface ProcEvent {
   envCut: boolean;
 }
 
+/**
+ * The loader probed a libssl file a process had just opened (the kernel
+ * stopped the process until then, when stopped is true).
+ */
+export interface TlsLearnedEvent {
+  kind: 'tls_learned';
+  pid: number;
+  /** 0, or a negative errno (-2, ENOENT: no TLS functions in the file). */
+  err: number;
+  /** HT_TLS_FN_* bits of the functions probed. */
+  attached: number;
+  stopped: boolean;
+  /** How long the process was held for the attach (ns). */
+  holdNs: number;
+  /** "dev:inode" as stat() gives them: the same key as TlsFs.fileKey. */
+  fileKey: string;
+  path: string;
+}
+
 /** The loader's answer to an attach-tls command. */
 export interface AttachEvent {
   kind: 'attach';
@@ -130,7 +149,7 @@ export interface CpuStatsEvent {
   counters: KernelCounters;
 }
 
-export type SourceEvent = DataEvent | CloseEvent | ExecEvent | ProcEvent | AttachEvent | ReadyEvent | StatsEvent | CpuStatsEvent;
+export type SourceEvent = DataEvent | CloseEvent | ExecEvent | ProcEvent | TlsLearnedEvent | AttachEvent | ReadyEvent | StatsEvent | CpuStatsEvent;
 
 export interface Endpoint {
   address: string;
