@@ -178,9 +178,9 @@ struct ht_proc_event {
 /*
  * A process opened a file named libssl.so[.N…] whose (dev, inode) is not in
  * ht_tls_files: a libssl the agent has not probed (a private copy under
- * LD_LIBRARY_PATH, a container's). Sent at openat's exit, before the process
- * can map it, let alone call SSL_write; with HT_TLS_OPEN_STOPPED the process
- * is stopped until the loader has probed the file (loader.c tls_open()).
+ * LD_LIBRARY_PATH, a container's). Sent at the process's first mmap of it,
+ * before any of its code ran; with HT_TLS_OPEN_STOPPED the process is
+ * stopped until the loader has probed the file (loader.c tls_open()).
  */
 struct ht_tls_open_event {
 	__u8 kind;  /* HT_EV_TLS_OPEN */

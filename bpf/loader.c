@@ -802,7 +802,7 @@ static void tls_open(struct headertap_bpf *skel, const struct ht_tls_open_event 
 	ssize_t n;
 
 	snprintf(fdpath, sizeof(fdpath), "/proc/%u/fd/%d", e->tgid, e->fd);
-	/* While the process is stopped its descriptor is still open (ld.so closes it once mapped). */
+	/* While the process is stopped its descriptor is still open (ld.so closes it once all is mapped). */
 	n = readlink(fdpath, out.path, sizeof(out.path) - 1);
 	out.path[n > 0 ? n : 0] = '\0';
 	out.err = attach_tls_once(skel, fdpath, &out.attached, &st);
@@ -1082,8 +1082,8 @@ int main(int argc, char **argv)
 	 */
 	/* No new stops (detaching waits for running instances), then resume
 	 * every process stopped so far: their events are in the ring buffer. */
-	bpf_link__destroy(skel->links.ht_exit_openat);
-	skel->links.ht_exit_openat = NULL;
+	bpf_link__destroy(skel->links.ht_enter_mmap);
+	skel->links.ht_enter_mmap = NULL;
 	ring_buffer__consume(rb);
 	if (!stdout_broken) {
 		emit_stats(skel, ncpus);

@@ -210,19 +210,24 @@ static __always_inline bool ht_is_libssl_name(const char name[16])
 	return name[9] == '\0' || name[9] == '.';
 }
 
+#define HT_MAP_ANONYMOUS 0x20
+
 /*
- * A libssl opened by a process: if no probe covers that file yet, tell the
- * loader now and stop the process (SIGSTOP, taking effect before openat
- * returns to it) until the loader has put the probes on and sent SIGCONT.
- * Otherwise a short-lived program with its own libssl copy makes its TLS
- * calls before user space could look at its maps. The stop happens only
+ * A libssl mapped by a process (ld.so's or dlopen's first mmap of the
+ * file): if no probe covers that file yet, tell the loader now and stop the
+ * process (SIGSTOP, taking effect before mmap returns to it, before any code
+ * of the library ran) until the loader has put the probes on and sent
+ * SIGCONT. Otherwise a short-lived program with its own libssl copy makes its
+ * TLS calls before user space could look at its maps. The stop happens only
  * with the event in the ring buffer: whoever stops also gets resumed.
+ * mmap, not openat: file mappings are far rarer than opens (a server opening
+ * files pays nothing), and anonymous ones cost one branch.
  */
-SEC("tracepoint/syscalls/sys_exit_openat")
-int ht_exit_openat(struct trace_event_raw_sys_exit *ctx)
+SEC("tracepoint/syscalls/sys_enter_mmap")
+int ht_enter_mmap(struct trace_event_raw_sys_enter *ctx)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	long fd = ctx->ret;
+	struct task_struct *task;
+	int fd = (int)ctx->args[4];
 	__u64 id = bpf_get_current_pid_tgid();
 	struct ht_tls_file_key key = {};
 	struct ht_tls_open_event *e;
@@ -231,10 +236,11 @@ int ht_exit_openat(struct trace_event_raw_sys_exit *ctx)
 	struct file **fds;
 	char name[16] = {};
 
-	if (!tls_capture || fd < 0)
+	if (fd < 0 || (ctx->args[3] & HT_MAP_ANONYMOUS) || !tls_capture)
 		return 0;
+	task = (struct task_struct *)bpf_get_current_task();
 	fdt = BPF_CORE_READ(task, files, fdt);
-	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+	if (!fdt || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
 		return 0;
 	fds = BPF_CORE_READ(fdt, fd);
 	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
@@ -242,7 +248,7 @@ int ht_exit_openat(struct trace_event_raw_sys_exit *ctx)
 	bpf_probe_read_kernel_str(name, sizeof(name), BPF_CORE_READ(file, f_path.dentry, d_name.name));
 	if (!ht_is_libssl_name(name))
 		return 0;
-	/* Opened to be written (copied, installed): not loaded, and not complete yet. */
+	/* Open for writing (being copied or installed): not a library being loaded. */
 	if (BPF_CORE_READ(file, f_mode) & HT_FMODE_WRITE)
 		return 0;
 	if (ht_is_self(id >> 32) || !ht_process_wanted(ht_filters_now(), id >> 32))
