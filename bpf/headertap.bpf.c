@@ -8,6 +8,7 @@
 #include "headertap.h"
 #include "maps.bpf.h"
 #include "sock.bpf.h"
+#include "proc.bpf.h"
 #include "emit.bpf.h"
 #include "tls.bpf.h"
 #include "syscalls.bpf.h"

@@ -41,10 +41,13 @@
 #define HT_EV_DATA 1   /* bytes moved by a socket syscall (struct ht_data_event) */
 #define HT_EV_CLOSE 2  /* a socket (or TLS session) seen before ended (struct ht_close_event) */
 #define HT_EV_EXEC 3   /* a process called execve (struct ht_exec_event) */
+#define HT_EV_PROC 4   /* a process's identity, read in its context at its first data event (struct ht_proc_event) */
+#define HT_EV_TLS_OPEN 5 /* a process opened a libssl file no probe covers yet (struct ht_tls_open_event) */
 #define HT_EV_READY 64 /* loader: programs attached (struct ht_ready_event) */
 #define HT_EV_STATS 65 /* loader: counter totals, once a second (struct ht_stats_event) */
 #define HT_EV_ATTACH 66 /* loader: result of an attach-tls command (struct ht_attach_event) */
 #define HT_EV_CPU_STATS 67 /* loader: one CPU's counter totals, after HT_EV_STATS, for CPUs that lost events */
+#define HT_EV_TLS_LEARNED 68 /* loader: it probed a libssl a process just opened (struct ht_tls_learned_event) */
 
 /* ht_data_event.direction, from the observed process's point of view. */
 #define HT_DIR_EGRESS 1  /* the process sent these bytes */
@@ -68,6 +71,21 @@
 #define HT_FLAG_TLS 1      /* TLS plaintext; sock_id names the TLS session (SSL object) */
 #define HT_FLAG_NO_SOCK 2  /* the session's socket is not known yet: no addresses, family 0 */
 #define HT_FLAG_MORE 4     /* data: the next event carries more bytes of the same call */
+
+/* ht_tls_open_event.flags, ht_tls_learned_event.flags */
+#define HT_TLS_OPEN_STOPPED 1 /* the kernel stopped the process (SIGSTOP) until the loader probed the file */
+
+#define HT_TLS_PATH_LEN 256 /* ht_tls_learned_event.path, NUL included */
+
+/* ht_proc_event.flags */
+#define HT_PROC_ENV_UNREADABLE 1 /* the environment could not be read (paged out, no mm): no OTEL_* values */
+#define HT_PROC_ENV_CUT 2        /* the scan stopped before the environment's end (HT_ENV_STEPS entries), or an
+				  * OTEL_* value was longer than its field: that value is left out */
+
+/* ht_proc_event field sizes */
+#define HT_EXE_NAME_LEN 64        /* base name of the executable, NUL included (longer ones are cut) */
+#define HT_ENV_SERVICE_LEN 256    /* OTEL_SERVICE_NAME's value, NUL included (SDKs take 255 characters at most) */
+#define HT_ENV_ATTRIBUTES_LEN 1024 /* OTEL_RESOURCE_ATTRIBUTES's value, NUL included */
 
 /* ht_attach_event.attached: the TLS library functions a target got probes on. */
 #define HT_TLS_FN_SSL_WRITE 1
@@ -153,6 +171,71 @@ struct ht_exec_event {
 	char comm[HT_COMM_LEN];
 };
 
+/*
+ * Who a process is, read by the kernel in the process's own context at its
+ * first data event (once per process, again after an exec): what user space
+ * reads from /proc when the process still runs, for processes that are gone
+ * by then. Only the two OTEL_* variables leave the kernel, never the rest
+ * of the environment.
+ */
+struct ht_proc_event {
+	__u8 kind;  /* HT_EV_PROC */
+	__u8 flags; /* HT_PROC_* */
+	__u16 _pad0;
+	__u32 tgid;
+	__u64 start_ns;          /* the process's start (task start_time): tells pid reuse apart */
+	char comm[HT_COMM_LEN];  /* as in data events */
+	char exe[HT_EXE_NAME_LEN]; /* base name of its executable (mm->exe_file), '' when unknown */
+	char service_name[HT_ENV_SERVICE_LEN];          /* OTEL_SERVICE_NAME's value, '' when unset */
+	char resource_attributes[HT_ENV_ATTRIBUTES_LEN]; /* OTEL_RESOURCE_ATTRIBUTES's value, '' when unset */
+};
+
+/*
+ * A process opened a file named libssl.so[.N…] whose (dev, inode) is not in
+ * ht_tls_files: a libssl the agent has not probed (a private copy under
+ * LD_LIBRARY_PATH, a container's). Sent at the process's first mmap of it,
+ * before any of its code ran; with HT_TLS_OPEN_STOPPED the process is
+ * stopped until the loader has probed the file (loader.c tls_open()).
+ */
+struct ht_tls_open_event {
+	__u8 kind;  /* HT_EV_TLS_OPEN */
+	__u8 flags; /* HT_TLS_OPEN_* */
+	__u16 _pad0;
+	__u32 tgid;
+	__u32 tid;
+	__s32 fd;  /* the open file: /proc/TGID/fd/FD */
+	__u64 dev; /* the file's super_block s_dev (kernel encoding) */
+	__u64 ino;
+	char comm[HT_COMM_LEN];
+};
+
+/* Key and value of ht_tls_files: libssl files already probed (or found to
+ * have no TLS functions, or failed): opening them again stops nothing. */
+struct ht_tls_file_key {
+	__u64 dev; /* kernel encoding: major << 20 | minor */
+	__u64 ino;
+};
+
+struct ht_tls_file {
+	__s32 err;       /* the attach result: 0 or a negative errno */
+	__u32 attached;  /* HT_TLS_FN_* */
+};
+
+/* Written by the loader after it probed a file of an HT_EV_TLS_OPEN (and
+ * resumed the process): for the agent's list of probed files. */
+struct ht_tls_learned_event {
+	__u8 kind;  /* HT_EV_TLS_LEARNED */
+	__u8 flags; /* HT_TLS_OPEN_STOPPED: the process was held, and resumed */
+	__u16 _pad0;
+	__u32 tgid;
+	__s32 err;      /* as ht_attach_event.err */
+	__u32 attached; /* HT_TLS_FN_* */
+	__u64 hold_ns;  /* from reading the event to resuming the process (the attach) */
+	__u64 st_dev;   /* the file as stat() shows it (user-space encoding) */
+	__u64 st_ino;
+	char path[HT_TLS_PATH_LEN]; /* where /proc/TGID/fd/FD pointed */
+};
+
 /* Written by the loader in answer to "attach-tls ID PATH" (and attach-go, set-filters). */
 struct ht_attach_event {
 	__u8 kind; /* HT_EV_ATTACH */
@@ -224,6 +307,14 @@ _Static_assert(sizeof(struct ht_data_event) == HT_DATA_HEADER_SIZE + HT_MAX_DATA
 	       "ht_data_event has hidden padding");
 _Static_assert(sizeof(struct ht_close_event) == 24, "ht_close_event has hidden padding");
 _Static_assert(sizeof(struct ht_exec_event) == 32, "ht_exec_event has hidden padding");
+_Static_assert(sizeof(struct ht_proc_event) ==
+		       32 + HT_EXE_NAME_LEN + HT_ENV_SERVICE_LEN + HT_ENV_ATTRIBUTES_LEN,
+	       "ht_proc_event has hidden padding");
+_Static_assert(sizeof(struct ht_tls_open_event) == 48, "ht_tls_open_event has hidden padding");
+_Static_assert(sizeof(struct ht_tls_file_key) == 16, "ht_tls_file_key has hidden padding");
+_Static_assert(sizeof(struct ht_tls_file) == 8, "ht_tls_file has hidden padding");
+_Static_assert(sizeof(struct ht_tls_learned_event) == 40 + HT_TLS_PATH_LEN,
+	       "ht_tls_learned_event has hidden padding");
 _Static_assert(sizeof(struct ht_attach_event) == 16, "ht_attach_event has hidden padding");
 _Static_assert(sizeof(struct ht_ready_event) == 32, "ht_ready_event has hidden padding");
 _Static_assert(sizeof(struct ht_stats_event) == 16 + 8 * HT_CNT_MAX,

@@ -30,6 +30,12 @@
  *                        Values are percent-encoded (%20 for a space, %25 for
  *                        %). A refused set (err < 0) leaves the old one in force.
  *                        See set_filters() for what the switch guarantees.
+ *
+ * A file is probed once: attach-tls for a file already probed (same device
+ * and inode) answers with the first result. The kernel reports a process
+ * opening a libssl no probe covers yet (HT_EV_TLS_OPEN) and stops it; the
+ * loader probes the file and resumes the process itself (tls_open()), then
+ * tells the agent (HT_EV_TLS_LEARNED).
  */
 #define _GNU_SOURCE /* F_SETPIPE_SZ */
 #include <errno.h>
@@ -48,6 +54,7 @@
 #include <sys/mount.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <time.h>
@@ -92,6 +99,7 @@ static struct env {
 	unsigned long ringbuf_kb;
 	unsigned long copy_bytes;
 	bool no_tls;
+	bool no_tls_hold;
 	bool verbose;
 } env = {
 	.ringbuf_kb = HT_RINGBUF_KB_DEFAULT,
@@ -120,6 +128,8 @@ static const char usage[] =
 	"  --copy-bytes N   bytes copied per syscall, 1..1048576, sent in events of up to\n"
 	"                   " STR(HT_MAX_DATA) " bytes (default " STR(HT_MAX_DATA) ")\n"
 	"  --no-tls         no TLS capture: no exec events, attach-tls and attach-go are refused\n"
+	"  --no-tls-hold    do not stop a process that opens a libssl not probed yet until\n"
+	"                   it is probed (its first TLS calls may then be missed)\n"
 	"  --verbose        print libbpf's messages\n"
 	"  --help           show this help\n";
 
@@ -160,6 +170,7 @@ enum {
 	OPT_HELP,
 	OPT_NO_TLS,
 	OPT_CGROUP,
+	OPT_NO_TLS_HOLD,
 };
 
 /* --cgroup: keep the directory open; its fd goes into ht_cgroup_filter. */
@@ -272,6 +283,7 @@ static void parse_args(int argc, char **argv)
 		{ "ringbuf-kb", required_argument, NULL, OPT_RINGBUF },
 		{ "copy-bytes", required_argument, NULL, OPT_COPY },
 		{ "no-tls", no_argument, NULL, OPT_NO_TLS },
+		{ "no-tls-hold", no_argument, NULL, OPT_NO_TLS_HOLD },
 		{ "verbose", no_argument, NULL, OPT_VERBOSE },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{},
@@ -307,6 +319,9 @@ static void parse_args(int argc, char **argv)
 			break;
 		case OPT_NO_TLS:
 			env.no_tls = true;
+			break;
+		case OPT_NO_TLS_HOLD:
+			env.no_tls_hold = true;
 			break;
 		case OPT_VERBOSE:
 			env.verbose = true;
@@ -373,11 +388,17 @@ static void write_frame(const void *data, __u32 len)
 	}
 }
 
+static void tls_open(struct headertap_bpf *skel, const struct ht_tls_open_event *e);
+
 static int on_event(void *ctx, void *data, size_t len)
 {
-	(void)ctx;
+	/* First, and even when stdout is gone: the process may be stopped until this runs. */
+	if (len >= sizeof(struct ht_tls_open_event) && *(__u8 *)data == HT_EV_TLS_OPEN) {
+		tls_open(ctx, data);
+		return 0;
+	}
 	write_frame(data, len);
-	return stdout_broken ? -EPIPE : 0;
+	return 0; /* when stdout broke, go on reading: a later event may be a stopped process */
 }
 
 static void emit_stats(struct headertap_bpf *skel, int ncpus)
@@ -575,6 +596,7 @@ static void set_rodata(struct headertap_bpf *skel)
 	ro->n_self_tgids = env.n_self;
 	ro->copy_limit = env.copy_bytes;
 	ro->tls_capture = !env.no_tls;
+	ro->tls_hold = !env.no_tls && !env.no_tls_hold;
 	/* A small ring must not fill before anyone is woken. */
 	ro->wakeup_bytes = env.ringbuf_kb * 1024 / 8 < WAKEUP_BYTES ? env.ringbuf_kb * 1024 / 8 : WAKEUP_BYTES;
 	if (getrandom(&key, sizeof(key), 0) != sizeof(key))
@@ -868,6 +890,86 @@ static __s32 attach_go(struct headertap_bpf *skel, char *args, __u32 *attached)
 	return 0;
 }
 
+/* Files probed (or tried), by device and inode as stat() gives them, with
+ * their result: each file is probed once, whoever asks (attach-tls, or the
+ * kernel's HT_EV_TLS_OPEN). Bounded like the links. */
+#define MAX_TLS_FILES 512
+static struct tls_file {
+	dev_t dev;
+	ino_t ino;
+	__s32 err;
+	__u32 attached;
+} tls_files[MAX_TLS_FILES];
+static int n_tls_files;
+
+/* Tells the kernel a file needs no stop any more (ht_tls_files). */
+static void tls_file_done(struct headertap_bpf *skel, const struct ht_tls_file_key *key, __s32 err,
+			  __u32 attached)
+{
+	struct ht_tls_file val = { .err = err, .attached = attached };
+
+	bpf_map_update_elem(bpf_map__fd(skel->maps.ht_tls_files), key, &val, BPF_ANY);
+}
+
+/*
+ * Probes `path` once per file (device and inode): later requests for the
+ * same file get the first result. The kernel's view of the file (for
+ * ht_tls_files) is what stat() says, converted to the kernel's dev_t.
+ */
+static __s32 attach_tls_once(struct headertap_bpf *skel, const char *path, __u32 *attached,
+			     struct stat *st)
+{
+	struct ht_tls_file_key key = {};
+	__s32 err;
+
+	if (stat(path, st))
+		return -errno;
+	for (int i = 0; i < n_tls_files; i++) {
+		if (tls_files[i].dev == st->st_dev && tls_files[i].ino == st->st_ino) {
+			*attached = tls_files[i].attached;
+			return tls_files[i].err;
+		}
+	}
+	err = attach_tls(skel, path, attached);
+	if (n_tls_files < MAX_TLS_FILES)
+		tls_files[n_tls_files++] = (struct tls_file){ st->st_dev, st->st_ino, err, *attached };
+	key.dev = ((__u64)major(st->st_dev) << 20) | minor(st->st_dev);
+	key.ino = st->st_ino;
+	tls_file_done(skel, &key, err, *attached);
+	return err;
+}
+
+/*
+ * A process opened a libssl no probe covers (HT_EV_TLS_OPEN), and may be
+ * stopped: probe the file through the process's own descriptor (any mount
+ * namespace), then resume the process whatever the result, then tell the
+ * agent. Done here, in the loader, not by the agent, so the stop lasts one
+ * attach and ends even when the agent is slow or gone.
+ */
+static void tls_open(struct headertap_bpf *skel, const struct ht_tls_open_event *e)
+{
+	struct ht_tls_learned_event out = { .kind = HT_EV_TLS_LEARNED, .flags = e->flags, .tgid = e->tgid };
+	struct ht_tls_file_key key = { .dev = e->dev, .ino = e->ino };
+	char fdpath[64];
+	struct stat st = {};
+	__u64 start = now_ns();
+	ssize_t n;
+
+	snprintf(fdpath, sizeof(fdpath), "/proc/%u/fd/%d", e->tgid, e->fd);
+	/* While the process is stopped its descriptor is still open (ld.so closes it once all is mapped). */
+	n = readlink(fdpath, out.path, sizeof(out.path) - 1);
+	out.path[n > 0 ? n : 0] = '\0';
+	out.err = attach_tls_once(skel, fdpath, &out.attached, &st);
+	/* The kernel's own key too: stat() may show another device (overlayfs, btrfs). */
+	tls_file_done(skel, &key, out.err, out.attached);
+	if (e->flags & HT_TLS_OPEN_STOPPED)
+		kill(e->tgid, SIGCONT);
+	out.hold_ns = now_ns() - start;
+	out.st_dev = st.st_dev;
+	out.st_ino = st.st_ino;
+	write_frame(&out, sizeof(out));
+}
+
 static void detach_tls(void)
 {
 	while (n_tls_links > 0)
@@ -951,7 +1053,9 @@ static void handle_command(struct headertap_bpf *skel, char *line)
 		ev.request_id = strtoul(arg, &end, 10);
 		if (!errno && end != arg && (*end == ' ' || *end == '\0')) {
 			if (cmd_name == attach_cmd && *end == ' ' && end[1] == '/') {
-				ev.err = attach_tls(skel, end + 1, &ev.attached);
+				struct stat st;
+
+				ev.err = env.no_tls ? -EPERM : attach_tls_once(skel, end + 1, &ev.attached, &st);
 				write_frame(&ev, sizeof(ev));
 				return;
 			}
@@ -1081,7 +1185,7 @@ int main(int argc, char **argv)
 		die(EXIT_ENV, "attaching to the syscall/sock tracepoints failed: %s; %s",
 		    strerror(-err), load_fix(err));
 
-	rb = ring_buffer__new(bpf_map__fd(skel->maps.ht_events), on_event, NULL, NULL);
+	rb = ring_buffer__new(bpf_map__fd(skel->maps.ht_events), on_event, skel, NULL);
 	if (!rb)
 		die(1, "creating the ring buffer reader failed: %s", strerror(errno));
 
@@ -1138,8 +1242,12 @@ int main(int argc, char **argv)
 	 * tracepoint or uprobe waits for an RCU grace period, ~0.1 s each, seconds
 	 * in all) and the agent need not wait for it.
 	 */
+	/* No new stops (detaching waits for running instances), then resume
+	 * every process stopped so far: their events are in the ring buffer. */
+	bpf_link__destroy(skel->links.ht_enter_mmap);
+	skel->links.ht_enter_mmap = NULL;
+	ring_buffer__consume(rb);
 	if (!stdout_broken) {
-		ring_buffer__consume(rb);
 		emit_stats(skel, ncpus);
 		fflush(stdout);
 	}

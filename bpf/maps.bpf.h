@@ -13,6 +13,9 @@ const volatile __u32 n_self_tgids = 0;
 const volatile __u32 copy_limit = HT_MAX_DATA;
 /* TLS capture (exec events, uprobes); the loader's --no-tls clears it. */
 const volatile __u32 tls_capture = 1;
+/* Stop a process that opens a libssl not probed yet until the loader probed
+ * it (HT_EV_TLS_OPEN); the loader's --no-tls-hold clears it. */
+const volatile __u32 tls_hold = 1;
 /* Random key mixed into socket ids so kernel addresses never leave the loader. */
 const volatile __u64 sock_id_key = 0;
 /* Wake the loader only once this many bytes wait in the ring buffer (it also
@@ -132,6 +135,16 @@ struct {
 /* Set by the loader once a TLS library has probes: until then the syscall
  * path skips all TLS bookkeeping. */
 volatile __u32 tls_enabled = 0;
+
+/* (dev, inode) of libssl files the loader probed, or tried to -> the result.
+ * Written by the loader only; an open of any other libssl file is reported
+ * (HT_EV_TLS_OPEN). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct ht_tls_file_key);
+	__type(value, struct ht_tls_file);
+} ht_tls_files SEC(".maps");
 
 /* An SSL_read/SSL_write call between its uprobe and uretprobe. */
 struct ht_ssl_call {

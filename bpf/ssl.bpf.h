@@ -184,6 +184,8 @@ int ht_exec(struct trace_event_raw_sched_process_exec *ctx)
 	__u32 tgid = id >> 32;
 	struct ht_exec_event ev = {};
 
+	/* Another program, another identity: sent again at its next data event. */
+	bpf_map_delete_elem(&ht_procs_seen, &tgid);
 	if (!tls_capture || ht_is_self(tgid) || !ht_process_wanted(ht_filters_now(), tgid))
 		return 0;
 	ev.kind = HT_EV_EXEC;
@@ -194,6 +196,86 @@ int ht_exec(struct trace_event_raw_sched_process_exec *ctx)
 	 * its first TLS calls go unseen: wake the reader now (flags 0). */
 	if (bpf_ringbuf_output(&ht_events, &ev, sizeof(ev), 0))
 		ht_count(HT_CNT_RINGBUF_LOST);
+	return 0;
+}
+
+#define HT_SIGSTOP 19
+#define HT_FMODE_WRITE 0x2
+
+/* Base names of OpenSSL's libssl: libssl.so, libssl.so.3, libssl.so.1.1 (not NSS's libssl3.so). */
+static __always_inline bool ht_is_libssl_name(const char name[16])
+{
+	static const char want[] = "libssl.so";
+
+	for (int i = 0; i < 9; i++)
+		if (name[i] != want[i])
+			return false;
+	return name[9] == '\0' || name[9] == '.';
+}
+
+#define HT_MAP_ANONYMOUS 0x20
+
+/*
+ * A libssl mapped by a process (ld.so's or dlopen's first mmap of the
+ * file): if no probe covers that file yet, tell the loader now and stop the
+ * process (SIGSTOP, taking effect before mmap returns to it, before any code
+ * of the library ran) until the loader has put the probes on and sent
+ * SIGCONT. Otherwise a short-lived program with its own libssl copy makes its
+ * TLS calls before user space could look at its maps. The stop happens only
+ * with the event in the ring buffer: whoever stops also gets resumed.
+ * mmap, not openat: file mappings are far rarer than opens (a server opening
+ * files pays nothing), and anonymous ones cost one branch.
+ */
+SEC("tracepoint/syscalls/sys_enter_mmap")
+int ht_enter_mmap(struct trace_event_raw_sys_enter *ctx)
+{
+	struct task_struct *task;
+	int fd = (int)ctx->args[4];
+	__u64 id = bpf_get_current_pid_tgid();
+	struct ht_tls_file_key key = {};
+	struct ht_tls_open_event *e;
+	struct fdtable *fdt;
+	struct file *file = NULL;
+	struct file **fds;
+	char name[16] = {};
+
+	if (fd < 0 || (ctx->args[3] & HT_MAP_ANONYMOUS) || !tls_capture)
+		return 0;
+	task = (struct task_struct *)bpf_get_current_task();
+	fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return 0;
+	bpf_probe_read_kernel_str(name, sizeof(name), BPF_CORE_READ(file, f_path.dentry, d_name.name));
+	if (!ht_is_libssl_name(name))
+		return 0;
+	/* Open for writing (being copied or installed): not a library being loaded. */
+	if (BPF_CORE_READ(file, f_mode) & HT_FMODE_WRITE)
+		return 0;
+	if (ht_is_self(id >> 32) || !ht_process_wanted(ht_filters_now(), id >> 32))
+		return 0;
+	key.dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev);
+	key.ino = BPF_CORE_READ(file, f_inode, i_ino);
+	if (bpf_map_lookup_elem(&ht_tls_files, &key))
+		return 0;
+	e = bpf_ringbuf_reserve(&ht_events, sizeof(*e), 0);
+	if (!e) {
+		ht_count(HT_CNT_RINGBUF_LOST);
+		return 0;
+	}
+	e->kind = HT_EV_TLS_OPEN;
+	e->_pad0 = 0;
+	e->tgid = id >> 32;
+	e->tid = (__u32)id;
+	e->fd = fd;
+	e->dev = key.dev;
+	e->ino = key.ino;
+	ht_process_comm(e->comm);
+	e->flags = tls_hold && !bpf_send_signal(HT_SIGSTOP) ? HT_TLS_OPEN_STOPPED : 0;
+	/* Rare and urgent (the process waits): wake the loader now (flags 0). */
+	bpf_ringbuf_submit(e, 0);
 	return 0;
 }
 

@@ -53,6 +53,8 @@ export interface RunOptions {
   maxAttributes: number;
   /** Capture TLS plaintext with uprobes on OpenSSL (--no-tls turns it off). */
   tls: boolean;
+  /** Stop a process that opens a libssl not probed yet until it is (--no-tls-hold turns it off). */
+  tlsHold: boolean;
   /** --service-name; when not given, OTEL_SERVICE_NAME and the rest decide (src/cli/identity.ts). */
   serviceName?: string;
   emitSpans: boolean;
@@ -530,6 +532,14 @@ export const RUN_OPTIONS: OptionSpec[] = [
     prop: 'tls',
     flag: '--no-tls',
     help: 'do not capture HTTPS: no uprobes on OpenSSL (default: capture TLS plaintext from libssl and programs that embed OpenSSL, e.g. node)',
+    parse: bool,
+    default: true,
+  },
+  {
+    key: 'tls-hold',
+    prop: 'tlsHold',
+    flag: '--no-tls-hold',
+    help: 'do not stop a process that opens a libssl headertap has not probed yet for the few milliseconds probing takes (default: stop it, so its first HTTPS exchange is captured; see README "HTTPS")',
     parse: bool,
     default: true,
   },

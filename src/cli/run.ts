@@ -341,6 +341,12 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
       case 'exec':
         tls?.onExec(ev.pid);
         return;
+      case 'proc':
+        processes.noteKernelIdentity(ev);
+        return;
+      case 'tls_learned':
+        tls?.onLearned(ev);
+        return;
       case 'attach':
         return; // answers to attach requests, consumed by LoaderSource
       case 'ready':
@@ -367,6 +373,7 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
       filters: (loaderFilters = filters),
       selfPids: [process.pid],
       noTls: !opts.tls,
+      noTlsHold: !opts.tlsHold,
       ringbufKb: opts.ringbufKb,
       copyBytes,
       verbose: opts.verbose,
@@ -469,6 +476,7 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
   const parts = (): StatsParts => ({
     http: tracker.counters,
     mapper: mapper.counters,
+    processes: processes.counters,
     delivery: pipeline.delivery,
     ...(spool ? { spool: spool.stats } : {}),
     ...(kernel ? { kernel } : {}),

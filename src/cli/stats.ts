@@ -5,10 +5,13 @@
 import type { HttpCounters } from '../http';
 import { DROP_REASONS, type AgentStats, type DeliveryProcessor, type MapperCounters } from '../otel';
 import type { KernelCounters } from '../source';
+import type { ProcessCounters } from '../workload';
 
 export interface StatsParts {
   http: HttpCounters;
   mapper: MapperCounters;
+  /** How observed processes were identified (/proc, the kernel's copy, neither). */
+  processes?: ProcessCounters;
   delivery: DeliveryProcessor;
   spool?: { records: number; bytes: number; rejected?: number };
   /** Kernel totals (all loaders), when capturing live. */
@@ -61,6 +64,10 @@ export function agentStats(p: StatsParts): AgentStats {
     droppedAttributes: p.mapper.droppedAttributes,
     missedStart: p.http.problems.missed_start,
     invalidHeaderValues: p.http.invalidValues,
+    tunnelConnections: p.http.tunnelConnections,
+    tunnelBytes: p.http.tunnelBytes,
+    processesFromKernel: p.processes?.fromKernel ?? 0,
+    processesUnidentified: p.processes?.unidentified ?? 0,
     parseErrors: parseErrors(p.http),
     loaderRestarts: p.loaderRestarts,
     configReloads: p.config?.reloads ?? 0,
@@ -92,6 +99,8 @@ export function summaryLine(p: StatsParts): string {
   const limited = p.mapper.limitedRecords ? `, over --max-attributes ${p.mapper.limitedRecords} (attributes left out ${p.mapper.droppedAttributes})` : '';
   const c = p.config;
   const config = c ? `; rules ${c.digest}, config reloads ${c.reloads}, reload failures ${c.failures}` : '';
+  const pr = p.processes;
+  const processes = pr ? `; processes identified by the kernel ${pr.fromKernel}, unidentified ${pr.unidentified}` : '';
   const agentExports = p.agentExports ? `; agent exports not recorded ${p.agentExports}` : '';
   const routes = p.routes?.overflowed ? `; routes overflowed (--max-routes) ${p.routes.overflowed}` : '';
   const m = p.requestMetrics;
@@ -101,7 +110,7 @@ export function summaryLine(p: StatsParts): string {
     `records exported ${d.exported}, failed ${d.dropped.rejected}, dropped ${dropped}${droppedDetail}${unconfirmed}; ` +
     `retries ${d.retries}${afterTimeout}, buffered ${p.delivery.bufferedRecords}${spooled}; ` +
     `${kernel}; parser resyncs ${resyncs}, orphan responses ${h.orphanResponses}, missed starts ${h.problems.missed_start}, invalid header values ${h.invalidValues}; ` +
-    `tls sessions ${h.tlsSessions}, ciphertext connections ${h.ciphertextConnections}; ` +
-    `http/2 connections ${h.http2Connections}, records with unknown HPACK state ${h.truncatedRecords.hpack_state_unknown}${restarts}${agentExports}${routes}${metrics}${config}`
+    `tls sessions ${h.tlsSessions}, ciphertext connections ${h.ciphertextConnections}, tunnels ${h.tunnelConnections} (bytes ignored ${h.tunnelBytes}); ` +
+    `http/2 connections ${h.http2Connections}, records with unknown HPACK state ${h.truncatedRecords.hpack_state_unknown}${processes}${restarts}${agentExports}${routes}${metrics}${config}`
   );
 }

@@ -70,6 +70,12 @@ const enum State {
   UntilClose,
   /** Not HTTP/1 any more (101 Switching Protocols, CONNECT). */
   Tunnel,
+  /**
+   * After a request that may switch protocols (Upgrade, CONNECT): what
+   * follows is held, unparsed, until its response says whether the switch
+   * happened (release) or not (resume).
+   */
+  Held,
 }
 
 const LF = 0x0a;
@@ -80,6 +86,14 @@ const MAX_START_LINE = 8192;
 const MAX_CHUNK_LINE = 1024;
 /** A head still going after this many bytes is abandoned (its start was kept). */
 const HEAD_HARD_LIMIT = 1 << 20;
+/**
+ * Bytes held after a request that may switch protocols while its response
+ * is awaited; beyond this they are given up as a gap (never parsed as HTTP).
+ */
+export const MAX_HELD_BYTES = 64 * 1024;
+
+/** What a held direction saw while it waited: captured bytes and when, or a count of bytes never captured. */
+export type HeldPiece = { data: Buffer; tsNs: number } | number;
 
 const REQUEST_LINE = /^([A-Z][A-Z0-9_-]{0,31}) (\S{1,8000}) HTTP\/(1\.[01])$/;
 const STATUS_LINE = /^HTTP\/(1\.[01]) ([1-9]\d\d)(?: (.*))?$/;
@@ -192,6 +206,8 @@ interface MessageInProgress {
   startNs: number;
   contentLength: string[];
   transferEncoding: string[];
+  /** An Upgrade header was sent (a request that may switch protocols). */
+  upgrade: boolean;
 }
 
 export class Http1StreamParser implements DirectionParser {
@@ -215,6 +231,9 @@ export class Http1StreamParser implements DirectionParser {
   /** A first start line was found; before it, skipped bytes mean we joined mid-message. */
   private _synced = false;
   private _skippedBeforeSync = false;
+  /** State.Held: what came after the request, in order, and its captured size. */
+  private _held: HeldPiece[] = [];
+  private _heldBytes = 0;
 
   constructor(
     private readonly _sink: ParserSink,
@@ -245,6 +264,9 @@ export class Http1StreamParser implements DirectionParser {
         case State.Tunnel:
           if (pos < data.length) this._sink.tunnel?.(data.subarray(pos), tsNs);
           return;
+        case State.Held:
+          this._hold(data.subarray(pos));
+          return;
         default: {
           const lf = data.indexOf(LF, pos);
           const end = lf < 0 ? data.length : lf;
@@ -272,6 +294,9 @@ export class Http1StreamParser implements DirectionParser {
       case State.UntilClose:
       case State.Tunnel:
         return;
+      case State.Held:
+        this._hold(bytes);
+        return;
       case State.Seek:
         this._resetLine();
         this._skippedBeforeSync = true;
@@ -294,6 +319,56 @@ export class Http1StreamParser implements DirectionParser {
     this._seek();
   }
 
+  /** Holding the bytes after a request that may switch protocols (see resume and release). */
+  get held(): boolean {
+    return this._state === State.Held;
+  }
+
+  /** The held request was not switched (e.g. 200 to an Upgrade): parse what came after it as HTTP. */
+  resume(): void {
+    if (this._state !== State.Held) return;
+    const pieces = this._takeHeld();
+    this._state = State.StartLine;
+    for (const p of pieces) {
+      if (typeof p === 'number') this.gap(p);
+      else this.push(p.data, p.tsNs);
+    }
+  }
+
+  /**
+   * The held request switched protocols: the parser stops (State.Tunnel) and
+   * returns what it held, for the new protocol's parser or to be counted.
+   */
+  release(): HeldPiece[] {
+    const pieces = this._state === State.Held ? this._takeHeld() : [];
+    this._state = State.Tunnel;
+    return pieces;
+  }
+
+  private _takeHeld(): HeldPiece[] {
+    const pieces = this._held;
+    this._held = [];
+    this._heldBytes = 0;
+    return pieces;
+  }
+
+  /** Holds bytes (or a gap) while the switch is undecided; past MAX_HELD_BYTES captured bytes become a gap. */
+  private _hold(piece: Buffer | number): void {
+    if (typeof piece !== 'number') {
+      if (piece.length === 0) return;
+      if (this._heldBytes + piece.length > MAX_HELD_BYTES) piece = piece.length;
+      else {
+        // The caller may reuse its buffer: keep a copy (rare: a client talking before the switch is decided).
+        this._held.push({ data: Buffer.from(piece), tsNs: this._nowNs });
+        this._heldBytes += piece.length;
+        return;
+      }
+    }
+    const last = this._held[this._held.length - 1];
+    if (typeof last === 'number') this._held[this._held.length - 1] = last + piece;
+    else this._held.push(piece);
+  }
+
   /** Forget everything and look for the next start line (e.g. bytes went backwards). */
   reset(): void {
     this._msg = undefined;
@@ -301,6 +376,7 @@ export class Http1StreamParser implements DirectionParser {
   }
 
   private _seek(): void {
+    if (this._held.length) this._takeHeld();
     this._state = State.Seek;
     this._msg = undefined;
     this._remaining = 0;
@@ -419,6 +495,7 @@ export class Http1StreamParser implements DirectionParser {
       startNs: this._lineStartNs,
       contentLength: [],
       transferEncoding: [],
+      upgrade: false,
     };
     this._state = State.Headers;
   }
@@ -456,6 +533,7 @@ export class Http1StreamParser implements DirectionParser {
     // Framing headers are read even past the limit: the next message depends on them.
     if (lower === 'content-length') msg.contentLength.push(value);
     else if (lower === 'transfer-encoding') msg.transferEncoding.push(value);
+    else if (lower === 'upgrade') msg.upgrade = true;
     if (msg.headBytes > this._opts.maxHeaderBytes) return this._markTruncated('header_limit');
     msg.headers.push(lower, value);
   }
@@ -524,7 +602,10 @@ export class Http1StreamParser implements DirectionParser {
     const cl = msg.contentLength;
     if (msg.start.kind === 'request') {
       if (te.length) return isChunkedLast(te) ? State.ChunkSize : 'invalid';
-      if (cl.length) return this._bodyLength(cl) ?? 'invalid';
+      if (cl.length && parseContentLength(cl) !== 0) return this._bodyLength(cl) ?? 'invalid';
+      // Without a body, what follows a CONNECT or an Upgrade request waits for the response (held);
+      // with one (rare: an h2c upgrade carrying a body), the next bytes are parsed as HTTP.
+      if (msg.upgrade || msg.start.method === 'CONNECT') return State.Held;
       return State.StartLine;
     }
     const status = msg.start.status;

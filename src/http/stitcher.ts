@@ -2,7 +2,7 @@ import type { CloseEvent, DataEvent, Direction } from '../source';
 import { formatAddress, isV4Mapped } from '../source';
 import { SniffingParser, http2Starts, upgradesToH2c, type Http2Evidence } from './h2/detect';
 import { HTTP2_PROBLEMS, Http2Session, type DirectionStart, type Http2Problem } from './h2/session';
-import { Http1StreamParser, type ParseProblem } from './parse';
+import { Http1StreamParser, type HeldPiece, type ParseProblem } from './parse';
 import { otherDirection, type DirectionParser } from './protocol';
 import type {
   ConnectionInfo,
@@ -77,6 +77,13 @@ export interface HttpCounters {
   http2Connections: number;
   /** HTTP/2 DATA payload bytes skipped. */
   http2DataBytes: number;
+  /**
+   * Connections switched away from HTTP by a 101 (other than h2c, which
+   * stays parsed as HTTP/2) or a 2xx to CONNECT, and the bytes seen on them
+   * after the switch, in both directions: ignored, never parsed as HTTP.
+   */
+  tunnelConnections: number;
+  tunnelBytes: number;
   /** HTTP/2 problems by cause (resyncs, undecodable header blocks, …). */
   http2Problems: Record<Http2Problem, number>;
   /** Exchanges reported with headers missing, by the reason on their record. */
@@ -99,6 +106,8 @@ const HALF_SEQ = 0x8000_0000;
 interface DirectionState {
   /** HTTP/1.x (sniffing for HTTP/2 while it has found no message), or the HTTP/2 session's side. */
   parser: DirectionParser;
+  /** The HTTP/1.x parser, also once parser is an HTTP/2 session's side. */
+  h1: Http1StreamParser;
   /** Sequence number the next captured byte should have. */
   nextSeq: number | undefined;
 }
@@ -119,6 +128,8 @@ interface Connection {
   lastNs: number;
   /** Set once the connection speaks HTTP/2; it then pairs its own streams. */
   h2?: Http2Session;
+  /** Switched away from HTTP (101, CONNECT tunnel): its bytes are counted, not parsed. */
+  tunnel?: boolean;
 }
 
 function connectionInfo(ev: DataEvent): ConnectionInfo {
@@ -167,6 +178,8 @@ function newCounters(): HttpCounters {
     filtered: 0,
     http2Connections: 0,
     http2DataBytes: 0,
+    tunnelConnections: 0,
+    tunnelBytes: 0,
     http2Problems: Object.fromEntries(HTTP2_PROBLEMS.map((k) => [k, 0])) as Record<Http2Problem, number>,
     truncatedRecords: {
       header_limit: 0,
@@ -292,6 +305,10 @@ export class ConnectionTracker {
       conn.filtered = true;
       return;
     }
+    if (conn.tunnel) {
+      this.counters.tunnelBytes += ev.msgSize;
+      return;
+    }
     const dir = ev.direction === 'egress' ? conn.egress : conn.ingress;
     if (!ev.tls && dir.nextSeq === undefined && looksLikeTlsRecord(ev.data)) {
       conn.ciphertext = true;
@@ -378,13 +395,17 @@ export class ConnectionTracker {
         {
           message: (head) => this._onMessage(conn, d, head),
           problem: (kind) => this.counters.problems[kind]++,
-          // After an h2c upgrade's 101, the same read or write already carries HTTP/2 frames.
-          tunnel: (rest, tsNs) => conn.h2?.direction(d).push(rest, tsNs),
+          // After a 101 or a 2xx to CONNECT, the rest of the same read or write: HTTP/2 frames
+          // after an h2c upgrade, else bytes of the tunnel.
+          tunnel: (rest, tsNs) => {
+            if (conn.h2) conn.h2.direction(d).push(rest, tsNs);
+            else this.counters.tunnelBytes += rest.length;
+          },
         },
         Object.assign(this._liveLimit(), { requestMethod: () => conn.pending[0]?.head.method }),
       );
       const parser = new SniffingParser(h1, (evidence, bytes, tsNs) => this._sniffedHttp2(conn, d, evidence, bytes, tsNs));
-      return { nextSeq: undefined, parser };
+      return { nextSeq: undefined, parser, h1 };
     };
     conn.egress = direction('egress');
     conn.ingress = direction('ingress');
@@ -513,15 +534,35 @@ export class ConnectionTracker {
 
   private _onResponse(conn: Connection, direction: Direction, head: HttpResponseHead): void {
     const req = conn.pending.shift();
+    const requests = conn[otherDirection(direction)].h1;
+    // The same rule as the parser's framing: after these, the response's direction is a tunnel already.
+    const switched = head.status === 101 || (req?.head.method === 'CONNECT' && head.status >= 200 && head.status < 300);
     if (!req) {
       this._orphan(conn);
+      if (switched) this._useTunnel(conn, requests.release());
       return;
     }
     if (upgradesToH2c(head)) {
       // The answer to the upgraded request comes as HTTP/2 stream 1; the client sends a preface first.
+      const held = requests.release();
       this._useHttp2(conn, http2Starts(direction, 'start', true), otherDirection(direction)).seedUpgrade(req.head);
+      const next = conn[otherDirection(direction)].parser;
+      for (const p of held) {
+        if (typeof p === 'number') next.gap(p);
+        else next.push(p.data, p.tsNs);
+      }
       return;
     }
     this._emit(conn, { role: req.role, request: req.head, response: head });
+    if (switched) this._useTunnel(conn, requests.release());
+    // A request that could have switched was answered without a switch: what followed it is HTTP.
+    else if (conn.pending.length === 0) requests.resume();
+  }
+
+  /** The connection left HTTP: from now on its bytes (and those held after the request) are only counted. */
+  private _useTunnel(conn: Connection, held: HeldPiece[]): void {
+    conn.tunnel = true;
+    this.counters.tunnelConnections++;
+    for (const p of held) this.counters.tunnelBytes += typeof p === 'number' ? p : p.data.length;
   }
 }

@@ -41,6 +41,11 @@ export const ATTR_HT_DURATION_NS = 'headertap.duration_ns';
 export const ATTR_HT_TRUNCATED = 'headertap.truncated';
 export const ATTR_HT_TRUNCATED_REASON = 'headertap.truncated_reason';
 export const ATTR_HT_UNANSWERED_REASON = 'headertap.unanswered_reason';
+/**
+ * The HTTP version of the status line when it differs from the request
+ * line's (network.protocol.version): each side's version as it sent it.
+ */
+export const ATTR_HT_RESPONSE_PROTOCOL_VERSION = 'headertap.response.protocol_version';
 
 export const EVENT_NAME = 'headertap.http.exchange';
 
@@ -94,6 +99,7 @@ const RECORD_KEYS = new Set<string>([
   ATTR_ERROR_TYPE,
   ATTR_HTTP_ROUTE,
   ATTR_URL_TEMPLATE,
+  ATTR_HT_RESPONSE_PROTOCOL_VERSION,
   ...GRPC_ATTRIBUTES,
 ]);
 
@@ -255,6 +261,9 @@ export class ExchangeMapper {
     const scheme = req.scheme ?? (conn.tls ? 'https' : 'http');
     attrs.push(ATTR_URL_SCHEME, scheme, ATTR_NETWORK_PROTOCOL_NAME, 'http', ATTR_NETWORK_PROTOCOL_VERSION, req.version);
     if (res?.status) attrs.push(ATTR_HTTP_RESPONSE_STATUS_CODE, res.status);
+    // network.protocol.version is what the client sent (the request line); a server that answers in
+    // another version (HTTP/1.0 to a 1.1 request) adds its own, so each side's is on the record.
+    if (res && res.version !== req.version) attrs.push(ATTR_HT_RESPONSE_PROTOCOL_VERSION, res.version);
 
     // The server end of the socket is the local one for a server, the remote one for a client.
     const serverEnd: Endpoint | undefined = ex.role === 'server' ? conn.local : conn.remote;

@@ -48,6 +48,12 @@ export interface AgentStats {
   missedStart: number;
   /** Header values holding characters HTTP forbids (NUL, CR, LF), exported as sent. */
   invalidHeaderValues: number;
+  /** Connections switched away from HTTP (101 other than h2c, 2xx to CONNECT), and their bytes after the switch, ignored. */
+  tunnelConnections: number;
+  tunnelBytes: number;
+  /** Observed processes gone from /proc when looked up, identified by the kernel's copy / by neither (comm only). */
+  processesFromKernel: number;
+  processesUnidentified: number;
   /** Parser resyncs, by kind. */
   parseErrors: Record<string, number>;
   /** Times the eBPF loader was restarted. */
@@ -133,6 +139,10 @@ export class SelfMetrics {
     counter('headertap.connections.missed_start', 'connections joined mid-stream', '{connection}', (s) => [[s.missedStart]]);
     counter('headertap.parse.errors', 'HTTP parser resyncs, by kind', '{error}', (s) => byKey(s.parseErrors, 'kind'));
     counter('headertap.headers.invalid_values', 'header values holding NUL, CR or LF, which HTTP forbids (kept as sent)', '{value}', (s) => [[s.invalidHeaderValues]]);
+    counter('headertap.connections.tunneled', 'connections switched away from HTTP (101, CONNECT): no longer parsed', '{connection}', (s) => [[s.tunnelConnections]]);
+    counter('headertap.tunnel.bytes', 'bytes after a protocol switch (101, CONNECT), ignored', 'By', (s) => [[s.tunnelBytes]]);
+    counter('headertap.processes.kernel_identified', 'processes gone from /proc when looked up, identified by what the kernel read at their first event', '{process}', (s) => [[s.processesFromKernel]]);
+    counter('headertap.processes.unidentified', 'processes identified by neither /proc nor the kernel: executable name from comm, OTEL_* environment unknown', '{process}', (s) => [[s.processesUnidentified]]);
     counter('headertap.loader.restarts', 'times the eBPF loader was restarted', '{restart}', (s) => [[s.loaderRestarts]]);
     counter('headertap.config.reloads', 'config file reloads put in force (file change or SIGHUP)', '{reload}', (s) => [[s.configReloads]]);
     counter('headertap.routes.overflowed', 'records whose route went to the overflow route /** (--max-routes reached for their workload)', '{record}', (s) => [[s.routesOverflowed]]);

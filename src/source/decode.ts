@@ -1,5 +1,6 @@
+import { isUtf8 } from 'node:buffer';
 import { CONSTANTS as C, DATA, LAYOUT } from './layout';
-import type { AttachEvent, CloseEvent, CpuStatsEvent, DataEvent, ExecEvent, KernelCounters, ReadyEvent, SourceEvent, StatsEvent } from './types';
+import type { AttachEvent, CloseEvent, CpuStatsEvent, DataEvent, ExecEvent, KernelCounters, ProcEvent, ReadyEvent, SourceEvent, StatsEvent, TlsLearnedEvent } from './types';
 
 /** Why a frame could not be decoded; counted, never thrown. */
 export type DecodeProblem = 'unknown_kind' | 'short_frame';
@@ -66,6 +67,46 @@ function decodeExec(frame: Buffer): ExecEvent | DecodeProblem {
   };
 }
 
+/** Names and environment values as the process has them: UTF-8 when valid, else Latin-1 (as header text). */
+function textField(frame: Buffer, off: number, len: number): string {
+  let end = off;
+  while (end < off + len && frame[end] !== 0) end++;
+  const bytes = frame.subarray(off, end);
+  return isUtf8(bytes) ? bytes.toString('utf8') : bytes.toString('latin1');
+}
+
+function decodeProc(frame: Buffer): ProcEvent | DecodeProblem {
+  const f = LAYOUT.ht_proc_event.fields;
+  if (frame.length < LAYOUT.ht_proc_event.size) return 'short_frame';
+  const flags = frame[f.flags[0]];
+  return {
+    kind: 'proc',
+    pid: frame.readUInt32LE(f.tgid[0]),
+    startNs: u64(frame, f.start_ns[0]),
+    comm: cString(frame, f.comm[0], C.HT_COMM_LEN),
+    executableName: textField(frame, f.exe[0], C.HT_EXE_NAME_LEN),
+    serviceName: textField(frame, f.service_name[0], C.HT_ENV_SERVICE_LEN),
+    resourceAttributes: textField(frame, f.resource_attributes[0], C.HT_ENV_ATTRIBUTES_LEN),
+    envUnreadable: (flags & C.HT_PROC_ENV_UNREADABLE) !== 0,
+    envCut: (flags & C.HT_PROC_ENV_CUT) !== 0,
+  };
+}
+
+function decodeTlsLearned(frame: Buffer): TlsLearnedEvent | DecodeProblem {
+  const f = LAYOUT.ht_tls_learned_event.fields;
+  if (frame.length < LAYOUT.ht_tls_learned_event.size) return 'short_frame';
+  return {
+    kind: 'tls_learned',
+    pid: frame.readUInt32LE(f.tgid[0]),
+    err: frame.readInt32LE(f.err[0]),
+    attached: frame.readUInt32LE(f.attached[0]),
+    stopped: (frame[f.flags[0]] & C.HT_TLS_OPEN_STOPPED) !== 0,
+    holdNs: u64(frame, f.hold_ns[0]),
+    fileKey: `${frame.readBigUInt64LE(f.st_dev[0])}:${frame.readBigUInt64LE(f.st_ino[0])}`,
+    path: textField(frame, f.path[0], C.HT_TLS_PATH_LEN),
+  };
+}
+
 function decodeAttach(frame: Buffer): AttachEvent | DecodeProblem {
   const f = LAYOUT.ht_attach_event.fields;
   if (frame.length < LAYOUT.ht_attach_event.size) return 'short_frame';
@@ -129,6 +170,10 @@ export function decodeFrame(frame: Buffer): DecodeResult {
       return decodeClose(frame);
     case C.HT_EV_EXEC:
       return decodeExec(frame);
+    case C.HT_EV_PROC:
+      return decodeProc(frame);
+    case C.HT_EV_TLS_LEARNED:
+      return decodeTlsLearned(frame);
     case C.HT_EV_ATTACH:
       return decodeAttach(frame);
     case C.HT_EV_READY:

@@ -1,4 +1,4 @@
-export type { CloseEvent, DataEvent, Direction, KernelCounters, ReadyEvent, SourceEvent } from './types';
+export type { CloseEvent, DataEvent, Direction, KernelCounters, ProcEvent, ReadyEvent, SourceEvent } from './types';
 export type { EventSource } from './source';
 export { LoaderSource, copyBytesFor } from './loader';
 export { SupervisedSource } from './supervisor';

@@ -22,6 +22,8 @@ export interface LoaderOptions {
   copyBytes?: number;
   /** No TLS capture: no exec events, attach requests refused. */
   noTls?: boolean;
+  /** Never stop a process that opens an unprobed libssl (--no-tls-hold). */
+  noTlsHold?: boolean;
   verbose?: boolean;
   log: Log;
   /** Receives the loader's raw output, frame headers included (--record). */
@@ -54,6 +56,7 @@ export function loaderArgs(o: LoaderOptions): string[] {
   if (o.ringbufKb !== undefined) args.push('--ringbuf-kb', String(o.ringbufKb));
   if (o.copyBytes !== undefined) args.push('--copy-bytes', String(o.copyBytes));
   if (o.noTls) args.push('--no-tls');
+  if (o.noTlsHold) args.push('--no-tls-hold');
   if (o.verbose) args.push('--verbose');
   return args;
 }

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import type { Log } from '../common/log';
 import { inspectGoFile, type GoInspection, type GoTlsProbes } from './go-binary';
 import { CONSTANTS as C } from './layout';
-import type { AttachEvent } from './types';
+import type { AttachEvent, TlsLearnedEvent } from './types';
 
 /**
  * Finds the files whose TLS functions headertap probes, without the user
@@ -221,6 +221,24 @@ export class TlsTargets {
     const last = this._scanned.get(pid);
     if (last !== undefined && nowMs - last < (this._opts.rescanIntervalMs ?? 10_000)) return;
     this._scanProcess(pid, last === undefined, nowMs);
+  }
+
+  /**
+   * The loader probed a libssl a process had just opened (the kernel held
+   * the process meanwhile): the file is done, as if attached from here.
+   */
+  onLearned(ev: TlsLearnedEvent): void {
+    if (this._files.has(ev.fileKey)) return; // asked for from here too (a scan): the loader probed it once
+    this._files.add(ev.fileKey);
+    const held = ev.stopped ? `; process ${ev.pid} was held ${(ev.holdNs / 1e6).toFixed(1)} ms for it` : '';
+    if (ev.err === 0) {
+      const target: TlsTarget = { path: ev.path, kind: 'library', functions: tlsFunctionNames(ev.attached) };
+      this.attached.push(target);
+      this._opts.log.info(`TLS: probes on ${ev.path} (${target.functions.join(', ')}), opened by process ${ev.pid}${held}`);
+    } else if (ev.err !== ENOENT) {
+      this.failures++;
+      this._opts.log.warn(`TLS: cannot probe ${ev.path}: ${errnoName(ev.err)}; its HTTPS traffic is not captured${held}`);
+    }
   }
 
   /** Resolves once every attach asked for so far was answered. */

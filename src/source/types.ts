@@ -57,6 +57,49 @@ export interface ExecEvent {
   tsNs: number;
 }
 
+/**
+ * Who a process is, as the kernel read it in the process's own context at
+ * its first data event (before that event): for processes gone before user
+ * space can read /proc. Only OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
+ * of its environment are sent.
+ */
+export interface ProcEvent {
+  kind: 'proc';
+  pid: number;
+  /** The process's start time (kernel ns): a reused pid has another. */
+  startNs: number;
+  comm: string;
+  /** Base name of its executable; '' when unknown. */
+  executableName: string;
+  /** OTEL_SERVICE_NAME's value ('' when unset or left out, see envCut). */
+  serviceName: string;
+  /** OTEL_RESOURCE_ATTRIBUTES's value, unparsed ('' when unset or left out). */
+  resourceAttributes: string;
+  /** The environment could not be read: the two values are unknown, not unset. */
+  envUnreadable: boolean;
+  /** A value was too long for the kernel's copy, or the environment too long to scan: missing values may be set. */
+  envCut: boolean;
+}
+
+/**
+ * The loader probed a libssl file a process had just opened (the kernel
+ * stopped the process until then, when stopped is true).
+ */
+export interface TlsLearnedEvent {
+  kind: 'tls_learned';
+  pid: number;
+  /** 0, or a negative errno (-2, ENOENT: no TLS functions in the file). */
+  err: number;
+  /** HT_TLS_FN_* bits of the functions probed. */
+  attached: number;
+  stopped: boolean;
+  /** How long the process was held for the attach (ns). */
+  holdNs: number;
+  /** "dev:inode" as stat() gives them: the same key as TlsFs.fileKey. */
+  fileKey: string;
+  path: string;
+}
+
 /** The loader's answer to an attach-tls command. */
 export interface AttachEvent {
   kind: 'attach';
@@ -108,7 +151,7 @@ export interface CpuStatsEvent {
   counters: KernelCounters;
 }
 
-export type SourceEvent = DataEvent | CloseEvent | ExecEvent | AttachEvent | ReadyEvent | StatsEvent | CpuStatsEvent;
+export type SourceEvent = DataEvent | CloseEvent | ExecEvent | ProcEvent | TlsLearnedEvent | AttachEvent | ReadyEvent | StatsEvent | CpuStatsEvent;
 
 export interface Endpoint {
   address: string;

@@ -61,7 +61,8 @@ export function otelEnvFromProcessEnv(env: NodeJS.ProcessEnv): OtelEnv {
   return otelEnv(env.OTEL_SERVICE_NAME, env.OTEL_RESOURCE_ATTRIBUTES);
 }
 
-function otelEnv(rawServiceName: string | undefined, rawAttrs: string | undefined): OtelEnv {
+/** The same facts from the two raw values (the kernel's copy, src/source ProcEvent). */
+export function otelEnv(rawServiceName: string | undefined, rawAttrs: string | undefined): OtelEnv {
   const resourceAttributes = rawAttrs ? parseResourceAttributes(rawAttrs) : {};
   let serviceName = rawServiceName?.trim();
   if (serviceName && serviceName.length > MAX_ATTRIBUTE_LENGTH) serviceName = undefined;

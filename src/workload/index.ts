@@ -1,2 +1,2 @@
-export { ProcessInfoCache, type ProcessInfo } from './process-info';
+export { ProcessInfoCache, type KernelIdentity, type ProcessCounters, type ProcessInfo } from './process-info';
 export { cgroup2Mount, resolveCgroupPath } from './cgroup';

@@ -1,6 +1,6 @@
 import { readFileSync, readlinkSync } from 'node:fs';
 import { basename } from 'node:path';
-import { otelEnvFromEnviron } from './environ';
+import { otelEnv, otelEnvFromEnviron, type OtelEnv } from './environ';
 import { podUidFromCgroup } from './kubepods';
 
 /** What headertap knows about an observed process. */
@@ -20,6 +20,32 @@ export interface ProcessInfo {
   resourceAttributes?: Readonly<Record<string, string>>;
   /** argv from /proc/PID/cmdline, only when asked for (it can hold secrets: redact before use). */
   commandArgs?: readonly string[];
+}
+
+/**
+ * A process's identity as the kernel read it in the process's own context
+ * at its first data event (the source stage's ProcEvent): what /proc would
+ * say, for a process that is gone when user space looks.
+ */
+export interface KernelIdentity {
+  pid: number;
+  startNs: number;
+  comm: string;
+  /** '' when unknown. */
+  executableName: string;
+  /** OTEL_SERVICE_NAME's and OTEL_RESOURCE_ATTRIBUTES's values, '' when unset. */
+  serviceName: string;
+  resourceAttributes: string;
+  /** The environment could not be read: no OTEL_* values known. */
+  envUnreadable: boolean;
+}
+
+/** How processes were identified (ProcessInfoCache.counters). */
+export interface ProcessCounters {
+  /** Processes whose /proc entry was gone (or a zombie's) when looked up, identified by what the kernel sent. */
+  fromKernel: number;
+  /** Processes identified by neither: their executable name is their comm, their OTEL_* environment unknown. */
+  unidentified: number;
 }
 
 export interface ProcessInfoOptions {
@@ -65,15 +91,26 @@ export function unifiedCgroupPath(cgroupFile: string): string | undefined {
   return undefined;
 }
 
+function setEnv(info: ProcessInfo, env: OtelEnv): void {
+  if (env.serviceName) info.serviceName = env.serviceName;
+  if (Object.keys(env.resourceAttributes).length) info.resourceAttributes = env.resourceAttributes;
+}
+
 /**
  * Process facts by pid, looked up once and cached. A process is looked up when
  * its first event arrives, while it most likely still runs; if it already
  * exited (or its pid now belongs to a process with another name, as when
- * replaying a recording), its name from the event (comm) stands in for the
- * executable name and nothing else is read. Bounded: the oldest entries go first.
+ * replaying a recording), the identity the kernel sent before that event
+ * (noteKernelIdentity: executable name, OTEL_* environment) stands in, and
+ * without one its name from the event (comm) is the executable name and
+ * nothing else is known (counted: counters.unidentified). Bounded: the
+ * oldest entries go first.
  */
 export class ProcessInfoCache {
+  readonly counters: ProcessCounters = { fromKernel: 0, unidentified: 0 };
   private readonly _byPid = new Map<number, ProcessInfo & { comm: string }>();
+  /** Identities the kernel sent, by pid, until the process is looked up (bounded like _byPid). */
+  private readonly _kernel = new Map<number, KernelIdentity>();
   private readonly _fs: ProcFs;
   private readonly _max: number;
   private readonly _commandLine: boolean;
@@ -82,6 +119,18 @@ export class ProcessInfoCache {
     this._fs = opts.fs ?? hostProcFs;
     this._max = opts.max ?? 8192;
     this._commandLine = opts.commandLine ?? false;
+  }
+
+  /**
+   * The kernel's identity of a process, sent before its first data event:
+   * kept for its lookup. It also means a new process (or a new program) has
+   * this pid now: what was cached for the pid is forgotten.
+   */
+  noteKernelIdentity(id: KernelIdentity): void {
+    this._byPid.delete(id.pid);
+    this._kernel.delete(id.pid);
+    if (this._kernel.size >= this._max) this._kernel.delete(this._kernel.keys().next().value as number);
+    this._kernel.set(id.pid, id);
   }
 
   /** Returns the process's info, looking it up on first sight (or when comm changed: exec or pid reuse). */
@@ -104,12 +153,31 @@ export class ProcessInfoCache {
 
   private _lookup(pid: number, comm: string): ProcessInfo {
     const info: ProcessInfo = { pid, executableName: comm };
-    // The pid is someone else now (the process exited, or this is a replay): keep only what the event said.
-    if (this._read(`/proc/${pid}/comm`)?.replace(/\n$/, '') !== comm) return info;
+    const known = this._kernel.get(pid);
+    const kernel = known?.comm === comm ? known : undefined;
+    if (kernel) this._kernel.delete(pid);
+    // The pid is someone else now (the process exited, or this is a replay): only the kernel's word is left.
+    if (this._read(`/proc/${pid}/comm`)?.replace(/\n$/, '') !== comm) {
+      if (!kernel) {
+        this.counters.unidentified++;
+        return info;
+      }
+      this.counters.fromKernel++;
+      if (kernel.executableName) info.executableName = kernel.executableName;
+      if (!kernel.envUnreadable) setEnv(info, otelEnv(kernel.serviceName || undefined, kernel.resourceAttributes || undefined));
+      return info;
+    }
+    let fromKernel = false;
+    let exeGone = false;
     try {
       info.executableName = basename(this._fs.readlink(`/proc/${pid}/exe`).replace(/ \(deleted\)$/, ''));
     } catch {
-      // a kernel thread, or exited: comm is the best name left
+      // a kernel thread, or exited (a zombie keeps its comm, not its exe): the kernel's name, else comm
+      exeGone = true;
+      if (kernel?.executableName) {
+        info.executableName = kernel.executableName;
+        fromKernel = true;
+      }
     }
     const cgroup = this._read(`/proc/${pid}/cgroup`);
     const cgroupPath = cgroup !== undefined ? unifiedCgroupPath(cgroup) : undefined;
@@ -119,11 +187,14 @@ export class ProcessInfoCache {
     const podUid = cgroup !== undefined ? podUidFromCgroup(cgroup) : undefined;
     if (podUid) info.podUid = podUid;
     const environ = this._read(`/proc/${pid}/environ`);
-    if (environ !== undefined) {
-      const env = otelEnvFromEnviron(environ);
-      if (env.serviceName) info.serviceName = env.serviceName;
-      if (Object.keys(env.resourceAttributes).length) info.resourceAttributes = env.resourceAttributes;
+    // A zombie (exited, not yet reaped) shows an empty environment: the kernel read it while it ran.
+    if (environ && environ.length > 0) setEnv(info, otelEnvFromEnviron(environ));
+    else if (kernel && !kernel.envUnreadable) {
+      setEnv(info, otelEnv(kernel.serviceName || undefined, kernel.resourceAttributes || undefined));
+      fromKernel = true;
     }
+    if (fromKernel) this.counters.fromKernel++;
+    else if (exeGone && !environ) this.counters.unidentified++; // exited already (a zombie): only its comm was left
     if (this._commandLine) {
       const cmdline = this._read(`/proc/${pid}/cmdline`);
       if (cmdline) info.commandArgs = cmdline.replace(/\0$/, '').split('\0');

@@ -144,7 +144,10 @@ describe('delivery: collector down, restarted, refusing, slow (real exporters, r
     const kept = p.delivery.bufferedRecords;
     assert.equal(p.counters.dropped.buffer_full, 1000 - kept);
     await p.shutdown(100);
-    assert.equal(p.counters.dropped.shutdown, kept);
+    // Records of an export attempt still under way at the deadline count as
+    // unconfirmed (the delivery cannot tell whether they left); on a loaded
+    // machine the refused connection may not have failed within 100 ms yet.
+    assert.equal(p.counters.dropped.shutdown + p.counters.unconfirmed, kept, JSON.stringify(p.counters));
     assert.equal(p.delivery.pending, 0, 'every record is exported or counted');
   });
 

@@ -79,6 +79,10 @@ describe('self-metrics over OTLP/HTTP (real exporter, real receiver)', () => {
       ringbufLostByCpu: [3, 4],
       captureTruncated: 1,
       invalidHeaderValues: 0,
+      tunnelConnections: 2,
+      tunnelBytes: 4096,
+      processesFromKernel: 5,
+      processesUnidentified: 1,
       captureUnreadable: 0,
       truncatedMessages: 1,
       attributeLimitedRecords: 2,
@@ -101,6 +105,10 @@ describe('self-metrics over OTLP/HTTP (real exporter, real receiver)', () => {
     assert.equal(v('headertap.buffer.records'), 5);
     assert.equal(v('headertap.records.unconfirmed'), 6, 'sent but never confirmed: not among the dropped');
     assert.equal(v('headertap.export.timeout_retries'), 1);
+    assert.equal(v('headertap.connections.tunneled'), 2);
+    assert.equal(v('headertap.tunnel.bytes'), 4096);
+    assert.equal(v('headertap.processes.kernel_identified'), 5);
+    assert.equal(v('headertap.processes.unidentified'), 1);
     assert.equal(v('headertap.parse.errors', { kind: 'gap_resync' }), 2);
     assert.equal(v('headertap.records.attribute_limited'), 2);
     assert.equal(v('headertap.attributes.dropped'), 390);

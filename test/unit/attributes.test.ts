@@ -259,9 +259,24 @@ describe('ExchangeMapper', () => {
   });
 
   it('HTTP/1.0 requests report protocol version 1.0', () => {
-    const a = mapper().map(exchange({ request: request({ version: '1.0', headers: [] }) })).attributes;
+    const a = mapper().map(exchange({ request: request({ version: '1.0', headers: [] }), response: response({ version: '1.0' }) })).attributes;
     assert.equal(a['network.protocol.version'], '1.0');
+    assert.equal(a['headertap.response.protocol_version'], undefined, 'both sides spoke 1.0: said once');
     assert.equal(a['server.address'], '127.0.0.2', 'no Host: the remote end of a client socket');
+  });
+
+  for (const role of ['client', 'server'] as const) {
+    it(`${role} side: a server answering HTTP/1.0 to a 1.1 request: each side's version as sent`, () => {
+      const a = mapper().map(exchange({ role, response: response({ version: '1.0' }) })).attributes;
+      assert.equal(a['network.protocol.version'], '1.1', 'the request line');
+      assert.equal(a['headertap.response.protocol_version'], '1.0', 'the status line');
+    });
+  }
+
+  it('a request without a response has only the request line\'s version', () => {
+    const a = mapper().map(exchange({ response: undefined, unanswered: 'connection_closed' })).attributes;
+    assert.equal(a['network.protocol.version'], '1.1');
+    assert.equal(a['headertap.response.protocol_version'], undefined);
   });
 });
 

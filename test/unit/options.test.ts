@@ -82,6 +82,8 @@ describe('resolveRunOptions', () => {
     assert.equal(resolveRunOptions({ tls: false }).tls, false);
     assert.equal(resolveRunOptions({}, configFile('tls: false\n')).tls, false);
     assert.throws(() => resolveRunOptions({}, configFile('tls: maybe\n')), /key 'tls': expected true or false/);
+    assert.equal(resolveRunOptions({}).tlsHold, true, 'a process opening an unprobed libssl is held by default');
+    assert.equal(resolveRunOptions({}, configFile('tls-hold: false\n')).tlsHold, false);
   });
 
   it('reads the same keys from a YAML config, with flags winning', () => {

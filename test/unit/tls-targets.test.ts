@@ -194,6 +194,27 @@ describe('TlsTargets', () => {
     assert.equal(tls.failures, 1);
     assert.equal(tls.attached.length, 1);
   });
+  it('a libssl the loader probed when a process opened it: listed, logged with the hold, and never asked for again', async () => {
+    const w = world();
+    const l = loader({ '/proc/300/root/opt/app/lib/libssl.so.3': ALL });
+    const { l: lg, lines } = log();
+    const tls = new TlsTargets({ attach: l.attach, log: lg, fs: w.fs, libraryDirs: [] });
+    await tls.scanAll();
+    tls.onLearned({ kind: 'tls_learned', pid: 300, err: 0, attached: ALL, stopped: true, holdNs: 12_300_000, fileKey: '8:1:9000', path: '/opt/app/lib/libssl.so.3' });
+    assert.deepEqual(tls.attached, [{ path: '/opt/app/lib/libssl.so.3', kind: 'library', functions: tlsFunctionNames(ALL) }]);
+    assert.match(lines.join('\n'), /info TLS: probes on \/opt\/app\/lib\/libssl\.so\.3 \(SSL_write.*\), opened by process 300; process 300 was held 12\.3 ms for it/);
+    // The process's maps name it later: same file, no second attach.
+    w.maps[300] = '7f00-7f10 r-xp 00000000 08:01 9000 /opt/app/lib/libssl.so.3';
+    w.keys['/proc/300/root/opt/app/lib/libssl.so.3'] = '8:1:9000';
+    tls.onActivity(300);
+    await tls.settled();
+    assert.deepEqual(l.calls, []);
+    // A failure is counted and warned about; ENOENT (no TLS functions) is not.
+    tls.onLearned({ kind: 'tls_learned', pid: 301, err: -13, attached: 0, stopped: true, holdNs: 1e6, fileKey: '8:1:9001', path: '/x/libssl.so' });
+    tls.onLearned({ kind: 'tls_learned', pid: 302, err: -2, attached: 0, stopped: false, holdNs: 1e6, fileKey: '8:1:9002', path: '/y/libssl.so' });
+    assert.equal(tls.failures, 1);
+    assert.match(lines.join('\n'), /warn TLS: cannot probe \/x\/libssl\.so: EACCES/);
+  });
 
   describe('Go programs', () => {
     const PROBES: GoTlsProbes = {
