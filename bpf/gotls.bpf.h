@@ -204,14 +204,7 @@ SEC("uprobe")
 int ht_go_close(struct pt_regs *ctx)
 {
 #if HT_GO_SUPPORTED
-	__u64 key = ht_go_conn_key(bpf_get_current_pid_tgid() >> 32, HT_GO_ARG1(ctx));
-	struct ht_ssl_session *sess = bpf_map_lookup_elem(&ht_ssl_sessions, &key);
-
-	if (!sess)
-		return 0;
-	if (sess->emitted)
-		ht_send_close(ht_ssl_id(key), HT_FLAG_TLS);
-	bpf_map_delete_elem(&ht_ssl_sessions, &key);
+	ht_ssl_session_end(ht_go_conn_key(bpf_get_current_pid_tgid() >> 32, HT_GO_ARG1(ctx)));
 #endif
 	return 0;
 }

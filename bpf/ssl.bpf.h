@@ -161,18 +161,24 @@ int BPF_KRETPROBE(ht_ssl_ret, int ret)
 	return ht_ssl_exit(ret);
 }
 
+/* A TLS session (OpenSSL's SSL, Go's Conn) ends: user space closes its
+ * stream if it sent any data, and the key may be reused. */
+static __always_inline void ht_ssl_session_end(__u64 key)
+{
+	struct ht_ssl_session *sess = bpf_map_lookup_elem(&ht_ssl_sessions, &key);
+
+	if (!sess)
+		return;
+	if (sess->emitted)
+		ht_send_close(ht_ssl_id(key), HT_FLAG_TLS);
+	bpf_map_delete_elem(&ht_ssl_sessions, &key);
+}
+
 /* void SSL_free(SSL *ssl): the session ends; its pointer may be reused. */
 SEC("uprobe")
 int BPF_KPROBE(ht_ssl_free, void *ssl)
 {
-	__u64 key = (__u64)ssl;
-	struct ht_ssl_session *sess = bpf_map_lookup_elem(&ht_ssl_sessions, &key);
-
-	if (!sess)
-		return 0;
-	if (sess->emitted)
-		ht_send_close(ht_ssl_id(key), HT_FLAG_TLS);
-	bpf_map_delete_elem(&ht_ssl_sessions, &key);
+	ht_ssl_session_end((__u64)ssl);
 	return 0;
 }
 

@@ -36,6 +36,7 @@ import { DURATION_BUCKETS_S, RequestMetrics } from '../../src/otel/request-metri
 import { Routes } from '../../src/otel/routes';
 import type { Log } from '../../src/common/log';
 import type { ExportTarget } from '../../src/otel/endpoint';
+import { prng } from '../helpers/prng';
 
 const AGENT_US_PER_RECORD = 29;
 const quiet: Log = { info: () => {}, warn: () => {}, debug: () => {} };
@@ -49,19 +50,8 @@ function nullExporter(): PushMetricExporter {
   };
 }
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function exchanges(n: number, tenants: number, seed = 18): HttpExchange[] {
-  const r = rng(seed);
+  const r = prng(seed);
   const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)];
   const hex = (k: number) => Array.from({ length: k }, () => '0123456789abcdef'[Math.floor(r() * 16)]).join('');
   const routes = Array.from({ length: 40 }, (_, i) => (id: string) => `/api/v${1 + (i % 3)}/res${String.fromCharCode(97 + (i % 26))}${i >= 26 ? 'x' : ''}/${id}${i % 4 === 0 ? '/items' : ''}`);

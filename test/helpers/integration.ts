@@ -147,6 +147,35 @@ export function background(t: TestContext, cmd: string, args: string[], env?: No
 /** How long startAgent waits for the ready line (longer in an emulated guest: test/kernels). */
 const READY_TIMEOUT_MS = Number(process.env.HT_TEST_READY_TIMEOUT_MS ?? 30000);
 
+/** A program started now that waits for a line on stdin; go() sends it and waits for the exit. */
+export function gated(t: TestContext, cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): { pid: number; go(): Promise<Finished> } {
+  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const exited = new Promise<Finished>((resolve) => child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  return {
+    pid: child.pid!,
+    go: () => {
+      child.stdin.end('go\n');
+      return exited;
+    },
+  };
+}
+
+/** Polls `done` every 50 ms; throws naming `what` after `timeoutMs`. */
+export async function waitUntil(done: () => boolean, what: string, timeoutMs = 15000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 export interface Agent {
   pid: number;
   stderr(): string;

@@ -12,7 +12,6 @@
  * tests), never probed.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -20,7 +19,7 @@ import { after, before, describe, it, type TestContext } from 'node:test';
 import type { FlatRecord } from '../../src/common/flat-record';
 import { capture, headers } from '../helpers/capture';
 import { DEBIAN_GOCODE, GO_GRPC, GO_HTTPS, buildGo, goUnavailable } from '../helpers/go';
-import { attr, background, byPid, freePort, makeCertificate, requireEbpf, run, type Finished } from '../helpers/integration';
+import { attr, background, byPid, freePort, gated, makeCertificate, requireEbpf, run, waitUntil } from '../helpers/integration';
 
 /** Skips (reason printed) when Go programs cannot be built; fails instead under HEADERTAP_REQUIRE_EBPF=1. */
 function requireGo(t: TestContext): boolean {
@@ -30,34 +29,6 @@ function requireGo(t: TestContext): boolean {
   process.stderr.write(`# SKIP ${t.name}: ${reason}\n`);
   t.skip(reason);
   return false;
-}
-
-/** A program that waits for a line on stdin before it speaks TLS: started now, run later. */
-function gated(t: TestContext, cmd: string, args: string[]): { pid: number; go(): Promise<Finished> } {
-  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const exited = new Promise<Finished>((resolve) => child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  return {
-    pid: child.pid!,
-    go: () => {
-      child.stdin.end('go\n');
-      return exited;
-    },
-  };
-}
-
-async function waitUntil(done: () => boolean, what: string, timeoutMs = 15000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** Starts a Go server (before the agent: a long-lived program) and waits until it listens. */

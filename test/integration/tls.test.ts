@@ -14,8 +14,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { spawn } from 'node:child_process';
-import { describe, it, type TestContext } from 'node:test';
+import { describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import type { FlatRecord } from '../../src/common/flat-record';
 import { decodeLogsRequest } from '../../src/receiver/decode';
@@ -26,13 +25,14 @@ import {
   background,
   byPid,
   freePort,
+  gated,
   makeCertificate,
   requireEbpf,
   run,
   startAgent,
   startNginx,
   waitForPort,
-  type Finished,
+  waitUntil,
 } from '../helpers/integration';
 
 /** With a second argument 'gate', waits for a line on stdin before the request. */
@@ -341,30 +341,3 @@ describe('own traffic over TLS', () => {
   });
 });
 
-/** A program started now that waits for a line on stdin; go() sends it and waits for the exit. */
-function gated(t: TestContext, cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): { pid: number; go(): Promise<Finished> } {
-  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const exited = new Promise<Finished>((resolve) => child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  return {
-    pid: child.pid!,
-    go: () => {
-      child.stdin.end('go\n');
-      return exited;
-    },
-  };
-}
-
-async function waitUntil(done: () => boolean, what: string, timeoutMs = 15000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

@@ -21,6 +21,7 @@ import { OtlpLogsEncoder, otlpLogsSerializer } from '../../src/otel/otlp-logs';
 import { decodeLogsRequest } from '../../src/receiver/decode';
 import { MonotonicClock, readRecording } from '../../src/source';
 import { eventsOf } from '../../src/source/recording';
+import { prng } from '../helpers/prng';
 
 const FIXTURE = path.join(PACKAGE_ROOT, 'test', 'fixtures', 'curl-nginx.htrec');
 
@@ -114,18 +115,6 @@ function capturedRecords(): ExchangeRecord[] {
   }
   tracker.flush();
   return out;
-}
-
-/** A deterministic PRNG (mulberry32), so a failure reproduces. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const ALPHABETS = [

@@ -6,23 +6,12 @@ import { attributeOf } from '../../src/otel/record';
 import type { ProcessInfo } from '../../src/workload';
 import { compileRoutePattern, heuristicRoute, isIdSegment, LiveRoutes, OVERFLOW_ROUTE, Routes } from '../../src/otel/routes';
 import { spanName } from '../../src/otel/spans';
-
-/** A small deterministic PRNG (mulberry32), so the corpus is the same every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from '../helpers/prng';
 
 type Gen = () => string;
 
 function corpus(seed: number) {
-  const r = rng(seed);
+  const r = prng(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)];
   const int = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo));
   const chars = (alphabet: string, n: number) => Array.from({ length: n }, () => alphabet[Math.floor(r() * alphabet.length)]).join('');
@@ -208,7 +197,7 @@ describe('--max-routes: distinct routes per workload are capped', () => {
 
   it('keeps a flood of distinct random path words within the cap', () => {
     const routes = new Routes({ rules: [], maxRoutes: 50 });
-    const r = rng(7);
+    const r = prng(7);
     const key = {};
     const seen = new Set<string>();
     for (let i = 0; i < 20_000; i++) seen.add(routes.routeFor(proc('x'), key, `/w/${Math.floor(r() * 1e6).toString(36).replace(/\d/g, 'q')}`)!);
