@@ -1,5 +1,16 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic } from 'iced-x86';
+import type * as Iced from 'iced-x86';
+
+/**
+ * The x86 decoder (a WebAssembly module), loaded on the first Go program
+ * that has crypto/tls, not with the agent: start-up time
+ * (test/bench/startup.ts).
+ */
+let iced: typeof Iced | undefined;
+function x86(): typeof Iced {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (iced ??= require('iced-x86') as typeof Iced);
+}
 
 /**
  * Finds where to put headertap's Go TLS uprobes in a Go program, from the
@@ -305,6 +316,7 @@ export function pclnFunctions(
 
 /** Virtual addresses of every return instruction in x86-64 code starting at `ip`. */
 export function x86Returns(code: Uint8Array, ip: number): number[] {
+  const { Decoder, DecoderOptions, FlowControl, Instruction } = x86();
   const decoder = new Decoder(64, code, DecoderOptions.None);
   const instr = new Instruction();
   const rets: number[] = [];
@@ -334,6 +346,7 @@ export function x86Returns(code: Uint8Array, ip: number): number[] {
  * JBE and only CMP/LEA come before it (at most 3 instructions), else 0.
  */
 export function entryProbe(code: Uint8Array): number {
+  const { Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic } = x86();
   const decoder = new Decoder(64, code, DecoderOptions.None);
   const instr = new Instruction();
   try {
