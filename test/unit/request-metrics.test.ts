@@ -96,6 +96,7 @@ function setup(opts: { limit?: number; headers?: string[]; delta?: boolean; rule
   return {
     exporter,
     metrics,
+    mapper,
     feed: (e: Ex) => metrics.record(mapper.map(exchange(e))),
     /** Histogram points of one metric in the last export (one per workload). */
     points(name: string, from = exporter.got) {
@@ -325,14 +326,7 @@ describe('RequestMetrics: the same aggregation as the SDK', () => {
       await t.metrics.collect();
       const before = new Map(METRICS.map((m) => [m, countOf(t.points(m))]));
       t.exporter.got.length = 0;
-      const mapper = new ExchangeMapper({
-        rules: new HeaderRules({ capture: DEFAULT_CAPTURE_HEADERS, redact: DEFAULT_REDACT_HEADERS }),
-        toHrTime: (ns) => [0, ns],
-        processInfo: (pid) => ({ pid, executableName: 'node', serviceName: 'shop' }),
-        workloads: { hostName: 'h' },
-        routes: new Routes({ rules: [] }),
-      });
-      const rec = mapper.map(exchange(f));
+      const rec = t.mapper.map(exchange(f));
       t.metrics.record(rec);
       await t.metrics.collect();
       let found = 0;
