@@ -170,8 +170,11 @@ export class TlsTargets {
   /** Go programs seen but not probed (each reported once): their HTTPS is not captured. */
   readonly goSkipped: GoSkipped[] = [];
   private readonly _fs: TlsFs;
-  /** dev:inode -> done (attached, none, failed) */
-  private readonly _files = new Set<string>();
+  /**
+   * dev:inode -> asked (an attach from here is queued or in flight) or done
+   * (its result was reported, from here or by the loader's onLearned).
+   */
+  private readonly _files = new Map<string, 'asked' | 'done'>();
   /** pid -> last time its libraries were looked at (ms), LRU by insertion. */
   private readonly _scanned = new Map<number, number>();
   private _queue: Promise<void> = Promise.resolve();
@@ -228,8 +231,11 @@ export class TlsTargets {
    * the process meanwhile): the file is done, as if attached from here.
    */
   onLearned(ev: TlsLearnedEvent): void {
-    if (this._files.has(ev.fileKey)) return; // asked for from here too (a scan): the loader probed it once
-    this._files.add(ev.fileKey);
+    // A scan may have asked for the same file meanwhile (its libssl showed in
+    // the process's maps): the loader probed it once, and this report, which
+    // names the process, is the one told. The scan's answer is then dropped.
+    if (this._files.get(ev.fileKey) === 'done') return;
+    this._files.set(ev.fileKey, 'done');
     const held = ev.stopped ? `; process ${ev.pid} was held ${(ev.holdNs / 1e6).toFixed(1)} ms for it` : '';
     if (ev.err === 0) {
       const target: TlsTarget = { path: ev.path, kind: 'library', functions: tlsFunctionNames(ev.attached) };
@@ -298,12 +304,19 @@ export class TlsTargets {
   private _consider(file: string, shown: string, kind: TlsTarget['kind']): void {
     const key = this._fs.fileKey(file);
     if (!key || this._files.has(key)) return;
-    this._files.add(key);
+    this._files.set(key, 'asked');
     this._queue = this._queue.then(async () => {
       if (this._stopped) return;
       try {
         if (kind === 'program' && this._opts.attachGo && (await this._considerGo(file, shown))) return;
         const res = await this._opts.attach(file);
+        if (this._files.get(key) === 'done') return; // the loader told it first (onLearned)
+        if (res.err === ENOENT && !this._fs.fileKey(file)) {
+          // Seen through a process that has exited since: not an answer about the file.
+          this._files.delete(key);
+          return;
+        }
+        this._files.set(key, 'done');
         if (res.err === 0) {
           const target = { path: shown, kind, functions: tlsFunctionNames(res.attached) };
           this.attached.push(target);

@@ -216,6 +216,51 @@ describe('TlsTargets', () => {
     assert.match(lines.join('\n'), /warn TLS: cannot probe \/x\/libssl\.so: EACCES/);
   });
 
+  it("a scan of a short-lived process racing the loader's report: the file is told once, by the report, even when the process is gone", async () => {
+    // The process's socket activity makes the agent read its maps before the
+    // loader's report arrives; the process then exits before the scan's
+    // attach is answered (the loader cannot stat /proc/PID/root/... any more).
+    const w = world();
+    const { l: lg, lines } = log();
+    const answers: ((ev: AttachEvent) => void)[] = [];
+    const tls = new TlsTargets({
+      attach: () => new Promise((resolve) => answers.push(resolve)),
+      log: lg,
+      fs: w.fs,
+      libraryDirs: [],
+    });
+    await tls.scanAll();
+    const lib = '/tmp/late/lib9/libssl.so.3';
+    w.maps[400] = `7f00-7f10 r-xp 00000000 08:01 9100 ${lib}`;
+    w.keys[`/proc/400/root${lib}`] = '8:1:9100';
+    tls.onActivity(400);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(answers.length, 1, 'the scan asked the loader');
+    tls.onLearned({ kind: 'tls_learned', pid: 400, err: 0, attached: ALL, stopped: true, holdNs: 900_000, fileKey: '8:1:9100', path: lib });
+    delete w.keys[`/proc/400/root${lib}`]; // the process exited
+    delete w.maps[400];
+    answers[0]({ kind: 'attach', requestId: 0, err: -2, attached: 0 });
+    await tls.settled();
+    const told = lines.filter((s) => s.includes(lib));
+    assert.equal(told.length, 1, told.join('\n'));
+    assert.match(told[0], /info TLS: probes on \/tmp\/late\/lib9\/libssl\.so\.3 \(SSL_write.*\), opened by process 400; process 400 was held 0\.9 ms/);
+    assert.deepEqual(tls.attached.map((t) => t.path), [lib]);
+
+    // The same race the other way: the scan's answer first (process gone, so
+    // no answer about the file), then the report: still told once.
+    const lib2 = '/tmp/late/lib10/libssl.so.3';
+    w.maps[401] = `7f00-7f10 r-xp 00000000 08:01 9101 ${lib2}`;
+    w.keys[`/proc/401/root${lib2}`] = '8:1:9101';
+    tls.onActivity(401);
+    await new Promise((r) => setImmediate(r));
+    delete w.keys[`/proc/401/root${lib2}`];
+    answers[1]({ kind: 'attach', requestId: 0, err: -2, attached: 0 });
+    await tls.settled();
+    tls.onLearned({ kind: 'tls_learned', pid: 401, err: 0, attached: ALL, stopped: true, holdNs: 1_000_000, fileKey: '8:1:9101', path: lib2 });
+    assert.equal(lines.filter((s) => s.includes(lib2)).length, 1);
+    assert.deepEqual(tls.attached.map((t) => t.path), [lib, lib2]);
+  });
+
   describe('Go programs', () => {
     const PROBES: GoTlsProbes = {
       write: { entry: 0x1004, atCheck: true, rets: [0x1010, 0x1020] },
