@@ -192,7 +192,6 @@ static __always_inline struct ht_data_scratch *ht_data_begin(const struct ht_emi
 		ht_count(HT_CNT_TLS_NO_SOCK);
 	}
 
-	ht_note_process(id >> 32); /* before its first data event, once */
 	ev->kind = HT_EV_DATA;
 	ev->direction = a->direction;
 	ev->source = a->source;

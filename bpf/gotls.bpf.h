@@ -72,6 +72,9 @@ static __always_inline int ht_go_enter(struct pt_regs *ctx, __u8 source, __u8 di
 	/* A first look, as for OpenSSL: a read is judged at its return. */
 	if (ht_go_restarts(ctx) || ht_is_self(tgid) || !ht_process_wanted(ht_filters_now(), tgid))
 		return 0;
+	/* A write is sent from here: a process not seen yet gets its identity first (proc.bpf.h). */
+	if (direction == HT_DIR_EGRESS && len > 0)
+		ht_proc_detour(ctx, &ht_proc_uprobe_progs, source);
 	conn = ht_go_conn_key(tgid, HT_GO_ARG1(ctx));
 	sess = bpf_map_lookup_elem(&ht_ssl_sessions, &conn);
 	if (!sess) {
@@ -147,8 +150,10 @@ int ht_go_ret(struct pt_regs *ctx)
 	if (!call)
 		return 0;
 	n = (long)HT_GO_RET1(ctx);
-	if (call->direction == HT_DIR_INGRESS && n > 0)
+	if (call->direction == HT_DIR_INGRESS && n > 0) {
+		ht_proc_detour(ctx, &ht_proc_uprobe_progs, HT_SRC_GO_TLS_READ);
 		ht_ssl_emit(call, id, n, false);
+	}
 	bpf_map_delete_elem(&ht_go_calls, &key);
 #endif
 	return 0;

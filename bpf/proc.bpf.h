@@ -3,11 +3,23 @@
  * Process identity from the kernel. User space reads a process's executable
  * and OTEL_* environment from /proc when its first event arrives; a process
  * that lives a few milliseconds (OTEL_SERVICE_NAME=svc curl …) is gone by
- * then. So the first data event of each process also sends what /proc would
- * have said (struct ht_proc_event), read here, in the process's own context:
- * bpf_probe_read_user reads the current task's memory only, which is why
- * this runs in the data path (syscall exit, SSL uretprobe) and not in a
+ * then. So the first data event of each process is preceded by what /proc
+ * would have said (struct ht_proc_event), read here, in the process's own
+ * context: bpf_probe_read_user reads the current task's memory only, which is
+ * why this runs in the data path (syscall exit, TLS return) and not in a
  * tracepoint of another task.
+ *
+ * The environment walk is long (HT_ENV_STEPS entries), and the verifier
+ * walks it once per program that contains it, with the states of all the
+ * code around it: inlined into the eleven data programs it made loading take
+ * 8 s (each ~500 000 instructions processed). So it lives in two programs of
+ * its own, one per program type (ht_proc_sys for the syscall tracepoints,
+ * ht_proc_uprobe for the TLS uprobes), verified once each. A data program
+ * that meets a process not seen yet takes a detour, before any side effect:
+ * it tail-calls the reader, which sends the identity and tail-calls back
+ * into the program that handles the call's source (slot = HT_SRC_*), which
+ * starts again, finds the process seen, and goes on. Two tail calls, once
+ * per process.
  */
 #ifndef __HT_PROC_BPF_H
 #define __HT_PROC_BPF_H
@@ -38,6 +50,7 @@ struct {
 struct ht_proc_scratch {
 	struct ht_proc_event ev;
 	char entry[HT_ENV_ENTRY_MAX];
+	__u32 return_to; /* the detour's caller: its HT_SRC_* slot */
 };
 
 struct {
@@ -97,17 +110,13 @@ static __always_inline void ht_read_otel_env(struct ht_proc_scratch *sc, struct 
 }
 
 /* Sends the current process's identity. */
-static __always_inline void ht_send_proc(struct task_struct *task, __u32 tgid, __u64 start_ns)
+static __always_inline void ht_send_proc(struct ht_proc_scratch *sc, struct task_struct *task,
+					__u32 tgid, __u64 start_ns)
 {
-	__u32 zero = 0;
-	struct ht_proc_scratch *sc = bpf_map_lookup_elem(&ht_proc_scratch, &zero);
-	struct ht_proc_event *ev;
+	struct ht_proc_event *ev = &sc->ev;
 	struct mm_struct *mm;
 	struct file *exe;
 
-	if (!sc)
-		return;
-	ev = &sc->ev;
 	ev->kind = HT_EV_PROC;
 	ev->flags = 0;
 	ev->_pad0 = 0;
@@ -133,17 +142,119 @@ static __always_inline void ht_send_proc(struct task_struct *task, __u32 tgid, _
 		ht_count(HT_CNT_RINGBUF_LOST);
 }
 
-/* At a data event of the current process: its identity, the first time. */
-static __always_inline void ht_note_process(__u32 tgid)
+/* Where the identity reader is in both program arrays below. */
+#define HT_PROC_READER 0
+
+/* Tracepoint programs: the reader, then each syscall exit at its HT_SRC_*. */
+int ht_proc_sys(void *ctx);
+int ht_exit_write(struct trace_event_raw_sys_exit *ctx);
+int ht_exit_writev(struct trace_event_raw_sys_exit *ctx);
+int ht_exit_sendto(struct trace_event_raw_sys_exit *ctx);
+int ht_exit_sendmsg(struct trace_event_raw_sys_exit *ctx);
+int ht_exit_read(struct trace_event_raw_sys_exit *ctx);
+int ht_exit_readv(struct trace_event_raw_sys_exit *ctx);
+int ht_exit_recvfrom(struct trace_event_raw_sys_exit *ctx);
+int ht_exit_recvmsg(struct trace_event_raw_sys_exit *ctx);
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, HT_SRC_RECVMSG + 1);
+	__uint(key_size, sizeof(__u32)); /* no BTF key type: prog arrays take none */
+	__array(values, int(void *));
+} ht_proc_sys_progs SEC(".maps") = {
+	.values = {
+		[HT_PROC_READER] = (void *)&ht_proc_sys,
+		[HT_SRC_WRITE] = (void *)&ht_exit_write,
+		[HT_SRC_WRITEV] = (void *)&ht_exit_writev,
+		[HT_SRC_SENDTO] = (void *)&ht_exit_sendto,
+		[HT_SRC_SENDMSG] = (void *)&ht_exit_sendmsg,
+		[HT_SRC_READ] = (void *)&ht_exit_read,
+		[HT_SRC_READV] = (void *)&ht_exit_readv,
+		[HT_SRC_RECVFROM] = (void *)&ht_exit_recvfrom,
+		[HT_SRC_RECVMSG] = (void *)&ht_exit_recvmsg,
+	},
+};
+
+/* Uprobe programs: the reader, then the program that sends each TLS source. */
+int ht_proc_uprobe(struct pt_regs *ctx);
+int ht_ssl_ret(struct pt_regs *ctx);
+int ht_go_write(struct pt_regs *ctx);
+int ht_go_ret(struct pt_regs *ctx);
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, HT_SRC_GO_TLS_READ + 1);
+	__uint(key_size, sizeof(__u32));
+	__array(values, int(void *));
+} ht_proc_uprobe_progs SEC(".maps") = {
+	.values = {
+		[HT_PROC_READER] = (void *)&ht_proc_uprobe,
+		[HT_SRC_SSL_WRITE] = (void *)&ht_ssl_ret,
+		[HT_SRC_SSL_READ] = (void *)&ht_ssl_ret,
+		[HT_SRC_GO_TLS_WRITE] = (void *)&ht_go_write,
+		[HT_SRC_GO_TLS_READ] = (void *)&ht_go_ret,
+	},
+};
+
+/* The start of the current process (its leader's start_time): tells pid reuse apart. */
+static __always_inline __u64 ht_process_start(struct task_struct *task)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	__u64 start_ns = BPF_CORE_READ(task, group_leader, start_time);
+	return BPF_CORE_READ(task, group_leader, start_time);
+}
+
+/*
+ * At a data call of the current process, before the program changed any
+ * state: if its identity was not sent yet, go and send it (the program
+ * starts again afterwards: see the top of this file). Returns when the
+ * identity was sent before, or when the detour cannot be taken (then user
+ * space reads /proc, as without this).
+ */
+static __always_inline void ht_proc_detour(void *ctx, void *progs, __u32 source)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32, zero = 0;
+	__u64 start_ns = ht_process_start((struct task_struct *)bpf_get_current_task());
 	__u64 *seen = bpf_map_lookup_elem(&ht_procs_seen, &tgid);
+	struct ht_proc_scratch *sc;
 
 	if (seen && *seen == start_ns)
 		return;
+	sc = bpf_map_lookup_elem(&ht_proc_scratch, &zero);
+	if (!sc)
+		return;
+	sc->return_to = source;
+	bpf_tail_call(ctx, progs, HT_PROC_READER);
+}
+
+/* The reader: marks the process seen, sends its identity, goes back. */
+static __always_inline void ht_proc_read(void *ctx, void *progs)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32, zero = 0;
+	__u64 start_ns = ht_process_start(task);
+	struct ht_proc_scratch *sc = bpf_map_lookup_elem(&ht_proc_scratch, &zero);
+
+	if (!sc)
+		return;
+	/* Seen first: should the identity not go out, the call still does. */
 	bpf_map_update_elem(&ht_procs_seen, &tgid, &start_ns, BPF_ANY);
-	ht_send_proc(task, tgid, start_ns);
+	ht_send_proc(sc, task, tgid, start_ns);
+	bpf_tail_call(ctx, progs, sc->return_to);
+	/* Never seen (the arrays are filled at load): the call's bytes are not sent. */
+	ht_count(HT_CNT_TRUNCATED);
+}
+
+SEC("tracepoint")
+int ht_proc_sys(void *ctx)
+{
+	ht_proc_read(ctx, &ht_proc_sys_progs);
+	return 0;
+}
+
+SEC("uprobe")
+int ht_proc_uprobe(struct pt_regs *ctx)
+{
+	ht_proc_read(ctx, &ht_proc_uprobe_progs);
+	return 0;
 }
 
 #endif /* __HT_PROC_BPF_H */

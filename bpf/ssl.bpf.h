@@ -103,7 +103,7 @@ static __always_inline void ht_ssl_emit(struct ht_ssl_call *call, __u64 id, __u6
 		bpf_map_update_elem(&ht_thread_pending_ssl, &tid, &call->ssl, BPF_ANY);
 }
 
-static __always_inline int ht_ssl_exit(long ret)
+static __always_inline int ht_ssl_exit(struct pt_regs *ctx, long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)id;
@@ -119,8 +119,11 @@ static __always_inline int ht_ssl_exit(long ret)
 	} else if (ret > 0) {
 		moved = ret;
 	}
-	if (moved > 0)
+	if (moved > 0) {
+		/* A process not seen yet: its identity first (proc.bpf.h); this program then starts again. */
+		ht_proc_detour(ctx, &ht_proc_uprobe_progs, call->source);
 		ht_ssl_emit(call, id, moved, true);
+	}
 	bpf_map_delete_elem(&ht_ssl_calls, &tid);
 	return 0;
 }
@@ -158,7 +161,7 @@ int BPF_KPROBE(ht_ssl_read_ex, void *ssl, void *buf, size_t num, size_t *readbyt
 SEC("uretprobe")
 int BPF_KRETPROBE(ht_ssl_ret, int ret)
 {
-	return ht_ssl_exit(ret);
+	return ht_ssl_exit(ctx, ret);
 }
 
 /* A TLS session (OpenSSL's SSL, Go's Conn) ends: user space closes its

@@ -71,6 +71,8 @@ static __always_inline int ht_exit_io(void *ctx, long ret)
 		bpf_map_delete_elem(&ht_active_io, &tid);
 		return 0;
 	}
+	/* A process not seen yet: its identity first (proc.bpf.h); this program then starts again. */
+	ht_proc_detour(ctx, &ht_proc_sys_progs, io->source);
 	a = (struct ht_emit_args){
 		.sk = io->sk,
 		.buf = io->buf,
