@@ -101,6 +101,7 @@ static struct env {
 	bool no_tls;
 	bool no_tls_hold;
 	bool verbose;
+	bool verifier_stats;
 } env = {
 	.ringbuf_kb = HT_RINGBUF_KB_DEFAULT,
 	.copy_bytes = HT_MAX_DATA,
@@ -131,6 +132,8 @@ static const char usage[] =
 	"  --no-tls-hold    do not stop a process that opens a libssl not probed yet until\n"
 	"                   it is probed (its first TLS calls may then be missed)\n"
 	"  --verbose        print libbpf's messages\n"
+	"  --verifier-stats load the programs, print per program the instructions the\n"
+	"                   verifier processed and its time, then exit (nothing attached)\n"
 	"  --help           show this help\n";
 
 static void die(int code, const char *fmt, ...)
@@ -171,6 +174,7 @@ enum {
 	OPT_NO_TLS,
 	OPT_CGROUP,
 	OPT_NO_TLS_HOLD,
+	OPT_VERIFIER_STATS,
 };
 
 /* --cgroup: keep the directory open; its fd goes into ht_cgroup_filter. */
@@ -285,6 +289,7 @@ static void parse_args(int argc, char **argv)
 		{ "no-tls", no_argument, NULL, OPT_NO_TLS },
 		{ "no-tls-hold", no_argument, NULL, OPT_NO_TLS_HOLD },
 		{ "verbose", no_argument, NULL, OPT_VERBOSE },
+		{ "verifier-stats", no_argument, NULL, OPT_VERIFIER_STATS },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{},
 	};
@@ -325,6 +330,9 @@ static void parse_args(int argc, char **argv)
 			break;
 		case OPT_VERBOSE:
 			env.verbose = true;
+			break;
+		case OPT_VERIFIER_STATS:
+			env.verifier_stats = true;
 			break;
 		case OPT_HELP:
 			fputs(usage, stdout);
@@ -1124,6 +1132,48 @@ static struct headertap_bpf *open_skel(int ncpus)
 	return skel;
 }
 
+/* The verifier's summary of one program (log level 4): its time and the instructions it processed. */
+#define STATS_LOG_SIZE 4096
+
+/*
+ * --verifier-stats: loads every program with the verifier's statistics and
+ * prints one line per program, "NAME INSNS USEC", to stdout, then exits
+ * without attaching. The instruction count does not depend on the machine's
+ * speed, only on the object and the kernel: it is what load time is made of.
+ */
+static int verifier_stats(struct headertap_bpf *skel)
+{
+	struct bpf_program *prog;
+	char *logs;
+	int i = 0, err;
+
+	logs = calloc(skel->skeleton->prog_cnt, STATS_LOG_SIZE);
+	if (!logs)
+		die(1, "out of memory");
+	bpf_object__for_each_program(prog, skel->obj) {
+		bpf_program__set_log_level(prog, 4);
+		bpf_program__set_log_buf(prog, logs + STATS_LOG_SIZE * i++, STATS_LOG_SIZE);
+	}
+	err = headertap_bpf__load(skel);
+	i = 0;
+	bpf_object__for_each_program(prog, skel->obj) {
+		const char *log = logs + STATS_LOG_SIZE * i++;
+		const char *insns = strstr(log, "processed ");
+		const char *usec = strstr(log, "verification time ");
+
+		if (!bpf_program__autoload(prog))
+			continue;
+		printf("%s %ld %ld\n", bpf_program__name(prog), insns ? atol(insns + 10) : -1L,
+		       usec ? atol(usec + 18) : -1L);
+	}
+	free(logs);
+	if (err)
+		die(EXIT_ENV, "loading the BPF programs failed: %s; run with --verbose for the verifier log",
+		    strerror(-err));
+	headertap_bpf__destroy(skel);
+	return 0;
+}
+
 static const char *load_fix(int err)
 {
 	if (err == -EPERM || err == -EACCES)
@@ -1157,6 +1207,8 @@ int main(int argc, char **argv)
 
 	env.self[env.n_self++] = getpid();
 	skel = open_skel(ncpus);
+	if (env.verifier_stats)
+		return verifier_stats(skel);
 	share_self_endpoints(skel);
 	err = headertap_bpf__load(skel);
 	self_endpoints_shared();

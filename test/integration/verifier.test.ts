@@ -1,0 +1,53 @@
+/**
+ * Real eBPF: what loading the programs costs the kernel's verifier, in
+ * instructions processed per program (the loader's --verifier-stats, log
+ * level 4). The count depends on the object and the kernel, not on the
+ * machine's speed, and it is what the time to the ready line is made of: the
+ * process identity's environment walk once inlined into every data program
+ * made it ~7 million instructions in all and 9-11 s to ready (bpf/proc.bpf.h
+ * says how it is kept out of them now).
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { LOADER_PATH } from '../../src/common/paths';
+import { requireEbpf, run } from '../helpers/integration';
+
+/** Per program: the kernel refuses at 1 000 000; a third of it leaves room for older verifiers. */
+const PER_PROGRAM = 350_000;
+/** The whole object: about 0.9 million at this change on 6.18. */
+const TOTAL = 1_500_000;
+/** Programs on every data path: they carry the copy, never the identity read. */
+const DATA_PATH = /^ht_exit_(write|writev|sendto|sendmsg|read|readv|recvfrom|recvmsg)$/;
+const DATA_PATH_BUDGET = 60_000;
+
+describe('verifier cost of the BPF object (real eBPF)', () => {
+  it(`every program within ${PER_PROGRAM} processed instructions, the syscall exits within ${DATA_PATH_BUDGET}, all within ${TOTAL}`, async (t) => {
+    if (!requireEbpf(t)) return;
+    const r = await run(LOADER_PATH, ['--verifier-stats'], { timeoutMs: 120_000 });
+    assert.equal(r.code, 0, r.stderr);
+    const programs = r.stdout
+      .trim()
+      .split('\n')
+      .map((line) => {
+        const [name, insns, usec] = line.split(' ');
+        return { name, insns: Number(insns), usec: Number(usec) };
+      });
+    const total = programs.reduce((n, p) => n + p.insns, 0);
+    const top = [...programs].sort((a, b) => b.insns - a.insns).slice(0, 6);
+    process.stderr.write(
+      `# verifier: ${programs.length} programs, ${total} instructions processed in all; most: ` +
+        `${top.map((p) => `${p.name} ${p.insns}`).join(', ')}\n`,
+    );
+    // The stats were read for every program (a parse that finds nothing would pass the budgets).
+    assert.ok(programs.length >= 30, r.stdout);
+    for (const p of programs) assert.ok(Number.isInteger(p.insns) && p.insns > 0, `no statistics for ${p.name}: ${r.stdout}`);
+    for (const name of ['ht_exit_write', 'ht_ssl_ret', 'ht_go_ret', 'ht_proc_sys', 'ht_proc_uprobe']) {
+      assert.ok(programs.some((p) => p.name === name), `${name} missing from ${r.stdout}`);
+    }
+    for (const p of programs) {
+      assert.ok(p.insns <= PER_PROGRAM, `${p.name}: ${p.insns} instructions processed`);
+      if (DATA_PATH.test(p.name)) assert.ok(p.insns <= DATA_PATH_BUDGET, `${p.name}: ${p.insns} instructions processed`);
+    }
+    assert.ok(total <= TOTAL, `${total} instructions processed in all`);
+  });
+});
