@@ -8,8 +8,9 @@
  *     libssl.so for curl, on the OpenSSL inside /usr/bin/node for the server)
  *   - node's built-in TLS: a node https client -> the same server
  *   - HTTP/2 over TLS (h2 by ALPN): a node http2 client -> a node http2 server
- * Prints `# ht-kernel ready_ms N` (agent start to its ready line) and
- * `# ht-kernel features ...` (from the ready line) for run.ts. When the agent
+ * Prints `# ht-kernel ready_ms N` (agent start to its ready line),
+ * `# ht-kernel features ...` (from the ready line) and `# ht-kernel verified
+ * N instructions` (the loader's --verifier-stats) for run.ts. When the agent
  * does not start, runs it again with --verbose and prints libbpf's output
  * (the verifier log). Not covered here: nginx, python, gRPC and the other
  * integration tests' cases, which run on the host's kernel.
@@ -22,6 +23,7 @@ import * as path from 'node:path';
 import { it, type TestContext } from 'node:test';
 import type { FlatRecord } from '../../src/common/flat-record';
 import { capture, headers } from '../helpers/capture';
+import { LOADER_PATH } from '../../src/common/paths';
 import { HEADERTAP, attr, byPid, makeCertificate, run } from '../helpers/integration';
 
 /** Three servers in one process; prints their ports as JSON once listening. */
@@ -154,6 +156,12 @@ it(`headertap on ${process.env.HT_GUEST_KERNEL ?? 'this kernel'}: plain HTTP, TL
   ];
   // Waits for two records of each case; a timeout names every record received.
   await cap.sink.waitFor((rs) => cases.every((c) => rs.filter((r) => attr(r, 'url.path') === c.path).length >= 2), 60000, 'two records per case');
+  // The process identity is read by programs of its own, reached by tail call (bpf/proc.bpf.h):
+  // only they mark a process seen, so the curls in the map say they ran on this kernel.
+  const seen = await run('bpftool', ['-j', 'map', 'dump', 'name', 'ht_procs_seen']);
+  assert.equal(seen.code, 0, seen.stderr);
+  const seenPids = (JSON.parse(seen.stdout) as { formatted?: { key: number } }[]).map((e) => e.formatted?.key); // with BTF: decoded
+  for (const pid of [plain.pid, libssl.pid]) assert.ok(seenPids.includes(pid), `identity of ${pid} read in the kernel: ${seen.stdout.slice(0, 500)}`);
   const records = await cap.finish();
   try {
     for (const c of cases) check(records, c, servers.pid);
@@ -170,4 +178,15 @@ it(`headertap on ${process.env.HT_GUEST_KERNEL ?? 'this kernel'}: plain HTTP, TL
     process.stdout.write(`${cap.stderr().replace(/^/gm, '# ')}\n`);
     throw err;
   }
+  // What loading costs this kernel's verifier, per program (instructions processed).
+  const stats = await run(LOADER_PATH, ['--verifier-stats'], { timeoutMs: 300000 });
+  assert.equal(stats.code, 0, stats.stderr);
+  const counts = stats.stdout
+    .trim()
+    .split('\n')
+    .map((l) => l.split(' '))
+    .map(([name, insns]) => ({ name, insns: Number(insns) }))
+    .sort((a, b) => b.insns - a.insns);
+  const total = counts.reduce((n, c) => n + c.insns, 0);
+  process.stdout.write(`# ht-kernel verified ${total} instructions; most ${counts.slice(0, 3).map((c) => `${c.name} ${c.insns}`).join(', ')}\n`);
 });

@@ -37,6 +37,8 @@ interface Outcome {
   bootS?: number;
   /** Agent start to its ready line, measured in the guest. */
   readyMs?: number;
+  /** What the verifier processed (loader --verifier-stats), as the guest said it. */
+  verified?: string;
   /** What the ready line said about the kernel's features. */
   features?: string;
   /** How many programs loaded and their size after the kernel's rewrite and JIT. */
@@ -113,6 +115,7 @@ function bootGuest(k: Kernel): Promise<Outcome> {
       if ((m = /^# ht-kernel ready_ms (\d+)/.exec(line))) result.readyMs = Number(m[1]);
       if ((m = /^# ht-kernel features (.*)/.exec(line))) result.features = m[1];
       if ((m = /^# ht-kernel programs (.*)/.exec(line))) result.programs = m[1];
+      if ((m = /^# ht-kernel verified (.*)/.exec(line))) result.verified = m[1];
     }
   };
   createInterface({ input: qemu.stdout }).on('line', onLine);
@@ -142,7 +145,7 @@ function report(r: Outcome): void {
   process.stdout.write(
     `${r.pass ? 'PASS' : 'FAIL'} ${r.kernel.pkg} ${r.kernel.version} (${r.kernel.release}): ` +
       `boot ${fmt(r.bootS, 's')}, ready ${fmt(r.readyMs === undefined ? undefined : r.readyMs / 1000, 's')}, total ${fmt(r.totalS, 's')}` +
-      `${r.features ? `; ${r.features}` : ''}${r.programs ? `; programs ${r.programs}` : ''}\n`,
+      `${r.features ? `; ${r.features}` : ''}${r.programs ? `; programs ${r.programs}` : ''}${r.verified ? `; verified ${r.verified}` : ''}\n`,
   );
   if (BENCH) for (const l of r.output) process.stdout.write(`  | ${l}\n`);
   if (r.pass) return;
