@@ -348,6 +348,10 @@ export class ExchangeMapper {
       unanswered: ex.unanswered,
       errorType: error,
       route,
+      scheme,
+      protocolVersion: req.version,
+      serverAddress,
+      serverPort,
       metricHeaders: this._metricHeaders(req.headers, rules),
     };
   }

@@ -71,6 +71,13 @@ export interface ExchangeRecord extends LogRecordData<AttributeValue> {
   errorType?: string;
   /** The low-cardinality path (http.route on the server side, url.template on the client side; src/otel/routes.ts). */
   route?: string;
+  /** url.scheme, as on the attributes. */
+  scheme: string;
+  /** network.protocol.version: the request's, as on the attributes. */
+  protocolVersion: string;
+  /** server.address and server.port, as on the attributes (either may be unknown). */
+  serverAddress?: string;
+  serverPort?: number;
   /** --metric-headers in force and the request's values for them (after redaction and hashing), for the request metrics. */
   metricHeaders?: { names: readonly string[]; values: (string | undefined)[] };
 }

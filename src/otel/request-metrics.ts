@@ -157,41 +157,8 @@ interface WorkloadMeters {
   rpcClient: Instrument;
 }
 
-/** The attributes before the headers that metrics read (the mapper writes them first). */
-interface RecordFacts {
-  scheme?: string;
-  version?: string;
-  serverAddress?: string;
-  serverPort?: number;
-}
-
-/** Reads into `f` what the metrics need from the attributes (the mapper writes them before the headers). */
-function readFacts(attrs: ExchangeRecord['attributes'], f: RecordFacts): void {
-  f.scheme = f.version = f.serverAddress = undefined;
-  f.serverPort = undefined;
-  for (let i = 0; i < attrs.length; i += 2) {
-    const key = attrs[i] as string;
-    switch (key) {
-      case 'url.scheme':
-        f.scheme = attrs[i + 1] as string;
-        break;
-      case 'network.protocol.version':
-        f.version = attrs[i + 1] as string;
-        break;
-      case 'server.address':
-        f.serverAddress = attrs[i + 1] as string;
-        break;
-      case 'server.port':
-        f.serverPort = attrs[i + 1] as number;
-        break;
-      default:
-        if (key.startsWith(REQUEST_HEADER_PREFIX)) return; // headers come last: nothing more to read
-    }
-  }
-}
-
 /** A series' attributes, built on its first record, frozen (the SDK keeps the object). */
-function buildAttributes(rec: ExchangeRecord, f: RecordFacts, errorType: string | undefined, server: boolean): Attributes {
+function buildAttributes(rec: ExchangeRecord, errorType: string | undefined, server: boolean): Attributes {
   const a: Attributes = {};
   if (rec.rpcSystem === 'grpc') {
     a['rpc.system.name'] = 'grpc';
@@ -201,13 +168,13 @@ function buildAttributes(rec: ExchangeRecord, f: RecordFacts, errorType: string 
     a['http.request.method'] = KNOWN_METHODS.has(rec.method) ? rec.method : '_OTHER';
     if (rec.status) a['http.response.status_code'] = rec.status;
     if (rec.route !== undefined) a[server ? 'http.route' : 'url.template'] = rec.route;
-    if (f.scheme !== undefined) a['url.scheme'] = f.scheme;
-    if (f.version !== undefined) a['network.protocol.version'] = f.version;
+    a['url.scheme'] = rec.scheme;
+    a['network.protocol.version'] = rec.protocolVersion;
   }
   if (errorType !== undefined) a['error.type'] = errorType;
   if (!server) {
-    if (f.serverAddress !== undefined) a['server.address'] = f.serverAddress;
-    if (f.serverPort !== undefined) a['server.port'] = f.serverPort;
+    if (rec.serverAddress !== undefined) a['server.address'] = rec.serverAddress;
+    if (rec.serverPort !== undefined) a['server.port'] = rec.serverPort;
   }
   const headers = rec.metricHeaders;
   if (headers) {
@@ -238,8 +205,6 @@ export class RequestMetrics {
   private _lastResource?: Resource;
   private _lastKey?: string;
   private _lastMeters?: WorkloadMeters;
-  /** Scratch for the record being measured (one object, reused). */
-  private readonly _facts: RecordFacts = {};
 
   constructor(private readonly _opts: RequestMetricsOptions) {
     this._temporality = _opts.temporality ?? 'cumulative';
@@ -283,8 +248,6 @@ export class RequestMetrics {
       return;
     }
     const w = this._meters(rec.resource);
-    const f = this._facts;
-    readFacts(rec.attributes, f);
     const server = rec.role === 'server';
     const headers = rec.metricHeaders;
     const errorType = rec.errorType;
@@ -293,11 +256,11 @@ export class RequestMetrics {
     if (rec.rpcSystem === 'grpc') {
       instrument = server ? w.rpcServer : w.rpcClient;
       const status = rec.grpcStatus;
-      key = server ? `${rec.rpcMethod}\u0000${status}\u0000${errorType}` : `${rec.rpcMethod}\u0000${status}\u0000${errorType}\u0000${f.serverAddress}\u0000${f.serverPort}`;
+      key = server ? `${rec.rpcMethod}\u0000${status}\u0000${errorType}` : `${rec.rpcMethod}\u0000${status}\u0000${errorType}\u0000${rec.serverAddress}\u0000${rec.serverPort}`;
     } else {
       instrument = server ? w.httpServer : w.httpClient;
-      key = `${KNOWN_METHODS.has(rec.method) ? rec.method : '_OTHER'}\u0000${rec.status}\u0000${rec.route}\u0000${f.scheme}\u0000${f.version}\u0000${errorType}`;
-      if (!server) key += `\u0000${f.serverAddress}\u0000${f.serverPort}`;
+      key = `${KNOWN_METHODS.has(rec.method) ? rec.method : '_OTHER'}\u0000${rec.status}\u0000${rec.route}\u0000${rec.scheme}\u0000${rec.protocolVersion}\u0000${errorType}`;
+      if (!server) key += `\u0000${rec.serverAddress}\u0000${rec.serverPort}`;
     }
     if (headers) for (let i = 0; i < headers.values.length; i++) key += `\u0000${headers.values[i]}`;
     let series = instrument.series.get(key);
@@ -306,7 +269,7 @@ export class RequestMetrics {
         series = instrument.overflow ??= new Series(OVERFLOW_ATTRIBUTES, this._now());
         this.counters.overflowed++;
       } else {
-        series = new Series(buildAttributes(rec, f, errorType, server), this._now());
+        series = new Series(buildAttributes(rec, errorType, server), this._now());
         instrument.series.set(key, series);
       }
     }

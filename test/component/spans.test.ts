@@ -53,6 +53,8 @@ function exchange(opts: { role: 'client' | 'server'; status?: number; traced?: b
     method,
     ...(opts.status !== undefined ? { status: opts.status, durationNs: 2_500_000 } : { unanswered: 'connection_closed' }),
     errorType: error,
+    scheme: 'http',
+    protocolVersion: '1.1',
   };
 }
 

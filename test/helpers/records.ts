@@ -16,6 +16,8 @@ export function exchangeRecord(i: number): ExchangeRecord {
     role: 'client',
     method: 'GET',
     status: 200,
+    scheme: 'http',
+    protocolVersion: '1.1',
   };
 }
 
