@@ -704,7 +704,7 @@ export const RUN_OPTIONS: OptionSpec[] = [
     key: 'metrics-temporality',
     prop: 'metricsTemporality',
     flag: '--metrics-temporality <t>',
-    help: 'cumulative or delta, for the request metrics (default: from OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE, else cumulative)',
+    help: "cumulative or delta, for the request metrics and headertap's own counters (default: from OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE, else cumulative)",
     parse: oneOf('cumulative', 'delta'),
   },
   {

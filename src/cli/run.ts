@@ -95,13 +95,21 @@ function checkRecordPath(file: string): void {
  * The request metrics' temporality and export interval: the flags, else
  * OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE (lowmemory means delta
  * for histograms) and OTEL_METRIC_EXPORT_INTERVAL (ms), else cumulative and
- * 60 s. A bad variable is ignored with a warning, as SDKs do.
+ * 60 s; and the temporality of headertap's own counters (delta only for
+ * delta: they are asynchronous counters, cumulative under lowmemory). A bad variable is ignored with a warning, as SDKs do.
  */
-export function metricsSettings(opts: RunOptions, env: Record<string, string | undefined>, log: Log): { temporality: MetricsTemporality; intervalMs: number } {
+export function metricsSettings(
+  opts: RunOptions,
+  env: Record<string, string | undefined>,
+  log: Log,
+): { temporality: MetricsTemporality; intervalMs: number; counterTemporality: MetricsTemporality } {
   let temporality: MetricsTemporality = 'cumulative';
+  // headertap's own counters are asynchronous (observed totals): lowmemory keeps those cumulative, as the SDK spec says.
+  let counterTemporality: MetricsTemporality = 'cumulative';
   const pref = env.OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE?.trim().toLowerCase();
-  if (opts.metricsTemporality) temporality = opts.metricsTemporality;
-  else if (pref === 'delta' || pref === 'lowmemory') temporality = 'delta';
+  if (opts.metricsTemporality) temporality = counterTemporality = opts.metricsTemporality;
+  else if (pref === 'delta') temporality = counterTemporality = 'delta';
+  else if (pref === 'lowmemory') temporality = 'delta';
   else if (pref && pref !== 'cumulative') log.warn(`OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE '${pref}' is not cumulative, delta or lowmemory; using cumulative`);
   let intervalMs = 60_000;
   const interval = env.OTEL_METRIC_EXPORT_INTERVAL?.trim();
@@ -110,7 +118,7 @@ export function metricsSettings(opts: RunOptions, env: Record<string, string | u
     if (/^\d+$/.test(interval) && Number(interval) >= 100) intervalMs = Number(interval);
     else log.warn(`OTEL_METRIC_EXPORT_INTERVAL '${interval}' is not a number of milliseconds (at least 100); using 60000`);
   }
-  return { temporality, intervalMs };
+  return { temporality, intervalMs, counterTemporality };
 }
 
 /** The route rules of a run (`routes:`, --max-routes); patterns were checked when the options were read. */
@@ -300,8 +308,10 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
     ...(opts.requestMetrics ? { metricHeaders } : {}),
   });
   const metricsTarget = resolveExportTarget(exportFlags, io.env, 'metrics');
+  /** Temporality and interval of the request metrics; the self-metrics follow the temporality too. */
+  const metricsConf = opts.requestMetrics || opts.selfMetrics ? metricsSettings(opts, io.env, log) : undefined;
   const requestMetrics = opts.requestMetrics
-    ? new (loadRequestMetrics())({ target: metricsTarget, version: VERSION, log, cardinalityLimit: opts.metricCardinalityLimit, ...metricsSettings(opts, io.env, log) })
+    ? new (loadRequestMetrics())({ target: metricsTarget, version: VERSION, log, cardinalityLimit: opts.metricCardinalityLimit, temporality: metricsConf!.temporality, intervalMs: metricsConf!.intervalMs })
     : undefined;
   const cgroupMount = cgroup2Mount();
   /** Exchanges that were OTLP exports of headertap agents (src/cli/own-exports.ts), not recorded. */
@@ -531,6 +541,7 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
         target: metricsTarget,
         ...agent,
         intervalMs: (opts.statsInterval || 60) * 1000,
+        temporality: metricsConf!.counterTemporality,
         stats: () => agentStats(parts()),
       })
     : undefined;

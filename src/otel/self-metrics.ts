@@ -6,7 +6,7 @@
 import type { Attributes } from '@opentelemetry/api';
 import { MeterProvider, PeriodicExportingMetricReader, type PushMetricExporter } from '@opentelemetry/sdk-metrics';
 import type { ExportTarget } from './endpoint';
-import { createMetricExporter } from './metric-exporters';
+import { createMetricExporter, type MetricsTemporality } from './metric-exporters';
 import { agentResource } from './workloads';
 
 /** A snapshot of every counter the agent keeps (totals since start, gauges now). */
@@ -75,6 +75,13 @@ export interface SelfMetricsOptions {
   agentAttributes?: Attributes;
   version: string;
   intervalMs: number;
+  /**
+   * Counters as totals since start (cumulative, the default) or as the
+   * change since the last export (delta), as --metrics-temporality and
+   * OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE say; gauges are
+   * values either way.
+   */
+  temporality?: MetricsTemporality;
   stats(): AgentStats;
   /** Replaces the OTLP exporter (tests). */
   exporter?: PushMetricExporter;
@@ -90,8 +97,8 @@ export class SelfMetrics {
   constructor(opts: SelfMetricsOptions) {
     // headertap/VERSION marks the requests as headertap's own: other agents never record them (src/cli/own-exports.ts).
     const userAgent = `headertap/${opts.version}`;
-    // Always cumulative: these are totals since start (the request metrics follow the temporality preference).
-    const exporter = opts.exporter ?? createMetricExporter(opts.target, userAgent, 'cumulative');
+    // The SDK turns the observed totals into deltas when the exporter asks for them.
+    const exporter = opts.exporter ?? createMetricExporter(opts.target, userAgent, opts.temporality ?? 'cumulative');
     this._provider = new MeterProvider({
       resource: agentResource(opts.serviceName, opts.version, opts.agentAttributes),
       readers: [

@@ -303,6 +303,7 @@ export function decodeMetricsRequest(bytes: Uint8Array): MetricPoint[] {
             kind,
             attributes: keyValues(p.attributes),
             value: p.as_double ?? Number(p.as_int ?? 0),
+            ...(m.sum?.aggregation_temporality !== undefined ? { temporality: m.sum.aggregation_temporality } : {}),
           });
         }
       }

@@ -55,51 +55,57 @@ describe('which export failures are retried', () => {
   });
 });
 
+/** Counter values as the agent reports them, all different, for the self-metrics tests. */
+function sampleStats(): AgentStats {
+  return {
+    eventsIn: 10,
+    exchanges: 4,
+    recordsExported: 3,
+    recordsDropped: { buffer_full: 1, rejected: 0 },
+    recordsUnconfirmed: 6,
+    exportRetries: 2,
+    exportTimeoutRetries: 1,
+    exportFailures: 2,
+    bufferRecords: 5,
+    bufferBytes: 500,
+    spoolRecords: 0,
+    spoolBytes: 0,
+    spoolRejected: 0,
+    ringbufLost: 7,
+    ringbufLostByCpu: [3, 4],
+    captureTruncated: 1,
+    invalidHeaderValues: 0,
+    tunnelConnections: 2,
+    tunnelBytes: 4096,
+    processesFromKernel: 5,
+    processesUnidentified: 1,
+    captureUnreadable: 0,
+    truncatedMessages: 1,
+    attributeLimitedRecords: 2,
+    droppedAttributes: 390,
+    missedStart: 1,
+    parseErrors: { gap_resync: 2 },
+    loaderRestarts: 1,
+    configReloads: 3,
+    configReloadFailures: 1,
+    routesOverflowed: 0,
+    metricsOverflowed: 0,
+  };
+}
+
 describe('self-metrics over OTLP/HTTP (real exporter, real receiver)', () => {
   it('sends the counters next to the logs, under the agent resource', async () => {
     const sink = await startOtlpSink('http');
     after(() => sink.stop());
     const target = resolveExportTarget({ endpoint: sink.endpoint, protocol: 'http/protobuf' }, {}, 'metrics');
     assert.equal(target.url, `${sink.endpoint}/v1/metrics`);
-    const stats: AgentStats = {
-      eventsIn: 10,
-      exchanges: 4,
-      recordsExported: 3,
-      recordsDropped: { buffer_full: 1, rejected: 0 },
-      recordsUnconfirmed: 6,
-      exportRetries: 2,
-      exportTimeoutRetries: 1,
-      exportFailures: 2,
-      bufferRecords: 5,
-      bufferBytes: 500,
-      spoolRecords: 0,
-      spoolBytes: 0,
-      spoolRejected: 0,
-      ringbufLost: 7,
-      ringbufLostByCpu: [3, 4],
-      captureTruncated: 1,
-      invalidHeaderValues: 0,
-      tunnelConnections: 2,
-      tunnelBytes: 4096,
-      processesFromKernel: 5,
-      processesUnidentified: 1,
-      captureUnreadable: 0,
-      truncatedMessages: 1,
-      attributeLimitedRecords: 2,
-      droppedAttributes: 390,
-      missedStart: 1,
-      parseErrors: { gap_resync: 2 },
-      loaderRestarts: 1,
-      configReloads: 3,
-      configReloadFailures: 1,
-      routesOverflowed: 0,
-      metricsOverflowed: 0,
-    };
+    const stats = sampleStats();
     const m = new SelfMetrics({ target, serviceName: 'agent-x', version: '1', intervalMs: 60_000, stats: () => stats });
     await m.shutdown();
     const v = (name: string, attrs: Record<string, unknown> = {}) =>
       sink.metrics.find((p) => p.name === name && Object.entries(attrs).every(([k, x]) => p.attributes[k] === x))?.value;
     assert.equal(v('headertap.exchanges'), 4);
+    assert.equal(sink.metrics.find((p) => p.name === 'headertap.exchanges')?.temporality, 2, 'cumulative by default');
     assert.equal(v('headertap.records.dropped', { reason: 'buffer_full' }), 1);
     assert.equal(v('headertap.ringbuf.lost', { cpu: 1 }), 4);
     assert.equal(v('headertap.buffer.records'), 5);
@@ -115,5 +121,24 @@ describe('self-metrics over OTLP/HTTP (real exporter, real receiver)', () => {
     assert.deepEqual([v('headertap.config.reloads'), v('headertap.config.reload_failures')], [3, 1]);
     assert.equal(sink.metrics[0].resource['service.name'], 'agent-x');
     assert.match(metricsLine(sink.metrics), /^metrics from agent-x: \d+ points; headertap\.events\.received=10 headertap\.exchanges=4 /);
+  });
+
+  it('with delta temporality, each export carries the change since the last one; gauges stay values', async () => {
+    const sink = await startOtlpSink('http');
+    after(() => sink.stop());
+    const target = resolveExportTarget({ endpoint: sink.endpoint, protocol: 'http/protobuf' }, {}, 'metrics');
+    const stats = sampleStats();
+    const m = new SelfMetrics({ target, serviceName: 'agent-d', version: '1', intervalMs: 1000, temporality: 'delta', stats: () => stats });
+    await sink.waitForMetrics((ps) => ps.some((p) => p.name === 'headertap.exchanges'), 10_000, 'a first export');
+    stats.exchanges = 10;
+    stats.bufferRecords = 7;
+    await m.shutdown();
+    const exchanges = sink.metrics.filter((p) => p.name === 'headertap.exchanges');
+    assert.ok(exchanges.every((p) => p.temporality === 1), 'delta');
+    assert.equal(exchanges[0].value, 4, 'the first export: everything since start');
+    assert.equal(exchanges.reduce((n, p) => n + p.value, 0), 10, `the deltas add up to the total: ${exchanges.map((p) => p.value).join(' + ')}`);
+    assert.ok(exchanges.some((p) => p.value === 6), 'the change after the first export');
+    const gauge = sink.metrics.filter((p) => p.name === 'headertap.buffer.records');
+    assert.equal(gauge[gauge.length - 1].value, 7, 'a gauge is its value');
   });
 });

@@ -270,15 +270,22 @@ describe('metrics settings from flags and the OpenTelemetry environment', () => 
   const log: Log = { info: () => {}, warn: (m: string) => void warnings.push(m), debug: () => {} };
 
   it('defaults to cumulative every 60 s; the environment, then the flags decide', () => {
-    assert.deepEqual(metricsSettings(opts(), {}, log), { temporality: 'cumulative', intervalMs: 60_000 });
+    assert.deepEqual(metricsSettings(opts(), {}, log), { temporality: 'cumulative', intervalMs: 60_000, counterTemporality: 'cumulative' });
     assert.deepEqual(metricsSettings(opts(), { OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: 'Delta', OTEL_METRIC_EXPORT_INTERVAL: '5000' }, log), {
       temporality: 'delta',
       intervalMs: 5000,
+      counterTemporality: 'delta',
     });
-    assert.equal(metricsSettings(opts(), { OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: 'lowmemory' }, log).temporality, 'delta', 'histograms are delta under lowmemory');
+    // lowmemory: synchronous counters and histograms delta, asynchronous counters (headertap's own) cumulative.
+    assert.deepEqual(metricsSettings(opts(), { OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: 'lowmemory' }, log), {
+      temporality: 'delta',
+      intervalMs: 60_000,
+      counterTemporality: 'cumulative',
+    });
+    assert.equal(metricsSettings(opts({ metricsTemporality: 'delta' }), {}, log).counterTemporality, 'delta', 'the flag decides both');
     assert.deepEqual(
       metricsSettings(opts({ metricsTemporality: 'cumulative', metricsInterval: 2.5 }), { OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: 'delta', OTEL_METRIC_EXPORT_INTERVAL: '5000' }, log),
-      { temporality: 'cumulative', intervalMs: 2500 },
+      { temporality: 'cumulative', intervalMs: 2500, counterTemporality: 'cumulative' },
     );
     assert.deepEqual(warnings, []);
   });
@@ -287,6 +294,7 @@ describe('metrics settings from flags and the OpenTelemetry environment', () => 
     assert.deepEqual(metricsSettings(opts(), { OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: 'weekly', OTEL_METRIC_EXPORT_INTERVAL: 'soon' }, log), {
       temporality: 'cumulative',
       intervalMs: 60_000,
+      counterTemporality: 'cumulative',
     });
     assert.match(warnings.join('\n'), /OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE 'weekly'/);
     assert.match(warnings.join('\n'), /OTEL_METRIC_EXPORT_INTERVAL 'soon'/);
