@@ -8,6 +8,8 @@
  *     libssl.so for curl, on the OpenSSL inside /usr/bin/node for the server)
  *   - node's built-in TLS: a node https client -> the same server
  *   - HTTP/2 over TLS (h2 by ALPN): a node http2 client -> a node http2 server
+ *   - Go's crypto/tls (HT_GUEST_GO_BIN, built by run.ts): a Go HTTPS server
+ *     started before the agent and a Go client of the same file (HTTP/1.1)
  * Prints `# ht-kernel ready_ms N` (agent start to its ready line),
  * `# ht-kernel features ...` (from the ready line) and `# ht-kernel verified
  * N instructions` (the loader's --verifier-stats) for run.ts. When the agent
@@ -24,7 +26,7 @@ import { it, type TestContext } from 'node:test';
 import type { FlatRecord } from '../../src/common/flat-record';
 import { capture, headers } from '../helpers/capture';
 import { LOADER_PATH } from '../../src/common/paths';
-import { HEADERTAP, attr, byPid, makeCertificate, run } from '../helpers/integration';
+import { HEADERTAP, attr, background, byPid, freePort, makeCertificate, run, waitUntil } from '../helpers/integration';
 
 /** Three servers in one process; prints their ports as JSON once listening. */
 const SERVERS = `
@@ -106,17 +108,47 @@ function check(records: FlatRecord[], c: Case, serverPid: number): void {
   assert.equal(attr(client[0], 'network.local.port'), attr(server[0], 'network.peer.port'), `${c.name}: one connection`);
 }
 
-it(`headertap on ${process.env.HT_GUEST_KERNEL ?? 'this kernel'}: plain HTTP, TLS via libssl, node TLS, HTTP/2`, async (t) => {
+/** Go's two requests on one keep-alive connection, seen from both ends through the crypto/tls probes. */
+function checkGo(records: FlatRecord[], clientPid: number, serverPid: number, port: number): void {
+  const mine = records.filter((r) => attr(r, 'url.path') === '/go-tls');
+  for (const [pid, role] of [
+    [clientPid, 'client'],
+    [serverPid, 'server'],
+  ] as const) {
+    const rs = byPid(mine, pid);
+    assert.equal(rs.length, 2, `go ${role}: two records (got ${rs.length})`);
+    rs.forEach((r, i) => {
+      assert.equal(attr(r, 'headertap.role'), role);
+      assert.equal(r.body, 'GET /go-tls -> 200', `go ${role}`);
+      assert.equal(attr(r, 'url.scheme'), 'https', `go ${role}: url.scheme`);
+      assert.equal(attr(r, 'server.port'), port, `go ${role}: server.port`);
+      assert.deepEqual(headers(r, 'request', 'x-from'), ['go-client'], `go ${role}: request header`);
+      assert.deepEqual(headers(r, 'request', 'x-seq'), [String(i)], `go ${role}: in order`);
+      assert.deepEqual(headers(r, 'response', 'x-go-server'), ['HTTP/1.1'], `go ${role}: response header`);
+    });
+  }
+}
+
+it(`headertap on ${process.env.HT_GUEST_KERNEL ?? 'this kernel'}: plain HTTP, TLS via libssl, node TLS, HTTP/2${process.env.HT_GUEST_GO_BIN ? ', Go TLS' : ''}`, async (t) => {
   process.stdout.write(`# ht-kernel uname ${readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim()}\n`);
   const dir = mkdtempSync(path.join(tmpdir(), 'ht-kernel-'));
   const { cert, key } = makeCertificate(dir);
   const servers = await startServers(t, cert, key);
   const [plainPort, tlsPort, h2Port] = servers.ports;
+  // Go: the server before the agent, so the agent probes its file at start; the client runs the same file.
+  const goBin = process.env.HT_GUEST_GO_BIN;
+  const goPort = goBin ? await freePort() : undefined;
+  let goServerPid: number | undefined;
+  if (goBin) {
+    const server = background(t, goBin, ['server', `127.0.0.1:${goPort}`, cert, key, 'h1']);
+    await waitUntil(() => server.output().includes('listening'), 'the Go server listening', 120000);
+    goServerPid = server.pid;
+  }
 
   const t0 = Date.now();
   let cap: Awaited<ReturnType<typeof capture>>;
   try {
-    cap = await capture(t, servers.ports);
+    cap = await capture(t, goPort ? [...servers.ports, goPort] : servers.ports);
   } catch (err) {
     process.stdout.write(`# the agent did not start; again with --verbose:\n${(await verboseStart()).replace(/^/gm, '# ')}\n`);
     throw err;
@@ -147,6 +179,8 @@ it(`headertap on ${process.env.HT_GUEST_KERNEL ?? 'this kernel'}: plain HTTP, TL
   assert.equal(libssl.code, 0, libssl.stderr);
   const node = await run(process.execPath, ['-e', CLIENT, String(tlsPort), String(h2Port)]);
   assert.equal(node.code, 0, node.stderr);
+  const go = goBin ? await run(goBin, ['client', `https://127.0.0.1:${goPort}/go-tls?k=1`, '2', 'h1'], { timeoutMs: 120000 }) : undefined;
+  if (go) assert.equal(go.code, 0, go.stderr);
 
   const cases: Case[] = [
     { name: 'plain', path: '/plain', scheme: 'http', version: '1.1', clientPid: plain.pid },
@@ -155,7 +189,12 @@ it(`headertap on ${process.env.HT_GUEST_KERNEL ?? 'this kernel'}: plain HTTP, TL
     { name: 'h2', path: '/h2', scheme: 'https', version: '2', clientPid: node.pid },
   ];
   // Waits for two records of each case; a timeout names every record received.
-  await cap.sink.waitFor((rs) => cases.every((c) => rs.filter((r) => attr(r, 'url.path') === c.path).length >= 2), 60000, 'two records per case');
+  const goRecords = go ? 4 : 0; // two requests, both ends
+  await cap.sink.waitFor(
+    (rs) => cases.every((c) => rs.filter((r) => attr(r, 'url.path') === c.path).length >= 2) && rs.filter((r) => attr(r, 'url.path') === '/go-tls').length >= goRecords,
+    60000,
+    `two records per case${go ? ', four of Go' : ''}`,
+  );
   // The process identity is read by programs of its own, reached by tail call (bpf/proc.bpf.h):
   // only they mark a process seen, so the curls in the map say they ran on this kernel.
   const seen = await run('bpftool', ['-j', 'map', 'dump', 'name', 'ht_procs_seen']);
@@ -165,7 +204,11 @@ it(`headertap on ${process.env.HT_GUEST_KERNEL ?? 'this kernel'}: plain HTTP, TL
   const records = await cap.finish();
   try {
     for (const c of cases) check(records, c, servers.pid);
-    assert.equal(records.length, 2 * cases.length, 'nothing else was recorded');
+    if (go) {
+      checkGo(records, go.pid, goServerPid!, goPort!);
+      process.stdout.write(`# ht-kernel go-tls ${goRecords} records, both ends, through the crypto/tls probes\n`);
+    }
+    assert.equal(records.length, 2 * cases.length + goRecords, 'nothing else was recorded');
   } catch (err) {
     // What was recorded, one line each, and the agent's totals.
     for (const r of records) {
