@@ -117,20 +117,50 @@ class Series {
   }
 }
 
-/** One histogram of one workload: its admitted series (by key) and the overflow series. */
+/** A level of an instrument's series lookup: the next key part to the next level, or to the series at the end. */
+type KeyLevel = Map<unknown, unknown>;
+
+/**
+ * One histogram of one workload: its admitted series and the overflow
+ * series. A series is found by its key parts (method, status, route, …,
+ * header values) through one Map per part, not by a string built from them:
+ * record() then allocates nothing for a known combination, and the parts are
+ * mostly strings the mapper already holds, whose hashes V8 keeps.
+ */
 class Instrument {
-  readonly series = new Map<string, Series>();
+  readonly series: Series[] = [];
   overflow?: Series;
+  private _root: KeyLevel = new Map();
 
   constructor(readonly descriptor: MetricDescriptor) {}
+
+  /** The series of parts[0..n), or undefined for a combination not admitted. */
+  find(parts: readonly unknown[], n: number): Series | undefined {
+    let at: unknown = this._root;
+    for (let i = 0; i < n && at !== undefined; i++) at = (at as KeyLevel).get(parts[i]);
+    return at as Series | undefined;
+  }
+
+  /** Admits a new combination. */
+  add(parts: readonly unknown[], n: number, series: Series): void {
+    let level = this._root;
+    for (let i = 0; i < n - 1; i++) {
+      let next = level.get(parts[i]) as KeyLevel | undefined;
+      if (next === undefined) level.set(parts[i], (next = new Map()));
+      level = next;
+    }
+    level.set(parts[n - 1], series);
+    this.series.push(series);
+  }
 
   /** The metric as the exporter takes it; undefined without data. Delta: the series start over. */
   collect(temporality: AggregationTemporality, now: HrTime): HistogramMetricData | undefined {
     const points: DataPoint<Histogram>[] = [];
-    for (const s of this.series.values()) if (s.count) points.push(s.point(now));
+    for (const s of this.series) if (s.count) points.push(s.point(now));
     if (this.overflow?.count) points.push(this.overflow.point(now));
     if (temporality === AggregationTemporality.DELTA) {
-      this.series.clear();
+      this.series.length = 0;
+      this._root = new Map();
       this.overflow = undefined;
     }
     if (points.length === 0) return undefined;
@@ -205,6 +235,8 @@ export class RequestMetrics {
   private _lastResource?: Resource;
   private _lastKey?: string;
   private _lastMeters?: WorkloadMeters;
+  /** record()'s scratch: the key parts of the record being measured. */
+  private readonly _parts: unknown[] = [];
 
   constructor(private readonly _opts: RequestMetricsOptions) {
     this._temporality = _opts.temporality ?? 'cumulative';
@@ -232,14 +264,14 @@ export class RequestMetrics {
   /** Series admitted now, over every workload and metric (the overflow series not counted). */
   get series(): number {
     let n = 0;
-    for (const w of this._workloads.values()) n += w.httpServer.series.size + w.httpClient.series.size + w.rpcServer.series.size + w.rpcClient.series.size;
+    for (const w of this._workloads.values()) n += w.httpServer.series.length + w.httpClient.series.length + w.rpcServer.series.length + w.rpcClient.series.length;
     return n;
   }
 
   /**
    * Records the exchange's duration, if it had a response. The hot path
-   * allocates the series key and nothing else once a combination is known;
-   * a series' attributes are built on its first record.
+   * allocates nothing once a combination is known (Instrument.find); a
+   * series' attributes are built on its first record.
    */
   record(rec: ExchangeRecord): void {
     if (this._stopped || !rec.resource) return;
@@ -251,26 +283,39 @@ export class RequestMetrics {
     const server = rec.role === 'server';
     const headers = rec.metricHeaders;
     const errorType = rec.errorType;
+    // The series' key parts, in a scratch array (no allocation per record). The first part is
+    // the --metric-headers names in force (one array per configuration): after a reload that
+    // changes them, the same values are another series.
+    const parts = this._parts;
+    let n = 0;
     let instrument: Instrument;
-    let key: string;
+    parts[n++] = headers?.names;
     if (rec.rpcSystem === 'grpc') {
       instrument = server ? w.rpcServer : w.rpcClient;
-      const status = rec.grpcStatus;
-      key = server ? `${rec.rpcMethod}\u0000${status}\u0000${errorType}` : `${rec.rpcMethod}\u0000${status}\u0000${errorType}\u0000${rec.serverAddress}\u0000${rec.serverPort}`;
+      parts[n++] = rec.rpcMethod;
+      parts[n++] = rec.grpcStatus;
     } else {
       instrument = server ? w.httpServer : w.httpClient;
-      key = `${KNOWN_METHODS.has(rec.method) ? rec.method : '_OTHER'}\u0000${rec.status}\u0000${rec.route}\u0000${rec.scheme}\u0000${rec.protocolVersion}\u0000${errorType}`;
-      if (!server) key += `\u0000${rec.serverAddress}\u0000${rec.serverPort}`;
+      parts[n++] = KNOWN_METHODS.has(rec.method) ? rec.method : '_OTHER';
+      parts[n++] = rec.status;
+      parts[n++] = rec.route;
+      parts[n++] = rec.scheme;
+      parts[n++] = rec.protocolVersion;
     }
-    if (headers) for (let i = 0; i < headers.values.length; i++) key += `\u0000${headers.values[i]}`;
-    let series = instrument.series.get(key);
+    parts[n++] = errorType;
+    if (!server) {
+      parts[n++] = rec.serverAddress;
+      parts[n++] = rec.serverPort;
+    }
+    if (headers) for (let i = 0; i < headers.values.length; i++) parts[n++] = headers.values[i];
+    let series = instrument.find(parts, n);
     if (series === undefined) {
-      if (instrument.series.size >= this._limit - 1) {
+      if (instrument.series.length >= this._limit - 1) {
         series = instrument.overflow ??= new Series(OVERFLOW_ATTRIBUTES, this._now());
         this.counters.overflowed++;
       } else {
         series = new Series(buildAttributes(rec, errorType, server), this._now());
-        instrument.series.set(key, series);
+        instrument.add(parts, n, series);
       }
     }
     series.record(rec.durationNs / 1e9);

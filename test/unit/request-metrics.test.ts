@@ -247,7 +247,7 @@ describe('--metric-headers and the cardinality limit', () => {
     assert.equal(t.metrics.counters.overflowed, 36);
   });
 
-  it('follows a change of --metric-headers between two records', async () => {
+  it('follows a change of --metric-headers between two records, in the records and in the series', async () => {
     const headers = new MetricHeaders(['x-a']);
     const mapper = new ExchangeMapper({
       rules: new HeaderRules({ capture: DEFAULT_CAPTURE_HEADERS, redact: DEFAULT_REDACT_HEADERS }),
@@ -261,6 +261,21 @@ describe('--metric-headers and the cardinality limit', () => {
     const two = mapper.map(exchange({ headers: ['x-a', '1', 'x-b', '2'] }));
     assert.deepEqual(one.metricHeaders, { names: ['x-a'], values: ['1'] });
     assert.deepEqual(two.metricHeaders, { names: ['x-b'], values: ['2'] });
+
+    // The same value under another header after the change is another series, not the old one's.
+    headers.names = ['x-a'];
+    const exporter = memoryExporter();
+    const metrics = new RequestMetrics({ target, version: 't', log: quiet, intervalMs: 3_600_000, exporter });
+    metrics.record(mapper.map(exchange({ headers: ['x-a', 'same', 'x-b', 'same'] })));
+    headers.names = ['x-b'];
+    metrics.record(mapper.map(exchange({ headers: ['x-a', 'same', 'x-b', 'same'] })));
+    await metrics.collect();
+    await metrics.shutdown();
+    const dims = exporter.got[0].scopeMetrics
+      .flatMap((sm) => sm.metrics)
+      .flatMap((m) => (m as HistogramMetricData).dataPoints)
+      .map((p) => Object.keys(p.attributes).filter((k) => k.startsWith('http.request.header.')));
+    assert.deepEqual(dims.sort(), [['http.request.header.x-a'], ['http.request.header.x-b']]);
   });
 });
 
