@@ -30,6 +30,8 @@
  *                        Values are percent-encoded (%20 for a space, %25 for
  *                        %). A refused set (err < 0) leaves the old one in force.
  *                        See set_filters() for what the switch guarantees.
+ *   set-copy-bytes ID N  bytes copied per socket call from now on, 1..1048576
+ *                        (--copy-bytes at start); err -EINVAL otherwise.
  *
  * A file is probed once: attach-tls for a file already probed (same device
  * and inode) answers with the first result. The kernel reports a process
@@ -602,7 +604,7 @@ static void set_rodata(struct headertap_bpf *skel)
 	for (int i = 0; i < env.n_self; i++)
 		ro->self_tgids[i] = env.self[i];
 	ro->n_self_tgids = env.n_self;
-	ro->copy_limit = env.copy_bytes;
+	skel->data->copy_limit = env.copy_bytes;
 	ro->tls_capture = !env.no_tls;
 	ro->tls_hold = !env.no_tls && !env.no_tls_hold;
 	/* A small ring must not fill before anyone is woken. */
@@ -1048,10 +1050,12 @@ static void handle_command(struct headertap_bpf *skel, char *line)
 	static const char attach_cmd[] = "attach-tls ";
 	static const char filters_cmd[] = "set-filters ";
 	static const char go_cmd[] = "attach-go ";
+	static const char copy_cmd[] = "set-copy-bytes ";
 	struct ht_attach_event ev = { .kind = HT_EV_ATTACH };
 	const char *cmd_name = !strncmp(line, attach_cmd, sizeof(attach_cmd) - 1) ? attach_cmd
 			       : !strncmp(line, filters_cmd, sizeof(filters_cmd) - 1) ? filters_cmd
 			       : !strncmp(line, go_cmd, sizeof(go_cmd) - 1)	      ? go_cmd
+			       : !strncmp(line, copy_cmd, sizeof(copy_cmd) - 1)	      ? copy_cmd
 										      : NULL;
 	char *arg, *end;
 
@@ -1069,6 +1073,22 @@ static void handle_command(struct headertap_bpf *skel, char *line)
 			}
 			if (cmd_name == go_cmd && *end == ' ') {
 				ev.err = attach_go(skel, end + 1, &ev.attached);
+				write_frame(&ev, sizeof(ev));
+				return;
+			}
+			if (cmd_name == copy_cmd && *end == ' ') {
+				char *last;
+				unsigned long n;
+
+				errno = 0;
+				n = strtoul(end + 1, &last, 10);
+				if (errno || last == end + 1 || *last || n < 1 || n > HT_MAX_COPY) {
+					ev.err = -EINVAL;
+				} else {
+					/* Calls that start from now on copy this much; one under way keeps its own. */
+					skel->data->copy_limit = n;
+					env.copy_bytes = n;
+				}
 				write_frame(&ev, sizeof(ev));
 				return;
 			}

@@ -9,8 +9,10 @@
 /* This agent's own processes (agent, loader): never captured; other agents' traffic is found by ht_self_endpoints. */
 const volatile __u32 self_tgids[HT_MAX_SELF_PIDS] = {};
 const volatile __u32 n_self_tgids = 0;
-/* Bytes copied per syscall at most (<= HT_MAX_COPY), in events of HT_MAX_DATA. */
-const volatile __u32 copy_limit = HT_MAX_DATA;
+/* Bytes copied per syscall at most (<= HT_MAX_COPY), in events of HT_MAX_DATA.
+ * Not a load-time constant: the loader changes it while running
+ * ("set-copy-bytes", from a live --max-header-bytes); a call reads it once. */
+volatile __u32 copy_limit = HT_MAX_DATA;
 /* TLS capture (exec events, uprobes); the loader's --no-tls clears it. */
 const volatile __u32 tls_capture = 1;
 /* Stop a process that opens a libssl not probed yet until the loader probed

@@ -375,8 +375,8 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
   const recorder = opts.record ? maskedRecorder(opts.record, (name) => rules.isSecretAnywhere(name)) : undefined;
   /** The filters the newest loader was started with (a reload may land while one starts). */
   let loaderFilters = filters;
-  /** Bytes of each socket call the kernel copies: fixed at start, restarted loaders too (see the max-header-bytes live part). */
-  const copyBytes = copyBytesFor(opts.maxHeaderBytes);
+  /** Bytes of each socket call the kernel copies: from --max-header-bytes, live (its live part below); restarted loaders start with it. */
+  let copyBytes = copyBytesFor(opts.maxHeaderBytes);
   const loader = (): LoaderSource =>
     new LoaderSource({
       path: LOADER_PATH,
@@ -459,14 +459,18 @@ export async function runAgent(opts: RunOptions, io: CliIO, from: RunSource = { 
     {
       keys: ['max-header-bytes'],
       prepare: (next) => next.maxHeaderBytes,
-      commit: (bytes: number) => {
-        tracker.setMaxHeaderBytes(bytes);
-        // The kernel's copy per call is fixed when the loader starts: a larger limit applies to heads split over calls only.
-        if (!payload && copyBytesFor(bytes) > copyBytes) {
-          log.warn(
-            `max-header-bytes ${bytes} is above what the kernel copies per socket call (${copyBytes}, set at start): a longer head written in one call stays cut (capture_gap) until headertap restarts`,
+      commit: async (bytes: number) => {
+        // The kernel first, so a longer head written in one call is copied whole by the time the parser takes it.
+        // Never fails (only the first part may): a refusal leaves the old copy in force, said once.
+        const copy = copyBytesFor(bytes);
+        if (!payload && copy !== copyBytes) {
+          const before = copyBytes;
+          copyBytes = copy; // a loader started from now on copies this much
+          await supervised?.current?.setCopyBytes(copy).catch((err: Error) =>
+            log.warn(`max-header-bytes ${bytes}: ${err.message}; the kernel copies ${before} bytes per socket call until the loader restarts`),
           );
         }
+        tracker.setMaxHeaderBytes(bytes);
       },
     } satisfies LivePart<number>,
   ];

@@ -196,6 +196,16 @@ export class LoaderSource implements EventSource {
     }
   }
 
+  /**
+   * Changes the bytes the kernel copies per socket call (--copy-bytes at
+   * start): calls that start afterwards copy that much. Rejects when the
+   * loader refuses the value or is not running.
+   */
+  async setCopyBytes(bytes: number): Promise<void> {
+    const answer = await this._command((id) => `set-copy-bytes ${id} ${bytes}`);
+    if (answer.err < 0) throw new LoaderError(`the eBPF loader refused to copy ${bytes} bytes per call (error ${-answer.err})`, null);
+  }
+
   /** Sends one command line (made from its ID) and resolves with the loader's answer. */
   private _command(line: (id: number) => string): Promise<AttachEvent> {
     const child = this._child;

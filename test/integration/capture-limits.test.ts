@@ -8,11 +8,15 @@
  * Not covered here: TLS (tls.test.ts), HTTP/2 in general (http2.test.ts).
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import type { FlatRecord } from '../../src/common/flat-record';
 import type { Role } from '../../src/http';
 import { capture, headers, type Capture } from '../helpers/capture';
-import { PYTHON, attr, background, byPid, freePort, requireEbpf, requirePythonModule, run, startNginx, waitForPort } from '../helpers/integration';
+import { PYTHON, attr, background, byPid, freePort, requireEbpf, requirePythonModule, run, startAgent, startNginx, waitForPort, waitForStderr } from '../helpers/integration';
+import { startOtlpSink } from '../helpers/otlp-sink';
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 const TRACEPARENT = `00-${TRACE_ID}-00f067aa0ba902b7-01`;
@@ -288,6 +292,40 @@ describe('--max-header-bytes sets the kernel copy too (real eBPF)', () => {
       }
     });
   }
+
+  it('raised live in the config file: the kernel copies more from the reload on, no restart', async (t) => {
+    if (!requireEbpf(t)) return;
+    const port = await freePort();
+    background(t, PYTHON, ['-c', PY_BIG_HEAD_SERVER, String(port), 'send']);
+    await waitForPort(port);
+    const dir = mkdtempSync(path.join(tmpdir(), 'ht-copy-live-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const config = path.join(dir, 'headertap.yaml');
+    writeFileSync(config, `port: ${port}\nmax-header-bytes: 16384\n`);
+    const sink = await startOtlpSink('grpc');
+    t.after(() => sink.stop());
+    const agent = await startAgent(t, ['--endpoint', sink.endpoint, '--config', config, '--stats-interval', '0', '--no-self-metrics']);
+    await waitForStderr(agent, /^headertap ready/m, 60000);
+    const before = await run(PYTHON, ['-c', PY_BIG_HEAD_CLIENT, String(port)]);
+    assert.equal(before.code, 0, before.stderr);
+    await sink.waitFor((rs) => byPid(rs, before.pid).length === 1, 15000, 'the record before the reload');
+    writeFileSync(`${config}.swp`, `port: ${port}\nmax-header-bytes: 65536\n`);
+    renameSync(`${config}.swp`, config);
+    await waitForStderr(agent, /config reloaded \(file change\).*max-header-bytes changed/);
+    const after = await run(PYTHON, ['-c', PY_BIG_HEAD_CLIENT, String(port)]);
+    assert.equal(after.code, 0, after.stderr);
+    await sink.waitFor((rs) => byPid(rs, after.pid).length === 1, 15000, 'the record after the reload');
+    const end = await agent.stop('SIGINT');
+    assert.equal(end.code, 0, end.stderr);
+    assert.doesNotMatch(end.stderr, /refused|until the loader restarts/);
+    const [old] = byPid(sink.records(), before.pid);
+    assert.equal(attr(old, 'headertap.truncated'), true, 'at 16 KiB the head is cut');
+    assert.equal(headers(old, 'response', 'x-last'), undefined);
+    const [now] = byPid(sink.records(), after.pid);
+    assert.equal(attr(now, 'headertap.truncated'), undefined, 'after the reload: complete');
+    assert.deepEqual(headers(now, 'response', 'x-big-079'), ['b'.repeat(500)]);
+    assert.deepEqual(headers(now, 'response', 'x-last'), ['end-of-big-head']);
+  });
 
   it('the same head with --max-header-bytes 20000: the headers before the limit, marked header_limit', async (t) => {
     if (!requireEbpf(t)) return;
