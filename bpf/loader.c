@@ -595,7 +595,7 @@ static __u32 kernel_features(void)
 	return f;
 }
 
-/* Settings fixed at load, between open and load. */
+/* Settings fixed at load, between open and load (and copy_limit's start value: set-copy-bytes changes it later). */
 static void set_rodata(struct headertap_bpf *skel)
 {
 	struct headertap_bpf__rodata *ro = skel->rodata;
@@ -1077,18 +1077,13 @@ static void handle_command(struct headertap_bpf *skel, char *line)
 				return;
 			}
 			if (cmd_name == copy_cmd && *end == ' ') {
-				char *last;
 				unsigned long n;
 
-				errno = 0;
-				n = strtoul(end + 1, &last, 10);
-				if (errno || last == end + 1 || *last || n < 1 || n > HT_MAX_COPY) {
-					ev.err = -EINVAL;
-				} else {
+				if (parse_u32(end + 1, 1, HT_MAX_COPY, &n))
 					/* Calls that start from now on copy this much; one under way keeps its own. */
 					skel->data->copy_limit = n;
-					env.copy_bytes = n;
-				}
+				else
+					ev.err = -EINVAL;
 				write_frame(&ev, sizeof(ev));
 				return;
 			}
