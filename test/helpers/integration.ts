@@ -5,7 +5,7 @@
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmdirSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -365,4 +365,44 @@ export function byPid(records: FlatRecord[], pid: number): FlatRecord[] {
 
 export function attr(r: FlatRecord, key: string): unknown {
   return r.attributes[key];
+}
+
+/** One program's line of the loader's --verifier-stats. */
+export interface VerifiedProgram {
+  name: string;
+  /** Instructions the verifier processed. */
+  insns: number;
+  /** Its verification time, µs. */
+  usec: number;
+}
+
+/**
+ * Loads the BPF programs with the verifier's statistics (the loader's
+ * --verifier-stats, nothing attached): per program, costliest first, their
+ * total, and a line naming the `top` costliest. Throws with the loader's
+ * stderr when it cannot load them.
+ */
+export async function verifierStats(timeoutMs: number, top: number): Promise<{ programs: VerifiedProgram[]; total: number; most: string; stdout: string }> {
+  const r = await run(LOADER_PATH, ['--verifier-stats'], { timeoutMs });
+  if (r.code !== 0) throw new Error(`headertap-loader --verifier-stats exited ${r.code}: ${r.stderr}`);
+  const programs = r.stdout
+    .trim()
+    .split('\n')
+    .map((line) => {
+      const [name, insns, usec] = line.split(' ');
+      return { name, insns: Number(insns), usec: Number(usec) };
+    })
+    .sort((a, b) => b.insns - a.insns);
+  const total = programs.reduce((n, p) => n + p.insns, 0);
+  const most = programs
+    .slice(0, top)
+    .map((p) => `${p.name} ${p.insns}`)
+    .join(', ');
+  return { programs, total, most, stdout: r.stdout };
+}
+
+/** Saves like an editor does: a temporary file renamed over `file` (what a config watcher must follow). */
+export function saveLikeAnEditor(file: string, text: string): void {
+  writeFileSync(`${file}.swp`, text);
+  renameSync(`${file}.swp`, file);
 }

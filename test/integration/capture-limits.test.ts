@@ -8,14 +8,14 @@
  * Not covered here: TLS (tls.test.ts), HTTP/2 in general (http2.test.ts).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import type { FlatRecord } from '../../src/common/flat-record';
 import type { Role } from '../../src/http';
 import { capture, headers, type Capture } from '../helpers/capture';
-import { PYTHON, attr, background, byPid, freePort, requireEbpf, requirePythonModule, run, startAgent, startNginx, waitForPort, waitForStderr } from '../helpers/integration';
+import { PYTHON, attr, background, byPid, freePort, requireEbpf, requirePythonModule, run, saveLikeAnEditor, startAgent, startNginx, waitForPort, waitForStderr } from '../helpers/integration';
 import { startOtlpSink } from '../helpers/otlp-sink';
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
@@ -309,8 +309,7 @@ describe('--max-header-bytes sets the kernel copy too (real eBPF)', () => {
     const before = await run(PYTHON, ['-c', PY_BIG_HEAD_CLIENT, String(port)]);
     assert.equal(before.code, 0, before.stderr);
     await sink.waitFor((rs) => byPid(rs, before.pid).length === 1, 15000, 'the record before the reload');
-    writeFileSync(`${config}.swp`, `port: ${port}\nmax-header-bytes: 65536\n`);
-    renameSync(`${config}.swp`, config);
+    saveLikeAnEditor(config, `port: ${port}\nmax-header-bytes: 65536\n`);
     await waitForStderr(agent, /config reloaded \(file change\).*max-header-bytes changed/);
     const after = await run(PYTHON, ['-c', PY_BIG_HEAD_CLIENT, String(port)]);
     assert.equal(after.code, 0, after.stderr);

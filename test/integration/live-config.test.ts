@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
@@ -21,7 +21,7 @@ import { LOADER_PATH } from '../../src/common/paths';
 import { LoaderSource, type CaptureFilters, type DataEvent } from '../../src/source';
 import { NO_FILTERS } from '../../src/source/filters';
 import { headers } from '../helpers/capture';
-import { background, cgroupTree, freePort, requireEbpf, run, serverIn, startAgent, waitForPort, waitForStderr, type Agent } from '../helpers/integration';
+import { background, cgroupTree, freePort, requireEbpf, run, saveLikeAnEditor as save, serverIn, startAgent, waitForPort, waitForStderr, type Agent } from '../helpers/integration';
 import { startOtlpSink, type OtlpSink } from '../helpers/otlp-sink';
 
 const NODE_SERVER = `require('http').createServer((q, s) => s.end('ok')).listen(Number(process.argv[1]), '127.0.0.1');`;
@@ -56,12 +56,6 @@ process.stdin.on('data', () => (stop = true));
 
 function tempDir(): string {
   return mkdtempSync(path.join(tmpdir(), 'ht-live-'));
-}
-
-/** Saves like an editor does: a temporary file renamed over the config. */
-function save(file: string, text: string): void {
-  writeFileSync(`${file}.swp`, text);
-  renameSync(`${file}.swp`, file);
 }
 
 async function nodeServer(t: TestContext, env: NodeJS.ProcessEnv = {}): Promise<number> {

@@ -9,8 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { LOADER_PATH } from '../../src/common/paths';
-import { requireEbpf, run } from '../helpers/integration';
+import { requireEbpf, verifierStats } from '../helpers/integration';
 
 /** Per program: the kernel refuses at 1 000 000; a fifth of it leaves room for older verifiers. */
 const PER_PROGRAM = 200_000;
@@ -23,26 +22,13 @@ const DATA_PATH_BUDGET = 60_000;
 describe('verifier cost of the BPF object (real eBPF)', () => {
   it(`every program within ${PER_PROGRAM} processed instructions, the syscall exits within ${DATA_PATH_BUDGET}, all within ${TOTAL}`, async (t) => {
     if (!requireEbpf(t)) return;
-    const r = await run(LOADER_PATH, ['--verifier-stats'], { timeoutMs: 120_000 });
-    assert.equal(r.code, 0, r.stderr);
-    const programs = r.stdout
-      .trim()
-      .split('\n')
-      .map((line) => {
-        const [name, insns, usec] = line.split(' ');
-        return { name, insns: Number(insns), usec: Number(usec) };
-      });
-    const total = programs.reduce((n, p) => n + p.insns, 0);
-    const top = [...programs].sort((a, b) => b.insns - a.insns).slice(0, 6);
-    process.stderr.write(
-      `# verifier: ${programs.length} programs, ${total} instructions processed in all; most: ` +
-        `${top.map((p) => `${p.name} ${p.insns}`).join(', ')}\n`,
-    );
+    const { programs, total, most, stdout } = await verifierStats(120_000, 6);
+    process.stderr.write(`# verifier: ${programs.length} programs, ${total} instructions processed in all; most: ${most}\n`);
     // The stats were read for every program (a parse that finds nothing would pass the budgets).
-    assert.ok(programs.length >= 30, r.stdout);
-    for (const p of programs) assert.ok(Number.isInteger(p.insns) && p.insns > 0, `no statistics for ${p.name}: ${r.stdout}`);
+    assert.ok(programs.length >= 30, stdout);
+    for (const p of programs) assert.ok(Number.isInteger(p.insns) && p.insns > 0, `no statistics for ${p.name}: ${stdout}`);
     for (const name of ['ht_exit_write', 'ht_ssl_ret', 'ht_go_ret', 'ht_proc_sys', 'ht_proc_uprobe']) {
-      assert.ok(programs.some((p) => p.name === name), `${name} missing from ${r.stdout}`);
+      assert.ok(programs.some((p) => p.name === name), `${name} missing from ${stdout}`);
     }
     for (const p of programs) {
       assert.ok(p.insns <= PER_PROGRAM, `${p.name}: ${p.insns} instructions processed`);

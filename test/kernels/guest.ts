@@ -25,8 +25,7 @@ import * as path from 'node:path';
 import { it, type TestContext } from 'node:test';
 import type { FlatRecord } from '../../src/common/flat-record';
 import { capture, headers } from '../helpers/capture';
-import { LOADER_PATH } from '../../src/common/paths';
-import { HEADERTAP, attr, background, byPid, freePort, makeCertificate, run, waitUntil } from '../helpers/integration';
+import { HEADERTAP, attr, background, byPid, freePort, makeCertificate, run, verifierStats, waitUntil } from '../helpers/integration';
 
 /** Three servers in one process; prints their ports as JSON once listening. */
 const SERVERS = `
@@ -222,14 +221,6 @@ it(`headertap on ${process.env.HT_GUEST_KERNEL ?? 'this kernel'}: plain HTTP, TL
     throw err;
   }
   // What loading costs this kernel's verifier, per program (instructions processed).
-  const stats = await run(LOADER_PATH, ['--verifier-stats'], { timeoutMs: 300000 });
-  assert.equal(stats.code, 0, stats.stderr);
-  const counts = stats.stdout
-    .trim()
-    .split('\n')
-    .map((l) => l.split(' '))
-    .map(([name, insns]) => ({ name, insns: Number(insns) }))
-    .sort((a, b) => b.insns - a.insns);
-  const total = counts.reduce((n, c) => n + c.insns, 0);
-  process.stdout.write(`# ht-kernel verified ${total} instructions; most ${counts.slice(0, 3).map((c) => `${c.name} ${c.insns}`).join(', ')}\n`);
+  const { total, most } = await verifierStats(300000, 3);
+  process.stdout.write(`# ht-kernel verified ${total} instructions; most ${most}\n`);
 });
