@@ -203,9 +203,9 @@ function runVariant(variant: Variant, input: HttpExchange[], n: number, into: Si
  * --metric-headers lookup (mapping with it against mapping without).
  */
 function split(input: HttpExchange[], n: number, repeats: number): { record: number; headers: number } {
-  const mapped = input.map((ex) => mapperWith(new MetricHeaders(['x-tenant'])).map(ex));
   const plain = mapperWith();
   const withHeaders = mapperWith(new MetricHeaders(['x-tenant']));
+  const mapped = input.map((ex) => withHeaders.map(ex));
   const best = { record: Infinity, mapPlain: Infinity, mapHeaders: Infinity };
   const metrics = new RequestMetrics({ target, version: 'b', log: quiet, intervalMs: 3_600_000, exporter: nullExporter() });
   for (let r = 0; r < repeats; r++) {
